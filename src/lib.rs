@@ -1,0 +1,13 @@
+//! vcl: a Rust implementation of VPP's VCL (libvppcom) for the VPP v26.06 session ABI.
+//!
+//! Layers, each depending only on those below (see README.md):
+//! `ffi` (the C ABI) -> `session`/`epoll` -> `worker` -> `sapi` -> codec (`vcl_codec`)
+//! -> shared memory (`vcl_svm`) ; `config` is read by `ffi` at app create.
+
+pub mod config;
+pub mod error;
+pub mod ffi;
+pub mod logging;
+
+pub use vcl_codec as codec;
+pub use vcl_svm as svm;
