@@ -1,1 +1,9 @@
-//! placeholder: filled by the svm work
+//! Shared memory of VPP v26.06's session layer, usable from the app side (the library) and from
+//! VPP's side (the test peer): memfd segments, fifos and message queues.
+//!
+//! Everything in a segment is reachable only through [`segment::Segment`]'s bounds-checked offset
+//! translation: offsets and lengths read from shared memory are untrusted.
+
+pub mod segment;
+
+pub use segment::{Segment, SvmError};
