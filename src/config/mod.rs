@@ -1,9 +1,28 @@
 //! vcl.conf and VCL_* environment: the application's VCL configuration.
 //!
-//! Placeholder API; the parser lands with the config work.
+//! Behaviour follows VPP v26.06 `vcl_cfg.c` (keywords, defaults, env
+//! overrides) with a few deliberate differences, each noted where it is
+//! implemented: `parse.rs` (file grammar), `sapi.rs` (socket address syntax),
+//! `env.rs` (VCL_* variables).
+
+mod env;
+mod parse;
+mod sapi;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::PathBuf;
+
+pub use env::apply_env;
+pub use parse::parse_str;
+pub use sapi::parse_sapi_addr;
 
 /// Default configuration file path (upstream VPPCOM_CONF_DEFAULT).
 pub const CONF_DEFAULT: &str = "/etc/vpp/vcl.conf";
+
+/// Environment variable naming the configuration file (upstream VPPCOM_ENV_CONF).
+pub const ENV_CONFIG: &str = "VCL_CONFIG";
 
 /// Where the VPP app socket API listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +63,10 @@ pub struct Config {
     pub huge_page: bool,
     pub app_original_dst: bool,
     pub debug_level: u32,
+    /// `uid N` (bapi builds only upstream: owner of the shared-memory API segment).
+    pub uid: Option<u32>,
+    /// `gid N` (bapi builds only upstream: group of the shared-memory API segment).
+    pub gid: Option<u32>,
 }
 
 impl Default for Config {
@@ -76,6 +99,183 @@ impl Default for Config {
             huge_page: false,
             app_original_dst: false,
             debug_level: 0,
+            uid: None,
+            gid: None,
         }
     }
+}
+
+/// APP_OPTIONS_FLAGS_* bits (attach option 0). Local copies until the codec
+/// crate's definitions settle; values are fixed by the VPP ABI.
+pub mod flags {
+    pub const ACCEPT_REDIRECT: u64 = 1 << 0;
+    pub const ADD_SEGMENT: u64 = 1 << 1;
+    pub const IS_BUILTIN: u64 = 1 << 2;
+    pub const IS_TRANSPORT_APP: u64 = 1 << 3;
+    pub const IS_PROXY: u64 = 1 << 4;
+    pub const USE_GLOBAL_SCOPE: u64 = 1 << 5;
+    pub const USE_LOCAL_SCOPE: u64 = 1 << 6;
+    pub const EVT_MQ_USE_EVENTFD: u64 = 1 << 7;
+    pub const MEMFD_FOR_BUILTIN: u64 = 1 << 8;
+    pub const USE_HUGE_PAGE: u64 = 1 << 9;
+    pub const GET_ORIGINAL_DST: u64 = 1 << 10;
+    pub const EVT_COLLECTOR: u64 = 1 << 11;
+    pub const NO_DUMP_SEGMENTS: u64 = 1 << 12;
+}
+
+/// TRANSPORT_PROTO_TCP / _UDP, as bit positions in the proxy transport mask.
+const TRANSPORT_PROTO_TCP: u32 = 0;
+const TRANSPORT_PROTO_UDP: u32 = 1;
+
+/// CRYPTO_ENGINE_OPENSSL: what VCL asks for when `tls-engine` is unset (0).
+pub const TLS_ENGINE_DEFAULT: u32 = 1;
+
+impl Config {
+    /// Attach option APP_OPTIONS_FLAGS, computed exactly as VCL's attach does.
+    pub fn attach_flags(&self) -> u64 {
+        let mut f = flags::ACCEPT_REDIRECT | flags::ADD_SEGMENT;
+        let bits = [
+            (self.app_scope_local, flags::USE_LOCAL_SCOPE),
+            (self.app_scope_global, flags::USE_GLOBAL_SCOPE),
+            (self.proxy_transport_mask() != 0, flags::IS_PROXY),
+            (self.use_mq_eventfd, flags::EVT_MQ_USE_EVENTFD),
+            (self.huge_page, flags::USE_HUGE_PAGE),
+            (self.app_original_dst, flags::GET_ORIGINAL_DST),
+        ];
+        for (on, bit) in bits {
+            if on {
+                f |= bit;
+            }
+        }
+        f
+    }
+
+    /// Attach option APP_OPTIONS_PROXY_TRANSPORT: `1 << TRANSPORT_PROTO_x` per proxied transport.
+    pub fn proxy_transport_mask(&self) -> u64 {
+        let mut m = 0;
+        if self.app_proxy_transport_tcp {
+            m |= 1 << TRANSPORT_PROTO_TCP;
+        }
+        if self.app_proxy_transport_udp {
+            m |= 1 << TRANSPORT_PROTO_UDP;
+        }
+        m
+    }
+
+    /// Attach option APP_OPTIONS_TLS_ENGINE: the configured engine, or OpenSSL when unset.
+    pub fn tls_engine_option(&self) -> u64 {
+        if self.tls_engine == 0 {
+            TLS_ENGINE_DEFAULT as u64
+        } else {
+            self.tls_engine as u64
+        }
+    }
+}
+
+/// A parsed configuration plus the non-fatal complaints met on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub config: Config,
+    /// Unknown keywords, ignored text, invalid-but-tolerated env values; the
+    /// caller logs them (upstream logs these and carries on).
+    pub warnings: Vec<String>,
+    /// The file the config came from; `None` when the default file was absent
+    /// and only built-in defaults (plus env) apply.
+    pub source: Option<String>,
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// A malformed value in a config file: `file:line: keyword: message`.
+    Syntax {
+        file: String,
+        line: usize,
+        keyword: String,
+        message: String,
+    },
+    /// The config file named by VCL_CONFIG (or the default one, if present
+    /// but unreadable) could not be read.
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// A VCL_* variable holds a value we cannot use.
+    Env { var: String, message: String },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Syntax {
+                file,
+                line,
+                keyword,
+                message,
+            } => write!(f, "{file}:{line}: {keyword}: {message}"),
+            ConfigError::Io { path, error } => {
+                write!(f, "cannot read VCL config {}: {error}", path.display())
+            }
+            ConfigError::Env { var, message } => write!(f, "{var}: {message}"),
+        }
+    }
+}
+
+impl ConfigError {
+    /// The VPPCOM_E* (negative errno) value for vppcom_app_create to return:
+    /// the OS errno for an unreadable file (-ENOENT for a missing one),
+    /// otherwise -EINVAL.
+    pub fn vppcom_code(&self) -> i32 {
+        match self {
+            ConfigError::Io { error, .. } => -error.raw_os_error().unwrap_or(libc::EINVAL),
+            _ => -libc::EINVAL,
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Io { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// Reads the configuration the way `vppcom_app_create` does: the file named by
+/// VCL_CONFIG (default [`CONF_DEFAULT`]) and then every VCL_* override.
+pub fn load() -> Result<Parsed, ConfigError> {
+    let get = |k: &str| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned());
+    load_with(get(ENV_CONFIG), get)
+}
+
+/// [`load`] with the environment supplied by the caller (for tests and for
+/// callers that snapshot the environment).
+///
+/// `path_env` is VCL_CONFIG's value. An empty value counts as unset. A missing
+/// default file is normal (defaults apply, `source` is `None`); a missing file
+/// the user named explicitly is an error, because silently running with
+/// defaults would hide a typo in the path. Upstream ignores both.
+pub fn load_with(
+    path_env: Option<String>,
+    get_env: impl Fn(&str) -> Option<String>,
+) -> Result<Parsed, ConfigError> {
+    let explicit = path_env.filter(|p| !p.is_empty());
+    let path = explicit.clone().unwrap_or_else(|| CONF_DEFAULT.to_string());
+    let mut parsed = match std::fs::read(&path) {
+        Ok(bytes) => parse_str(&String::from_utf8_lossy(&bytes), &path)?,
+        Err(e) if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound => Parsed {
+            config: Config::default(),
+            warnings: Vec::new(),
+            source: None,
+        },
+        Err(error) => {
+            return Err(ConfigError::Io {
+                path: path.into(),
+                error,
+            })
+        }
+    };
+    env::apply_env_collect(&mut parsed.config, &get_env, &mut parsed.warnings)?;
+    Ok(parsed)
 }
