@@ -4,10 +4,13 @@
 //! `ffi` (the C ABI) -> `session`/`epoll` -> `worker` -> `sapi` -> codec (`vcl_codec`)
 //! -> shared memory (`vcl_svm`) ; `config` is read by `ffi` at app create.
 
+pub mod app;
 pub mod config;
 pub mod error;
 pub mod ffi;
 pub mod logging;
+pub mod sapi;
+pub mod worker;
 
 pub use vcl_codec as codec;
 pub use vcl_svm as svm;

@@ -1,0 +1,115 @@
+//! Handle helpers, names of codes and protocols, certificate/key pairs.
+
+use std::ffi::{c_char, c_int, CStr};
+
+use super::abi::*;
+use super::types::{vcl_session_handle_t, vppcom_cert_key_pair_t};
+use super::{guard, VPPCOM_EFAULT};
+
+/// The session index part of a handle (low 24 bits).
+#[no_mangle]
+pub extern "C" fn vppcom_session_index(session_handle: vcl_session_handle_t) -> c_int {
+    (session_handle & 0x00FF_FFFF) as c_int
+}
+
+/// The worker part of a handle (high 8 bits).
+#[no_mangle]
+pub extern "C" fn vppcom_session_worker(session_handle: vcl_session_handle_t) -> c_int {
+    (session_handle >> 24) as c_int
+}
+
+/// Name of a VPPCOM_PROTO_* value ("TCP", "UDP", ... or "UNKNOWN").
+#[no_mangle]
+pub extern "C" fn vppcom_proto_str(proto: vppcom_proto_t) -> *const c_char {
+    let s: &'static CStr = match proto {
+        VPPCOM_PROTO_TCP => c"TCP",
+        VPPCOM_PROTO_UDP => c"UDP",
+        VPPCOM_PROTO_TLS => c"TLS",
+        VPPCOM_PROTO_QUIC => c"QUIC",
+        VPPCOM_PROTO_DTLS => c"DTLS",
+        VPPCOM_PROTO_SRTP => c"SRTP",
+        VPPCOM_PROTO_HTTP => c"HTTP",
+        _ => c"UNKNOWN",
+    };
+    s.as_ptr()
+}
+
+/// Name of a VPPCOM_E* value. Upstream knows only some and says "UNKNOWN_STATE" for the rest;
+/// we name every value of vppcom_error_t (EAGAIN and EWOULDBLOCK are one value: "VPPCOM_EAGAIN").
+#[no_mangle]
+pub extern "C" fn vppcom_retval_str(retval: c_int) -> *const c_char {
+    let s: &'static CStr = match retval {
+        VPPCOM_OK => c"VPPCOM_OK",
+        VPPCOM_EAGAIN => c"VPPCOM_EAGAIN",
+        VPPCOM_EINPROGRESS => c"VPPCOM_EINPROGRESS",
+        VPPCOM_EFAULT => c"VPPCOM_EFAULT",
+        VPPCOM_ENOMEM => c"VPPCOM_ENOMEM",
+        VPPCOM_EINVAL => c"VPPCOM_EINVAL",
+        VPPCOM_EBADFD => c"VPPCOM_EBADFD",
+        VPPCOM_EAFNOSUPPORT => c"VPPCOM_EAFNOSUPPORT",
+        VPPCOM_ECONNABORTED => c"VPPCOM_ECONNABORTED",
+        VPPCOM_ECONNRESET => c"VPPCOM_ECONNRESET",
+        VPPCOM_ENOTCONN => c"VPPCOM_ENOTCONN",
+        VPPCOM_ECONNREFUSED => c"VPPCOM_ECONNREFUSED",
+        VPPCOM_ETIMEDOUT => c"VPPCOM_ETIMEDOUT",
+        VPPCOM_EEXIST => c"VPPCOM_EEXIST",
+        VPPCOM_ENOPROTOOPT => c"VPPCOM_ENOPROTOOPT",
+        VPPCOM_EPIPE => c"VPPCOM_EPIPE",
+        VPPCOM_ENOENT => c"VPPCOM_ENOENT",
+        VPPCOM_EADDRINUSE => c"VPPCOM_EADDRINUSE",
+        VPPCOM_ENOTSUP => c"VPPCOM_ENOTSUP",
+        _ => c"UNKNOWN_STATE",
+    };
+    s.as_ptr()
+}
+
+/// Parse "TCP"/"tcp", "UDP", "TLS", "QUIC", "DTLS", "SRTP" or "HTTP" (upper or lower case
+/// only) into `*proto`; 0 on success, 1 otherwise (upstream's convention).
+#[no_mangle]
+pub extern "C" fn vppcom_unformat_proto(proto: *mut u8, proto_str: *mut c_char) -> c_int {
+    guard("vppcom_unformat_proto", 1, || {
+        if proto.is_null() || proto_str.is_null() {
+            return 1;
+        }
+        // SAFETY: proto_str is non-null and NUL-terminated, per vppcom.h.
+        let s = unsafe { CStr::from_ptr(proto_str) }.to_bytes();
+        let p = match s {
+            b"TCP" | b"tcp" => VPPCOM_PROTO_TCP,
+            b"UDP" | b"udp" => VPPCOM_PROTO_UDP,
+            b"TLS" | b"tls" => VPPCOM_PROTO_TLS,
+            b"QUIC" | b"quic" => VPPCOM_PROTO_QUIC,
+            b"DTLS" | b"dtls" => VPPCOM_PROTO_DTLS,
+            b"SRTP" | b"srtp" => VPPCOM_PROTO_SRTP,
+            b"HTTP" | b"http" => VPPCOM_PROTO_HTTP,
+            _ => return 1,
+        };
+        // SAFETY: proto is non-null and points at a caller-owned byte.
+        unsafe { proto.write(p as u8) };
+        0
+    })
+}
+
+/// Register a certificate and key with VPP; returns the pair's index or a negative value.
+#[no_mangle]
+pub extern "C" fn vppcom_add_cert_key_pair(ckpair: *mut vppcom_cert_key_pair_t) -> c_int {
+    guard("vppcom_add_cert_key_pair", VPPCOM_EFAULT, || {
+        if ckpair.is_null() {
+            return VPPCOM_EINVAL;
+        }
+        if !crate::app::is_attached() {
+            tracing::error!("vppcom_add_cert_key_pair: the app is not attached to VPP");
+        }
+        -1 // upstream's failure value when the exchange with VPP cannot happen
+    })
+}
+
+/// Remove a certificate/key pair; 0 on success, negative otherwise.
+#[no_mangle]
+pub extern "C" fn vppcom_del_cert_key_pair(ckpair_index: u32) -> c_int {
+    guard("vppcom_del_cert_key_pair", VPPCOM_EFAULT, || {
+        if !crate::app::is_attached() {
+            tracing::error!("vppcom_del_cert_key_pair({ckpair_index}): the app is not attached");
+        }
+        -1
+    })
+}
