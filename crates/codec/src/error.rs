@@ -56,12 +56,17 @@ impl fmt::Display for DecodeError {
             Self::BadValue { what, field, value } => {
                 write!(f, "{what}: unknown {field} value {value}")
             }
-            Self::UnknownSapiType(t) => write!(f, "sapi: unknown message type {t} (expected 1..=7)"),
+            Self::UnknownSapiType(t) => {
+                write!(f, "sapi: unknown message type {t} (expected 1..=7)")
+            }
             Self::UnknownEventType(t) => {
                 write!(f, "session event: unknown type {t} (expected 0..=38)")
             }
             Self::NotCtrlMsg(t) => {
-                write!(f, "session event type {t} carries no app-visible control message")
+                write!(
+                    f,
+                    "session event type {t} carries no app-visible control message"
+                )
             }
         }
     }
@@ -80,7 +85,11 @@ pub struct BufferTooSmall {
 
 impl fmt::Display for BufferTooSmall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "encode: need {} bytes of output, got {}", self.need, self.got)
+        write!(
+            f,
+            "encode: need {} bytes of output, got {}",
+            self.need, self.got
+        )
     }
 }
 

@@ -133,14 +133,22 @@ impl SessionEvent {
     pub fn io(event_type: EventType, session_index: u32) -> Self {
         let mut data = [0u8; 16];
         data[..4].copy_from_slice(&session_index.to_le_bytes());
-        Self { event_type, postponed: 0, data }
+        Self {
+            event_type,
+            postponed: 0,
+            data,
+        }
     }
 
     /// An event carrying a full 64-bit session handle at +2.
     pub fn with_handle(event_type: EventType, session_handle: u64) -> Self {
         let mut data = [0u8; 16];
         data[..8].copy_from_slice(&session_handle.to_le_bytes());
-        Self { event_type, postponed: 0, data }
+        Self {
+            event_type,
+            postponed: 0,
+            data,
+        }
     }
 
     /// `session_index` member (u32 at +2).
@@ -190,7 +198,10 @@ mod tests {
         assert_eq!(EventType::Accepted as u8, 11);
         assert_eq!(EventType::Cleanup as u8, 31);
         assert_eq!(EventType::Terminate as u8, 38);
-        assert_eq!(EventType::from_u8(39), Err(DecodeError::UnknownEventType(39)));
+        assert_eq!(
+            EventType::from_u8(39),
+            Err(DecodeError::UnknownEventType(39))
+        );
         assert!(EventType::IoTxMain.is_io() && !EventType::Rpc.is_io());
         assert_eq!(EventType::Bound.ring(), CTRL_RING);
         assert_eq!(EventType::Bound.name(), "SESSION_CTRL_EVT_BOUND");
@@ -203,7 +214,10 @@ mod tests {
         assert_eq!(b.len(), 18);
         assert_eq!(&b[..6], &[1, 0, 4, 3, 2, 1]);
         assert!(b[6..].iter().all(|&c| c == 0));
-        assert_eq!(SessionEvent::decode(&b).unwrap().session_index(), 0x0102_0304);
+        assert_eq!(
+            SessionEvent::decode(&b).unwrap().session_index(),
+            0x0102_0304
+        );
         let h = SessionEvent::with_handle(EventType::IoRx, 0x0000_0002_0000_0009);
         assert_eq!(h.session_handle(), 0x2_0000_0009);
         assert_eq!(h.session_index(), 9);
@@ -217,7 +231,10 @@ mod tests {
         );
         let mut b = [0u8; 18];
         b[0] = 200;
-        assert_eq!(SessionEvent::decode(&b), Err(DecodeError::UnknownEventType(200)));
+        assert_eq!(
+            SessionEvent::decode(&b),
+            Err(DecodeError::UnknownEventType(200))
+        );
     }
 
     proptest! {

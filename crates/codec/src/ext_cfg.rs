@@ -162,7 +162,8 @@ impl ExtCfg {
 
     /// Minimum chunk data size VPP will read from: `max(len + 4, encoded)`.
     pub fn chunk_len(&self) -> usize {
-        self.encoded_len().max(EXT_CFG_HEADER_LEN + usize::from(self.len))
+        self.encoded_len()
+            .max(EXT_CFG_HEADER_LEN + usize::from(self.len))
     }
 
     /// Header and body, ready to copy into the chunk's data area.
@@ -202,7 +203,11 @@ impl ExtCfg {
             ExtCfgType::Crypto => ExtCfgBody::Crypto(Box::new(CryptoCfg::get(&r, 4)?)),
             _ => ExtCfgBody::Raw(buf.get(4..need).unwrap_or_default().to_vec()),
         };
-        Ok(Self { cfg_type, len, body })
+        Ok(Self {
+            cfg_type,
+            len,
+            body,
+        })
     }
 }
 
@@ -249,9 +254,16 @@ mod tests {
             ExtCfg::decode(&b).unwrap_err().to_string(),
             "ext config: need 292 bytes, got 288"
         );
-        assert!(matches!(ExtCfg::decode(&[9, 0, 0, 0]), Err(DecodeError::BadValue { .. })));
+        assert!(matches!(
+            ExtCfg::decode(&[9, 0, 0, 0]),
+            Err(DecodeError::BadValue { .. })
+        ));
         assert!(ExtCfg::decode(&[1, 0, 4, 0, 0, 0, 0, 0]).is_err()); // crypto too short
-        let raw = ExtCfg { cfg_type: ExtCfgType::Http, len: 4, body: ExtCfgBody::Raw(vec![1, 2, 3, 4]) };
+        let raw = ExtCfg {
+            cfg_type: ExtCfgType::Http,
+            len: 4,
+            body: ExtCfgBody::Raw(vec![1, 2, 3, 4]),
+        };
         assert_eq!(ExtCfg::decode(&raw.encode()).unwrap(), raw);
     }
 

@@ -154,12 +154,19 @@ impl Attach {
         let b = name.as_bytes();
         let len = b.len().min(63);
         n[..len].copy_from_slice(&b[..len]);
-        Self { name: n, options: [0; opt::N_OPTIONS] }
+        Self {
+            name: n,
+            options: [0; opt::N_OPTIONS],
+        }
     }
 
     /// Name up to the first NUL.
     pub fn name_bytes(&self) -> &[u8] {
-        let end = self.name.iter().position(|&c| c == 0).unwrap_or(self.name.len());
+        let end = self
+            .name
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(self.name.len());
         &self.name[..end]
     }
 }
@@ -346,7 +353,11 @@ impl SapiMsg {
     /// [`SapiMsg::decode_prefix`] to deliberately take VPP's truncating view.
     pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
         if buf.len() != SAPI_MSG_LEN {
-            return Err(DecodeError::WrongSize { what: WHAT, need: SAPI_MSG_LEN, got: buf.len() });
+            return Err(DecodeError::WrongSize {
+                what: WHAT,
+                need: SAPI_MSG_LEN,
+                got: buf.len(),
+            });
         }
         Self::decode_prefix(buf)
     }
@@ -356,14 +367,21 @@ impl SapiMsg {
     pub fn decode_prefix(buf: &[u8]) -> Result<Self, DecodeError> {
         let r = Reader::new(buf, SAPI_MSG_LEN, WHAT)?;
         let ty = r.u8(0)?;
-        let p = Reader::new(buf.get(1..SAPI_MSG_LEN).unwrap_or_default(), SAPI_PAYLOAD_LEN, WHAT)?;
+        let p = Reader::new(
+            buf.get(1..SAPI_MSG_LEN).unwrap_or_default(),
+            SAPI_PAYLOAD_LEN,
+            WHAT,
+        )?;
         Ok(match ty {
             msg_type::ATTACH => {
                 let mut options = [0u64; opt::N_OPTIONS];
                 for (i, o) in options.iter_mut().enumerate() {
                     *o = p.u64(64 + 8 * i)?;
                 }
-                Self::Attach(Attach { name: p.array(0)?, options })
+                Self::Attach(Attach {
+                    name: p.array(0)?,
+                    options,
+                })
             }
             msg_type::ATTACH_REPLY => Self::AttachReply(AttachReply {
                 retval: p.i32(0)?,

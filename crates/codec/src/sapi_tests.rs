@@ -17,7 +17,10 @@ fn attach_image() {
     assert!(b[7..65].iter().all(|&c| c == 0));
     // options start at payload offset 64 (datagram offset 65)
     assert_eq!(b[65], 0x3);
-    assert_eq!(&b[1 + 64 + 17 * 8..209], &0x1122_3344_5566_7788u64.to_le_bytes());
+    assert_eq!(
+        &b[1 + 64 + 17 * 8..209],
+        &0x1122_3344_5566_7788u64.to_le_bytes()
+    );
     assert_eq!(SapiMsg::decode(&b).unwrap(), SapiMsg::Attach(a));
 }
 
@@ -63,7 +66,11 @@ fn attach_reply_image_from_facts_offsets() {
 
 #[test]
 fn worker_images() {
-    let m = SapiMsg::AddDelWorker(WorkerAddDel { app_index: 5, wrk_index: 9, is_add: false });
+    let m = SapiMsg::AddDelWorker(WorkerAddDel {
+        app_index: 5,
+        wrk_index: 9,
+        is_add: false,
+    });
     let b = m.encode();
     assert_eq!(b[0], 3);
     assert_eq!(le32(&b, 1), 5);
@@ -93,12 +100,22 @@ fn worker_images() {
 
 #[test]
 fn cert_key_images() {
-    let m = CertKeyAddDel { context: 1, index: 2, cert_len: 0x0102, certkey_len: 0x0304, is_add: true };
+    let m = CertKeyAddDel {
+        context: 1,
+        index: 2,
+        cert_len: 0x0102,
+        certkey_len: 0x0304,
+        is_add: true,
+    };
     let b = SapiMsg::AddDelCertKey(m).encode();
     assert_eq!(b[0], 6);
     assert_eq!(&b[9..14], &[0x02, 0x01, 0x04, 0x03, 1]);
     assert!(b[14..].iter().all(|&c| c == 0)); // 13-byte payload
-    let r = CertKeyAddDelReply { context: 1, retval: -19, index: 4 };
+    let r = CertKeyAddDelReply {
+        context: 1,
+        retval: -19,
+        index: 4,
+    };
     let b = SapiMsg::AddDelCertKeyReply(r).encode();
     assert_eq!(b[0], 7);
     assert_eq!(le32(&b, 5) as i32, -19);
@@ -118,7 +135,10 @@ fn send_fds_is_all_zero_payload() {
 fn size_and_type_errors() {
     let e = SapiMsg::decode(&[2u8; 208]).unwrap_err();
     assert_eq!(e.to_string(), "sapi msg: need exactly 209 bytes, got 208");
-    assert!(matches!(SapiMsg::decode(&[1u8; 300]), Err(DecodeError::WrongSize { .. })));
+    assert!(matches!(
+        SapiMsg::decode(&[1u8; 300]),
+        Err(DecodeError::WrongSize { .. })
+    ));
     // VPP's truncating view accepts the first 209 bytes of a longer datagram
     let mut long = [0u8; 300];
     long[0] = 5;
@@ -132,28 +152,38 @@ fn size_and_type_errors() {
 
 fn arb_sapi() -> impl Strategy<Value = SapiMsg> {
     prop_oneof![
-        (proptest::array::uniform32(any::<u8>()), proptest::array::uniform18(any::<u64>())).prop_map(
-            |(n, options)| {
+        (
+            proptest::array::uniform32(any::<u8>()),
+            proptest::array::uniform18(any::<u64>())
+        )
+            .prop_map(|(n, options)| {
                 let mut name = [0u8; 64];
                 name[..32].copy_from_slice(&n);
                 SapiMsg::Attach(Attach { name, options })
-            }
-        ),
-        (any::<(i32, u32, u64, u64, u64)>(), any::<(u32, u8, u8, u8)>()).prop_map(|(a, b)| {
-            SapiMsg::AttachReply(AttachReply {
-                retval: a.0,
-                app_index: a.1,
-                app_mq: a.2,
-                vpp_ctrl_mq: a.3,
-                segment_handle: a.4,
-                api_client_handle: b.0,
-                vpp_ctrl_mq_thread: b.1,
-                n_fds: b.2,
-                fd_flags: b.3,
-            })
-        }),
+            }),
+        (
+            any::<(i32, u32, u64, u64, u64)>(),
+            any::<(u32, u8, u8, u8)>()
+        )
+            .prop_map(|(a, b)| {
+                SapiMsg::AttachReply(AttachReply {
+                    retval: a.0,
+                    app_index: a.1,
+                    app_mq: a.2,
+                    vpp_ctrl_mq: a.3,
+                    segment_handle: a.4,
+                    api_client_handle: b.0,
+                    vpp_ctrl_mq_thread: b.1,
+                    n_fds: b.2,
+                    fd_flags: b.3,
+                })
+            }),
         any::<(u32, u32, bool)>().prop_map(|(app_index, wrk_index, is_add)| {
-            SapiMsg::AddDelWorker(WorkerAddDel { app_index, wrk_index, is_add })
+            SapiMsg::AddDelWorker(WorkerAddDel {
+                app_index,
+                wrk_index,
+                is_add,
+            })
         }),
         (any::<(i32, u32, u64, u64)>(), any::<(u32, u8, u8, bool)>()).prop_map(|(a, b)| {
             SapiMsg::AddDelWorkerReply(WorkerAddDelReply {
@@ -168,11 +198,23 @@ fn arb_sapi() -> impl Strategy<Value = SapiMsg> {
             })
         }),
         Just(SapiMsg::SendFds),
-        any::<(u32, u32, u16, u16, bool)>().prop_map(|(context, index, cert_len, certkey_len, is_add)| {
-            SapiMsg::AddDelCertKey(CertKeyAddDel { context, index, cert_len, certkey_len, is_add })
-        }),
+        any::<(u32, u32, u16, u16, bool)>().prop_map(
+            |(context, index, cert_len, certkey_len, is_add)| {
+                SapiMsg::AddDelCertKey(CertKeyAddDel {
+                    context,
+                    index,
+                    cert_len,
+                    certkey_len,
+                    is_add,
+                })
+            }
+        ),
         any::<(u32, i32, u32)>().prop_map(|(context, retval, index)| {
-            SapiMsg::AddDelCertKeyReply(CertKeyAddDelReply { context, retval, index })
+            SapiMsg::AddDelCertKeyReply(CertKeyAddDelReply {
+                context,
+                retval,
+                index,
+            })
         }),
     ]
 }

@@ -19,7 +19,11 @@ impl<'a> Reader<'a> {
     /// so a short message is reported once with its full expected size.
     pub fn new(buf: &'a [u8], need: usize, what: &'static str) -> Result<Self, DecodeError> {
         if buf.len() < need {
-            return Err(DecodeError::Short { what, need, got: buf.len() });
+            return Err(DecodeError::Short {
+                what,
+                need,
+                got: buf.len(),
+            });
         }
         Ok(Self { buf, what })
     }
@@ -31,11 +35,15 @@ impl<'a> Reader<'a> {
 
     /// Fixed-size byte array at `off`.
     pub fn array<const N: usize>(&self, off: usize) -> Result<[u8; N], DecodeError> {
-        let end = off.checked_add(N).unwrap_or(usize::MAX);
+        let end = off.saturating_add(N);
         self.buf
             .get(off..end)
             .and_then(|s| <[u8; N]>::try_from(s).ok())
-            .ok_or(DecodeError::Short { what: self.what, need: end, got: self.buf.len() })
+            .ok_or(DecodeError::Short {
+                what: self.what,
+                need: end,
+                got: self.buf.len(),
+            })
     }
 
     /// Byte at `off`.
@@ -75,7 +83,11 @@ impl<'a> Reader<'a> {
 
     /// Error for an unknown value in an enum-like field.
     pub fn bad(&self, field: &'static str, value: u64) -> DecodeError {
-        DecodeError::BadValue { what: self.what, field, value }
+        DecodeError::BadValue {
+            what: self.what,
+            field,
+            value,
+        }
     }
 }
 
@@ -153,7 +165,10 @@ pub trait WireMsg: Sized {
     /// Encodes into the front of `out`, returning `LEN`.
     fn encode_into(&self, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
         let got = out.len();
-        let dst = out.get_mut(..Self::LEN).ok_or(BufferTooSmall { need: Self::LEN, got })?;
+        let dst = out.get_mut(..Self::LEN).ok_or(BufferTooSmall {
+            need: Self::LEN,
+            got,
+        })?;
         self.put(&mut Writer::new(dst));
         Ok(Self::LEN)
     }

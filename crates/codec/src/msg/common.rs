@@ -280,7 +280,12 @@ impl TransportAttr {
                 w.u64(u + 8, chain);
                 w.u32(u + 16, flags);
             }
-            Self::TlsProfileInfo { cipher, tls_version, key_agreement, signature_algo } => {
+            Self::TlsProfileInfo {
+                cipher,
+                tls_version,
+                key_agreement,
+                signature_algo,
+            } => {
                 w.u64(u, cipher);
                 w.u16(u + 8, tls_version);
                 w.u64(u + 16, key_agreement);

@@ -31,6 +31,11 @@ pub const CTRL_MSG_MAX_LEN: usize = AddSegment::LEN;
 /// VPP's `SESSION_CTRL_MSG_MAX_SIZE` (asserted for listen/connect).
 pub const SESSION_CTRL_MSG_MAX_SIZE: usize = 86;
 
+// VPP asserts the same bounds at build time; so do we.
+const _: () = assert!(Listen::LEN <= SESSION_CTRL_MSG_MAX_SIZE);
+const _: () = assert!(Connect::LEN <= SESSION_CTRL_MSG_MAX_SIZE);
+const _: () = assert!(CTRL_MSG_MAX_LEN <= CTRL_MSG_ROOM);
+
 macro_rules! ctrl_msgs {
     ($( $(#[$doc:meta])* $var:ident($ty:ty) = $evt:ident; )*) => {
         /// Any app-visible session control message, tagged by event type.
@@ -161,7 +166,10 @@ pub fn decode_ctrl(evt_type: u8, payload: &[u8]) -> Result<CtrlMsg, DecodeError>
 pub fn encode_ctrl_element(msg: &CtrlMsg, elt: &mut [u8]) -> Result<usize, BufferTooSmall> {
     let need = (EVENT_DATA_OFFSET + msg.wire_len()).max(crate::event::SESSION_EVENT_LEN);
     if elt.len() < need {
-        return Err(BufferTooSmall { need, got: elt.len() });
+        return Err(BufferTooSmall {
+            need,
+            got: elt.len(),
+        });
     }
     elt[..crate::event::SESSION_EVENT_LEN].fill(0);
     elt[0] = msg.evt_type().as_u8();
@@ -181,3 +189,5 @@ pub fn decode_ctrl_element(elt: &[u8]) -> Result<CtrlMsg, DecodeError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_prop;

@@ -25,7 +25,11 @@ pub struct AddSegment {
 impl AddSegment {
     /// Name up to the first NUL.
     pub fn name_bytes(&self) -> &[u8] {
-        let end = self.segment_name.iter().position(|&c| c == 0).unwrap_or(128);
+        let end = self
+            .segment_name
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(128);
         &self.segment_name[..end]
     }
 }
@@ -73,6 +77,10 @@ impl WireMsg for DelSegment {
         w.u64(8, self.segment_handle);
     }
     fn get(r: &Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self { client_index: r.u32(0)?, context: r.u32(4)?, segment_handle: r.u64(8)? })
+        Ok(Self {
+            client_index: r.u32(0)?,
+            context: r.u32(4)?,
+            segment_handle: r.u64(8)?,
+        })
     }
 }

@@ -90,7 +90,11 @@ impl WireMsg for UnlistenReply {
         w.i32(12, self.retval);
     }
     fn get(r: &Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self { context: r.u32(0)?, handle: r.u64(4)?, retval: r.i32(12)? })
+        Ok(Self {
+            context: r.u32(0)?,
+            handle: r.u64(4)?,
+            retval: r.i32(12)?,
+        })
     }
 }
 
@@ -249,7 +253,10 @@ impl WireMsg for Cleanup {
             1 => CleanupType::Session,
             other => return Err(r.bad("cleanup type", other.into())),
         };
-        Ok(Self { handle: r.u64(0)?, cleanup_type })
+        Ok(Self {
+            handle: r.u64(0)?,
+            cleanup_type,
+        })
     }
 }
 
@@ -303,7 +310,9 @@ impl WireMsg for ReqWorkerUpdate {
         w.u64(0, self.session_handle);
     }
     fn get(r: &Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self { session_handle: r.u64(0)? })
+        Ok(Self {
+            session_handle: r.u64(0)?,
+        })
     }
 }
 

@@ -86,7 +86,11 @@ impl WireMsg for UriMsg {
         w.bytes(8, &self.uri);
     }
     fn get(r: &Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self { client_index: r.u32(0)?, context: r.u32(4)?, uri: r.array(8)? })
+        Ok(Self {
+            client_index: r.u32(0)?,
+            context: r.u32(4)?,
+            uri: r.array(8)?,
+        })
     }
 }
 
@@ -256,7 +260,11 @@ impl WireMsg for SessionHandleMsg {
         w.u64(8, self.handle);
     }
     fn get(r: &Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self { client_index: r.u32(0)?, context: r.u32(4)?, handle: r.u64(8)? })
+        Ok(Self {
+            client_index: r.u32(0)?,
+            context: r.u32(4)?,
+            handle: r.u64(8)?,
+        })
     }
 }
 
@@ -281,7 +289,11 @@ impl WireMsg for SessionReplyMsg {
         w.u64(8, self.handle);
     }
     fn get(r: &Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self { context: r.u32(0)?, retval: r.i32(4)?, handle: r.u64(8)? })
+        Ok(Self {
+            context: r.u32(0)?,
+            retval: r.i32(4)?,
+            handle: r.u64(8)?,
+        })
     }
 }
 
@@ -334,7 +346,10 @@ impl WireMsg for AppDetach {
         w.u32(4, self.context);
     }
     fn get(r: &Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self { client_index: r.u32(0)?, context: r.u32(4)? })
+        Ok(Self {
+            client_index: r.u32(0)?,
+            context: r.u32(4)?,
+        })
     }
 }
 
@@ -358,7 +373,11 @@ impl WireMsg for AppWrkRpc {
         w.bytes(8, &self.data);
     }
     fn get(r: &Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self { client_index: r.u32(0)?, wrk_index: r.u32(4)?, data: r.array(8)? })
+        Ok(Self {
+            client_index: r.u32(0)?,
+            wrk_index: r.u32(4)?,
+            data: r.array(8)?,
+        })
     }
 }
 
