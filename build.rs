@@ -9,6 +9,8 @@ mod abi {
 fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
+    // The soname names the VPP ABI family this library speaks (see README, "Versioning").
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libvcl.so.26.06");
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
     let mut config =
         cbindgen::Config::from_file(format!("{dir}/cbindgen.toml")).expect("cbindgen.toml");

@@ -336,6 +336,18 @@ int vppcom_select(int n_bits,
 int vppcom_poll(struct vcl_poll_t *vp, uint32_t n_sids, double wait_for_time);
 
 /**
+ * "26.6.0 (VPP v26.06 session ABI)": the library version and the VPP ABI it speaks.
+ */
+const char *vcl_version(void);
+
+/**
+ * Write the configuration vppcom_app_create would use (VCL_CONFIG + VCL_* environment) as
+ * `keyword value` lines into `buf` (NUL-terminated, truncated to `len`). Returns the full text
+ * length, or a VPPCOM_E* code when the configuration cannot be read.
+ */
+int vcl_config_show(char *buf, size_t len);
+
+/**
  * Read up to `n` bytes; 0 on orderly close, VPPCOM_EAGAIN when non-blocking and empty.
  */
 int vppcom_session_read(uint32_t session_handle, void *buf, size_t n);

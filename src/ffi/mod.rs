@@ -12,6 +12,7 @@ pub mod types;
 mod app;
 mod attr;
 mod epoll;
+mod ext;
 mod io;
 mod misc;
 mod session;
