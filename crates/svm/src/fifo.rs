@@ -1,0 +1,623 @@
+//! Shared fifos (`svm_fifo_shared_t` + chunk lists) of VPP v26.06, usable from either end.
+//!
+//! This module owns the `#[repr(C)]` layouts of `svm_fifo_chunk_t`, `svm_fifo_shared_t` and
+//! `svm_fifo_signals_t`, and [`Fifo`], a handle that implements the single-producer /
+//! single-consumer algorithms: enqueue with lazy growth from the segment's slice free lists,
+//! dequeue / drop with release of consumed chunks, peek. Zero-copy segments and datagram framing
+//! live in [`segs`], the notification flags in [`notify`].
+//!
+//! Every chunk offset read from shared memory (start, end, head, tail chunk, next) is validated
+//! through [`FifoSegment::chunk`] before use; list walks are bounded; a malformed fifo yields
+//! [`SvmError::Corrupt`], never undefined behaviour, a panic or a hang. The hot paths take no
+//! lock and allocate nothing.
+
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
+
+use crate::fifo_segment::{corrupt, shared_ref, FifoSegment, Shared, FIFO_SEGMENT_MAX_FIFO_SIZE};
+use crate::segment::{Result, Segment, SvmError};
+
+pub mod notify;
+pub mod segs;
+
+pub use segs::{FifoSeg, SessionDgramHdr, SESSION_CONN_HDR_LEN};
+
+/// `svm_fifo_chunk_t` header (24 bytes); `length` data bytes follow.
+#[repr(C)]
+pub struct SvmFifoChunk {
+    /// Absolute fifo position of data[0].
+    pub start_byte: AtomicU32,
+    pub length: AtomicU32,
+    /// fsh offset of the next chunk, 0 = none.
+    pub next: AtomicU64,
+    /// VPP-private rbtree nodes; 0 (RBTREE_TNIL) in any chunk we link.
+    pub enq_rb_index: AtomicU32,
+    pub deq_rb_index: AtomicU32,
+}
+
+/// `svm_fifo_signals_t` (24 bytes at `svm_fifo_shared_t + 40`).
+#[repr(C)]
+pub struct SvmFifoSignals {
+    pub has_event: AtomicU32,
+    pub want_deq_ntf: AtomicU32,
+    pub has_deq_ntf: AtomicU32,
+    pub n_subscribers: AtomicU8,
+    pub subscribers: [AtomicU8; 7],
+    pub deq_thresh: AtomicU32,
+}
+
+/// `svm_fifo_shared_t` (192 bytes, three cache lines: shared, consumer, producer).
+#[repr(C, align(64))]
+pub struct SvmFifoShared {
+    pub start_chunk: AtomicU64,
+    pub end_chunk: AtomicU64,
+    pub min_alloc: AtomicU32,
+    pub size: AtomicU32,
+    pub slice_index: AtomicU8,
+    _pad0: [AtomicU8; 7],
+    /// Free-list link (VPP side).
+    pub next: AtomicU64,
+    pub signals: SvmFifoSignals,
+    pub head_chunk: AtomicU64,
+    pub head: AtomicU32,
+    _pad1: [AtomicU8; 52],
+    pub tail_chunk: AtomicU64,
+    pub tail: AtomicU32,
+    _pad2: [AtomicU8; 52],
+}
+
+const _: () = {
+    use std::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<SvmFifoChunk>() == 24 && align_of::<SvmFifoChunk>() == 8);
+    assert!(offset_of!(SvmFifoChunk, length) == 4);
+    assert!(offset_of!(SvmFifoChunk, next) == 8);
+    assert!(offset_of!(SvmFifoChunk, enq_rb_index) == 16);
+    assert!(offset_of!(SvmFifoChunk, deq_rb_index) == 20);
+    assert!(size_of::<SvmFifoSignals>() == 24 && align_of::<SvmFifoSignals>() == 4);
+    assert!(offset_of!(SvmFifoSignals, want_deq_ntf) == 4);
+    assert!(offset_of!(SvmFifoSignals, has_deq_ntf) == 8);
+    assert!(offset_of!(SvmFifoSignals, n_subscribers) == 12);
+    assert!(offset_of!(SvmFifoSignals, subscribers) == 13);
+    assert!(offset_of!(SvmFifoSignals, deq_thresh) == 20);
+    assert!(size_of::<SvmFifoShared>() == 192 && align_of::<SvmFifoShared>() == 64);
+    assert!(offset_of!(SvmFifoShared, end_chunk) == 8);
+    assert!(offset_of!(SvmFifoShared, min_alloc) == 16);
+    assert!(offset_of!(SvmFifoShared, size) == 20);
+    assert!(offset_of!(SvmFifoShared, slice_index) == 24);
+    assert!(offset_of!(SvmFifoShared, next) == 32);
+    assert!(offset_of!(SvmFifoShared, signals) == 40);
+    assert!(offset_of!(SvmFifoShared, head_chunk) == 64);
+    assert!(offset_of!(SvmFifoShared, head) == 72);
+    assert!(offset_of!(SvmFifoShared, tail_chunk) == 128);
+    assert!(offset_of!(SvmFifoShared, tail) == 136);
+};
+
+// SAFETY: all fields are atomic integers (padding included).
+unsafe impl Shared for SvmFifoChunk {}
+// SAFETY: as above.
+unsafe impl Shared for SvmFifoShared {}
+
+pub(crate) fn chunk_hdr(seg: &Segment, off: u64) -> Result<&SvmFifoChunk> {
+    shared_ref(seg, off)
+}
+
+/// Error codes of `svm_fifo_err_t`, for callers that need VPP's numbers.
+pub const SVM_FIFO_EFULL: i32 = -2;
+pub const SVM_FIFO_EEMPTY: i32 = -3;
+pub const SVM_FIFO_EGROW: i32 = -4;
+
+/// `a < b` on wrapping fifo positions.
+#[inline]
+pub fn pos_lt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+/// `a > b` on wrapping fifo positions.
+#[inline]
+pub fn pos_gt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+
+/// `a >= b` on wrapping fifo positions.
+#[inline]
+pub fn pos_geq(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) >= 0
+}
+
+/// A chunk whose offset, alignment and length were validated; `len` is the length as read at
+/// validation and bounds every access to `data`, whatever the peer writes later.
+#[derive(Clone, Copy)]
+pub struct ChunkRef<'a> {
+    pub off: u64,
+    pub hdr: &'a SvmFifoChunk,
+    pub(crate) data: *mut u8,
+    pub len: u32,
+}
+
+impl ChunkRef<'_> {
+    #[inline]
+    pub fn start(&self) -> u32 {
+        self.hdr.start_byte.load(Relaxed)
+    }
+
+    #[inline]
+    pub fn end(&self) -> u32 {
+        self.start().wrapping_add(self.len)
+    }
+
+    #[inline]
+    pub fn includes(&self, pos: u32) -> bool {
+        let s = self.start();
+        pos_geq(pos, s) && pos_lt(pos, s.wrapping_add(self.len))
+    }
+
+    #[inline]
+    fn next(&self) -> u64 {
+        self.hdr.next.load(Acquire)
+    }
+}
+
+/// Cap on chunk-list walks: a legit list holds at most ~2× the fifo size in ≥ 4 KiB chunks.
+fn walk_cap(size: u32) -> u32 {
+    (size >> 11) + 2048
+}
+
+/// Handle on one shared fifo. Copyable; every operation re-reads shared state.
+#[derive(Clone, Copy)]
+pub struct Fifo<'a> {
+    fs: FifoSegment<'a>,
+    shr: &'a SvmFifoShared,
+    off: u64,
+}
+
+impl std::fmt::Debug for Fifo<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fifo")
+            .field("off", &self.off)
+            .field("size", &self.shr.size.load(Relaxed))
+            .field("head", &self.shr.head.load(Relaxed))
+            .field("tail", &self.shr.tail.load(Relaxed))
+            .finish()
+    }
+}
+
+impl<'a> Fifo<'a> {
+    /// Attach to the fifo header at fsh offset `off` (from a CONNECTED/ACCEPTED message):
+    /// in bounds, 64-byte aligned, sane size, slice index within the segment's slices.
+    pub fn attach(fs: FifoSegment<'a>, off: u64) -> Result<Self> {
+        let shr: &SvmFifoShared = shared_ref(fs.segment(), off)?;
+        let f = Fifo { fs, shr, off };
+        f.size_checked()?;
+        f.slice_index()?;
+        Ok(f)
+    }
+
+    pub(crate) fn from_parts(fs: FifoSegment<'a>, shr: &'a SvmFifoShared, off: u64) -> Self {
+        Fifo { fs, shr, off }
+    }
+
+    /// fsh offset of the shared header (what VPP sends as the fifo address).
+    pub fn offset(&self) -> u64 {
+        self.off
+    }
+
+    pub fn shared(&self) -> &'a SvmFifoShared {
+        self.shr
+    }
+
+    pub fn segment(&self) -> FifoSegment<'a> {
+        self.fs
+    }
+
+    /// Logical capacity in bytes.
+    pub fn size(&self) -> u32 {
+        self.shr.size.load(Relaxed)
+    }
+
+    fn size_checked(&self) -> Result<u32> {
+        let size = self.size();
+        if u64::from(size) > FIFO_SEGMENT_MAX_FIFO_SIZE {
+            return Err(corrupt(format!("fifo at {} has size {size}", self.off)));
+        }
+        Ok(size)
+    }
+
+    fn slice_index(&self) -> Result<u32> {
+        let s = u32::from(self.shr.slice_index.load(Relaxed));
+        if s >= u32::from(self.fs.n_slices()) {
+            return Err(corrupt(format!("fifo at {} has slice index {s}", self.off)));
+        }
+        Ok(s)
+    }
+
+    /// Producer view: own tail relaxed, peer's head acquire. Returns (head, tail, size).
+    fn load_prod(&self) -> Result<(u32, u32, u32)> {
+        let tail = self.shr.tail.load(Relaxed);
+        let head = self.shr.head.load(Acquire);
+        Ok((head, tail, self.size_checked()?))
+    }
+
+    /// Consumer view: own head relaxed, peer's tail acquire. Returns (head, tail, used).
+    fn load_cons(&self) -> Result<(u32, u32, u32)> {
+        let head = self.shr.head.load(Relaxed);
+        let tail = self.shr.tail.load(Acquire);
+        let used = tail.wrapping_sub(head);
+        if u64::from(used) > FIFO_SEGMENT_MAX_FIFO_SIZE {
+            return Err(corrupt(format!(
+                "fifo at {}: tail {tail} behind head {head}",
+                self.off
+            )));
+        }
+        Ok((head, tail, used))
+    }
+
+    /// Bytes queued, both indices loaded with acquire (`svm_fifo_max_dequeue`).
+    pub fn max_dequeue(&self) -> u32 {
+        let tail = self.shr.tail.load(Acquire);
+        tail.wrapping_sub(self.shr.head.load(Acquire))
+    }
+
+    /// Bytes queued, consumer view.
+    pub fn max_dequeue_cons(&self) -> u32 {
+        self.shr
+            .tail
+            .load(Acquire)
+            .wrapping_sub(self.shr.head.load(Relaxed))
+    }
+
+    /// Bytes queued, producer view.
+    pub fn max_dequeue_prod(&self) -> u32 {
+        self.shr
+            .tail
+            .load(Relaxed)
+            .wrapping_sub(self.shr.head.load(Acquire))
+    }
+
+    /// Free space, both indices acquire (`svm_fifo_max_enqueue`). A fifo whose size was shrunk
+    /// below its content reports 0 rather than wrapping.
+    pub fn max_enqueue(&self) -> u32 {
+        let tail = self.shr.tail.load(Acquire);
+        let used = tail.wrapping_sub(self.shr.head.load(Acquire));
+        self.size().saturating_sub(used)
+    }
+
+    /// Free space, producer view.
+    pub fn max_enqueue_prod(&self) -> u32 {
+        self.size().saturating_sub(self.max_dequeue_prod())
+    }
+
+    /// Follow `prev.next` (already loaded as `next`), checking continuity of positions.
+    fn next_chunk(&self, prev: &ChunkRef<'a>, next: u64) -> Result<ChunkRef<'a>> {
+        if next == 0 {
+            return Err(corrupt(format!(
+                "fifo at {}: chunk list ends early",
+                self.off
+            )));
+        }
+        let c = self.fs.chunk(next)?;
+        if c.start() != prev.end() {
+            return Err(corrupt(format!(
+                "fifo at {}: chunk at {next} starts at {}, expected {}",
+                self.off,
+                c.start(),
+                prev.end()
+            )));
+        }
+        Ok(c)
+    }
+
+    /// Walk from `from` to the chunk holding `pos` (bounded).
+    fn walk_to(&self, from: ChunkRef<'a>, pos: u32) -> Result<ChunkRef<'a>> {
+        let mut c = from;
+        for _ in 0..walk_cap(self.size()) {
+            if c.includes(pos) {
+                return Ok(c);
+            }
+            c = self.next_chunk(&c, c.next())?;
+        }
+        Err(corrupt(format!(
+            "fifo at {}: chunk list too long",
+            self.off
+        )))
+    }
+
+    /// Consumer: the chunk holding `pos`, starting from head_chunk when it is usable.
+    fn cons_chunk_for(&self, head: u32, pos: u32) -> Result<ChunkRef<'a>> {
+        let hc = self.shr.head_chunk.load(Relaxed);
+        if hc != 0 {
+            if let Ok(c) = self.fs.chunk(hc) {
+                if c.includes(head) {
+                    return self.walk_to(c, pos);
+                }
+            }
+        }
+        let start = self.fs.chunk(self.shr.start_chunk.load(Relaxed))?;
+        self.walk_to(start, pos)
+    }
+
+    /// Copy `src` into the chunk list from `c` (holding `pos`). Returns the offset of the chunk
+    /// that holds `pos + len` — the next chunk (maybe 0) when the copy ends exactly at a chunk end.
+    fn copy_in(&self, mut c: ChunkRef<'a>, pos: u32, src: &[u8]) -> Result<u64> {
+        let mut at = pos.wrapping_sub(c.start());
+        if at >= c.len {
+            return Err(corrupt(format!(
+                "fifo at {}: position {pos} not in its chunk",
+                self.off
+            )));
+        }
+        let mut done = 0usize;
+        loop {
+            let n = ((c.len - at) as usize).min(src.len() - done);
+            // SAFETY: `c.data .. + c.len` was bounds-checked by `FifoSegment::chunk` and
+            // `at + n <= c.len`; `src[done..done + n]` is in bounds. `copy` tolerates overlap.
+            unsafe { std::ptr::copy(src.as_ptr().add(done), c.data.add(at as usize), n) };
+            done += n;
+            if at as usize + n < c.len as usize {
+                return Ok(c.off);
+            }
+            let next = c.next();
+            if done == src.len() {
+                return Ok(next);
+            }
+            c = self.next_chunk(&c, next)?;
+            at = 0;
+        }
+    }
+
+    /// Copy out of the chunk list from `c` (holding `pos`) into `dst`; returns like [`copy_in`].
+    fn copy_out(&self, mut c: ChunkRef<'a>, pos: u32, dst: &mut [u8]) -> Result<u64> {
+        let mut at = pos.wrapping_sub(c.start());
+        if at >= c.len {
+            return Err(corrupt(format!(
+                "fifo at {}: position {pos} not in its chunk",
+                self.off
+            )));
+        }
+        let mut done = 0usize;
+        loop {
+            let n = ((c.len - at) as usize).min(dst.len() - done);
+            // SAFETY: as in `copy_in`, with source and destination swapped.
+            unsafe { std::ptr::copy(c.data.add(at as usize), dst.as_mut_ptr().add(done), n) };
+            done += n;
+            if at as usize + n < c.len as usize {
+                return Ok(c.off);
+            }
+            let next = c.next();
+            if done == dst.len() {
+                return Ok(next);
+            }
+            c = self.next_chunk(&c, next)?;
+            at = 0;
+        }
+    }
+
+    /// Producer: make room for `len` bytes past `tail` by linking new chunks after end_chunk.
+    /// `Ok(false)` when the segment has no memory.
+    fn grow(&self, head: u32, tail: u32, len: u32, end: ChunkRef<'a>, size: u32) -> Result<bool> {
+        let free_alloced = end.end().wrapping_sub(tail);
+        if pos_gt(tail, end.end()) {
+            return Err(corrupt(format!(
+                "fifo at {}: tail {tail} past end chunk",
+                self.off
+            )));
+        }
+        let used = tail.wrapping_sub(head);
+        let want = self
+            .shr
+            .min_alloc
+            .load(Relaxed)
+            .min(size.saturating_sub(used));
+        let want = want.max(len.wrapping_sub(free_alloced));
+        let Some(first) = self.fs.alloc_chunk(self.slice_index()?, want)? else {
+            return Ok(false);
+        };
+        let mut prev_end = end.end();
+        let mut c = first;
+        for _ in 0..walk_cap(u32::MAX) {
+            c.hdr.start_byte.store(prev_end, Relaxed);
+            c.hdr.enq_rb_index.store(0, Relaxed);
+            c.hdr.deq_rb_index.store(0, Relaxed);
+            prev_end = prev_end.wrapping_add(c.len);
+            let next = c.hdr.next.load(Relaxed);
+            if next == 0 {
+                // Release: the consumer that follows end.next must see the start bytes.
+                end.hdr.next.store(first.off, Release);
+                self.shr.end_chunk.store(c.off, Relaxed);
+                if self.shr.tail_chunk.load(Relaxed) == 0 {
+                    self.shr.tail_chunk.store(first.off, Relaxed);
+                }
+                return Ok(true);
+            }
+            c = self.fs.chunk(next)?;
+        }
+        Err(corrupt("allocated chunk list does not end".into()))
+    }
+
+    /// Producer: the length that can be written now (after growing if needed).
+    fn prepare_write(
+        &self,
+        head: u32,
+        tail: u32,
+        len: u32,
+        size: u32,
+        partial: bool,
+    ) -> Result<u32> {
+        let end = self.fs.chunk(self.shr.end_chunk.load(Relaxed))?;
+        if !pos_gt(tail.wrapping_add(len), end.end()) || self.grow(head, tail, len, end, size)? {
+            return Ok(len);
+        }
+        if !partial {
+            return Err(SvmError::Full);
+        }
+        let avail = end.end().wrapping_sub(tail);
+        if avail == 0 {
+            return Err(SvmError::Full);
+        }
+        if avail > len {
+            return Err(corrupt(format!(
+                "fifo at {}: tail {tail} past end chunk",
+                self.off
+            )));
+        }
+        Ok(avail)
+    }
+
+    /// The producer's tail chunk, which must hold `tail`.
+    fn tail_chunk(&self, tail: u32) -> Result<ChunkRef<'a>> {
+        let c = self.fs.chunk(self.shr.tail_chunk.load(Relaxed))?;
+        if !c.includes(tail) {
+            return Err(corrupt(format!(
+                "fifo at {}: tail chunk misses {tail}",
+                self.off
+            )));
+        }
+        Ok(c)
+    }
+
+    /// Enqueue up to `src.len()` bytes; returns how many were written. `Full` when there is no
+    /// space (SVM_FIFO_EFULL) or the segment cannot grow the fifo (SVM_FIFO_EGROW).
+    pub fn enqueue(&self, src: &[u8]) -> Result<usize> {
+        let (head, tail, size) = self.load_prod()?;
+        let free = size.saturating_sub(tail.wrapping_sub(head));
+        if free == 0 {
+            return Err(SvmError::Full);
+        }
+        let len = free.min(u32::try_from(src.len()).unwrap_or(u32::MAX));
+        if len == 0 {
+            return Ok(0);
+        }
+        let len = self.prepare_write(head, tail, len, size, true)?;
+        let tc = self.tail_chunk(tail)?;
+        let new_tc = self.copy_in(tc, tail, &src[..len as usize])?;
+        self.shr.tail_chunk.store(new_tc, Relaxed);
+        self.shr.tail.store(tail.wrapping_add(len), Release);
+        Ok(len as usize)
+    }
+
+    /// Dequeue up to `dst.len()` bytes, releasing fully consumed chunks to the slice.
+    pub fn dequeue(&self, dst: &mut [u8]) -> Result<usize> {
+        let (head, _, used) = self.load_cons()?;
+        if used == 0 {
+            return Err(SvmError::Empty);
+        }
+        let len = used.min(u32::try_from(dst.len()).unwrap_or(u32::MAX));
+        if len == 0 {
+            return Ok(0);
+        }
+        let c = self.cons_chunk_for(head, head)?;
+        let new_hc = self.copy_out(c, head, &mut dst[..len as usize])?;
+        self.shr.head_chunk.store(new_hc, Relaxed);
+        let head = head.wrapping_add(len);
+        self.release_consumed(head)?;
+        self.shr.head.store(head, Release);
+        Ok(len as usize)
+    }
+
+    /// Copy up to `dst.len()` bytes starting `offset` bytes after head, without consuming.
+    /// Returns 0 when `offset` is at or beyond the data, `Empty` when the fifo is empty.
+    pub fn peek(&self, offset: u32, dst: &mut [u8]) -> Result<usize> {
+        let (head, _, used) = self.load_cons()?;
+        if used <= offset {
+            return if offset == 0 {
+                Err(SvmError::Empty)
+            } else {
+                Ok(0)
+            };
+        }
+        let len = (used - offset).min(u32::try_from(dst.len()).unwrap_or(u32::MAX));
+        if len == 0 {
+            return Ok(0);
+        }
+        let pos = head.wrapping_add(offset);
+        let c = self.cons_chunk_for(head, pos)?;
+        self.copy_out(c, pos, &mut dst[..len as usize])?;
+        Ok(len as usize)
+    }
+
+    /// Discard up to `len` bytes (`svm_fifo_dequeue_drop`); returns how many were dropped.
+    pub fn dequeue_drop(&self, len: u32) -> Result<usize> {
+        let (head, _, used) = self.load_cons()?;
+        if used == 0 {
+            return Err(SvmError::Empty);
+        }
+        let n = used.min(len);
+        let head = head.wrapping_add(n);
+        if self.release_consumed(head)? {
+            let start = self.fs.chunk(self.shr.start_chunk.load(Relaxed))?;
+            let hc = if start.includes(head) { start.off } else { 0 };
+            self.shr.head_chunk.store(hc, Relaxed);
+        }
+        self.shr.head.store(head, Release);
+        Ok(n as usize)
+    }
+
+    /// Discard everything queued.
+    pub fn dequeue_drop_all(&self) -> Result<()> {
+        match self.dequeue_drop(u32::MAX) {
+            Ok(_) | Err(SvmError::Empty) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Number of chunks and data bytes linked from start_chunk (`svm_fifo_n_chunks`; a bounded
+    /// walk for diagnostics: only meaningful while neither end is moving).
+    pub fn chunk_list(&self) -> Result<(u32, u64)> {
+        let mut c = self.fs.chunk(self.shr.start_chunk.load(Relaxed))?;
+        let (mut n, mut bytes) = (1u32, u64::from(c.len));
+        loop {
+            let next = c.next();
+            if next == 0 {
+                return Ok((n, bytes));
+            }
+            if n >= walk_cap(self.size()) {
+                return Err(corrupt(format!(
+                    "fifo at {}: chunk list too long",
+                    self.off
+                )));
+            }
+            c = self.next_chunk(&c, next)?;
+            n += 1;
+            bytes += u64::from(c.len);
+        }
+    }
+
+    /// Consumer: when `head` has moved past the first chunk, unlink the chunks before the one
+    /// holding `head` (never the last one) and push them onto the slice's free lists. Returns
+    /// whether the start chunk was inspected past its end.
+    fn release_consumed(&self, head: u32) -> Result<bool> {
+        let start = self.fs.chunk(self.shr.start_chunk.load(Relaxed))?;
+        if !pos_geq(head, start.end()) {
+            return Ok(false);
+        }
+        let mut c = start;
+        let mut prev: Option<ChunkRef<'a>> = None;
+        let mut n = 0u32;
+        loop {
+            let next = c.next();
+            if next == 0 {
+                break;
+            }
+            if n >= walk_cap(self.size()) {
+                return Err(corrupt(format!(
+                    "fifo at {}: chunk list too long",
+                    self.off
+                )));
+            }
+            prev = Some(c);
+            c = self.next_chunk(&c, next)?;
+            n += 1;
+            if c.includes(head) {
+                break;
+            }
+        }
+        let Some(prev) = prev else { return Ok(true) };
+        prev.hdr.next.store(0, Relaxed);
+        self.shr.start_chunk.store(c.off, Relaxed);
+        let fss = self.fs.slice(self.slice_index()?)?;
+        self.fs.collect_n(fss, start.off, n)?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests;

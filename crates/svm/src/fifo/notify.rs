@@ -1,0 +1,143 @@
+//! Notification flags of a fifo (`svm_fifo_signals_t`): the "event outstanding" flag both sides
+//! race on, the producer's dequeue-notification wishes, the consumer's decision whether a
+//! dequeue must be notified (VPP v26.06 `svm_fifo_needs_deq_ntf`, ERRATA D2), and subscribers.
+
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+use super::Fifo;
+
+/// Notify on every dequeue that leaves at least `deq_thresh` bytes free.
+pub const SVM_FIFO_WANT_DEQ_NOTIF: u32 = 1;
+/// Notify when a dequeue takes the fifo from full to not full.
+pub const SVM_FIFO_WANT_DEQ_NOTIF_IF_FULL: u32 = 2;
+/// Notify when a dequeue empties the fifo.
+pub const SVM_FIFO_WANT_DEQ_NOTIF_IF_EMPTY: u32 = 4;
+/// Most extra app workers that can subscribe to a fifo's events.
+pub const SVM_FIFO_MAX_EVT_SUBSCRIBERS: u8 = 7;
+
+impl Fifo<'_> {
+    /// Whether a notification is outstanding.
+    pub fn has_event(&self) -> bool {
+        self.shr.signals.has_event.load(Relaxed) != 0
+    }
+
+    /// Mark a notification outstanding (exchange, release). True if we won, i.e. the flag was
+    /// clear and the caller must send the event.
+    pub fn set_event(&self) -> bool {
+        self.shr.signals.has_event.swap(1, Release) == 0
+    }
+
+    /// Clear the outstanding notification (exchange, acquire).
+    pub fn unset_event(&self) {
+        self.shr.signals.has_event.swap(0, Acquire);
+    }
+
+    /// Producer: ask for dequeue notifications of the given kinds (atomic or, release).
+    pub fn add_want_deq_ntf(&self, kinds: u32) {
+        self.shr.signals.want_deq_ntf.fetch_or(kinds, Release);
+    }
+
+    /// Producer: stop asking for the given kinds (atomic and-not, release).
+    pub fn del_want_deq_ntf(&self, kinds: u32) {
+        self.shr.signals.want_deq_ntf.fetch_and(!kinds, Release);
+    }
+
+    pub fn want_deq_ntf(&self) -> u32 {
+        self.shr.signals.want_deq_ntf.load(Acquire)
+    }
+
+    pub fn has_deq_ntf(&self) -> bool {
+        self.shr.signals.has_deq_ntf.load(Acquire) != 0
+    }
+
+    /// Producer: acknowledge a dequeue notification so IF_FULL / IF_EMPTY can fire again.
+    pub fn reset_has_deq_ntf(&self) {
+        self.shr.signals.has_deq_ntf.store(0, Relaxed);
+    }
+
+    pub fn set_deq_thresh(&self, thresh: u32) {
+        self.shr.signals.deq_thresh.store(thresh, Relaxed);
+    }
+
+    pub fn deq_thresh(&self) -> u32 {
+        self.shr.signals.deq_thresh.load(Relaxed)
+    }
+
+    /// Consumer, after dequeueing `n_last_deq` bytes: must the producer be notified? Bit 1
+    /// decides alone when set (free space ≥ deq_thresh); otherwise IF_FULL then IF_EMPTY, both
+    /// only while no notification is pending acknowledgement.
+    pub fn needs_deq_ntf(&self, n_last_deq: u32) -> bool {
+        let want = self.want_deq_ntf();
+        if want == 0 {
+            return false;
+        }
+        if want & SVM_FIFO_WANT_DEQ_NOTIF != 0 {
+            return self.max_enqueue() >= self.deq_thresh();
+        }
+        if want & SVM_FIFO_WANT_DEQ_NOTIF_IF_FULL != 0 {
+            let max_deq = self.max_dequeue_cons();
+            let size = self.size();
+            if max_deq < size
+                && u64::from(max_deq) + u64::from(n_last_deq) >= u64::from(size)
+                && !self.has_deq_ntf()
+            {
+                return true;
+            }
+        }
+        want & SVM_FIFO_WANT_DEQ_NOTIF_IF_EMPTY != 0
+            && !self.has_deq_ntf()
+            && self.max_dequeue() == 0
+    }
+
+    /// Consumer, about to send a dequeue notification: mark IF_FULL / IF_EMPTY as pending and
+    /// make WANT_DEQ_NOTIF one-shot.
+    pub fn clear_deq_ntf(&self) {
+        let want = self.want_deq_ntf();
+        if want & (SVM_FIFO_WANT_DEQ_NOTIF_IF_FULL | SVM_FIFO_WANT_DEQ_NOTIF_IF_EMPTY) != 0 {
+            self.shr.signals.has_deq_ntf.store(1, Release);
+        }
+        if want & SVM_FIFO_WANT_DEQ_NOTIF != 0 {
+            self.del_want_deq_ntf(SVM_FIFO_WANT_DEQ_NOTIF);
+        }
+    }
+
+    pub fn n_subscribers(&self) -> u8 {
+        self.shr.signals.n_subscribers.load(Relaxed)
+    }
+
+    /// Add a subscriber (VPP app-worker index); ignored when 7 are already there. Not atomic
+    /// with respect to concurrent adders, as in VPP.
+    pub fn add_subscriber(&self, sub: u8) {
+        let sig = &self.shr.signals;
+        let n = sig.n_subscribers.load(Relaxed);
+        if n >= SVM_FIFO_MAX_EVT_SUBSCRIBERS {
+            return;
+        }
+        sig.subscribers[usize::from(n)].store(sub, Relaxed);
+        sig.n_subscribers.store(n + 1, Release);
+    }
+
+    /// Remove a subscriber by moving the last one into its place.
+    pub fn del_subscriber(&self, sub: u8) {
+        let sig = &self.shr.signals;
+        let n = sig
+            .n_subscribers
+            .load(Relaxed)
+            .min(SVM_FIFO_MAX_EVT_SUBSCRIBERS);
+        for i in 0..usize::from(n) {
+            if sig.subscribers[i].load(Relaxed) != sub {
+                continue;
+            }
+            let last = sig.subscribers[usize::from(n) - 1].load(Relaxed);
+            sig.subscribers[i].store(last, Relaxed);
+            sig.n_subscribers.store(n - 1, Release);
+            return;
+        }
+    }
+
+    /// Subscriber `i` (i < n_subscribers, at most 7).
+    pub fn subscriber(&self, i: usize) -> Option<u8> {
+        let n = usize::from(self.n_subscribers()).min(usize::from(SVM_FIFO_MAX_EVT_SUBSCRIBERS));
+        (i < n).then(|| self.shr.signals.subscribers[i].load(Relaxed))
+    }
+}

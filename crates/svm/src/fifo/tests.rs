@@ -1,0 +1,269 @@
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::notify::*;
+use super::*;
+use crate::fifo_segment::{fl_size, FS_CHUNK_VEC_LEN};
+
+fn new_seg(size: u64) -> Segment {
+    Segment::create("fifo-test", size, 8192).unwrap()
+}
+
+fn pattern(start: usize, n: usize) -> Vec<u8> {
+    (start..start + n)
+        .map(|i| (i * 7 + i / 251) as u8)
+        .collect()
+}
+
+/// Carved chunk bytes == cached bytes + bytes linked in `fifos`, and the counters agree.
+fn check_accounting(fs: &FifoSegment, fifos: &[Fifo]) {
+    let fss = fs.slice(0).unwrap();
+    let carved: u64 = (0..FS_CHUNK_VEC_LEN)
+        .map(|i| u64::from(fss.num_chunks[i].load(Relaxed)) * u64::from(fl_size(i)))
+        .sum();
+    let listed: u64 = (0..FS_CHUNK_VEC_LEN)
+        .map(|i| u64::from(fs.num_free_chunks(0, i).unwrap()) * u64::from(fl_size(i)))
+        .sum();
+    let in_fifos: u64 = fifos.iter().map(|f| f.chunk_list().unwrap().1).sum();
+    assert_eq!(fs.cached_bytes(), listed);
+    assert_eq!(fs.fl_chunk_bytes(), listed);
+    assert_eq!(carved, listed + in_fifos);
+}
+
+#[test]
+fn growth_across_chunks_and_release_to_free_lists() {
+    let seg = new_seg(4 << 20);
+    let fs = FifoSegment::init(&seg, 1).unwrap();
+    let f = fs.alloc_fifo(0, 64 << 10).unwrap();
+    assert_eq!(f.chunk_list().unwrap(), (1, 4096));
+    let data = pattern(0, 30_000);
+    assert_eq!(f.enqueue(&data).unwrap(), 30_000);
+    let (n, bytes) = f.chunk_list().unwrap();
+    assert!(n >= 2 && bytes >= 30_000, "{n} chunks {bytes} bytes");
+    check_accounting(&fs, &[f]);
+    let mut out = vec![0u8; 30_000];
+    assert_eq!(f.dequeue(&mut out[..3000]).unwrap(), 3000);
+    assert_eq!(f.dequeue(&mut out[3000..]).unwrap(), 27_000);
+    assert_eq!(out, data);
+    // every chunk but the last went back to the free lists
+    assert_eq!(f.chunk_list().unwrap().0, 1);
+    check_accounting(&fs, &[f]);
+    assert_eq!(f.dequeue(&mut out), Err(SvmError::Empty));
+}
+
+#[test]
+fn stream_until_full_then_drain_many_times() {
+    let seg = new_seg(4 << 20);
+    let fs = FifoSegment::init(&seg, 1).unwrap();
+    let f = fs.alloc_fifo(0, 40_000).unwrap();
+    let (mut wr, mut rd) = (0usize, 0usize);
+    let mut buf = vec![0u8; 7777];
+    for round in 0..50 {
+        loop {
+            match f.enqueue(&pattern(wr, 5000)) {
+                Ok(n) => wr += n,
+                Err(SvmError::Full) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(f.max_enqueue(), 0);
+        assert_eq!(f.max_dequeue() as usize, wr - rd);
+        let take = if round % 2 == 0 {
+            wr - rd
+        } else {
+            (wr - rd) / 3
+        };
+        let mut left = take;
+        while left > 0 {
+            let n = f.dequeue(&mut buf[..left.min(7777)]).unwrap();
+            assert_eq!(&buf[..n], &pattern(rd, n)[..]);
+            rd += n;
+            left -= n;
+        }
+        check_accounting(&fs, &[f]);
+    }
+}
+
+#[test]
+fn positions_wrap_around_u32() {
+    let seg = new_seg(4 << 20);
+    let fs = FifoSegment::init(&seg, 1).unwrap();
+    let f = fs.alloc_fifo(0, 16384).unwrap();
+    let shr = f.shared();
+    let start = fs.chunk(shr.start_chunk.load(Relaxed)).unwrap();
+    let base = u32::MAX - 6000;
+    start.hdr.start_byte.store(base, Relaxed);
+    shr.head.store(base, Relaxed);
+    shr.tail.store(base, Relaxed);
+    let (mut wr, mut rd) = (0, 0);
+    let mut buf = vec![0u8; 5000];
+    for _ in 0..40 {
+        wr += f.enqueue(&pattern(wr, 9000)).unwrap();
+        let n = f.dequeue(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &pattern(rd, n)[..]);
+        rd += n;
+    }
+    assert!(shr.head.load(Relaxed) < base, "head wrapped");
+    check_accounting(&fs, &[f]);
+}
+
+#[test]
+fn peek_drop_and_segments() {
+    let seg = new_seg(4 << 20);
+    let fs = FifoSegment::init(&seg, 1).unwrap();
+    let f = fs.alloc_fifo(0, 64 << 10).unwrap();
+    assert_eq!(f.peek(0, &mut [0u8; 4]), Err(SvmError::Empty));
+    let data = pattern(0, 20_000);
+    f.enqueue(&data).unwrap();
+    let mut buf = vec![0u8; 9000];
+    assert_eq!(f.peek(5000, &mut buf).unwrap(), 9000);
+    assert_eq!(&buf[..], &data[5000..14_000]);
+    assert_eq!(f.peek(20_000, &mut buf).unwrap(), 0);
+    assert_eq!(f.peek(19_000, &mut buf).unwrap(), 1000);
+    let mut segs = [FifoSeg::default(); 4];
+    let (n, bytes) = f.segments(100, &mut segs, 15_000).unwrap();
+    assert_eq!(bytes, 15_000);
+    assert!(n >= 2);
+    let mut joined = Vec::new();
+    for s in &segs[..n] {
+        // SAFETY: nothing writes between head and tail while the test holds the slices.
+        joined.extend_from_slice(unsafe { s.as_slice() });
+    }
+    assert_eq!(&joined[..], &data[100..15_100]);
+    assert_eq!(f.dequeue_drop(4100).unwrap(), 4100);
+    f.peek(0, &mut buf[..10]).unwrap();
+    assert_eq!(&buf[..10], &data[4100..4110]);
+    assert_eq!(f.dequeue_drop(1 << 30).unwrap(), 15_900);
+    assert_eq!(f.dequeue_drop(1), Err(SvmError::Empty));
+    assert_eq!(f.segments(0, &mut segs, 10), Err(SvmError::Empty));
+    check_accounting(&fs, &[f]);
+}
+
+#[test]
+fn gather_enqueue_partial_and_all_or_nothing() {
+    let seg = new_seg(4 << 20);
+    let fs = FifoSegment::init(&seg, 1).unwrap();
+    let f = fs.alloc_fifo(0, 10_000).unwrap();
+    let a = pattern(0, 6000);
+    let b = pattern(6000, 6000);
+    assert_eq!(f.enqueue_segments(&[&a, &b], false), Err(SvmError::Full));
+    assert_eq!(f.max_dequeue(), 0);
+    assert_eq!(f.enqueue_segments(&[&a, &b], true).unwrap(), 10_000);
+    let mut out = vec![0u8; 10_000];
+    f.dequeue(&mut out).unwrap();
+    assert_eq!(&out[..6000], &a[..]);
+    assert_eq!(&out[6000..], &b[..4000]);
+}
+
+#[test]
+fn datagrams_round_trip_and_truncate() {
+    let seg = new_seg(4 << 20);
+    let fs = FifoSegment::init(&seg, 1).unwrap();
+    let f = fs.alloc_fifo(0, 8192).unwrap();
+    let hdr = SessionDgramHdr {
+        rmt_ip: [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        rmt_port: 0x3412,
+        lcl_port: 0x5000,
+        is_ip4: 1,
+        gso_size: 0,
+        ..Default::default()
+    };
+    assert_eq!(hdr.to_bytes().len(), 47);
+    let p1 = pattern(0, 3000);
+    assert_eq!(
+        f.enqueue_dgram(&hdr, &[&p1[..1000], &p1[1000..]]).unwrap(),
+        3000
+    );
+    assert_eq!(f.enqueue_dgram(&hdr, &[&p1]).unwrap(), 3000);
+    // 8192 - 2 * 3047 = 2098 free: a 2100-byte datagram does not fit at all
+    assert_eq!(f.enqueue_dgram(&hdr, &[&p1[..2100]]), Err(SvmError::Full));
+    assert_eq!(f.max_dequeue(), 6094);
+    let mut buf = vec![0u8; 5000];
+    let (h, n) = f.dequeue_dgram(&mut buf, true).unwrap().unwrap();
+    assert_eq!(
+        (h.data_length, h.rmt_port, h.is_ip4, n),
+        (3000, 0x3412, 1, 3000)
+    );
+    assert_eq!(f.max_dequeue(), 6094, "peek consumes nothing");
+    let (_, n) = f.dequeue_dgram(&mut buf[..100], false).unwrap().unwrap();
+    assert_eq!(&buf[..n], &p1[..100]);
+    assert_eq!(f.max_dequeue(), 3047, "the rest of the datagram is dropped");
+    // a lone zero-length datagram is not readable (ERRATA D4)
+    f.dequeue_dgram(&mut buf, false).unwrap().unwrap();
+    f.enqueue_dgram(&hdr, &[]).unwrap();
+    assert_eq!(f.dequeue_dgram(&mut buf, false).unwrap(), None);
+}
+
+#[test]
+fn event_flag_and_deq_notifications_follow_errata_d2() {
+    let seg = new_seg(4 << 20);
+    let fs = FifoSegment::init(&seg, 1).unwrap();
+    let f = fs.alloc_fifo(0, 4096).unwrap();
+    assert!(f.set_event());
+    assert!(!f.set_event());
+    assert!(f.has_event());
+    f.unset_event();
+    assert!(f.set_event());
+
+    assert!(!f.needs_deq_ntf(10));
+    f.enqueue(&[1u8; 4096]).unwrap();
+    f.add_want_deq_ntf(SVM_FIFO_WANT_DEQ_NOTIF | SVM_FIFO_WANT_DEQ_NOTIF_IF_FULL);
+    f.set_deq_thresh(1000);
+    f.dequeue(&mut [0u8; 100]).unwrap();
+    // bit 1 decides alone: 100 free < 1000 -> no, although IF_FULL would say yes
+    assert!(!f.needs_deq_ntf(100));
+    f.dequeue(&mut [0u8; 1000]).unwrap();
+    assert!(f.needs_deq_ntf(1000));
+    f.clear_deq_ntf();
+    assert_eq!(f.want_deq_ntf(), SVM_FIFO_WANT_DEQ_NOTIF_IF_FULL);
+    assert!(f.has_deq_ntf());
+    // IF_FULL: full -> not full transition, gated on has_deq_ntf
+    f.enqueue(&[1u8; 1100]).unwrap();
+    f.dequeue(&mut [0u8; 10]).unwrap();
+    assert!(!f.needs_deq_ntf(10), "pending acknowledgement");
+    f.reset_has_deq_ntf();
+    assert!(f.needs_deq_ntf(10));
+    assert!(!f.needs_deq_ntf(5), "was not full before this dequeue");
+    f.del_want_deq_ntf(SVM_FIFO_WANT_DEQ_NOTIF_IF_FULL);
+    f.add_want_deq_ntf(SVM_FIFO_WANT_DEQ_NOTIF_IF_EMPTY);
+    assert!(!f.needs_deq_ntf(10));
+    f.dequeue_drop_all().unwrap();
+    assert!(f.needs_deq_ntf(10));
+
+    f.add_subscriber(3);
+    f.add_subscriber(5);
+    f.del_subscriber(3);
+    assert_eq!((f.n_subscribers(), f.subscriber(0)), (1, Some(5)));
+}
+
+#[test]
+fn corrupt_chunk_pointers_are_errors_not_crashes() {
+    let seg = new_seg(4 << 20);
+    let fs = FifoSegment::init(&seg, 1).unwrap();
+    let f = fs.alloc_fifo(0, 64 << 10).unwrap();
+    f.enqueue(&pattern(0, 20_000)).unwrap();
+    let shr = f.shared();
+    let good_tail = shr.tail_chunk.load(Relaxed);
+    shr.tail_chunk.store(12345, Relaxed);
+    assert!(matches!(f.enqueue(&[0u8; 10]), Err(SvmError::Corrupt(_))));
+    shr.tail_chunk.store(good_tail, Relaxed);
+    // a cycle in the chunk list: the last chunk points back at the first
+    let start = shr.start_chunk.load(Relaxed);
+    let end = fs.chunk(shr.end_chunk.load(Relaxed)).unwrap();
+    end.hdr.next.store(start, Relaxed);
+    assert!(f.chunk_list().is_err());
+    assert!(f.peek(19_000, &mut [0u8; 2000]).is_ok());
+    end.hdr.next.store(0, Relaxed);
+    // head_chunk garbage is recovered by walking from start_chunk
+    shr.head_chunk.store(7, Relaxed);
+    assert_eq!(f.peek(0, &mut [0u8; 10]).unwrap(), 10);
+    // tail behind head
+    shr.head
+        .store(shr.tail.load(Relaxed).wrapping_add(1), Relaxed);
+    assert!(matches!(
+        f.dequeue(&mut [0u8; 10]),
+        Err(SvmError::Corrupt(_))
+    ));
+    // slice index out of range
+    shr.slice_index.store(9, Relaxed);
+    assert!(Fifo::attach(fs, f.offset()).is_err());
+}

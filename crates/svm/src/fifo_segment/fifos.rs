@@ -1,0 +1,157 @@
+//! Fifo headers, VPP's side: allocation from a slice's `free_fifos` list (carved 32 at a time),
+//! fifo initialisation (`svm_fifo_init`) and release. The app never allocates fifos; the test
+//! peer does, with exactly VPP's policy, so the app sees VPP-shaped segments.
+//!
+//! `free_fifos` is not atomic in VPP (each slice is only touched by its own VPP thread); we use
+//! relaxed atomics with the same single-writer assumption.
+
+use std::sync::atomic::Ordering::{Relaxed, Release};
+
+use super::{corrupt, shared_ref, FifoSegment, FifoSegmentSlice, FIFO_SEGMENT_ALLOC_BATCH_SIZE};
+use crate::fifo::{Fifo, SvmFifoShared};
+use crate::segment::{Result, SvmError};
+
+const FIFO_HDR_SIZE: u64 = std::mem::size_of::<SvmFifoShared>() as u64;
+
+/// Smallest growth step of a fifo of `size` bytes: size/8 above 32 KiB, else 4 KiB; at most 64 KiB.
+pub fn min_alloc_for(size: u32) -> u32 {
+    let m = if size > 32 << 10 { size >> 3 } else { 4096 };
+    m.min(64 << 10)
+}
+
+impl<'a> FifoSegment<'a> {
+    fn zero(&self, off: u64, len: u64) -> Result<()> {
+        let p = self.seg.at(off, len as usize, 1)?;
+        // SAFETY: `at` checked `off .. off + len` lies in the mapping; the bytes are a fifo header
+        // we own (carved or popped from our slice's list) and zero is valid for all its atomics.
+        unsafe { std::ptr::write_bytes(p, 0, len as usize) };
+        Ok(())
+    }
+
+    /// Carve `batch` zeroed fifo headers (64-byte aligned) onto the slice's `free_fifos` list.
+    fn carve_fifo_hdr_batch(&self, fss: &FifoSegmentSlice, batch: u32) -> Result<bool> {
+        if batch == 0 {
+            return Ok(false);
+        }
+        let Some(start) = self.carve(FIFO_HDR_SIZE * u64::from(batch), 64) else {
+            return Ok(false);
+        };
+        self.zero(start, FIFO_HDR_SIZE * u64::from(batch))?;
+        let mut head = 0u64;
+        for i in 0..u64::from(batch) {
+            let off = start + i * FIFO_HDR_SIZE;
+            let shr: &SvmFifoShared = shared_ref(self.seg, off)?;
+            shr.next.store(head, Relaxed);
+            head = off;
+        }
+        let first: &SvmFifoShared = shared_ref(self.seg, start)?;
+        first.next.store(fss.free_fifos.load(Relaxed), Relaxed);
+        fss.free_fifos.store(head, Relaxed);
+        Ok(true)
+    }
+
+    /// Take a zeroed fifo header from the slice, carving a batch when the list is empty.
+    fn pop_fifo_hdr(&self, fss: &FifoSegmentSlice) -> Result<Option<u64>> {
+        if fss.free_fifos.load(Relaxed) == 0
+            && !self.carve_fifo_hdr_batch(fss, FIFO_SEGMENT_ALLOC_BATCH_SIZE)?
+        {
+            return Ok(None);
+        }
+        let off = fss.free_fifos.load(Relaxed);
+        let shr: &SvmFifoShared = shared_ref(self.seg, off)?;
+        fss.free_fifos.store(shr.next.load(Relaxed), Relaxed);
+        self.zero(off, FIFO_HDR_SIZE)?;
+        Ok(Some(off))
+    }
+
+    fn push_fifo_hdr(&self, fss: &FifoSegmentSlice, off: u64, shr: &SvmFifoShared) {
+        shr.next.store(fss.free_fifos.load(Relaxed), Relaxed);
+        fss.free_fifos.store(off, Relaxed);
+    }
+
+    /// Carve `batch` fifo headers ahead of time (`fifo_segment_prealloc_fifo_hdrs`).
+    pub fn prealloc_fifo_hdrs(&self, slice_index: u32, batch: u32) -> Result<bool> {
+        self.carve_fifo_hdr_batch(self.slice(slice_index)?, batch)
+    }
+
+    /// Allocate and initialise a fifo of `data_bytes` in slice `slice_index`, like
+    /// `fifo_segment_alloc_fifo_w_slice`: the first chunk holds max(pct_first_alloc% of the size,
+    /// 4 KiB); the fifo grows lazily. `Full` when the segment has no memory.
+    pub fn alloc_fifo(&self, slice_index: u32, data_bytes: u32) -> Result<Fifo<'a>> {
+        let max_log2 = self.fsh.max_log2_fifo_size.load(Relaxed).min(40);
+        if u64::from(data_bytes) > 1u64 << max_log2 {
+            return Err(SvmError::Full);
+        }
+        let fss = self.slice(slice_index)?;
+        let pct = u32::from(self.fsh.pct_first_alloc.load(Relaxed));
+        let min_size = (pct.wrapping_mul(data_bytes) / 100).max(4096);
+        let Some(off) = self.pop_fifo_hdr(fss)? else {
+            return Err(SvmError::Full);
+        };
+        let shr: &'a SvmFifoShared = shared_ref(self.seg, off)?;
+        let Some(c) = self.alloc_chunk(slice_index, min_size)? else {
+            self.push_fifo_hdr(fss, off, shr);
+            return Err(SvmError::Full);
+        };
+        shr.start_chunk.store(c.off, Relaxed);
+        shr.slice_index.store(slice_index as u8, Relaxed);
+        let f = Fifo::from_parts(*self, shr, off);
+        self.init_fifo(&f, data_bytes)?;
+        self.fsh.n_active_fifos.fetch_add(1, Release);
+        fss.virtual_mem.fetch_add(u64::from(data_bytes), Relaxed);
+        Ok(f)
+    }
+
+    /// `svm_fifo_init`: set size and min_alloc, reset positions to 0, point head/tail chunks at
+    /// the start chunk, number the chunks' start bytes and set end_chunk to the last one.
+    pub fn init_fifo(&self, f: &Fifo<'a>, size: u32) -> Result<()> {
+        let shr = f.shared();
+        shr.size.store(size, Relaxed);
+        shr.head.store(0, Relaxed);
+        shr.tail.store(0, Relaxed);
+        let start = shr.start_chunk.load(Relaxed);
+        shr.head_chunk.store(start, Relaxed);
+        shr.tail_chunk.store(start, Relaxed);
+        shr.min_alloc.store(min_alloc_for(size), Relaxed);
+        let mut c = self.chunk(start)?;
+        let mut pos = 0u32;
+        let cap = self.max_byte_index / 4096 + 1;
+        for _ in 0..cap {
+            c.hdr.start_byte.store(pos, Relaxed);
+            c.hdr.enq_rb_index.store(0, Relaxed);
+            c.hdr.deq_rb_index.store(0, Relaxed);
+            pos = pos.wrapping_add(c.len);
+            let next = c.hdr.next.load(Relaxed);
+            if next == 0 {
+                shr.end_chunk.store(c.off, Release);
+                return Ok(());
+            }
+            c = self.chunk(next)?;
+        }
+        Err(corrupt(format!(
+            "fifo at {}: chunk list does not end",
+            f.offset()
+        )))
+    }
+
+    /// Release a fifo: its chunks go back to the slice's free lists, its header to `free_fifos`.
+    pub fn free_fifo(&self, f: Fifo<'a>) -> Result<()> {
+        let shr = f.shared();
+        let slice_index = u32::from(shr.slice_index.load(Relaxed));
+        let fss = self.slice(slice_index)?;
+        self.collect_chunks(slice_index, shr.start_chunk.load(Relaxed))?;
+        for p in [
+            &shr.start_chunk,
+            &shr.end_chunk,
+            &shr.head_chunk,
+            &shr.tail_chunk,
+        ] {
+            p.store(0, Relaxed);
+        }
+        self.push_fifo_hdr(fss, f.offset(), shr);
+        fss.virtual_mem
+            .fetch_sub(u64::from(shr.size.load(Relaxed)), Relaxed);
+        self.fsh.n_active_fifos.fetch_sub(1, Release);
+        Ok(())
+    }
+}
