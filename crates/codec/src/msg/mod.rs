@@ -173,8 +173,8 @@ pub fn encode_ctrl_element(msg: &CtrlMsg, elt: &mut [u8]) -> Result<usize, Buffe
     }
     elt[..crate::event::SESSION_EVENT_LEN].fill(0);
     elt[0] = msg.evt_type().as_u8();
-    let n = try_encode_ctrl(msg, &mut elt[EVENT_DATA_OFFSET..])?;
-    Ok(need.max(EVENT_DATA_OFFSET + n))
+    try_encode_ctrl(msg, &mut elt[EVENT_DATA_OFFSET..])?;
+    Ok(need)
 }
 
 /// Decodes a whole ring-1 element (type byte at 0, body at 2).
