@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::layout::*;
-use super::sync::{evt_signal, evt_wait, init_shm_lock, realtime_deadline, ShmLock};
+use super::sync::{evt_signal, init_shm_lock, realtime_deadline, ShmLock};
 use super::{check_nitems, check_ring, MqConfig, RingCfg, SegmentRef, MAX_RINGS};
 use crate::segment::{Result, SvmError};
 
@@ -27,6 +27,10 @@ pub enum SendMode {
     /// Wait up to this long for room, then fail with [`SvmError::Full`].
     BlockFor(Duration),
 }
+
+/// Back-off of a producer waiting for room in eventfd mode.
+const MIN_BACKOFF: Duration = Duration::from_micros(20);
+const MAX_BACKOFF: Duration = Duration::from_millis(1);
 
 /// Geometry of one ring, validated and cached at attach time.
 #[derive(Debug, Clone, Copy)]
@@ -331,24 +335,25 @@ impl<S: SegmentRef> MsgQueue<S> {
             SendMode::BlockFor(d) => Some(realtime_deadline(d)),
             _ => None,
         };
+        let mut backoff = MIN_BACKOFF;
         while !self.room(g) {
             let left = match limit {
                 Some(t) => t.saturating_duration_since(Instant::now()),
-                None => Duration::from_millis(100),
+                None => MAX_BACKOFF,
             };
             if limit.is_some() && left.is_zero() {
                 return Err(SvmError::Full);
             }
-            match self.eventfd() {
+            if self.evtfd.is_none() {
                 // The condvar wait releases and re-takes the shared mutex.
-                None => {
-                    shm_lock_at(self.base).wait(rt_deadline.as_ref())?;
-                }
-                // Wake-ups on the shared eventfd can be taken by the consumer, so wait in
-                // bounded slices and re-check the queue.
-                Some(fd) => {
-                    evt_wait(fd, left.min(Duration::from_millis(100)))?;
-                }
+                shm_lock_at(self.base).wait(rt_deadline.as_ref())?;
+            } else {
+                // VPP's producer reads the shared eventfd here, but that can swallow the token
+                // that was meant to wake a sleeping consumer (poll re-checks readiness after a
+                // wake-up), leaving both asleep until a timeout. We leave every token to the
+                // consumer and re-check with a short exponential back-off instead.
+                std::thread::sleep(backoff.min(left));
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
         Ok(())
