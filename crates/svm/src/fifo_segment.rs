@@ -33,9 +33,9 @@ pub const FIFO_SEGMENT_ALLOC_BATCH_SIZE: u32 = 32;
 pub const CHUNK_HDR_SIZE: u64 = 24;
 
 /// Free-list head: bits 0..47 hold the first chunk's fsh offset, bits 48..63 an ABA tag.
-pub(crate) const FL_HEAD_MASK: u64 = 0xFFFF_FFFF_FFFF;
-pub(crate) const FL_TAG_MASK: u64 = 0xFFFF_0000_0000_0000;
-pub(crate) const FL_TAG_INC: u64 = 1 << 48;
+pub const FL_HEAD_MASK: u64 = 0xFFFF_FFFF_FFFF;
+pub const FL_TAG_MASK: u64 = 0xFFFF_0000_0000_0000;
+pub const FL_TAG_INC: u64 = 1 << 48;
 
 /// `fifo_segment_header_t` (64-byte cache line build): 128 bytes.
 #[repr(C, align(64))]
