@@ -31,6 +31,7 @@ pub enum SendMode {
 /// Back-off of a producer waiting for room in eventfd mode.
 const MIN_BACKOFF: Duration = Duration::from_micros(20);
 const MAX_BACKOFF: Duration = Duration::from_millis(1);
+const YIELD_SPINS: u32 = 16;
 
 /// Geometry of one ring, validated and cached at attach time.
 #[derive(Debug, Clone, Copy)]
@@ -335,7 +336,7 @@ impl<S: SegmentRef> MsgQueue<S> {
             SendMode::BlockFor(d) => Some(realtime_deadline(d)),
             _ => None,
         };
-        let mut backoff = MIN_BACKOFF;
+        let (mut backoff, mut spins) = (MIN_BACKOFF, 0);
         while !self.room(g) {
             let left = match limit {
                 Some(t) => t.saturating_duration_since(Instant::now()),
@@ -351,9 +352,15 @@ impl<S: SegmentRef> MsgQueue<S> {
                 // VPP's producer reads the shared eventfd here, but that can swallow the token
                 // that was meant to wake a sleeping consumer (poll re-checks readiness after a
                 // wake-up), leaving both asleep until a timeout. We leave every token to the
-                // consumer and re-check with a short exponential back-off instead.
-                std::thread::sleep(backoff.min(left));
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                // consumer and re-check after yielding a few times, then with a short exponential
+                // back-off.
+                if spins < YIELD_SPINS {
+                    spins += 1;
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(backoff.min(left));
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
             }
         }
         Ok(())
