@@ -413,7 +413,9 @@ impl<'a> Fifo<'a> {
         };
         let mut prev_end = end.end();
         let mut c = first;
-        for _ in 0..walk_cap(u32::MAX) {
+        // A legit allocation is one chunk or a multi-chunk of about `want` bytes in >= 4 KiB
+        // chunks; a longer list means a corrupt free list made it cyclic.
+        for _ in 0..(want >> 12) + 16 {
             c.hdr.start_byte.store(prev_end, Relaxed);
             c.hdr.enq_rb_index.store(0, Relaxed);
             c.hdr.deq_rb_index.store(0, Relaxed);

@@ -124,6 +124,12 @@ impl<'a> Fifo<'a> {
         let start = head.wrapping_add(offset);
         let mut c = self.cons_chunk_for(head, start)?;
         let at = start.wrapping_sub(c.start());
+        if at >= c.len {
+            return Err(crate::fifo_segment::corrupt(format!(
+                "fifo at {}: chunk moved under position {start}",
+                self.off
+            )));
+        }
         let first = (c.len - at).min(to_read);
         // SAFETY: `at < c.len` because `c` includes `start`; the chunk's data was bounds-checked.
         segs[0] = seg(unsafe { c.data.add(at as usize) }, first);

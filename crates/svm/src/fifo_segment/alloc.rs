@@ -241,12 +241,13 @@ impl<'a> FifoSegment<'a> {
         }
         let mut req = data_bytes;
         let mut first: Option<ChunkRef<'a>> = None;
-        let mut n_alloc = 0u64;
+        let (mut n_alloc, mut n_chunks) = (0u64, 0u32);
         while req > 0 {
             if let Some(c) = self.fl_pop(fss, fl)? {
                 c.hdr.next.store(first.map_or(0, |f| f.off), Relaxed);
                 first = Some(c);
                 n_alloc += u64::from(size);
+                n_chunks += 1;
                 req -= size.min(req);
                 continue;
             }
@@ -257,7 +258,7 @@ impl<'a> FifoSegment<'a> {
             }
             // Not enough small chunks: give back what we took, try one larger chunk.
             if let Some(f) = first {
-                self.push_back_list(fss, f)?;
+                self.push_back_list(fss, f, n_chunks)?;
             }
             let up = fl_index(data_bytes) + 1;
             if up >= FS_CHUNK_VEC_LEN {
@@ -274,17 +275,17 @@ impl<'a> FifoSegment<'a> {
     }
 
     /// Undo a partial multi-chunk: push each chunk back to its class (counters were not yet
-    /// debited). The list was built by us, so it is short and ends with 0.
-    fn push_back_list(&self, fss: &FifoSegmentSlice, first: ChunkRef<'a>) -> Result<()> {
-        let mut c = Some(first);
-        while let Some(cur) = c {
+    /// debited). We built the list, but a corrupt free list can hand out one chunk twice and
+    /// make it cyclic, so the walk is bounded by the number of chunks popped.
+    fn push_back_list(&self, fss: &FifoSegmentSlice, first: ChunkRef<'a>, n: u32) -> Result<()> {
+        let mut cur = first;
+        for i in 0..n {
             let next = cur.hdr.next.load(Relaxed);
             self.fl_push(fss, &cur);
-            c = if next == 0 {
-                None
-            } else {
-                Some(self.chunk(next)?)
-            };
+            if next == 0 || i + 1 == n {
+                break;
+            }
+            cur = self.chunk(next)?;
         }
         Ok(())
     }
