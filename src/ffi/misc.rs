@@ -89,27 +89,49 @@ pub extern "C" fn vppcom_unformat_proto(proto: *mut u8, proto_str: *mut c_char) 
     })
 }
 
-/// Register a certificate and key with VPP; returns the pair's index or a negative value.
+/// Register a certificate and key with VPP; returns the pair's index, or -1 (upstream's value
+/// for any failure of the exchange).
 #[no_mangle]
 pub extern "C" fn vppcom_add_cert_key_pair(ckpair: *mut vppcom_cert_key_pair_t) -> c_int {
     guard("vppcom_add_cert_key_pair", VPPCOM_EFAULT, || {
-        if ckpair.is_null() {
+        // SAFETY: ckpair is NULL or points at a caller-owned vppcom_cert_key_pair_t.
+        let Some(ck) = (unsafe { ckpair.as_ref() }) else {
+            return VPPCOM_EINVAL;
+        };
+        if (ck.cert.is_null() && ck.cert_len > 0) || (ck.key.is_null() && ck.key_len > 0) {
             return VPPCOM_EINVAL;
         }
-        if !crate::app::is_attached() {
-            tracing::error!("vppcom_add_cert_key_pair: the app is not attached to VPP");
+        // SAFETY: non-null cert/key point at cert_len/key_len readable bytes (caller's contract).
+        let (cert, key) = unsafe { (bytes(ck.cert, ck.cert_len), bytes(ck.key, ck.key_len)) };
+        match crate::app::add_cert_key_pair(cert, key) {
+            Ok(index) => index as c_int,
+            Err(crate::error::Error::Inval) => VPPCOM_EINVAL,
+            Err(_) => -1,
         }
-        -1 // upstream's failure value when the exchange with VPP cannot happen
     })
 }
 
-/// Remove a certificate/key pair; 0 on success, negative otherwise.
+/// A caller's (pointer, length) as a slice; empty for length 0.
+///
+/// # Safety
+/// A non-zero `len` needs `p` to point at `len` readable bytes that outlive the slice's use.
+unsafe fn bytes<'a>(p: *const c_char, len: u32) -> &'a [u8] {
+    if len == 0 {
+        return &[];
+    }
+    // SAFETY: per this function's contract.
+    unsafe { std::slice::from_raw_parts(p as *const u8, len as usize) }
+}
+
+/// Remove a certificate/key pair; 0 on success, -1 otherwise.
 #[no_mangle]
 pub extern "C" fn vppcom_del_cert_key_pair(ckpair_index: u32) -> c_int {
-    guard("vppcom_del_cert_key_pair", VPPCOM_EFAULT, || {
-        if !crate::app::is_attached() {
-            tracing::error!("vppcom_del_cert_key_pair({ckpair_index}): the app is not attached");
-        }
-        -1
-    })
+    guard(
+        "vppcom_del_cert_key_pair",
+        VPPCOM_EFAULT,
+        || match crate::app::del_cert_key_pair(ckpair_index) {
+            Ok(_) => 0,
+            Err(_) => -1,
+        },
+    )
 }

@@ -2,26 +2,27 @@
 
 use std::ffi::c_int;
 
-use super::{guard, VPPCOM_EEXIST, VPPCOM_EFAULT, VPPCOM_ENOTSUP};
-use crate::worker;
+use super::{guard, VPPCOM_EFAULT, VPPCOM_ENOTSUP, VPPCOM_OK};
+use crate::{app, worker};
 
 /// Register the calling thread as a new VCL worker (its own socket and app mq).
+/// Any failure is VPPCOM_EEXIST, as upstream.
 #[no_mangle]
 pub extern "C" fn vppcom_worker_register() -> c_int {
-    guard("vppcom_worker_register", VPPCOM_EFAULT, || {
-        if !crate::app::is_attached() {
-            tracing::error!("vppcom_worker_register: the app is not attached to VPP");
-        }
-        VPPCOM_EEXIST // upstream's code for any failure to add a worker
-    })
+    guard(
+        "vppcom_worker_register",
+        VPPCOM_EFAULT,
+        || match app::register_worker() {
+            Ok(_) => VPPCOM_OK,
+            Err(_) => super::VPPCOM_EEXIST,
+        },
+    )
 }
 
 /// Unregister the calling thread's worker.
 #[no_mangle]
 pub extern "C" fn vppcom_worker_unregister() {
-    guard("vppcom_worker_unregister", (), || {
-        worker::set_current_index(worker::INVALID)
-    })
+    guard("vppcom_worker_unregister", (), app::unregister_worker)
 }
 
 /// The calling thread's worker index (-1 when it has none).
@@ -36,30 +37,33 @@ pub extern "C" fn vppcom_worker_index() -> c_int {
 #[no_mangle]
 pub extern "C" fn vppcom_worker_index_set(index: c_int) {
     guard("vppcom_worker_index_set", (), || {
-        worker::set_current_index(index as u32)
+        app::set_current_worker(index as u32)
     })
 }
 
-/// The epoll fd watching this worker's message queue eventfds (-1 without use-mq-eventfd).
+/// The epoll fd watching this worker's message queue eventfd (-1 without use-mq-eventfd).
 #[no_mangle]
 pub extern "C" fn vppcom_worker_mqs_epfd() -> c_int {
-    guard("vppcom_worker_mqs_epfd", -1, || -1)
+    guard("vppcom_worker_mqs_epfd", -1, || {
+        worker::current().map_or(-1, |w| w.mqs_epfd())
+    })
 }
 
 /// The worker's mqs epoll fd (upstream returns it whether or not eventfds are in use).
 #[no_mangle]
 pub extern "C" fn vppcom_mq_epoll_fd() -> c_int {
-    guard("vppcom_mq_epoll_fd", -1, || -1)
+    guard("vppcom_mq_epoll_fd", -1, || {
+        worker::current().map_or(-1, |w| w.mqs_epfd())
+    })
 }
 
 /// 1 if the worker lost its connection to VPP; VPPCOM_ENOTSUP without use-mq-eventfd.
 #[no_mangle]
 pub extern "C" fn vppcom_worker_is_detached() -> c_int {
     guard("vppcom_worker_is_detached", VPPCOM_EFAULT, || {
-        if worker::has_current() {
-            0
-        } else {
-            VPPCOM_ENOTSUP
+        if !app::uses_mq_eventfd() {
+            return VPPCOM_ENOTSUP;
         }
+        worker::current().map_or(1, |w| c_int::from(w.is_detached()))
     })
 }

@@ -1,5 +1,9 @@
 //! The app socket API (sapi): the SOCK_SEQPACKET unix socket to VPP's session layer.
 
+mod socket;
+
+pub use socket::SapiSocket;
+
 use std::os::fd::OwnedFd;
 
 use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};

@@ -1,29 +1,180 @@
-//! The per-thread worker state table: a thread-local worker index into the process's workers.
+//! The per-thread worker state table.
 //!
-//! Worker 0 is created by attach; `vppcom_worker_register` adds one per thread. Until the attach
-//! machinery exists the table is empty, so every lookup reports "no worker".
+//! A VCL worker is one app worker in VPP: its own app socket, its own app message queue (in its
+//! first fifo segment), the segments VPP shares with it, and (later) its sessions. Worker 0 is
+//! created by attach; `vppcom_worker_register` adds one per thread. The table of workers lives
+//! in the app ([`crate::app`]); each thread caches a weak reference to its current worker, so
+//! finding it on a hot path takes no lock, and destroying the app frees every worker at once.
 
-use std::cell::Cell;
+mod events;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+use vcl_svm::mq::MsgQueue;
+use vcl_svm::Segment;
+
+use crate::error::Error;
+use crate::sapi::SapiSocket;
 
 /// "No worker" (upstream's ~0).
 pub const INVALID: u32 = u32::MAX;
 
+/// VPP's per-thread message queues (the process maps them once; every worker sends into them).
+pub struct VppMqs {
+    pub mqs: Vec<MsgQueue<Arc<Segment>>>,
+    /// Index of the queue VPP handles control messages on (thread 1 when VPP has workers).
+    pub ctrl: usize,
+}
+
+impl VppMqs {
+    /// The queue for connect/listen/detach and other app-level control messages.
+    pub fn ctrl_mq(&self) -> &MsgQueue<Arc<Segment>> {
+        &self.mqs[self.ctrl]
+    }
+}
+
+/// One VCL worker.
+pub struct Worker {
+    /// Our index (the high byte of the worker's session handles).
+    pub index: u32,
+    /// VPP's wrk_map_index for this worker (0 for the attach worker).
+    pub vpp_wrk_index: u32,
+    /// The handle VPP knows this worker's socket by; every control message carries it.
+    pub api_client_handle: u32,
+    pub app_index: u32,
+    pub vpp: Arc<VppMqs>,
+    pub app_mq: MsgQueue<Arc<Segment>>,
+    sock: Mutex<SapiSocket>,
+    segments: Mutex<HashMap<u64, Arc<Segment>>>,
+    /// epoll fd over the app mq eventfd and the socket (use-mq-eventfd only).
+    mqs_epfd: Option<OwnedFd>,
+    detached: AtomicBool,
+}
+
+/// What a new worker is made of, as attach or worker-add received it.
+pub struct WorkerParts {
+    pub vpp_wrk_index: u32,
+    pub api_client_handle: u32,
+    pub app_index: u32,
+    pub vpp: Arc<VppMqs>,
+    pub sock: SapiSocket,
+    pub first_segment: (u64, Arc<Segment>),
+    /// The app mq without its eventfd (see `mq_eventfd`).
+    pub app_mq: MsgQueue<Arc<Segment>>,
+    /// The app mq's eventfd, when VPP sent one (use-mq-eventfd).
+    pub mq_eventfd: Option<OwnedFd>,
+}
+
+impl Worker {
+    /// Assemble a worker; with `use_mq_eventfd` also its epoll fd over the mq eventfd and the
+    /// socket (events 0: only HUP/ERR, which is how a VPP restart shows).
+    pub fn new(index: u32, mut p: WorkerParts, use_mq_eventfd: bool) -> Result<Worker, Error> {
+        let mqs_epfd = if use_mq_eventfd {
+            Some(mqs_epoll(p.mq_eventfd.as_ref(), &p.sock)?)
+        } else {
+            None
+        };
+        if let Some(fd) = p.mq_eventfd.take() {
+            p.app_mq.set_eventfd(fd);
+        }
+        let mut segments = HashMap::new();
+        segments.insert(p.first_segment.0, p.first_segment.1);
+        Ok(Worker {
+            index,
+            vpp_wrk_index: p.vpp_wrk_index,
+            api_client_handle: p.api_client_handle,
+            app_index: p.app_index,
+            vpp: p.vpp,
+            app_mq: p.app_mq,
+            sock: Mutex::new(p.sock),
+            segments: Mutex::new(segments),
+            mqs_epfd,
+            detached: AtomicBool::new(false),
+        })
+    }
+
+    /// The worker's mqs epoll fd, or -1 without use-mq-eventfd.
+    pub fn mqs_epfd(&self) -> RawFd {
+        self.mqs_epfd.as_ref().map_or(-1, |fd| fd.as_raw_fd())
+    }
+
+    /// Run `f` with the worker's app socket.
+    pub fn with_sock<T>(&self, f: impl FnOnce(&mut SapiSocket) -> T) -> T {
+        f(&mut self.sock.lock())
+    }
+
+    /// Whether VPP dropped this worker (its socket hung up).
+    pub fn is_detached(&self) -> bool {
+        if !self.detached.load(Ordering::Relaxed) && self.sock.lock().peer_gone() {
+            tracing::warn!("worker {}: VPP closed the app socket", self.index);
+            self.detached.store(true, Ordering::Relaxed);
+        }
+        self.detached.load(Ordering::Relaxed)
+    }
+
+    /// Map a segment VPP shared with this worker under `handle`.
+    pub fn add_segment(&self, handle: u64, seg: Segment) {
+        seg.set_client_pid();
+        tracing::debug!(
+            handle,
+            len = seg.len(),
+            "worker {}: segment mapped",
+            self.index
+        );
+        self.segments.lock().insert(handle, Arc::new(seg));
+    }
+
+    /// Unmap the segment `handle` (its fd closes when the last fifo on it is gone).
+    pub fn del_segment(&self, handle: u64) -> bool {
+        let found = self.segments.lock().remove(&handle).is_some();
+        tracing::debug!(handle, found, "worker {}: segment unmapped", self.index);
+        found
+    }
+
+    /// Handles of the segments this worker maps.
+    pub fn segment_handles(&self) -> Vec<u64> {
+        self.segments.lock().keys().copied().collect()
+    }
+}
+
+fn mqs_epoll(evfd: Option<&OwnedFd>, sock: &SapiSocket) -> Result<OwnedFd, Error> {
+    use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+    let errno = |e: nix::errno::Errno| Error::from_errno(e as i32);
+    let ep = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(errno)?;
+    if let Some(evfd) = evfd {
+        ep.add(evfd, EpollEvent::new(EpollFlags::EPOLLIN, 0))
+            .map_err(errno)?;
+    }
+    ep.add(sock.as_fd(), EpollEvent::new(EpollFlags::empty(), u64::MAX))
+        .map_err(errno)?;
+    Ok(ep.0)
+}
+
 thread_local! {
-    static INDEX: Cell<u32> = const { Cell::new(INVALID) };
+    static CURRENT: RefCell<(u32, Weak<Worker>)> = const { RefCell::new((INVALID, Weak::new())) };
 }
 
 /// This thread's worker index, or [`INVALID`].
 pub fn current_index() -> u32 {
-    INDEX.with(|i| i.get())
+    CURRENT.with(|c| c.borrow().0)
 }
 
-/// Point this thread at a worker (vppcom_worker_index_set).
-pub fn set_current_index(index: u32) {
-    INDEX.with(|i| i.set(index));
+/// This thread's worker, if it still exists (no lock: a weak upgrade).
+pub fn current() -> Option<Arc<Worker>> {
+    CURRENT.with(|c| c.borrow().1.upgrade())
 }
 
-/// Whether this thread has a live worker (registered and attached).
+/// Make `w` (or nothing) this thread's worker.
+pub fn set_current(index: u32, w: Option<&Arc<Worker>>) {
+    CURRENT.with(|c| *c.borrow_mut() = (index, w.map(Arc::downgrade).unwrap_or_default()));
+}
+
+/// Whether this thread has a live worker.
 pub fn has_current() -> bool {
-    // The table is empty until attach lands: no index names a live worker yet.
-    false
+    current().is_some()
 }

@@ -1,0 +1,72 @@
+//! Draining a worker's app message queue: the worker-level control events (segments) are
+//! handled here; everything else goes to the caller (the session layer).
+
+use vcl_codec::event::EventType;
+use vcl_codec::msg::{decode_ctrl, CtrlMsg};
+use vcl_svm::mq::{CTRL_RING, EVENT_PAYLOAD_OFFSET};
+use vcl_svm::Segment;
+
+use super::Worker;
+use crate::error::Error;
+
+/// How many messages one drain takes at most (bounds the time spent per call).
+const DRAIN_MAX: usize = 256;
+
+impl Worker {
+    /// Take every queued message (up to a batch); APP_ADD_SEGMENT / APP_DEL_SEGMENT map and
+    /// unmap segments, the rest are passed to `other(event_type, payload)`.
+    pub fn drain_mq(&self, mut other: impl FnMut(u8, &[u8])) -> Result<usize, Error> {
+        let mut consumer = self.app_mq.consumer().map_err(|e| {
+            tracing::error!("worker {}: app mq: {e}", self.index);
+            Error::Inval
+        })?;
+        let n = consumer
+            .dequeue(DRAIN_MAX, |e| {
+                let t = e.event_type();
+                let payload = e.data.get(EVENT_PAYLOAD_OFFSET..).unwrap_or(&[]);
+                if e.ring == CTRL_RING && self.segment_event(t, payload) {
+                    return;
+                }
+                other(t, payload);
+            })
+            .map_err(|e| {
+                tracing::error!("worker {}: app mq corrupt: {e}", self.index);
+                Error::ConnReset
+            })?;
+        Ok(n)
+    }
+
+    /// Handle a segment event; false if `t` is not one.
+    fn segment_event(&self, t: u8, payload: &[u8]) -> bool {
+        let is_add = t == EventType::AppAddSegment.as_u8();
+        if !is_add && t != EventType::AppDelSegment.as_u8() {
+            return false;
+        }
+        match decode_ctrl(t, payload) {
+            Ok(CtrlMsg::AppAddSegment(m)) if m.fd_flags != 0 => {
+                let mapped = self
+                    .with_sock(|s| s.take_segment_fd())
+                    .and_then(|fd| Segment::map(fd).map_err(|_| Error::Inval));
+                match mapped {
+                    Ok(seg) => self.add_segment(m.segment_handle, seg),
+                    Err(e) => tracing::error!(
+                        "worker {}: segment {:#x} announced but not mapped: {e}",
+                        self.index,
+                        m.segment_handle
+                    ),
+                }
+            }
+            Ok(CtrlMsg::AppAddSegment(m)) => tracing::error!(
+                "worker {}: segment {:#x} has no fd (legacy shm segments are not supported)",
+                self.index,
+                m.segment_handle
+            ),
+            Ok(CtrlMsg::AppDelSegment(m)) => {
+                self.del_segment(m.segment_handle);
+            }
+            Ok(other) => tracing::warn!("worker {}: unexpected {other:?}", self.index),
+            Err(e) => tracing::error!("worker {}: {e}", self.index),
+        }
+        true
+    }
+}
