@@ -428,12 +428,13 @@ const char *vppcom_retval_str(int retval);
 int vppcom_unformat_proto(uint8_t *proto, char *proto_str);
 
 /**
- * Register a certificate and key with VPP; returns the pair's index or a negative value.
+ * Register a certificate and key with VPP; returns the pair's index, or -1 (upstream's value
+ * for any failure of the exchange).
  */
 int vppcom_add_cert_key_pair(struct vppcom_cert_key_pair_t *ckpair);
 
 /**
- * Remove a certificate/key pair; 0 on success, negative otherwise.
+ * Remove a certificate/key pair; 0 on success, -1 otherwise.
  */
 int vppcom_del_cert_key_pair(uint32_t ckpair_index);
 
@@ -511,6 +512,7 @@ int vppcom_session_get_error(uint32_t session_handle);
 
 /**
  * Register the calling thread as a new VCL worker (its own socket and app mq).
+ * Any failure is VPPCOM_EEXIST, as upstream.
  */
 int vppcom_worker_register(void);
 
@@ -530,7 +532,7 @@ int vppcom_worker_index(void);
 void vppcom_worker_index_set(int index);
 
 /**
- * The epoll fd watching this worker's message queue eventfds (-1 without use-mq-eventfd).
+ * The epoll fd watching this worker's message queue eventfd (-1 without use-mq-eventfd).
  */
 int vppcom_worker_mqs_epfd(void);
 
