@@ -87,7 +87,7 @@ pub fn corrupt(seg: &Segment, fifos: &[u64; 2], inp: &mut Input) {
             2 => inp.u64(),
             3 => u64::from(inp.u32() % (SEG_SIZE as u32)),
             4 => chunk0,
-            5 => chunk0 + 8,
+            5 => chunk0.wrapping_add(8),
             6 => 1 << (inp.u32() % 40),
             7 => u64::from(u32::MAX - inp.u32() % 100_000),
             8 => fifos[(inp.u32() & 1) as usize],
