@@ -103,7 +103,7 @@ impl MqConfig {
     }
 
     /// The app queue VPP creates for an `evt_q_size` of `e`: `e` slots, ring 0 of `e` IO events,
-    /// ring 1 of `max(16, e/16)` control events. Private rx queues use the same shape.
+    /// ring 1 of `max(16, e/16)` control events.
     pub fn app(e: u32) -> MqConfig {
         MqConfig {
             q_nitems: e,
@@ -114,6 +114,25 @@ impl MqConfig {
                 },
                 RingCfg {
                     nitems: (e >> 4).max(16),
+                    elsize: CTRL_EVENT_SIZE,
+                },
+            ],
+        }
+    }
+
+    /// A private rx queue (app-owned "rx mqs" segment, one per VPP thread, always with an
+    /// eventfd): `L = max(e, 128)` slots, ring 0 of `L` IO events, ring 1 of `L/2` control events.
+    pub fn private_rx(e: u32) -> MqConfig {
+        let l = e.max(128);
+        MqConfig {
+            q_nitems: l,
+            rings: vec![
+                RingCfg {
+                    nitems: l,
+                    elsize: SESSION_EVENT_SIZE,
+                },
+                RingCfg {
+                    nitems: l >> 1,
                     elsize: CTRL_EVENT_SIZE,
                 },
             ],

@@ -94,7 +94,11 @@ fn corrupt(seg: &Segment, size: u64, r: &mut Rng, words: u64) {
 #[test]
 fn corrupted_queues_never_panic() {
     let seg = Segment::create("mq-fuzz", 1 << 20, 8192).unwrap();
-    let iters = if cfg!(debug_assertions) { 20_000 } else { 200_000 };
+    let iters = if cfg!(debug_assertions) {
+        20_000
+    } else {
+        200_000
+    };
     let (mut attached, mut refused) = (0, 0);
     for seed in 1..=iters as u64 {
         let mut r = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));

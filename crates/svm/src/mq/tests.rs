@@ -58,6 +58,15 @@ fn preset_sizes_and_ring_offsets_match_vpp() {
     assert_eq!(MqConfig::app(2048).size(), 86_176);
     assert_eq!(MqConfig::app(2048).rings[1].nitems, 128);
     assert_eq!(MqConfig::app(64).rings[1].nitems, 16);
+    let rx = MqConfig::private_rx(64);
+    assert_eq!(
+        (rx.q_nitems, rx.rings[0].nitems, rx.rings[1].nitems),
+        (128, 128, 64)
+    );
+    assert_eq!(
+        MqConfig::private_rx(2048).size(),
+        120 + 8 * 2048 + 20 + 2048 * 18 + 20 + 1024 * 256
+    );
     let s = seg(1 << 20);
     let q = MsgQueue::init(&s, OFF, &MqConfig::app(2048)).unwrap();
     assert_eq!(q.ring_geom(0).unwrap().hdr, 16_504);
