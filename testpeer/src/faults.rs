@@ -1,0 +1,43 @@
+//! The segment-corruption fault: break one header field of an app's first segment after it was
+//! laid out and before the attach reply goes out, so clients' validation paths get exercised.
+
+use std::fs::File;
+use std::sync::Arc;
+
+use memmap2::MmapOptions;
+use vcl_svm::Segment;
+
+use crate::config::Corruption;
+use crate::state::dup_fd;
+
+/// ssvm header offsets (`ssvm_shared_header_t`).
+const SSVM_SIZE_OFF: usize = 32;
+const SSVM_OPAQUE0_OFF: usize = 56;
+/// `svm_msg_q_shared_t`: n_rings at +0; the queue's maxsize at +8 +100.
+const MQ_MAXSIZE_OFF: u64 = 108;
+
+/// Apply `c` to `seg`, whose app mq sits at fsh offset `mq_off` (u64::MAX if none).
+pub fn corrupt(seg: &Arc<Segment>, mq_off: u64, c: Corruption) {
+    let r = match c {
+        Corruption::SsvmSize => write_hdr(seg, SSVM_SIZE_OFF, seg.len() as u64 * 4),
+        Corruption::FshOffset => write_hdr(seg, SSVM_OPAQUE0_OFF, seg.len() as u64 + 4096),
+        Corruption::MqRings => seg.store::<u32>(mq_off, 0).map_err(crate::segments::svm_io),
+        Corruption::MqMaxsize => seg
+            .store::<u32>(mq_off.wrapping_add(MQ_MAXSIZE_OFF), 1 << 30)
+            .map_err(crate::segments::svm_io),
+    };
+    match r {
+        Ok(()) => tracing::warn!(?c, "fault: app segment corrupted"),
+        Err(e) => tracing::error!(%e, ?c, "fault: could not corrupt segment"),
+    }
+}
+
+/// Write a u64 into the ssvm header (before the fsh, which `Segment` does not expose).
+fn write_hdr(seg: &Segment, off: usize, v: u64) -> std::io::Result<()> {
+    let file = File::from(dup_fd(seg.fd())?);
+    // SAFETY: a shared mapping of the segment's first page; nothing else in this process keeps
+    // Rust references into the ssvm header, and the bytes written are plain integers.
+    let mut map = unsafe { MmapOptions::new().len(4096).map_mut(&file)? };
+    map[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+    Ok(())
+}

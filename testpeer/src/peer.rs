@@ -1,0 +1,265 @@
+//! [`Peer`]: starts the emulated VPP in the calling process (the vpp mqs segment, the sapi
+//! listener, one sapi thread and one thread per emulated VPP thread), offers introspection and
+//! test actions (segment add/delete), and shuts everything down on [`Peer::stop`] or drop.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::sys::eventfd::{EfdFlags, EventFd};
+
+use crate::config::{PeerConfig, SockAddr};
+use crate::log::LogEntry;
+use crate::segments::{create_vpp_mqs, VppMqs};
+use crate::state::State;
+use crate::{sapi, sapi_io, vpp_thread};
+
+/// What the threads share.
+pub struct Shared {
+    pub cfg: PeerConfig,
+    state: Mutex<State>,
+    pub stop: AtomicBool,
+    /// Wakes the sapi thread out of poll.
+    pub wake: EventFd,
+    pub vpp_mqs: VppMqs,
+    /// Datagrams received over all connections (fault injection).
+    pub rx_total: AtomicU32,
+}
+
+impl Shared {
+    /// The state lock (VPP's barrier). A panicked holder does not make the state unusable.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One app worker as the peer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerInfo {
+    /// Global app worker index (`wrk_index`).
+    pub wrk_index: u32,
+    /// Index within the app (`wrk_map_index`, what VCL calls `vpp_wrk_index`).
+    pub wrk_map_index: u32,
+    /// `api_client_handle` = `(ns << 16) | socket index`.
+    pub api_client_index: u32,
+    /// Handles of the segments of its connects segment manager.
+    pub segment_handles: Vec<u64>,
+    /// App mq offset in its first segment (None if it did not fit).
+    pub app_mq: Option<u64>,
+    /// Events not yet delivered to its app mq, all threads.
+    pub pending_events: usize,
+}
+
+/// One attached app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppInfo {
+    pub app_index: u32,
+    pub name: String,
+    pub workers: Vec<WorkerInfo>,
+}
+
+/// The running test peer.
+pub struct Peer {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Peer {
+    /// Create the vpp mqs segment, bind the sapi socket and start the threads.
+    pub fn start(cfg: PeerConfig) -> io::Result<Peer> {
+        let threads = cfg.threads.max(1);
+        let vpp_mqs = create_vpp_mqs(threads, cfg.wrk_mq_length, cfg.wrk_mqs_segment_size)?;
+        let offsets = vpp_mqs.mqs.iter().map(|q| q.offset()).collect();
+        let mut state = State::new(
+            threads,
+            cfg.faults.clone(),
+            offsets,
+            vpp_mqs.seg.fd(),
+            cfg.log_capacity,
+        );
+        state.reserve_builtins(cfg.builtin_apps);
+        let listener = sapi_io::bind_listener(&cfg.socket)?;
+        let wake = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
+            .map_err(io::Error::from)?;
+        let shared = Arc::new(Shared {
+            cfg: PeerConfig { threads, ..cfg },
+            state: Mutex::new(state),
+            stop: AtomicBool::new(false),
+            wake,
+            vpp_mqs,
+            rx_total: AtomicU32::new(0),
+        });
+        let mut handles = Vec::new();
+        let s = shared.clone();
+        handles.push(spawn("vpp-sapi", move || sapi::run(s, listener))?);
+        for t in 0..threads {
+            let s = shared.clone();
+            let name = if t == 0 {
+                "vpp-main".to_string()
+            } else {
+                format!("vpp-wk-{}", t - 1)
+            };
+            handles.push(spawn(&name, move || vpp_thread::run(s, t))?);
+        }
+        tracing::info!(socket = %shared.cfg.socket, threads, "test peer started");
+        Ok(Peer {
+            shared,
+            threads: handles,
+        })
+    }
+
+    /// Stop the threads, close every connection, unmap everything and remove the socket file.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        let _ = self.shared.wake.write(1);
+        for h in self.threads.drain(..) {
+            let _ = h.join();
+        }
+        {
+            let mut st = self.shared.lock();
+            st.graveyard.clear();
+            for i in st.socks.indices() {
+                if let Some(s) = st.socks.get_mut(i) {
+                    s.fd = None;
+                }
+            }
+        }
+        if let SockAddr::Path(p) = &self.shared.cfg.socket {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &PeerConfig {
+        &self.shared.cfg
+    }
+
+    /// Where the sapi socket listens.
+    pub fn socket_addr(&self) -> &SockAddr {
+        &self.shared.cfg.socket
+    }
+
+    /// Whether an abrupt-exit fault fired (the peer then serves nothing).
+    pub fn is_dead(&self) -> bool {
+        self.shared.lock().dead
+    }
+
+    /// Attached external apps (builtin placeholders excluded).
+    pub fn apps(&self) -> Vec<AppInfo> {
+        let st = self.shared.lock();
+        let first = self.shared.cfg.builtin_apps;
+        st.apps
+            .iter()
+            .filter(|(i, _)| *i >= first)
+            .map(|(i, a)| AppInfo {
+                app_index: i,
+                name: String::from_utf8_lossy(&a.name).into_owned(),
+                workers: a
+                    .worker_maps
+                    .iter()
+                    .filter_map(|(m, &w)| worker_info(&st, m, w))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Number of attached external apps.
+    pub fn n_apps(&self) -> usize {
+        self.apps().len()
+    }
+
+    /// Number of app workers of external apps.
+    pub fn n_workers(&self) -> usize {
+        self.apps().iter().map(|a| a.workers.len()).sum()
+    }
+
+    /// The message log (oldest first).
+    pub fn log(&self) -> Vec<LogEntry> {
+        self.shared.lock().log.snapshot()
+    }
+
+    /// Live cert/key pair indices (index 0 is VPP's reserved entry and is not listed).
+    pub fn cert_keys(&self) -> Vec<u32> {
+        let st = self.shared.lock();
+        st.ckpairs
+            .indices()
+            .into_iter()
+            .filter(|&i| i != 0)
+            .collect()
+    }
+
+    /// Offsets of the VPP thread mqs in the vpp mqs segment.
+    pub fn vpp_mq_offsets(&self) -> Vec<u64> {
+        self.shared.vpp_mqs.mqs.iter().map(|q| q.offset()).collect()
+    }
+
+    /// Poll `cond` until it holds or `timeout` passes; returns whether it held.
+    pub fn wait_until(&self, timeout: Duration, cond: impl Fn(&Peer) -> bool) -> bool {
+        let end = Instant::now() + timeout;
+        loop {
+            if cond(self) {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Give worker `wrk_map_index` of `app_index` a new segment of `size` bytes and announce
+    /// it: SEND_FDS on its socket, then APP_ADD_SEGMENT on its app mq (FACTS §3.5), delivered
+    /// by VPP thread 0 within a few ms. Returns the segment handle `(sm << 32) | seg`.
+    pub fn add_segment(&self, app_index: u32, wrk_map_index: u32, size: u64) -> io::Result<u64> {
+        self.shared
+            .lock()
+            .add_segment(app_index, wrk_map_index, size)
+    }
+
+    /// Delete a segment: it is unmapped and closed now and APP_DEL_SEGMENT is sent to its
+    /// worker.
+    pub fn del_segment(&self, handle: u64) -> io::Result<()> {
+        self.shared.lock().del_segment(handle)
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.shutdown();
+        }
+    }
+}
+
+fn worker_info(st: &State, map: u32, wrk: u32) -> Option<WorkerInfo> {
+    let w = st.wrks.get(wrk)?;
+    let segment_handles = st
+        .sms
+        .get(w.sm_index)
+        .map(|sm| {
+            sm.segments
+                .indices()
+                .into_iter()
+                .map(|s| crate::sm::segment_handle(w.sm_index, s))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(WorkerInfo {
+        wrk_index: wrk,
+        wrk_map_index: map,
+        api_client_index: w.api_client_index,
+        segment_handles,
+        app_mq: w.mq.as_ref().map(|m| m.offset()),
+        pending_events: w.evts.iter().map(|q| q.len()).sum(),
+    })
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(name.to_string()).spawn(f)
+}

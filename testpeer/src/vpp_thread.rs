@@ -1,0 +1,88 @@
+//! One emulated VPP thread: the only consumer of that thread's mq in the vpp mqs segment. Each
+//! round it drains the mq, dispatches every message under the state lock (VPP's barrier), then
+//! flushes events queued for app workers on this thread, then waits on the mq's condvar (apps
+//! broadcast it when the queue goes non-empty) for a short while.
+//!
+//! The dispatch `match` is where session messages (LISTEN, CONNECT, ACCEPTED_REPLY, IO events,
+//! ...) will be handled; today only APP_DETACH is emulated and the rest is logged and ignored.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use vcl_codec::msg::{decode_ctrl_element, AppDetach, CtrlMsg};
+use vcl_svm::mq::{Event, IO_RING};
+
+use crate::events::{evt_name, flush_thread};
+use crate::log::{Dir, MsgKind};
+use crate::peer::Shared;
+use crate::state::State;
+
+/// Longest sleep between rounds: bounds the delay of events queued from outside (tests).
+const IDLE_WAIT: Duration = Duration::from_millis(2);
+/// Messages taken per round (VPP's session queue node handles batches too).
+const BATCH: usize = 64;
+
+/// Body of VPP thread `t`.
+pub fn run(shared: Arc<Shared>, t: u8) {
+    let Some(q) = shared.vpp_mqs.mqs.get(usize::from(t)) else {
+        return;
+    };
+    let mut consumer = match q.consumer() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(%e, thread = t, "cannot consume vpp mq");
+            return;
+        }
+    };
+    while !shared.stop.load(Ordering::Acquire) {
+        {
+            let mut st = shared.lock();
+            if let Err(e) = consumer.dequeue(BATCH, |e| dispatch(&mut st, t, e)) {
+                // A hostile app can corrupt the queue; keep serving the others.
+                tracing::error!(%e, thread = t, "vpp mq corrupt");
+            }
+            flush_thread(&mut st, t);
+        }
+        if let Err(e) = consumer.wait(IDLE_WAIT) {
+            tracing::error!(%e, thread = t, "vpp mq wait failed");
+            std::thread::sleep(IDLE_WAIT);
+        }
+    }
+}
+
+/// Handle one message VPP thread `t` took from its mq.
+fn dispatch(st: &mut State, t: u8, e: Event<'_>) {
+    let ty = e.event_type();
+    st.note(Dir::Rx, MsgKind::Mq(ty), u32::from(t));
+    if e.ring == IO_RING {
+        tracing::debug!(
+            thread = t,
+            evt = evt_name(ty),
+            si = e.session_index(),
+            "io event ignored"
+        );
+        return;
+    }
+    match decode_ctrl_element(e.data) {
+        Ok(CtrlMsg::AppDetach(m)) => app_detach(st, m),
+        Ok(m) => tracing::debug!(
+            thread = t,
+            evt = evt_name(ty),
+            ?m,
+            "ctrl event not emulated"
+        ),
+        Err(err) => tracing::debug!(thread = t, ty, %err, "undecodable ctrl event ignored"),
+    }
+}
+
+/// session_node.c `app_mq_detach_handler`: look the app up by client index and detach the
+/// workers registered with that client index (ERRATA O6), each losing its socket.
+fn app_detach(st: &mut State, m: AppDetach) {
+    let Some(app) = st.app_lookup(m.client_index) else {
+        tracing::debug!(client = m.client_index, "APP_DETACH for unknown client");
+        return;
+    };
+    tracing::debug!(app, client = m.client_index, "APP_DETACH");
+    st.detach_process(app, m.client_index);
+}
