@@ -417,3 +417,9 @@ fn cert_key_exchange(w: &Worker, req: &SapiMsg, payload: Option<&[u8]>) -> Resul
         }
     })
 }
+
+/// How long blocking listen and connect wait for VPP (vcl.conf session-timeout).
+pub fn session_timeout() -> Duration {
+    let secs = APP.lock().as_ref().map_or(600.0, |a| a.cfg.session_timeout);
+    Duration::from_secs_f64(secs.clamp(0.001, 1e9))
+}

@@ -6,10 +6,12 @@
 
 pub mod app;
 pub mod config;
+pub mod epoll;
 pub mod error;
 pub mod ffi;
 pub mod logging;
 pub mod sapi;
+pub mod session;
 pub mod worker;
 
 pub use vcl_codec as codec;

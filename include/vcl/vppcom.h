@@ -322,7 +322,7 @@ int vppcom_epoll_wait(uint32_t vep_handle,
                       double wait_for_time);
 
 /**
- * select(2) over session handles as bit indices.
+ * select(2) over session indices as bit positions.
  */
 int vppcom_select(int n_bits,
                   vcl_si_set *read_map,
@@ -358,12 +358,12 @@ int vppcom_session_read(uint32_t session_handle, void *buf, size_t n);
 int vppcom_session_write(uint32_t session_handle, void *buf, size_t n);
 
 /**
- * Write one message: all `n` bytes or nothing.
+ * Write one message (TX_FLUSH: VPP sends it without waiting for more).
  */
 int vppcom_session_write_msg(uint32_t session_handle, void *buf, size_t n);
 
 /**
- * Receive (flags 0 or MSG_PEEK), filling `ep` with the peer for datagram sessions.
+ * Receive (flags 0 or MSG_PEEK), filling `ep` with the peer's address.
  */
 int vppcom_session_recvfrom(uint32_t session_handle,
                             void *buffer,
@@ -372,7 +372,8 @@ int vppcom_session_recvfrom(uint32_t session_handle,
                             struct vppcom_endpt_t *ep);
 
 /**
- * Send to `ep` (datagram sessions) or to the connected peer.
+ * Send to the connected peer (`ep` must be NULL or the peer: connectionless sends need UDP,
+ * which this vcl does not do yet).
  */
 int vppcom_session_sendto(uint32_t session_handle,
                           void *buffer,
@@ -389,7 +390,7 @@ int vppcom_session_read_segments(uint32_t session_handle,
                                  uint32_t max_bytes);
 
 /**
- * Write the bytes described by `n_segments` segments, as one message for datagrams.
+ * Write the bytes described by `n_segments` segments.
  */
 int vppcom_session_write_segments(uint32_t session_handle,
                                   struct vppcom_data_segment_t *ds,
@@ -481,7 +482,8 @@ int vppcom_session_accept(uint32_t session_handle,
 int vppcom_session_connect(uint32_t session_handle, struct vppcom_endpt_t *server_ep);
 
 /**
- * Open a stream on a connected parent session (QUIC).
+ * Open a stream on a connected parent session (QUIC). Streams need VPP's QUIC; not supported
+ * by this vcl yet.
  */
 int vppcom_session_stream_connect(uint32_t session_handle, uint32_t parent_session_handle);
 
@@ -491,17 +493,17 @@ int vppcom_session_stream_connect(uint32_t session_handle, uint32_t parent_sessi
 int vppcom_session_is_stream(uint32_t session_handle);
 
 /**
- * 1 if the session is a listener a client can connect a stream to (QUIC).
+ * 1 if the session is a listener a client can connect a stream to (QUIC): never, here.
  */
 int vppcom_session_is_connectable_listener(uint32_t session_handle);
 
 /**
- * The listener handle an accepted session came from.
+ * The listener handle an accepted session came from (VPPCOM_EBADFD if none).
  */
 int vppcom_session_listener(uint32_t session_handle);
 
 /**
- * How many sessions a listener has accepted.
+ * How many sessions a listener has accepted (and not yet closed).
  */
 int vppcom_session_n_accepted(uint32_t session_handle);
 

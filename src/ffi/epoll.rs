@@ -2,17 +2,24 @@
 
 use std::ffi::c_int;
 
-use super::session::call;
+use super::session::with_worker;
 use super::types::{vcl_poll_t, vcl_si_set};
-use super::{guard, rv, VPPCOM_EFAULT, VPPCOM_EINVAL};
+use super::{guard, VPPCOM_EFAULT, VPPCOM_EINVAL};
+use crate::epoll;
+use crate::error::Error;
 
 /// `struct epoll_event` from <sys/epoll.h> (the header names it so through cbindgen's rename).
 pub type EpollEvent = libc::epoll_event;
 
+/// Most events one epoll_wait call gathers (the caller's array may be longer).
+const MAX_BATCH: usize = 1024;
+
 /// Create an epoll session; returns its handle.
 #[no_mangle]
 pub extern "C" fn vppcom_epoll_create() -> c_int {
-    guard("vppcom_epoll_create", VPPCOM_EFAULT, || rv(call(u32::MAX)))
+    guard("vppcom_epoll_create", VPPCOM_EFAULT, || {
+        with_worker(|w| epoll::create(w).map(|h| h as i32))
+    })
 }
 
 /// Add, modify or delete `session_handle` in the epoll session `vep_handle`.
@@ -28,8 +35,9 @@ pub extern "C" fn vppcom_epoll_ctl(
             tracing::debug!("epoll_ctl: vep handle {vep_handle} == session handle");
             return VPPCOM_EINVAL;
         }
-        let _ = (op, event);
-        rv(call(vep_handle))
+        // SAFETY: event is NULL or points at a caller-owned struct epoll_event.
+        let ev = unsafe { event.as_ref() }.map(|e| (e.events, e.u64));
+        with_worker(|w| epoll::ctl(w, vep_handle, op, session_handle, ev).map(|_| 0))
     })
 }
 
@@ -46,12 +54,25 @@ pub extern "C" fn vppcom_epoll_wait(
             tracing::debug!("epoll_wait: invalid maxevents {maxevents}");
             return VPPCOM_EINVAL;
         }
-        let _ = (events, wait_for_time);
-        rv(call(vep_handle))
+        if events.is_null() {
+            return VPPCOM_EFAULT;
+        }
+        let mut buf = [(0u32, 0u64); MAX_BATCH];
+        let n_max = (maxevents as usize).min(MAX_BATCH);
+        with_worker(|w| {
+            let n = epoll::wait(w, vep_handle, &mut buf[..n_max], wait_for_time)?;
+            // SAFETY: events points at maxevents >= n caller-owned entries, per vppcom.h.
+            let out = unsafe { std::slice::from_raw_parts_mut(events, n) };
+            for (o, (bits, data)) in out.iter_mut().zip(&buf[..n]) {
+                o.events = *bits;
+                o.u64 = *data;
+            }
+            Ok(n as i32)
+        })
     })
 }
 
-/// select(2) over session handles as bit indices.
+/// select(2) over session indices as bit positions.
 #[no_mangle]
 pub extern "C" fn vppcom_select(
     n_bits: c_int,
@@ -64,8 +85,15 @@ pub extern "C" fn vppcom_select(
         if n_bits < 0 {
             return VPPCOM_EINVAL;
         }
-        let _ = (read_map, write_map, except_map, wait_for_time);
-        rv(call(u32::MAX))
+        let words = (n_bits as usize).div_ceil(u64::BITS as usize);
+        let map = |p: *mut vcl_si_set| {
+            // SAFETY: a non-null map holds at least n_bits bits, per vppcom.h.
+            (!p.is_null() && words > 0)
+                .then(|| unsafe { std::slice::from_raw_parts_mut(p, words) })
+        };
+        let maps = [map(read_map), map(write_map), map(except_map)];
+        let ms = crate::app::uses_mq_eventfd();
+        with_worker(|w| epoll::select(w, maps, wait_for_time, ms).map(|n| n as i32))
     })
 }
 
@@ -76,7 +104,16 @@ pub extern "C" fn vppcom_poll(vp: *mut vcl_poll_t, n_sids: u32, wait_for_time: f
         if vp.is_null() {
             return VPPCOM_EFAULT;
         }
-        let _ = (n_sids, wait_for_time);
-        rv(call(u32::MAX))
+        // SAFETY: vp points at n_sids caller-owned entries, per vppcom.h.
+        let vp = unsafe { std::slice::from_raw_parts_mut(vp, n_sids as usize) };
+        let mut fds: Vec<(u32, i16, i16)> = vp.iter().map(|p| (p.sh, p.events, 0)).collect();
+        let rv = with_worker(|w| epoll::poll(w, &mut fds, wait_for_time).map(|n| n as i32));
+        if rv < 0 && rv == Error::BadFd.code() && n_sids > 0 {
+            return rv;
+        }
+        for (p, f) in vp.iter_mut().zip(&fds) {
+            p.revents = f.2;
+        }
+        rv
     })
 }

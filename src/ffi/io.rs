@@ -2,39 +2,54 @@
 
 use std::ffi::{c_int, c_void};
 
-use super::session::call;
+use super::session::{endpoint_out, with_worker};
 use super::types::{vppcom_data_segment_t, vppcom_endpt_t};
-use super::{guard, rv, VPPCOM_EAFNOSUPPORT, VPPCOM_EFAULT, VPPCOM_OK};
+use super::{guard, VPPCOM_EAFNOSUPPORT, VPPCOM_EFAULT, VPPCOM_OK};
+use crate::error::Error;
+use crate::session;
+
+/// The caller's buffer as a slice (None for NULL).
+///
+/// # Safety
+/// A non-null `buf` must point at `n` bytes the caller lets us read and write.
+unsafe fn buf_mut<'a>(buf: *mut c_void, n: usize) -> Option<&'a mut [u8]> {
+    // SAFETY: per this function's contract; a zero length never dereferences.
+    (!buf.is_null()).then(|| unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, n) })
+}
+
+fn read_common(session_handle: u32, buf: *mut c_void, n: usize, peek: bool) -> c_int {
+    // SAFETY: buf points at n writable bytes, per vppcom.h.
+    let Some(b) = (unsafe { buf_mut(buf, n.min(i32::MAX as usize)) }) else {
+        return VPPCOM_EFAULT;
+    };
+    with_worker(|w| session::read(w, session_handle, b, peek).map(|n| n as i32))
+}
 
 /// Read up to `n` bytes; 0 on orderly close, VPPCOM_EAGAIN when non-blocking and empty.
 #[no_mangle]
 pub extern "C" fn vppcom_session_read(session_handle: u32, buf: *mut c_void, n: usize) -> c_int {
     guard("vppcom_session_read", VPPCOM_EFAULT, || {
-        if buf.is_null() {
-            return VPPCOM_EFAULT;
-        }
-        let _ = n;
-        rv(call(session_handle))
+        read_common(session_handle, buf, n, false)
     })
 }
 
-fn write_common(session_handle: u32, buf: *mut c_void, n: usize) -> c_int {
-    if buf.is_null() {
+fn write_common(session_handle: u32, buf: *mut c_void, n: usize, flush: bool) -> c_int {
+    // SAFETY: buf points at n readable bytes, per vppcom.h.
+    let Some(b) = (unsafe { buf_mut(buf, n.min(i32::MAX as usize)) }) else {
         return VPPCOM_EFAULT;
-    }
-    let _ = n;
-    rv(call(session_handle))
+    };
+    with_worker(|w| session::write(w, session_handle, b, flush).map(|n| n as i32))
 }
 
 /// Write up to `n` bytes; returns how many were queued.
 #[no_mangle]
 pub extern "C" fn vppcom_session_write(session_handle: u32, buf: *mut c_void, n: usize) -> c_int {
     guard("vppcom_session_write", VPPCOM_EFAULT, || {
-        write_common(session_handle, buf, n)
+        write_common(session_handle, buf, n, false)
     })
 }
 
-/// Write one message: all `n` bytes or nothing.
+/// Write one message (TX_FLUSH: VPP sends it without waiting for more).
 #[no_mangle]
 pub extern "C" fn vppcom_session_write_msg(
     session_handle: u32,
@@ -42,11 +57,11 @@ pub extern "C" fn vppcom_session_write_msg(
     n: usize,
 ) -> c_int {
     guard("vppcom_session_write_msg", VPPCOM_EFAULT, || {
-        write_common(session_handle, buf, n)
+        write_common(session_handle, buf, n, true)
     })
 }
 
-/// Receive (flags 0 or MSG_PEEK), filling `ep` with the peer for datagram sessions.
+/// Receive (flags 0 or MSG_PEEK), filling `ep` with the peer's address.
 #[no_mangle]
 pub extern "C" fn vppcom_session_recvfrom(
     session_handle: u32,
@@ -56,16 +71,29 @@ pub extern "C" fn vppcom_session_recvfrom(
     ep: *mut vppcom_endpt_t,
 ) -> c_int {
     guard("vppcom_session_recvfrom", VPPCOM_EFAULT, || {
-        if flags != 0 && flags & libc::MSG_PEEK == 0 {
-            tracing::debug!("recvfrom: unsupported flags {flags:#x}");
-            return VPPCOM_EAFNOSUPPORT;
+        let peek = match flags {
+            0 => false,
+            f if f & libc::MSG_PEEK != 0 => true,
+            f => {
+                tracing::debug!("recvfrom: unsupported flags {f:#x}");
+                return VPPCOM_EAFNOSUPPORT;
+            }
+        };
+        let rv = read_common(session_handle, buffer, buflen as usize, peek);
+        if rv > 0 && !ep.is_null() {
+            with_worker(|w| {
+                let ss = w.sessions.lock();
+                let i = session::lookup(w, &ss, session_handle)?;
+                endpoint_out(ep, &ss.get(i).expect("found").rmt);
+                Ok(0)
+            });
         }
-        let _ = ep;
-        vppcom_session_read(session_handle, buffer, buflen as usize)
+        rv
     })
 }
 
-/// Send to `ep` (datagram sessions) or to the connected peer.
+/// Send to the connected peer (`ep` must be NULL or the peer: connectionless sends need UDP,
+/// which this vcl does not do yet).
 #[no_mangle]
 pub extern "C" fn vppcom_session_sendto(
     session_handle: u32,
@@ -75,12 +103,19 @@ pub extern "C" fn vppcom_session_sendto(
     ep: *mut vppcom_endpt_t,
 ) -> c_int {
     guard("vppcom_session_sendto", VPPCOM_EFAULT, || {
-        // Upstream looks the session up first, then checks the endpoint, then writes.
-        let _ = (buflen, flags, ep);
-        match call(session_handle) {
-            Err(e) => e.code(),
-            Ok(_) => write_common(session_handle, buffer, buflen as usize),
+        let _ = flags;
+        let looked_up = with_worker(|w| {
+            let ss = w.sessions.lock();
+            let i = session::lookup(w, &ss, session_handle)?;
+            if !ep.is_null() && !ss.get(i).expect("found").is_dgram() {
+                return Err(Error::Inval);
+            }
+            Ok(0)
+        });
+        if looked_up < 0 {
+            return looked_up;
         }
+        write_common(session_handle, buffer, buflen as usize, false)
     })
 }
 
@@ -93,12 +128,24 @@ pub extern "C" fn vppcom_session_read_segments(
     max_bytes: u32,
 ) -> c_int {
     guard("vppcom_session_read_segments", VPPCOM_EFAULT, || {
-        let _ = (ds, n_segments, max_bytes);
-        rv(call(session_handle))
+        if ds.is_null() || n_segments == 0 {
+            return VPPCOM_EFAULT;
+        }
+        // SAFETY: ds points at n_segments caller-owned segments, per vppcom.h.
+        let out = unsafe { std::slice::from_raw_parts_mut(ds, n_segments as usize) };
+        with_worker(|w| {
+            let mut segs = [(std::ptr::null_mut::<u8>(), 0u32); 2];
+            let n = session::read_segments(w, session_handle, &mut segs, max_bytes)?;
+            for (o, (p, len)) in out.iter_mut().zip(segs) {
+                o.data = p;
+                o.len = len;
+            }
+            Ok(n as i32)
+        })
     })
 }
 
-/// Write the bytes described by `n_segments` segments, as one message for datagrams.
+/// Write the bytes described by `n_segments` segments.
 #[no_mangle]
 pub extern "C" fn vppcom_session_write_segments(
     session_handle: u32,
@@ -114,8 +161,20 @@ pub extern "C" fn vppcom_session_write_segments(
         if first.len == 0 {
             return VPPCOM_OK; // upstream accepts a zero-length write and does nothing
         }
-        let _ = n_segments;
-        rv(call(session_handle))
+        // SAFETY: as above, n_segments entries.
+        let segs = unsafe { std::slice::from_raw_parts(ds, n_segments.max(1) as usize) };
+        let mut total = 0i32;
+        for d in segs {
+            let rv = write_common(session_handle, d.data as *mut c_void, d.len as usize, false);
+            if rv < 0 {
+                return if total > 0 { total } else { rv };
+            }
+            total += rv;
+            if (rv as u32) < d.len {
+                break;
+            }
+        }
+        total
     })
 }
 
@@ -123,6 +182,6 @@ pub extern "C" fn vppcom_session_write_segments(
 #[no_mangle]
 pub extern "C" fn vppcom_session_free_segments(session_handle: u32, n_bytes: u32) {
     guard("vppcom_session_free_segments", (), || {
-        let _ = (n_bytes, call(session_handle));
+        with_worker(|w| session::free_segments(w, session_handle, n_bytes).map(|_| 0));
     })
 }

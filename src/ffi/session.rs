@@ -2,30 +2,73 @@
 //! session queries. Argument checks come in upstream's order, then the session lookup.
 
 use std::ffi::c_int;
+use std::sync::Arc;
 
 use super::{guard, no_worker, rv, types::vppcom_endpt_t, VPPCOM_EFAULT, VPPCOM_EINVAL};
-use crate::error::Result;
-use crate::worker;
+use crate::error::{Error, Result};
+use crate::session::{self, Endpoint};
+use crate::worker::{self, Worker};
+use vcl_codec::msg::Ip46;
 
-/// Look up this thread's worker for a session call (session state arrives with the worker).
-pub(crate) fn call(_sh: u32) -> Result<i32> {
-    if !worker::has_current() {
-        return Err(no_worker());
-    }
-    Err(crate::error::Error::NotSup)
+/// This thread's worker (EBADFD without one: no handle can name a session).
+pub(crate) fn current() -> Result<Arc<Worker>> {
+    worker::current().ok_or_else(no_worker)
 }
 
-fn valid_endpoint(ep: *const vppcom_endpt_t) -> bool {
+/// A caller's endpoint as ours (address copied, port to host order).
+pub(crate) fn endpoint_in(ep: *const vppcom_endpt_t) -> Option<Endpoint> {
     // SAFETY: ep is NULL or points at a caller-owned vppcom_endpt_t, per vppcom.h.
-    matches!(unsafe { ep.as_ref() }, Some(e) if !e.ip.is_null())
+    let e = unsafe { ep.as_ref() }?;
+    if e.ip.is_null() {
+        return None;
+    }
+    let is_ip4 = e.is_ip4 != 0;
+    let mut ip = [0u8; 16];
+    // SAFETY: `ip` points at 4 (IPv4) or 16 (IPv6) readable bytes, per vppcom.h.
+    unsafe {
+        if is_ip4 {
+            std::ptr::copy_nonoverlapping(e.ip, ip.as_mut_ptr().add(12), 4);
+        } else {
+            std::ptr::copy_nonoverlapping(e.ip, ip.as_mut_ptr(), 16);
+        }
+    }
+    Some(Endpoint {
+        is_ip4,
+        ip: Ip46(ip),
+        port: u16::from_be(e.port),
+    })
+}
+
+/// Fill a caller's endpoint (its `ip` must have room for the address) from ours.
+pub(crate) fn endpoint_out(ep: *mut vppcom_endpt_t, from: &Endpoint) {
+    // SAFETY: ep is NULL or points at a caller-owned vppcom_endpt_t, per vppcom.h.
+    let Some(e) = (unsafe { ep.as_mut() }) else {
+        return;
+    };
+    e.is_ip4 = u8::from(from.is_ip4);
+    e.port = from.port.to_be();
+    if e.ip.is_null() {
+        return;
+    }
+    let (src, len) = if from.is_ip4 {
+        (&from.ip.0[12..], 4)
+    } else {
+        (&from.ip.0[..], 16)
+    };
+    // SAFETY: the caller's `ip` buffer holds at least the address length for its family.
+    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), e.ip, len) };
+}
+
+/// Run `f` on this thread's worker, returning its result or error code.
+pub(crate) fn with_worker(f: impl FnOnce(&Worker) -> Result<i32>) -> i32 {
+    rv(current().and_then(|w| f(&w)))
 }
 
 /// Create a session of protocol `proto` (VPPCOM_PROTO_*), returns its handle.
 #[no_mangle]
 pub extern "C" fn vppcom_session_create(proto: u8, is_nonblocking: u8) -> c_int {
     guard("vppcom_session_create", VPPCOM_EFAULT, || {
-        let _ = (proto, is_nonblocking);
-        rv(call(u32::MAX))
+        with_worker(|w| session::create(w, proto, is_nonblocking != 0).map(|h| h as i32))
     })
 }
 
@@ -33,8 +76,7 @@ pub extern "C" fn vppcom_session_create(proto: u8, is_nonblocking: u8) -> c_int 
 #[no_mangle]
 pub extern "C" fn vppcom_session_shutdown(session_handle: u32, how: c_int) -> c_int {
     guard("vppcom_session_shutdown", VPPCOM_EFAULT, || {
-        let _ = how;
-        rv(call(session_handle))
+        with_worker(|w| session::shutdown(w, session_handle, how).map(|_| 0))
     })
 }
 
@@ -42,7 +84,7 @@ pub extern "C" fn vppcom_session_shutdown(session_handle: u32, how: c_int) -> c_
 #[no_mangle]
 pub extern "C" fn vppcom_session_close(session_handle: u32) -> c_int {
     guard("vppcom_session_close", VPPCOM_EFAULT, || {
-        rv(call(session_handle))
+        with_worker(|w| session::close(w, session_handle).map(|_| 0))
     })
 }
 
@@ -50,7 +92,7 @@ pub extern "C" fn vppcom_session_close(session_handle: u32) -> c_int {
 #[no_mangle]
 pub extern "C" fn vppcom_session_terminate(session_handle: u32) -> c_int {
     guard("vppcom_session_terminate", VPPCOM_EFAULT, || {
-        rv(call(session_handle))
+        with_worker(|w| session::terminate(w, session_handle).map(|_| 0))
     })
 }
 
@@ -58,10 +100,10 @@ pub extern "C" fn vppcom_session_terminate(session_handle: u32) -> c_int {
 #[no_mangle]
 pub extern "C" fn vppcom_session_bind(session_handle: u32, ep: *mut vppcom_endpt_t) -> c_int {
     guard("vppcom_session_bind", VPPCOM_EFAULT, || {
-        if !valid_endpoint(ep) {
+        let Some(ep) = endpoint_in(ep) else {
             return VPPCOM_EINVAL;
-        }
-        rv(call(session_handle))
+        };
+        with_worker(|w| session::bind(w, session_handle, ep).map(|_| 0))
     })
 }
 
@@ -69,8 +111,10 @@ pub extern "C" fn vppcom_session_bind(session_handle: u32, ep: *mut vppcom_endpt
 #[no_mangle]
 pub extern "C" fn vppcom_session_listen(session_handle: u32, q_len: u32) -> c_int {
     guard("vppcom_session_listen", VPPCOM_EFAULT, || {
-        let _ = q_len;
-        rv(call(session_handle))
+        let _ = q_len; // VPP has no accept backlog to size
+        with_worker(|w| {
+            session::listen(w, session_handle, crate::app::session_timeout()).map(|_| 0)
+        })
     })
 }
 
@@ -82,8 +126,12 @@ pub extern "C" fn vppcom_session_accept(
     flags: u32,
 ) -> c_int {
     guard("vppcom_session_accept", VPPCOM_EFAULT, || {
-        let _ = (client_ep, flags);
-        rv(call(session_handle))
+        with_worker(|w| {
+            let nb = flags & libc::O_NONBLOCK as u32 != 0;
+            let (h, rmt) = session::accept(w, session_handle, nb)?;
+            endpoint_out(client_ep, &rmt);
+            Ok(h as i32)
+        })
     })
 }
 
@@ -94,20 +142,36 @@ pub extern "C" fn vppcom_session_connect(
     server_ep: *mut vppcom_endpt_t,
 ) -> c_int {
     guard("vppcom_session_connect", VPPCOM_EFAULT, || {
-        let _ = server_ep;
-        rv(call(session_handle))
+        with_worker(|w| {
+            let ep = endpoint_in(server_ep).ok_or(Error::Inval)?;
+            session::connect(w, session_handle, ep, crate::app::session_timeout()).map(|_| 0)
+        })
     })
 }
 
-/// Open a stream on a connected parent session (QUIC).
+/// Open a stream on a connected parent session (QUIC). Streams need VPP's QUIC; not supported
+/// by this vcl yet.
 #[no_mangle]
 pub extern "C" fn vppcom_session_stream_connect(
     session_handle: u32,
     parent_session_handle: u32,
 ) -> c_int {
     guard("vppcom_session_stream_connect", VPPCOM_EFAULT, || {
-        let _ = parent_session_handle;
-        rv(call(session_handle))
+        with_worker(|w| {
+            let ss = w.sessions.lock();
+            session::lookup(w, &ss, session_handle)?;
+            session::lookup(w, &ss, parent_session_handle)?;
+            Err(Error::NotSup)
+        })
+    })
+}
+
+/// Look a session up and read something off it.
+fn query(sh: u32, f: impl FnOnce(&session::Sessions, u32) -> i32) -> i32 {
+    with_worker(|w| {
+        let ss = w.sessions.lock();
+        let i = session::lookup(w, &ss, sh)?;
+        Ok(f(&ss, i))
     })
 }
 
@@ -115,40 +179,64 @@ pub extern "C" fn vppcom_session_stream_connect(
 #[no_mangle]
 pub extern "C" fn vppcom_session_is_stream(session_handle: u32) -> c_int {
     guard("vppcom_session_is_stream", VPPCOM_EFAULT, || {
-        rv(call(session_handle))
+        query(session_handle, |ss, i| {
+            i32::from(!ss.get(i).expect("found").is_dgram())
+        })
     })
 }
 
-/// 1 if the session is a listener a client can connect a stream to (QUIC).
+/// 1 if the session is a listener a client can connect a stream to (QUIC): never, here.
 #[no_mangle]
 pub extern "C" fn vppcom_session_is_connectable_listener(session_handle: u32) -> c_int {
     guard(
         "vppcom_session_is_connectable_listener",
         VPPCOM_EFAULT,
-        || rv(call(session_handle)),
+        || query(session_handle, |_, _| 0),
     )
 }
 
-/// The listener handle an accepted session came from.
+/// The listener handle an accepted session came from (VPPCOM_EBADFD if none).
 #[no_mangle]
 pub extern "C" fn vppcom_session_listener(session_handle: u32) -> c_int {
     guard("vppcom_session_listener", VPPCOM_EFAULT, || {
-        rv(call(session_handle))
+        with_worker(|w| {
+            let ss = w.sessions.lock();
+            let i = session::lookup(w, &ss, session_handle)?;
+            let l = ss.get(i).expect("found").listener;
+            ss.get(l).ok_or(Error::BadFd)?;
+            Ok(session::handle(w.index, l) as i32)
+        })
     })
 }
 
-/// How many sessions a listener has accepted.
+/// How many sessions a listener has accepted (and not yet closed).
 #[no_mangle]
 pub extern "C" fn vppcom_session_n_accepted(session_handle: u32) -> c_int {
     guard("vppcom_session_n_accepted", VPPCOM_EFAULT, || {
-        rv(call(session_handle))
+        query(session_handle, |ss, i| {
+            ss.get(i).expect("found").n_accepted as i32
+        })
     })
 }
 
 /// The session's VPP error as a VPPCOM_E* code (EADDRINUSE, ECONNREFUSED, EFAULT or OK).
 #[no_mangle]
 pub extern "C" fn vppcom_session_get_error(session_handle: u32) -> c_int {
+    use vcl_codec::session_error::{SESSION_E_PORTINUSE, SESSION_E_REFUSED};
     guard("vppcom_session_get_error", VPPCOM_EFAULT, || {
-        rv(call(session_handle))
+        with_worker(|w| {
+            let ss = w.sessions.lock();
+            let i = session::lookup(w, &ss, session_handle)?;
+            let s = ss.get(i).expect("found");
+            if s.is_vep {
+                return Err(Error::BadFd);
+            }
+            Ok(match s.vpp_error {
+                0 => 0,
+                SESSION_E_PORTINUSE => Error::AddrInUse.code(),
+                SESSION_E_REFUSED => Error::ConnRefused.code(),
+                _ => Error::Fault.code(),
+            })
+        })
     })
 }

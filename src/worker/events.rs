@@ -70,3 +70,12 @@ impl Worker {
         true
     }
 }
+
+impl Worker {
+    /// Sleep until the app mq has something or `timeout` passes.
+    pub fn wait_mq(&self, timeout: std::time::Duration) {
+        if let Ok(mut c) = self.app_mq.consumer() {
+            let _ = c.wait(timeout);
+        }
+    }
+}

@@ -49,6 +49,8 @@ pub struct Worker {
     pub app_index: u32,
     pub vpp: Arc<VppMqs>,
     pub app_mq: MsgQueue<Arc<Segment>>,
+    /// The worker's sessions (touched by its own thread; the lock is per worker).
+    pub sessions: Mutex<crate::session::Sessions>,
     sock: Mutex<SapiSocket>,
     segments: Mutex<HashMap<u64, Arc<Segment>>>,
     /// epoll fd over the app mq eventfd and the socket (use-mq-eventfd only).
@@ -91,6 +93,7 @@ impl Worker {
             app_index: p.app_index,
             vpp: p.vpp,
             app_mq: p.app_mq,
+            sessions: Mutex::new(Default::default()),
             sock: Mutex::new(p.sock),
             segments: Mutex::new(segments),
             mqs_epfd,
@@ -134,6 +137,11 @@ impl Worker {
         let found = self.segments.lock().remove(&handle).is_some();
         tracing::debug!(handle, found, "worker {}: segment unmapped", self.index);
         found
+    }
+
+    /// The segment VPP shared under `handle`, if mapped.
+    pub fn segment(&self, handle: u64) -> Option<Arc<Segment>> {
+        self.segments.lock().get(&handle).cloned()
     }
 
     /// Handles of the segments this worker maps.

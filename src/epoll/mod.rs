@@ -1,0 +1,273 @@
+//! vppcom_epoll_*: epoll sessions over VCL sessions, level- or edge-triggered.
+//!
+//! Events from VPP mark a registered session pending on its epoll session's ready queue (once,
+//! merging bits). epoll_wait pops from that queue, so its cost follows the number of ready
+//! sessions, not registered ones. Level-triggered sessions that were ready when delivered are
+//! re-checked on the next wait (upstream's LT list) and dropped once they are not ready.
+
+mod select;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use libc::{EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLONESHOT, EPOLLOUT, EPOLLRDHUP};
+use vcl_svm::fifo::notify::{SVM_FIFO_WANT_DEQ_NOTIF, SVM_FIFO_WANT_DEQ_NOTIF_IF_FULL};
+
+pub use select::{poll, select};
+
+use crate::error::{Error, Result};
+use crate::session::{self, rx_ready, tx_space, Session, Sessions, State};
+use crate::worker::Worker;
+
+/// A session's membership in an epoll session.
+#[derive(Debug, Clone, Copy)]
+pub struct Registration {
+    pub vep: u32,
+    pub events: u32,
+    pub data: u64,
+    /// Bits waiting to be delivered (non-zero: queued on the vep's ready queue).
+    pub pending: u32,
+}
+
+/// One epoll session's queues.
+#[derive(Default)]
+struct Vep {
+    ready: VecDeque<u32>,
+    lt: Vec<u32>,
+}
+
+/// Every epoll session of a worker.
+#[derive(Default)]
+pub struct EpollState {
+    veps: HashMap<u32, Vep>,
+}
+
+impl EpollState {
+    /// A session is gone: drop it from queues (lazily: entries are checked when popped).
+    pub fn forget(&mut self, index: u32) {
+        self.veps.remove(&index);
+    }
+}
+
+const ALWAYS: u32 = (EPOLLERR | EPOLLHUP) as u32;
+
+/// What a session is ready for now, as epoll bits (before masking with its registration).
+pub fn readiness(s: &Session) -> u32 {
+    let mut ev = 0u32;
+    match s.state {
+        State::Listen if !s.accept_q.is_empty() => ev |= EPOLLIN as u32,
+        State::Ready => {
+            if rx_ready(s) > 0 {
+                ev |= EPOLLIN as u32;
+            }
+            if tx_space(s) > 0 && !s.shut_wr {
+                ev |= EPOLLOUT as u32;
+            }
+        }
+        State::VppClosing => ev |= (EPOLLIN | EPOLLRDHUP | EPOLLHUP) as u32,
+        State::Reset => ev |= (EPOLLERR | EPOLLHUP | EPOLLIN) as u32,
+        State::Detached => ev |= (EPOLLHUP | EPOLLERR) as u32,
+        _ => {}
+    }
+    ev
+}
+
+/// Bits a registration reports: what it asked for plus ERR/HUP; a peer close shows as RDHUP
+/// when asked for, else HUP (upstream's choice).
+fn mask(reg: &Registration, bits: u32) -> u32 {
+    let mut m = bits & (reg.events | ALWAYS);
+    if bits & EPOLLRDHUP as u32 != 0 && reg.events & EPOLLRDHUP as u32 != 0 {
+        m &= !(EPOLLHUP as u32);
+    }
+    m
+}
+
+/// Something happened to session `i`: queue it on its epoll session if it watches for that.
+pub fn notify(ss: &mut Sessions, i: u32, bits: u32) {
+    let Some(s) = ss.slab.get_mut(i as usize) else {
+        return;
+    };
+    let Some(reg) = s.ep.as_mut() else { return };
+    let m = mask(reg, bits);
+    if m == 0 {
+        return;
+    }
+    let was_queued = reg.pending != 0;
+    reg.pending |= m;
+    if !was_queued {
+        let vep = reg.vep;
+        ss.epoll.veps.entry(vep).or_default().ready.push_back(i);
+    }
+}
+
+/// Take session `i` out of whatever epoll session watches it.
+pub fn unregister(ss: &mut Sessions, i: u32) {
+    if let Some(s) = ss.slab.get_mut(i as usize) {
+        s.ep = None;
+    }
+}
+
+/// An epoll session is closed: its members are no longer watched.
+pub fn close_vep(ss: &mut Sessions, vep: u32) {
+    for (_, s) in ss.slab.iter_mut() {
+        if s.ep.is_some_and(|r| r.vep == vep) {
+            s.ep = None;
+        }
+    }
+}
+
+/// vppcom_epoll_create.
+pub fn create(w: &Worker) -> Result<u32> {
+    let mut ss = w.sessions.lock();
+    let mut s = Session::new_vep();
+    s.is_vep = true;
+    let i = ss.alloc(s).ok_or(Error::NoMem)?;
+    ss.epoll.veps.insert(i, Vep::default());
+    Ok(session::handle(w.index, i))
+}
+
+/// Tx fifo want bits for EPOLLOUT (ERRATA O3 c): IF_FULL and a 3% threshold, plus a one-shot
+/// notification when it is not writable now.
+fn arm_tx(s: &Session, want_out: bool) {
+    let Some(f) = s.fifos.as_ref().and_then(|f| f.tx_sig.get().ok()) else {
+        return;
+    };
+    if !want_out {
+        f.del_want_deq_ntf(SVM_FIFO_WANT_DEQ_NOTIF_IF_FULL);
+        return;
+    }
+    f.add_want_deq_ntf(SVM_FIFO_WANT_DEQ_NOTIF_IF_FULL);
+    f.set_deq_thresh(f.size() / 100 * 3);
+    if tx_space(s) == 0 {
+        f.add_want_deq_ntf(SVM_FIFO_WANT_DEQ_NOTIF);
+    }
+}
+
+/// vppcom_epoll_ctl.
+pub fn ctl(w: &Worker, vep_sh: u32, op: i32, sh: u32, ev: Option<(u32, u64)>) -> Result<()> {
+    let mut ss = w.sessions.lock();
+    let vep = session::lookup(w, &ss, vep_sh)?;
+    if !ss.get(vep).is_some_and(|s| s.is_vep) {
+        return Err(Error::Inval);
+    }
+    let i = session::lookup(w, &ss, sh)?;
+    let s = ss.get_mut(i).expect("looked up");
+    if s.is_vep {
+        return Err(Error::Inval);
+    }
+    match op {
+        libc::EPOLL_CTL_ADD | libc::EPOLL_CTL_MOD => {
+            let (events, data) = ev.ok_or(Error::Inval)?;
+            match (op, s.ep) {
+                (libc::EPOLL_CTL_ADD, Some(_)) => return Err(Error::Exist),
+                (libc::EPOLL_CTL_MOD, None) => return Err(Error::NoEnt),
+                (libc::EPOLL_CTL_MOD, Some(r)) if r.vep != vep => return Err(Error::Inval),
+                _ => {}
+            }
+            let pending = s.ep.map_or(0, |r| r.pending);
+            s.ep = Some(Registration {
+                vep,
+                events,
+                data,
+                pending,
+            });
+            arm_tx(s, events & EPOLLOUT as u32 != 0);
+            let now = readiness(s);
+            notify(&mut ss, i, now);
+        }
+        libc::EPOLL_CTL_DEL => {
+            match s.ep {
+                Some(r) if r.vep == vep => {}
+                _ => return Err(Error::NoEnt),
+            }
+            arm_tx(s, false);
+            s.ep = None;
+        }
+        _ => return Err(Error::Inval),
+    }
+    Ok(())
+}
+
+/// Move LT sessions that are still ready back onto the ready queue.
+fn recheck_lt(ss: &mut Sessions, vep: u32) {
+    let lt = match ss.epoll.veps.get_mut(&vep) {
+        Some(v) => std::mem::take(&mut v.lt),
+        None => return,
+    };
+    for i in lt {
+        let ready = ss.get(i).map_or(0, readiness);
+        notify(ss, i, ready);
+    }
+}
+
+/// Deliver up to `out.len()` events of epoll session `vep`.
+fn collect(ss: &mut Sessions, vep: u32, out: &mut [(u32, u64)]) -> usize {
+    let mut n = 0;
+    while n < out.len() {
+        let Some(i) = ss
+            .epoll
+            .veps
+            .get_mut(&vep)
+            .and_then(|v| v.ready.pop_front())
+        else {
+            break;
+        };
+        let Some(s) = ss.slab.get_mut(i as usize) else {
+            continue;
+        };
+        let now = readiness(s);
+        let Some(reg) = s.ep.as_mut().filter(|r| r.vep == vep && r.pending != 0) else {
+            continue;
+        };
+        let edge = reg.events & EPOLLET as u32 != 0;
+        let bits = if edge {
+            reg.pending
+        } else {
+            mask(reg, now) | (reg.pending & ALWAYS)
+        };
+        reg.pending = 0;
+        if bits == 0 {
+            continue;
+        }
+        out[n] = (bits, reg.data);
+        n += 1;
+        if reg.events & EPOLLONESHOT as u32 != 0 {
+            reg.events = 0;
+        } else if !edge {
+            if let Some(v) = ss.epoll.veps.get_mut(&vep) {
+                v.lt.push(i);
+            }
+        }
+    }
+    n
+}
+
+/// vppcom_epoll_wait: `wait_ms` 0 polls, negative waits forever (-2: only queued events).
+pub fn wait(w: &Worker, vep_sh: u32, out: &mut [(u32, u64)], wait_ms: f64) -> Result<usize> {
+    let mut ss = w.sessions.lock();
+    let vep = session::lookup(w, &ss, vep_sh)?;
+    if !ss.get(vep).is_some_and(|s| s.is_vep) {
+        return Err(Error::Inval);
+    }
+    if wait_ms == -2.0 {
+        return Ok(collect(&mut ss, vep, out));
+    }
+    let deadline =
+        (wait_ms >= 0.0).then(|| Instant::now() + Duration::from_secs_f64(wait_ms / 1e3));
+    recheck_lt(&mut ss, vep);
+    loop {
+        session::drain(w, &mut ss);
+        let n = collect(&mut ss, vep, out);
+        if n > 0 {
+            return Ok(n);
+        }
+        let nap = match deadline {
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => left.min(Duration::from_millis(100)),
+                _ => return Ok(0),
+            },
+            None => Duration::from_millis(100),
+        };
+        parking_lot::MutexGuard::unlocked(&mut ss, || w.wait_mq(nap));
+    }
+}

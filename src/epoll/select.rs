@@ -1,0 +1,126 @@
+//! vppcom_select and vppcom_poll: readiness of a set of sessions, waiting on the app mq.
+
+use std::time::{Duration, Instant};
+
+use libc::{EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT};
+
+use super::readiness;
+use crate::error::Result;
+use crate::session::{self, Sessions};
+use crate::worker::Worker;
+
+/// Wait until `scan` finds something or `timeout` (None: forever) passes.
+fn wait_for(
+    w: &Worker,
+    timeout: Option<Duration>,
+    mut scan: impl FnMut(&Sessions) -> usize,
+) -> usize {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut ss = w.sessions.lock();
+    loop {
+        session::drain(w, &mut ss);
+        let n = scan(&ss);
+        if n > 0 {
+            return n;
+        }
+        let nap = match deadline {
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => left.min(Duration::from_millis(100)),
+                _ => return 0,
+            },
+            None => Duration::from_millis(100),
+        };
+        parking_lot::MutexGuard::unlocked(&mut ss, || w.wait_mq(nap));
+    }
+}
+
+fn timeout_of(secs: f64) -> Option<Duration> {
+    (secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(1e9)))
+}
+
+const BITS: usize = u64::BITS as usize;
+
+/// vppcom_select over bitmaps of session indices (`maps`: read, write, except; each `words`
+/// long). Upstream takes the wait in seconds, or in milliseconds with use-mq-eventfd.
+pub fn select(
+    w: &Worker,
+    maps: [Option<&mut [u64]>; 3],
+    wait: f64,
+    wait_is_ms: bool,
+) -> Result<usize> {
+    let want: Vec<Vec<u64>> = maps
+        .iter()
+        .map(|m| m.as_deref().map(<[u64]>::to_vec).unwrap_or_default())
+        .collect();
+    let mut got: Vec<Vec<u64>> = want.iter().map(|m| vec![0; m.len()]).collect();
+    let masks = [
+        (EPOLLIN | EPOLLHUP | EPOLLERR) as u32,
+        EPOLLOUT as u32,
+        (EPOLLERR | EPOLLHUP) as u32,
+    ];
+    let timeout = timeout_of(if wait_is_ms { wait / 1e3 } else { wait });
+    let n = wait_for(w, timeout, |ss| {
+        let mut n = 0;
+        for k in 0..3 {
+            for (word_i, &word) in want[k].iter().enumerate() {
+                let mut out = 0u64;
+                for bit in 0..BITS {
+                    if word & (1 << bit) == 0 {
+                        continue;
+                    }
+                    let si = (word_i * BITS + bit) as u32;
+                    if ss.get(si).is_some_and(|s| readiness(s) & masks[k] != 0) {
+                        out |= 1 << bit;
+                        n += 1;
+                    }
+                }
+                got[k][word_i] = out;
+            }
+        }
+        n
+    });
+    for (k, m) in maps.into_iter().enumerate() {
+        if let Some(m) = m {
+            m.copy_from_slice(&got[k]);
+        }
+    }
+    Ok(n)
+}
+
+/// vppcom_poll: `(handle, events)` in, revents out; waits up to `wait_s` seconds.
+pub fn poll(w: &Worker, fds: &mut [(u32, i16, i16)], wait_s: f64) -> Result<usize> {
+    let mut revents = vec![0i16; fds.len()];
+    let n = wait_for(w, timeout_of(wait_s), |ss| {
+        let mut n = 0;
+        for (k, (sh, events, _)) in fds.iter().enumerate() {
+            let r = match session::lookup(w, ss, *sh) {
+                Ok(i) => ss.get(i).map_or(0, |s| poll_bits(readiness(s), *events)),
+                Err(_) => libc::POLLNVAL,
+            };
+            revents[k] = r;
+            n += usize::from(r != 0);
+        }
+        n
+    });
+    for (f, r) in fds.iter_mut().zip(revents) {
+        f.2 = r;
+    }
+    Ok(n)
+}
+
+fn poll_bits(ready: u32, events: i16) -> i16 {
+    let mut r = 0i16;
+    if ready & EPOLLIN as u32 != 0 && events & libc::POLLIN != 0 {
+        r |= libc::POLLIN;
+    }
+    if ready & EPOLLOUT as u32 != 0 && events & libc::POLLOUT != 0 {
+        r |= libc::POLLOUT;
+    }
+    if ready & EPOLLHUP as u32 != 0 {
+        r |= libc::POLLHUP;
+    }
+    if ready & EPOLLERR as u32 != 0 {
+        r |= libc::POLLERR;
+    }
+    r
+}

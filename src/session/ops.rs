@@ -1,0 +1,381 @@
+//! Session control operations (create, bind, listen, accept, connect, shutdown, close,
+//! terminate) and the messages they send to VPP.
+
+use std::time::Duration;
+
+use vcl_codec::event::EventType;
+use vcl_codec::msg::{
+    Accepted, AcceptedReply, Connect, CtrlMsg, Listen, SessionHandleMsg, SessionReplyMsg,
+    TransportProto, Unlisten,
+};
+use vcl_codec::session_error::{SESSION_E_ALREADY_LISTENING, SESSION_E_REFUSED};
+use vcl_svm::mq::SendMode;
+
+use super::events::{fifos_of, thread_of};
+use super::{handle, parse_handle, wait, Endpoint, Fifos, Session, Sessions, State};
+use crate::error::{Error, Result};
+use crate::worker::Worker;
+
+/// How long a send waits for room in a full VPP queue before giving up.
+const SEND_WAIT: Duration = Duration::from_secs(1);
+
+/// Messages that name a session by its VPP handle.
+pub enum HandleMsg {
+    Disconnect,
+    Shutdown,
+    Terminate,
+}
+
+/// Acknowledgements of a close VPP started.
+pub enum ReplyKind {
+    Disconnected,
+    Reset,
+}
+
+/// Send a control message to VPP thread `thread`'s queue.
+pub fn send_ctrl_to(w: &Worker, thread: usize, msg: &CtrlMsg) -> Result<()> {
+    let mut buf = [0u8; 254];
+    let n = vcl_codec::msg::try_encode_ctrl(msg, &mut buf).map_err(|_| Error::Inval)?;
+    let mq = w.vpp.mqs.get(thread).ok_or(Error::Inval)?;
+    mq.send_ctrl(
+        msg.evt_type().as_u8(),
+        &buf[..n],
+        SendMode::BlockFor(SEND_WAIT),
+    )
+    .map_err(|e| {
+        tracing::error!("vpp mq {thread}: {e}");
+        Error::NoMem
+    })
+}
+
+/// An IO event (TX, RX deq notification, ...) for VPP's session `vpp_handle`.
+pub fn send_io(w: &Worker, thread: usize, t: EventType, vpp_handle: u64) {
+    let Some(mq) = w.vpp.mqs.get(thread) else {
+        return;
+    };
+    if let Err(e) = mq.send_io(t.as_u8(), vpp_handle as u32, SendMode::BlockFor(SEND_WAIT)) {
+        tracing::error!("vpp mq {thread}: io event not sent: {e}");
+    }
+}
+
+pub fn send_handle_msg(w: &Worker, thread: usize, vpp_handle: u64, kind: HandleMsg) {
+    let m = SessionHandleMsg {
+        client_index: w.api_client_handle,
+        context: 0,
+        handle: vpp_handle,
+    };
+    let msg = match kind {
+        HandleMsg::Disconnect => CtrlMsg::Disconnect(m),
+        HandleMsg::Shutdown => CtrlMsg::Shutdown(m),
+        HandleMsg::Terminate => CtrlMsg::Terminate(m),
+    };
+    let _ = send_ctrl_to(w, thread, &msg);
+}
+
+/// DISCONNECTED_REPLY / RESET_REPLY: VPP finds the app by the api client handle in context.
+pub fn send_reply(w: &Worker, thread: usize, vpp_handle: u64, kind: ReplyKind) {
+    let m = SessionReplyMsg {
+        context: w.api_client_handle,
+        retval: 0,
+        handle: vpp_handle,
+    };
+    let msg = match kind {
+        ReplyKind::Disconnected => CtrlMsg::DisconnectedReply(m),
+        ReplyKind::Reset => CtrlMsg::ResetReply(m),
+    };
+    let _ = send_ctrl_to(w, thread, &msg);
+}
+
+/// ACCEPTED_REPLY on the accepted session's queue; context is ACCEPTED's (the app index).
+pub fn accepted_reply(w: &Worker, m: &Accepted, retval: i32, app_session_index: u32) {
+    let thread = thread_of(w, m.mq_index).unwrap_or(w.vpp.ctrl);
+    let reply = CtrlMsg::AcceptedReply(AcceptedReply {
+        context: m.context,
+        retval,
+        handle: m.handle,
+        app_session_index,
+    });
+    let _ = send_ctrl_to(w, thread, &reply);
+}
+
+/// The session a handle names on this worker (EBADFD if none, or closed by the app).
+pub fn lookup(w: &Worker, ss: &Sessions, sh: u32) -> Result<u32> {
+    let (wrk, index) = parse_handle(sh);
+    match ss.get(index) {
+        Some(s) if wrk == w.index && s.state != State::AppClosed => Ok(index),
+        _ => Err(Error::BadFd),
+    }
+}
+
+fn transport_proto(p: u8) -> Result<TransportProto> {
+    TransportProto::from_u8(p).ok_or(Error::AfNoSupport)
+}
+
+/// vppcom_session_create.
+pub fn create(w: &Worker, proto: u8, nonblocking: bool) -> Result<u32> {
+    transport_proto(proto)?;
+    let mut ss = w.sessions.lock();
+    let index = ss
+        .alloc(Session::new(proto, nonblocking))
+        .ok_or(Error::NoMem)?;
+    tracing::debug!("worker {}: created session {index}", w.index);
+    Ok(handle(w.index, index))
+}
+
+/// vppcom_session_bind: remember the local endpoint (VPP learns it at listen/connect).
+pub fn bind(w: &Worker, sh: u32, ep: Endpoint) -> Result<()> {
+    let mut ss = w.sessions.lock();
+    let i = lookup(w, &ss, sh)?;
+    let s = ss.get_mut(i).expect("looked up");
+    if s.is_vep {
+        return Err(Error::BadFd);
+    }
+    s.lcl = ep;
+    Ok(())
+}
+
+/// vppcom_session_listen: LISTEN on the ctrl mq, then wait for BOUND (always blocking).
+pub fn listen(w: &Worker, sh: u32, timeout: Duration) -> Result<()> {
+    let mut ss = w.sessions.lock();
+    let i = lookup(w, &ss, sh)?;
+    let s = ss.get_mut(i).expect("looked up");
+    if s.is_vep {
+        return Err(Error::BadFd);
+    }
+    if s.state == State::Listen {
+        return Ok(());
+    }
+    let msg = CtrlMsg::Listen(Listen {
+        client_index: w.api_client_handle,
+        context: i,
+        wrk_index: w.vpp_wrk_index,
+        vrf: 0,
+        port: s.lcl.port,
+        proto: transport_proto(s.proto)?,
+        is_ip4: s.lcl.is_ip4,
+        ip: s.lcl.ip,
+        flags: 0,
+        ext_config: 0,
+        dscp: 0,
+    });
+    s.state = State::Binding;
+    send_ctrl_to(w, w.vpp.ctrl, &msg)?;
+    let done = wait::until(w, &mut ss, Some(timeout), |ss| {
+        ss.get(i).is_none_or(|s| s.state != State::Binding)
+    });
+    let s = ss.get_mut(i).ok_or(Error::BadFd)?;
+    match s.state {
+        State::Listen => Ok(()),
+        _ if !done => Err(Error::TimedOut),
+        _ if s.vpp_error == SESSION_E_ALREADY_LISTENING => Err(Error::AddrInUse),
+        _ => {
+            tracing::debug!(
+                "listen refused: {}",
+                vcl_codec::session_error::session_error_str(s.vpp_error)
+            );
+            Err(Error::ConnRefused)
+        }
+    }
+}
+
+/// vppcom_session_accept: take the next ACCEPTED of a listener (waiting if blocking).
+pub fn accept(w: &Worker, ls: u32, nonblocking_child: bool) -> Result<(u32, Endpoint)> {
+    let mut ss = w.sessions.lock();
+    let li = lookup(w, &ss, ls)?;
+    let l = ss.get(li).expect("looked up");
+    if l.state != State::Listen {
+        return Err(Error::BadFd);
+    }
+    if l.accept_q.is_empty() {
+        if l.nonblocking {
+            wait::drain(w, &mut ss);
+        } else {
+            wait::until(w, &mut ss, None, |ss| {
+                ss.get(li)
+                    .is_none_or(|l| !l.accept_q.is_empty() || l.state != State::Listen)
+            });
+        }
+    }
+    let l = ss.get_mut(li).ok_or(Error::BadFd)?;
+    let Some(m) = l.accept_q.pop_front() else {
+        return Err(if l.state == State::Listen {
+            Error::Again
+        } else {
+            Error::BadFd
+        });
+    };
+    let proto = l.proto;
+    let (fifos, thread) = match (
+        fifos_of(w, m.segment_handle, m.server_rx_fifo, m.server_tx_fifo),
+        thread_of(w, m.mq_index),
+    ) {
+        (Some((rx, tx)), Some(t)) => (Fifos::plain(rx, tx), t),
+        _ => {
+            tracing::error!("accepted session {:#x}: fifos or mq not usable", m.handle);
+            accepted_reply(w, &m, vcl_codec::session_error::SESSION_E_INVALID, 0);
+            return Err(Error::ConnAborted);
+        }
+    };
+    let mut s = Session::new(proto, nonblocking_child);
+    s.fifos = Some(fifos);
+    s.vpp_thread = thread;
+    s.listener = li;
+    s.lcl = Endpoint {
+        is_ip4: m.lcl.is_ip4,
+        ip: m.lcl.ip,
+        port: m.lcl.port,
+    };
+    s.rmt = Endpoint {
+        is_ip4: m.rmt.is_ip4,
+        ip: m.rmt.ip,
+        port: m.rmt.port,
+    };
+    s.state = match ss.early_close.remove(&m.handle) {
+        Some(true) => State::Reset,
+        Some(false) => State::VppClosing,
+        None => State::Ready,
+    };
+    let Some(index) = ss.alloc(s) else {
+        accepted_reply(w, &m, SESSION_E_REFUSED, 0);
+        return Err(Error::NoMem);
+    };
+    ss.bind_vpp(index, m.handle);
+    if let Some(l) = ss.get_mut(li) {
+        l.n_accepted += 1;
+    }
+    accepted_reply(w, &m, 0, index);
+    let rmt = ss.get(index).expect("just added").rmt;
+    tracing::debug!(
+        "worker {}: accepted session {index} ({:#x})",
+        w.index,
+        m.handle
+    );
+    Ok((handle(w.index, index), rmt))
+}
+
+/// vppcom_session_connect: CONNECT on the ctrl mq; blocking sessions wait for CONNECTED.
+pub fn connect(w: &Worker, sh: u32, rmt: Endpoint, timeout: Duration) -> Result<()> {
+    let mut ss = w.sessions.lock();
+    let i = lookup(w, &ss, sh)?;
+    let s = ss.get_mut(i).expect("looked up");
+    match s.state {
+        _ if s.is_vep => return Err(Error::BadFd),
+        State::Ready | State::VppClosing => return Ok(()),
+        State::Connecting => return Err(Error::InProgress),
+        State::Closed => {}
+        _ => return Err(Error::BadFd),
+    }
+    s.rmt = rmt;
+    let msg = CtrlMsg::Connect(Connect {
+        client_index: w.api_client_handle,
+        context: i,
+        wrk_index: w.vpp_wrk_index,
+        vrf: 0,
+        port: rmt.port,
+        lcl_port: s.lcl.port,
+        proto: transport_proto(s.proto)?,
+        is_ip4: rmt.is_ip4,
+        ip: rmt.ip,
+        lcl_ip: s.lcl.ip,
+        parent_handle: u64::MAX,
+        ckpair_index: 0,
+        crypto_engine: 0,
+        // Upstream sets CONNECTED on every connect (ERRATA D7); VPP reads it for UDP only.
+        flags: 1,
+        dscp: 0,
+        ext_config: 0,
+    });
+    s.state = State::Connecting;
+    let nonblocking = s.nonblocking;
+    send_ctrl_to(w, w.vpp.ctrl, &msg)?;
+    if nonblocking {
+        return Err(Error::InProgress);
+    }
+    let done = wait::until(w, &mut ss, Some(timeout), |ss| {
+        ss.get(i).is_none_or(|s| s.state != State::Connecting)
+    });
+    match ss.get(i).map(|s| (s.state, s.vpp_error)) {
+        Some((State::Ready, _)) => Ok(()),
+        _ if !done => Err(Error::TimedOut),
+        Some((_, e)) if e == SESSION_E_ALREADY_LISTENING => Err(Error::AddrInUse),
+        _ => Err(Error::ConnRefused),
+    }
+}
+
+/// vppcom_session_shutdown.
+pub fn shutdown(w: &Worker, sh: u32, how: i32) -> Result<()> {
+    let mut ss = w.sessions.lock();
+    let i = lookup(w, &ss, sh)?;
+    let s = ss.get_mut(i).expect("looked up");
+    if s.state == State::Listen {
+        return Err(Error::BadFd);
+    }
+    if how == libc::SHUT_RD || how == libc::SHUT_RDWR {
+        s.shut_rd = true;
+        if how == libc::SHUT_RD {
+            return Ok(());
+        }
+    }
+    s.shut_wr = true;
+    if s.state == State::Ready {
+        send_handle_msg(w, s.vpp_thread, s.vpp_handle, HandleMsg::Shutdown);
+    }
+    Ok(())
+}
+
+/// vppcom_session_terminate: abort (RESET_REPLY if VPP already reset it).
+pub fn terminate(w: &Worker, sh: u32) -> Result<()> {
+    close_as(w, sh, true)
+}
+
+/// vppcom_session_close.
+pub fn close(w: &Worker, sh: u32) -> Result<()> {
+    close_as(w, sh, false)
+}
+
+fn close_as(w: &Worker, sh: u32, abort: bool) -> Result<()> {
+    let mut ss = w.sessions.lock();
+    let i = lookup(w, &ss, sh)?;
+    crate::epoll::unregister(&mut ss, i);
+    let s = ss.get_mut(i).expect("looked up");
+    if s.is_vep {
+        crate::epoll::close_vep(&mut ss, i);
+        ss.free(i);
+        return Ok(());
+    }
+    let (h, t) = (s.vpp_handle, s.vpp_thread);
+    let listener = s.listener;
+    match s.state {
+        State::Closed | State::Detached => {
+            ss.free(i);
+            return Ok(());
+        }
+        State::Listen => return unlisten(w, &mut ss, i),
+        State::Binding | State::Connecting => {}
+        State::VppClosing if !abort => send_reply(w, t, h, ReplyKind::Disconnected),
+        State::Reset => send_reply(w, t, h, ReplyKind::Reset),
+        _ if abort => send_handle_msg(w, t, h, HandleMsg::Terminate),
+        _ => send_handle_msg(w, t, h, HandleMsg::Disconnect),
+    }
+    s.state = State::AppClosed;
+    if let Some(l) = ss.get_mut(listener) {
+        l.n_accepted = l.n_accepted.saturating_sub(1);
+    }
+    Ok(())
+}
+
+/// Close a listener: refuse what was never accepted, then UNLISTEN; freed on UNLISTEN_REPLY.
+fn unlisten(w: &Worker, ss: &mut Sessions, i: u32) -> Result<()> {
+    let s = ss.get_mut(i).expect("listener");
+    for m in std::mem::take(&mut s.accept_q) {
+        accepted_reply(w, &m, SESSION_E_REFUSED, 0);
+    }
+    s.state = State::AppClosed;
+    let msg = CtrlMsg::Unlisten(Unlisten {
+        client_index: w.api_client_handle,
+        context: w.index,
+        wrk_index: w.vpp_wrk_index,
+        handle: s.vpp_handle,
+    });
+    send_ctrl_to(w, w.vpp.ctrl, &msg)
+}
