@@ -5,6 +5,7 @@
 //! The session table lives in its worker; all session state is touched only under the worker's
 //! own lock (a per-worker lock, never a global one).
 
+pub mod attr;
 mod events;
 mod fifo;
 mod io;

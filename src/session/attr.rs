@@ -1,0 +1,1 @@
+//! Session attributes (VPPCOM_ATTR_*): filled by the attr work.
