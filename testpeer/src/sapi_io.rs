@@ -26,7 +26,8 @@ pub fn bind_listener(addr: &SockAddr) -> io::Result<OwnedFd> {
     let fd = socket(
         AddressFamily::Unix,
         SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
+        // Non-blocking so the accept loop can drain the backlog and stop.
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         None,
     )
     .map_err(nix_io)?;
