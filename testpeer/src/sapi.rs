@@ -164,6 +164,9 @@ fn count_and_apply_faults(shared: &Shared, st: &mut State, sock: u32) -> FaultAc
     if st.faults.exit_after.is_some_and(|k| total >= k) {
         tracing::error!(total, "fault: abrupt exit");
         if st.faults.abort_process {
+            // Die like a crashed VPP, without leaving a core file behind in CI.
+            use nix::sys::resource::{setrlimit, Resource};
+            let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
             std::process::abort();
         }
         die(shared, st);
