@@ -181,6 +181,7 @@ impl State {
             app_index: app,
             wrk_index: wrk,
             threads,
+            max_size: self.max_segment_size,
         };
         let mq = match sm.init_first(&props, owner, &mut self.seg_name_counter) {
             Ok(mq) => mq,
@@ -336,14 +337,13 @@ impl State {
             app_index: app,
             wrk_index: wrk,
             threads: self.threads,
+            max_size: self.max_segment_size,
         };
         let counter = &mut self.seg_name_counter;
         let sm = self.sms.get_mut(sm_index).ok_or_else(notfound)?;
         let idx = sm
             .add_segment(&props, owner, size, counter)?
-            .ok_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::Other, "segment manager may not grow")
-            })?;
+            .ok_or_else(|| std::io::Error::other("segment manager may not grow"))?;
         let h = segment_handle(sm_index, idx);
         self.add_event(wrk, 0, WrkEvt::AddSegment(h));
         Ok(h)

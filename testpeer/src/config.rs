@@ -113,6 +113,9 @@ pub struct PeerConfig {
     pub builtin_apps: u32,
     /// Faults to inject.
     pub faults: Faults,
+    /// Largest fifo segment the peer creates (bigger requests fail the way a failed memfd
+    /// creation fails in VPP: retval -1). Guards CI against hostile sizes. Default 8 GiB.
+    pub max_segment_size: u64,
     /// Entries kept in the message log (oldest dropped first).
     pub log_capacity: usize,
 }
@@ -127,6 +130,7 @@ impl PeerConfig {
             wrk_mqs_segment_size: 0,
             builtin_apps: 0,
             faults: Faults::default(),
+            max_segment_size: 8 << 30,
             log_capacity: 4096,
         }
     }

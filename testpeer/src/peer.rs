@@ -80,6 +80,7 @@ impl Peer {
             cfg.log_capacity,
         );
         state.reserve_builtins(cfg.builtin_apps);
+        state.max_segment_size = cfg.max_segment_size;
         let listener = sapi_io::bind_listener(&cfg.socket)?;
         let wake = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
             .map_err(io::Error::from)?;

@@ -26,7 +26,7 @@ pub const CHUNK_HDR_SIZE: u64 = 24;
 pub const MQS_SEGMENT_SLACK: u64 = 1 << 20;
 
 pub(crate) fn svm_io(e: SvmError) -> io::Error {
-    io::Error::new(io::ErrorKind::Other, e.to_string())
+    io::Error::other(e.to_string())
 }
 
 /// The system page size (`clib_mem_get_page_size`).

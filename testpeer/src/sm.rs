@@ -109,6 +109,8 @@ pub struct SegOwner {
     pub app_index: u32,
     pub wrk_index: u32,
     pub threads: u8,
+    /// Peer-side cap on a segment's size (a creation failure beyond it).
+    pub max_size: u64,
 }
 
 impl SegManager {
@@ -142,6 +144,12 @@ impl SegManager {
         };
         // Huge pages are not emulated: the segment is rounded to normal pages.
         let size = segments::sm_segment_size(requested, owner.threads);
+        if size > owner.max_size {
+            return Err(io::Error::other(format!(
+                "segment of {size} bytes exceeds the peer's cap of {}",
+                owner.max_size
+            )));
+        }
         let name = format!("seg-{}-{}-{}", owner.app_index, owner.wrk_index, *counter);
         *counter = counter.wrapping_add(1);
         let seg = segments::create_fifo_segment(&name, size, props.n_slices)?;

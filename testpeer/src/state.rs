@@ -79,6 +79,8 @@ pub struct SapiReply {
 /// Everything the emulated VPP knows.
 pub struct State {
     pub threads: u8,
+    /// Largest segment the peer agrees to create (hostile sizes fail like a failed memfd).
+    pub max_segment_size: u64,
     pub faults: Faults,
     pub apps: Pool<App>,
     pub wrks: Pool<AppWorker>,
@@ -116,6 +118,7 @@ impl State {
     ) -> State {
         let mut st = State {
             threads,
+            max_segment_size: u64::MAX,
             faults,
             apps: Pool::default(),
             wrks: Pool::default(),

@@ -162,3 +162,22 @@ fn unknown_types_are_ignored_and_close_frees_the_app() {
     drop(s);
     assert!(peer.wait_until(TIMEOUT, |p| p.n_apps() == 0 && p.n_workers() == 0));
 }
+
+#[test]
+fn oversized_first_segment_fails_like_a_failed_memfd_and_keeps_the_app_registered() {
+    let mut cfg = vcl_testpeer::PeerConfig::new(sock_addr());
+    cfg.max_segment_size = 64 << 20;
+    let peer = start_cfg(cfg);
+    let s = connect_to(peer.socket_addr());
+    let mut o = options(128);
+    o[opt::SEGMENT_SIZE] = 1 << 30;
+    let (r, fds) = attach(&s, o);
+    assert_eq!(
+        r.retval, -1,
+        "segment_manager_init_first returns fs_index -1"
+    );
+    assert!(fds.is_empty());
+    // VPP registered the app before the segment failed: the socket counts as attached.
+    let (r, _) = attach(&s, options(128));
+    assert_eq!(r.retval, SESSION_E_APP_ATTACHED);
+}
