@@ -296,7 +296,11 @@ int vppcom_app_create_with_config(struct vppcom_cfg_t *vcl_cfg);
 void vppcom_app_destroy(void);
 
 /**
- * Get or set attribute `op` of a session through `buffer`/`buflen`.
+ * Get or set attribute `op` (VPPCOM_ATTR_*) of a session through `buffer`/`buflen`, with
+ * upstream VCL's semantics: returns 0 (or, for GET_NREAD/GET_NWRITE, a byte count), or
+ * VPPCOM_EBADFD (no such session), VPPCOM_EINVAL (bad buffer or length, unknown op, refused
+ * set), VPPCOM_ENOPROTOOPT (VPP refused or did not answer a transport attribute),
+ * VPPCOM_EAFNOSUPPORT (GET_ORIGINAL_DST on IPv6), or the session's error for NREAD/NWRITE.
  */
 int vppcom_session_attr(uint32_t session_handle, uint32_t op, void *buffer, uint32_t *buflen);
 

@@ -52,6 +52,7 @@ pub fn handle_event(w: &Worker, ss: &mut Sessions, t: u8, payload: &[u8]) {
             }
         }
         CtrlMsg::Migrated(m) => migrated(w, ss, &m),
+        CtrlMsg::TransportAttrReply(m) => crate::session::attr::on_transport_attr_reply(ss, &m),
         other => tracing::debug!("worker {}: ignored {other:?}", w.index),
     }
 }

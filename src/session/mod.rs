@@ -77,6 +77,8 @@ pub struct Session {
     pub shut_wr: bool,
     /// Attributes kept locally (flags, keepalive, ...), by VPPCOM_ATTR op.
     pub attrs: HashMap<u32, u64>,
+    /// What vppcom_session_attr sets and listen/connect read (see [`attr`]).
+    pub attr: attr::AttrState,
     /// The epoll session watching this one, and with what.
     pub ep: Option<crate::epoll::Registration>,
 }
@@ -100,6 +102,7 @@ impl Session {
             shut_rd: false,
             shut_wr: false,
             attrs: HashMap::new(),
+            attr: attr::AttrState::default(),
             ep: None,
         }
     }
