@@ -1,0 +1,368 @@
+//! Attach, workers, segments, cert/key pairs and detach against the in-process test peer, plus
+//! the peer's faults: every one must end in a clean error, never a hang or a crash.
+//!
+//! The library keeps one app per process, so the tests in this file take turns (SERIAL).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use vcl::app::{self, CreateError};
+use vcl::config::{Config, SapiAddr};
+use vcl_testpeer::{Corruption, Faults, Peer, PeerConfig, SockAddr};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Take our turn, and start from a detached library even if an earlier test failed midway.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    let g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    app::destroy();
+    g
+}
+
+fn name(tag: &str) -> String {
+    format!("vcl-test-{tag}-{}", std::process::id())
+}
+
+fn peer(tag: &str, f: impl FnOnce(PeerConfig) -> PeerConfig) -> Peer {
+    let cfg = f(PeerConfig::new(SockAddr::Abstract(name(tag))));
+    Peer::start(cfg).expect("peer starts")
+}
+
+fn config(tag: &str) -> Config {
+    Config {
+        app_socket_api: Some(SapiAddr::Abstract(name(tag).into_bytes())),
+        segment_size: 32 << 20,
+        rx_fifo_size: 64 << 10,
+        tx_fifo_size: 64 << 10,
+        app_scope_local: true,
+        app_scope_global: true,
+        app_timeout: 2.0,
+        ..Config::default()
+    }
+}
+
+fn count_fds() -> usize {
+    list_fds().len()
+}
+
+fn list_fds() -> Vec<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
+fn count_maps() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .count()
+}
+
+#[test]
+fn attach_then_detach_1000_times_leaks_nothing() {
+    let _s = serial();
+    let p = peer("leak", |c| c);
+    let cfg = config("leak");
+    app::create(cfg.clone(), Some("leak".into())).unwrap();
+    app::destroy();
+    // the in-process peer's own fds count too: measure when it has let go of the app
+    assert!(p.wait_until(Duration::from_secs(5), |p| p.n_apps() == 0));
+    let (fds, maps) = (count_fds(), count_maps());
+    for _ in 0..1000 {
+        app::create(cfg.clone(), Some("leak".into())).unwrap();
+        assert!(vcl::worker::current().is_some());
+        app::destroy();
+        assert!(vcl::worker::current().is_none());
+    }
+    // the peer closes its end of each connection asynchronously; give it a moment
+    for _ in 0..100 {
+        if count_fds() == fds {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(count_fds(), fds, "fds leaked: {:?}", list_fds());
+    assert_eq!(count_maps(), maps, "mappings leaked");
+    assert!(
+        p.wait_until(Duration::from_secs(5), |p| p.n_apps() == 0),
+        "peer still has apps"
+    );
+    p.stop();
+}
+
+#[test]
+fn attach_reports_what_vpp_handed_out() {
+    let _s = serial();
+    let p = peer("info", |c| c.threads(2));
+    app::create(config("info"), Some("info-app".into())).unwrap();
+    let w = vcl::worker::current().unwrap();
+    let apps = p.apps();
+    assert_eq!(apps.len(), 1);
+    assert_eq!(apps[0].name, "info-app");
+    assert_eq!(w.app_index, apps[0].app_index);
+    assert_eq!(w.api_client_handle, apps[0].workers[0].api_client_index);
+    assert_eq!(w.vpp.mqs.len(), 2, "one mq per VPP thread");
+    assert_eq!(w.vpp.ctrl, 1, "with VPP workers the ctrl mq is thread 1's");
+    app::destroy();
+    p.stop();
+}
+
+#[test]
+fn eight_threads_register_and_unregister_workers() {
+    let _s = serial();
+    let p = peer("wrk", |c| c);
+    app::create(config("wrk"), None).unwrap();
+    let indices: Vec<u32> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..8)
+            .map(|_| {
+                sc.spawn(|| {
+                    let i = app::register_worker().expect("register");
+                    assert_eq!(vcl::worker::current_index(), i);
+                    assert!(app::register_worker().is_err(), "a thread has one worker");
+                    std::thread::sleep(Duration::from_millis(50));
+                    i
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut sorted = indices.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 8, "distinct worker indices: {indices:?}");
+    assert!(!sorted.contains(&0));
+    assert_eq!(p.n_workers(), 9);
+    std::thread::scope(|sc| {
+        for &i in &indices {
+            sc.spawn(move || {
+                app::set_current_worker(i);
+                app::unregister_worker();
+            });
+        }
+    });
+    assert!(p.wait_until(Duration::from_secs(5), |p| p.n_workers() == 1));
+    app::destroy();
+    p.stop();
+}
+
+#[test]
+fn a_thread_without_a_worker_gets_errors_not_crashes() {
+    let _s = serial();
+    let p = peer("nowrk", |c| c);
+    app::create(config("nowrk"), None).unwrap();
+    std::thread::spawn(|| {
+        assert!(vcl::worker::current().is_none());
+        assert_eq!(vcl::ffi::VPPCOM_EBADFD, ffi_create());
+    })
+    .join()
+    .unwrap();
+    app::destroy();
+    p.stop();
+}
+
+fn ffi_create() -> i32 {
+    extern "C" {
+        fn vppcom_session_create(proto: u8, nb: u8) -> i32;
+    }
+    // SAFETY: a plain C call into our own export with integer arguments.
+    unsafe { vppcom_session_create(0, 0) }
+}
+
+#[test]
+fn segments_announced_later_are_mapped_and_unmapped() {
+    let _s = serial();
+    let p = peer("seg", |c| c);
+    app::create(config("seg"), None).unwrap();
+    let w = vcl::worker::current().unwrap();
+    let app_index = w.app_index;
+    let h = p.add_segment(app_index, 0, 4 << 20).unwrap();
+    let mut others = Vec::new();
+    for _ in 0..50 {
+        w.drain_mq(|t, _| others.push(t)).unwrap();
+        if w.segment(h).is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let seg = w.segment(h).expect("segment mapped");
+    assert!(seg.len() >= 4 << 20, "mapped {} bytes", seg.len());
+    drop(seg);
+    p.del_segment(h).unwrap();
+    for _ in 0..50 {
+        w.drain_mq(|_, _| {}).unwrap();
+        if w.segment(h).is_none() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(w.segment(h).is_none(), "segment unmapped");
+    app::destroy();
+    p.stop();
+}
+
+#[test]
+fn cert_key_pairs_round_trip() {
+    let _s = serial();
+    let p = peer("ck", |c| c);
+    app::create(config("ck"), None).unwrap();
+    let i = app::add_cert_key_pair(b"-----CERT-----", b"-----KEY-----").unwrap();
+    assert!(p.cert_keys().contains(&i));
+    app::del_cert_key_pair(i).unwrap();
+    assert!(!p.cert_keys().contains(&i));
+    assert!(app::del_cert_key_pair(i).is_err(), "deleting twice fails");
+    app::destroy();
+    p.stop();
+}
+
+#[test]
+fn eventfd_mode_gives_an_epoll_fd_and_sees_vpp_go_away() {
+    let _s = serial();
+    let p = peer("evfd", |c| c);
+    let cfg = Config {
+        use_mq_eventfd: true,
+        ..config("evfd")
+    };
+    app::create(cfg, None).unwrap();
+    let w = vcl::worker::current().unwrap();
+    assert!(w.mqs_epfd() >= 0);
+    assert!(w.app_mq.eventfd().is_some());
+    assert!(!w.is_detached());
+    p.stop();
+    assert!(w.is_detached(), "a closed app socket means detached");
+    drop(w);
+    app::destroy();
+}
+
+fn expect_attach_failure(tag: &str, faults: Faults) {
+    let p = peer(tag, |c| c.faults(faults));
+    let t = std::time::Instant::now();
+    assert_eq!(
+        app::create(config(tag), None),
+        Err(CreateError::AttachFailed)
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "{tag}: took {:?}",
+        t.elapsed()
+    );
+    assert!(!app::is_attached());
+    p.stop();
+}
+
+#[test]
+fn every_fault_is_a_clean_attach_error() {
+    let _s = serial();
+    let fds = count_fds();
+    expect_attach_failure(
+        "refuse",
+        Faults {
+            refuse_attach: Some(-13),
+            ..Faults::default()
+        },
+    );
+    expect_attach_failure(
+        "drop",
+        Faults {
+            drop_after: Some(1),
+            ..Faults::default()
+        },
+    );
+    expect_attach_failure(
+        "exit",
+        Faults {
+            exit_after: Some(1),
+            ..Faults::default()
+        },
+    );
+    for c in [
+        Corruption::SsvmSize,
+        Corruption::FshOffset,
+        Corruption::MqRings,
+        Corruption::MqMaxsize,
+    ] {
+        expect_attach_failure(
+            "corrupt",
+            Faults {
+                corrupt_segment: Some(c),
+                ..Faults::default()
+            },
+        );
+    }
+    // a reply later than app-timeout is an error too
+    let p = peer("slow", |c| {
+        c.faults(Faults {
+            reply_delay: Some(Duration::from_millis(2500)),
+            ..Faults::default()
+        })
+    });
+    assert_eq!(
+        app::create(config("slow"), None),
+        Err(CreateError::AttachFailed)
+    );
+    p.stop();
+    assert_eq!(count_fds(), fds, "failed attaches leaked fds");
+    // ... but a delay within it is fine
+    let p = peer("delay", |c| {
+        c.faults(Faults {
+            reply_delay: Some(Duration::from_millis(200)),
+            ..Faults::default()
+        })
+    });
+    app::create(config("delay"), None).unwrap();
+    app::destroy();
+    p.stop();
+}
+
+#[test]
+fn no_socket_is_upstreams_minus_one() {
+    let _s = serial();
+    let cfg = Config {
+        app_socket_api: Some(SapiAddr::Path("/nonexistent/vcl/sock".into())),
+        ..Config::default()
+    };
+    assert_eq!(app::create(cfg, None), Err(CreateError::AttachFailed));
+}
+
+/// Two processes attach to one peer at the same time (the child is this test binary again).
+#[test]
+fn two_processes_attach_concurrently() {
+    if let Ok(sock) = std::env::var("VCL_TEST_PEER_NAME") {
+        let cfg = Config {
+            app_socket_api: Some(SapiAddr::Abstract(sock.into_bytes())),
+            ..config("child")
+        };
+        app::create(cfg, Some("child".into())).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        app::destroy();
+        return;
+    }
+    let _s = serial();
+    let p = peer("twoproc", |c| c);
+    let exe = std::env::current_exe().unwrap();
+    let kids: Vec<_> = (0..2)
+        .map(|_| {
+            std::process::Command::new(&exe)
+                .args([
+                    "--exact",
+                    "two_processes_attach_concurrently",
+                    "--nocapture",
+                ])
+                .env("VCL_TEST_PEER_NAME", name("twoproc"))
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        p.wait_until(Duration::from_secs(10), |p| p.n_apps() == 2),
+        "both attached"
+    );
+    let apps = p.apps();
+    assert_ne!(apps[0].app_index, apps[1].app_index);
+    for mut k in kids {
+        assert!(k.wait().unwrap().success());
+    }
+    assert!(p.wait_until(Duration::from_secs(5), |p| p.n_apps() == 0));
+    p.stop();
+}
