@@ -423,3 +423,10 @@ pub fn session_timeout() -> Duration {
     let secs = APP.lock().as_ref().map_or(600.0, |a| a.cfg.session_timeout);
     Duration::from_secs_f64(secs.clamp(0.001, 1e9))
 }
+
+/// The configured (rx, tx) fifo sizes, for attrs of sessions that have no fifos yet.
+pub fn fifo_sizes() -> (u32, u32) {
+    APP.lock().as_ref().map_or((1 << 20, 1 << 20), |a| {
+        (a.cfg.rx_fifo_size, a.cfg.tx_fifo_size)
+    })
+}

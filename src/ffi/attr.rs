@@ -152,8 +152,7 @@ fn write_output(out: Output, buffer: *mut c_void, len: u32) {
 /// vcl.conf's (rx, tx) fifo sizes, for GET_RX/TX_FIFO_LEN before VPP gave a session fifos.
 /// The app keeps its configuration private; until it exposes the sizes, the defaults.
 fn cfg_fifo_sizes() -> (u32, u32) {
-    let d = crate::config::Config::default();
-    (d.rx_fifo_size, d.tx_fifo_size)
+    crate::app::fifo_sizes()
 }
 
 /// Get or set attribute `op` (VPPCOM_ATTR_*) of a session through `buffer`/`buflen`, with
