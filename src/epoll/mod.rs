@@ -255,7 +255,9 @@ pub fn wait(w: &Worker, vep_sh: u32, out: &mut [(u32, u64)], wait_ms: f64) -> Re
     let deadline =
         (wait_ms >= 0.0).then(|| Instant::now() + Duration::from_secs_f64(wait_ms / 1e3));
     recheck_lt(&mut ss, vep);
+    let mut round = 0;
     loop {
+        round += 1;
         session::drain(w, &mut ss);
         let n = collect(&mut ss, vep, out);
         if n > 0 {
@@ -263,10 +265,10 @@ pub fn wait(w: &Worker, vep_sh: u32, out: &mut [(u32, u64)], wait_ms: f64) -> Re
         }
         let nap = match deadline {
             Some(d) => match d.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => left.min(Duration::from_millis(100)),
+                Some(left) if !left.is_zero() => left.min(session::nap(round)),
                 _ => return Ok(0),
             },
-            None => Duration::from_millis(100),
+            None => session::nap(round),
         };
         parking_lot::MutexGuard::unlocked(&mut ss, || w.wait_mq(nap));
     }

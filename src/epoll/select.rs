@@ -17,7 +17,9 @@ fn wait_for(
 ) -> usize {
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut ss = w.sessions.lock();
+    let mut round = 0;
     loop {
+        round += 1;
         session::drain(w, &mut ss);
         let n = scan(&ss);
         if n > 0 {
@@ -25,10 +27,10 @@ fn wait_for(
         }
         let nap = match deadline {
             Some(d) => match d.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => left.min(Duration::from_millis(100)),
+                Some(left) if !left.is_zero() => left.min(session::nap(round)),
                 _ => return 0,
             },
-            None => Duration::from_millis(100),
+            None => session::nap(round),
         };
         parking_lot::MutexGuard::unlocked(&mut ss, || w.wait_mq(nap));
     }

@@ -88,8 +88,7 @@ pub extern "C" fn vppcom_select(
         let words = (n_bits as usize).div_ceil(u64::BITS as usize);
         let map = |p: *mut vcl_si_set| {
             // SAFETY: a non-null map holds at least n_bits bits, per vppcom.h.
-            (!p.is_null() && words > 0)
-                .then(|| unsafe { std::slice::from_raw_parts_mut(p, words) })
+            (!p.is_null() && words > 0).then(|| unsafe { std::slice::from_raw_parts_mut(p, words) })
         };
         let maps = [map(read_map), map(write_map), map(except_map)];
         let ms = crate::app::uses_mq_eventfd();

@@ -7,7 +7,7 @@ use vcl_codec::event::EventType;
 use vcl_codec::msg::{decode_ctrl, Bound, CleanupType, Connected, CtrlMsg, Migrated};
 use vcl_codec::session_error::{SESSION_E_INVALID, SESSION_E_NONE};
 
-use super::{Endpoint, FifoRef, Fifos, Sessions, State};
+use super::{rx_ready, Endpoint, FifoRef, Fifos, Sessions, State};
 use crate::epoll;
 use crate::worker::Worker;
 
@@ -58,11 +58,25 @@ pub fn handle_event(w: &Worker, ss: &mut Sessions, t: u8, payload: &[u8]) {
 }
 
 fn io_event(ss: &mut Sessions, is_rx: bool, si: u32) {
+    tracing::trace!(si, is_rx, "vpp io event");
     let Some(s) = ss.get(si) else {
         tracing::debug!("io event for unknown session {si}");
         return;
     };
     if is_rx {
+        // VPP checks has_event before it sends, not atomically with its enqueue: the app may
+        // already have read what an RX event announces. An empty fifo here means a stale event:
+        // clear has_event (else VPP never signals again) and drop the event unless data came.
+        if let Some(f) = s.fifos.as_ref() {
+            if rx_ready(s) == 0 {
+                if let Ok(sig) = f.rx_sig.get() {
+                    sig.unset_event();
+                }
+                if rx_ready(s) == 0 {
+                    return;
+                }
+            }
+        }
         epoll::notify(ss, si, EPOLLIN as u32);
     } else {
         // VPP dequeued: acknowledge, so the next deq notification can come, then report space.

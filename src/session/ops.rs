@@ -50,6 +50,7 @@ pub fn send_ctrl_to(w: &Worker, thread: usize, msg: &CtrlMsg) -> Result<()> {
 
 /// An IO event (TX, RX deq notification, ...) for VPP's session `vpp_handle`.
 pub fn send_io(w: &Worker, thread: usize, t: EventType, vpp_handle: u64) {
+    tracing::trace!(thread, ?t, vpp_handle, "io event to vpp");
     let Some(mq) = w.vpp.mqs.get(thread) else {
         return;
     };
