@@ -10,7 +10,7 @@ use std::time::Duration;
 use vcl_codec::event::EventType;
 use vcl_codec::msg::{AddSegment, CtrlMsg, DelSegment};
 use vcl_codec::sapi::{fd_flags, SapiMsg};
-use vcl_svm::mq::{SendMode, CTRL_RING};
+use vcl_svm::mq::SendMode;
 use vcl_svm::SvmError;
 
 use crate::log::{Dir, MsgKind};
@@ -25,7 +25,7 @@ const TRY_LOCK_ATTEMPTS: u32 = 100;
 const TRY_LOCK_PAUSE: Duration = Duration::from_micros(1);
 
 /// Whether the mq has room for one more message on `ring` (`svm_msg_q_or_ring_is_full`).
-fn has_room(mq: &Mq, ring: u32) -> bool {
+pub fn has_room(mq: &Mq, ring: u32) -> bool {
     let ring_full = match (mq.ring_len(ring), mq.ring_cfg(ring)) {
         (Some(n), Some(c)) => n >= c.nitems,
         _ => true,
@@ -52,10 +52,10 @@ pub fn mq_send_ctrl(mq: &Mq, msg: &CtrlMsg) -> Result<(), SvmError> {
     last
 }
 
-fn ctrl_msg_for(st: &State, evt: WrkEvt) -> CtrlMsg {
-    match evt {
+fn ctrl_msg_for(st: &State, evt: &WrkEvt) -> Option<CtrlMsg> {
+    Some(match evt {
         WrkEvt::AddSegment(h) => {
-            let (name, size) = segment_name_size(st, h);
+            let (name, size) = segment_name_size(st, *h);
             let mut segment_name = [0u8; 128];
             let len = name.len().min(127);
             segment_name[..len].copy_from_slice(&name.as_bytes()[..len]);
@@ -65,18 +65,21 @@ fn ctrl_msg_for(st: &State, evt: WrkEvt) -> CtrlMsg {
                 fd_flags: fd_flags::MEMFD_SEGMENT,
                 segment_size: size as u32,
                 segment_name,
-                segment_handle: h,
+                segment_handle: *h,
             })
         }
         WrkEvt::DelSegment(h) => CtrlMsg::AppDelSegment(DelSegment {
             client_index: 0,
             context: 0,
-            segment_handle: h,
+            segment_handle: *h,
         }),
-    }
+        WrkEvt::Msg(m) => (**m).clone(),
+        _ => return None,
+    })
 }
 
 fn segment_name_size(st: &State, h: u64) -> (String, u64) {
+    // The CT client encoding (`client_wrk << 56`) sits above the 24-bit sm index.
     let sm = ((h >> 32) & 0xff_ffff) as u32;
     st.sms
         .get(sm)
@@ -129,7 +132,7 @@ fn flush_worker(st: &mut State, wrk: u32, thread: u8) -> Flush {
             return Flush::Done;
         };
         let app = w.app_index;
-        let Some(&evt) = w.evts.get(t).and_then(|q| q.front()) else {
+        let Some(evt) = w.evts.get(t).and_then(|q| q.front()).cloned() else {
             return Flush::Done;
         };
         let Some(mq) = w.mq.as_ref().map(|m| &m.mq) else {
@@ -138,15 +141,23 @@ fn flush_worker(st: &mut State, wrk: u32, thread: u8) -> Flush {
             pop(st, wrk, t);
             continue;
         };
-        if !has_room(mq, CTRL_RING) {
+        if !has_room(mq, evt.ring()) {
             return Flush::Congested;
         }
+        let Some(msg) = ctrl_msg_for(st, &evt) else {
+            match crate::sess_evts::deliver(st, wrk, thread, &evt) {
+                Err(SvmError::Full) => return Flush::Congested,
+                Err(e) => tracing::error!(%e, wrk, "app mq send failed; event dropped"),
+                Ok(()) => {}
+            }
+            pop(st, wrk, t);
+            continue;
+        };
         if let WrkEvt::AddSegment(h) = evt {
             if !send_segment_fd(st, wrk, h) {
                 return Flush::ForceDetach(app);
             }
         }
-        let msg = ctrl_msg_for(st, evt);
         let Some(mq) = st.wrks.get(wrk).and_then(|w| w.mq.as_ref()) else {
             return Flush::Done;
         };
@@ -179,9 +190,38 @@ fn flush_worker(st: &mut State, wrk: u32, thread: u8) -> Flush {
     Flush::Done
 }
 
+/// Enqueue an IO event without blocking for long (try-lock up to 100 times).
+pub fn mq_send_io(mq: &Mq, ty: u8, session_index: u32) -> Result<(), SvmError> {
+    let mut last = Err(SvmError::Full);
+    for _ in 0..TRY_LOCK_ATTEMPTS {
+        last = mq.send_io(ty, session_index, SendMode::Try);
+        if !matches!(last, Err(SvmError::Full)) {
+            break;
+        }
+        std::thread::sleep(TRY_LOCK_PAUSE);
+    }
+    last
+}
+
 fn pop(st: &mut State, wrk: u32, t: usize) {
     if let Some(q) = st.wrks.get_mut(wrk).and_then(|w| w.evts.get_mut(t)) {
         q.pop_front();
+    }
+}
+
+/// Flush one worker's events queued on `thread` now (session_input.c
+/// `app_wrk_flush_wrk_events`, which the listen handler calls before releasing the barrier).
+pub fn flush_worker_now(st: &mut State, wrk: u32, thread: u8) {
+    let res = flush_worker(st, wrk, thread);
+    if let Some(c) = st
+        .wrks
+        .get_mut(wrk)
+        .and_then(|w| w.congested.get_mut(usize::from(thread)))
+    {
+        *c = matches!(res, Flush::Congested);
+    }
+    if let Flush::ForceDetach(app) = res {
+        st.force_detach(app);
     }
 }
 

@@ -15,6 +15,11 @@
 //! * `events`: delivery of queued events to app mqs.
 //! * `state` / `app` / `sm` / `segments`: VPP's object model, request handlers, segment
 //!   managers and shared-memory layout.
+//! * `session` / `fifos` / `sess_evts`: sessions, listeners, the session state machine, fifo
+//!   allocation and the delivery of session events to apps.
+//! * `listen` / `sess_api`: LISTEN/UNLISTEN and the other session messages from apps.
+//! * `transport` / `io`: TCP sessions on kernel loopback sockets and the I/O thread.
+//! * `ct`: cut-through sessions between apps.
 //! * [`log`]: the message log.
 
 pub mod config;
@@ -23,16 +28,25 @@ pub mod peer;
 pub mod pool;
 
 mod app;
+mod ct;
 mod events;
 mod faults;
+mod fifos;
+mod io;
+mod listen;
 mod sapi;
 mod sapi_io;
 mod segments;
+mod sess_api;
+mod sess_evts;
+mod session;
 mod sm;
 mod state;
+mod transport;
 mod vpp_thread;
 
 pub use config::{Corruption, Faults, PeerConfig, SockAddr};
 pub use log::{Dir, LogEntry, MsgKind};
 pub use peer::{AppInfo, Peer, WorkerInfo};
 pub use segments::{mqs_segment_size, page_size, sm_segment_size};
+pub use sess_api::SessionInfo;

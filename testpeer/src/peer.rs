@@ -95,6 +95,8 @@ impl Peer {
         let mut handles = Vec::new();
         let s = shared.clone();
         handles.push(spawn("vpp-sapi", move || sapi::run(s, listener))?);
+        let s = shared.clone();
+        handles.push(spawn("vpp-io", move || crate::io::run(s))?);
         for t in 0..threads {
             let s = shared.clone();
             let name = if t == 0 {
@@ -125,6 +127,11 @@ impl Peer {
         {
             let mut st = self.shared.lock();
             st.graveyard.clear();
+            // Kernel sockets go with their sessions.
+            for p in st.sessions.pools.iter_mut() {
+                *p = crate::pool::Pool::default();
+            }
+            st.sessions.half_opens = crate::pool::Pool::default();
             for i in st.socks.indices() {
                 if let Some(s) = st.socks.get_mut(i) {
                     s.fd = None;
@@ -221,6 +228,17 @@ impl Peer {
         self.shared
             .lock()
             .add_segment(app_index, wrk_map_index, size)
+    }
+
+    /// Sessions and listeners (all threads), for introspection.
+    pub fn sessions(&self) -> Vec<crate::SessionInfo> {
+        self.shared.lock().session_infos()
+    }
+
+    /// Fault: make session `handle` reset as if its transport peer had sent a RST (the kernel
+    /// socket of a TCP session is reset too). False if there is no such session.
+    pub fn reset_session(&self, handle: u64) -> bool {
+        self.shared.lock().fault_reset(handle)
     }
 
     /// Delete a segment: it is unmapped and closed now and APP_DEL_SEGMENT is sent to its

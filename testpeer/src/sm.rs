@@ -88,6 +88,8 @@ impl SmProps {
 pub struct FifoSeg {
     pub seg: Arc<Segment>,
     pub name: String,
+    /// `FIFO_SEGMENT_F_CUSTOM_USE`: a cut-through segment, never used for ordinary fifos.
+    pub custom: bool,
 }
 
 /// A segment manager (`segment_manager_t`): its segments pool gives the low half of handles.
@@ -95,6 +97,9 @@ pub struct SegManager {
     /// Global app worker index that owns it.
     pub app_wrk_index: u32,
     pub segments: Pool<FifoSeg>,
+    /// `segment_manager_app_detach` was called (listener stopped): no more notifications,
+    /// freed once its last fifo goes.
+    pub detached: bool,
 }
 
 /// Segment handle: `(sm_index << 32) | segment_index` (segment_manager.c
@@ -118,6 +123,7 @@ impl SegManager {
         SegManager {
             app_wrk_index,
             segments: Pool::default(),
+            detached: false,
         }
     }
 
@@ -156,7 +162,11 @@ impl SegManager {
         if let Ok(fs) = FifoSegment::attach(&seg) {
             fs.set_pct_first_alloc(props.pct_first_alloc);
         }
-        Ok(Some(self.segments.put(FifoSeg { seg, name })))
+        Ok(Some(self.segments.put(FifoSeg {
+            seg,
+            name,
+            custom: false,
+        })))
     }
 
     /// segment_manager.c `segment_manager_init_first`: the first segment (or, with preallocated

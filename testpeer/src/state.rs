@@ -32,12 +32,41 @@ pub struct App {
 }
 
 /// An event waiting for delivery on a worker's app mq (`session_event_t` in `wrk_evts`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Session events carry the session index on the thread whose queue holds them; their message
+/// is built when the thread flushes them, from the session as it is then (session_input.c
+/// `app_worker_flush_events_inline`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WrkEvt {
     /// APP_ADD_SEGMENT: SEND_FDS on the worker's socket, then the mq message.
     AddSegment(u64),
     /// APP_DEL_SEGMENT.
     DelSegment(u64),
+    /// A message built when queued (BOUND, UNLISTEN_REPLY, a failed CONNECTED).
+    Msg(Box<vcl_codec::msg::CtrlMsg>),
+    /// ACCEPTED for session index.
+    Accepted(u32),
+    /// CONNECTED (success) for session index.
+    Connected(u32),
+    /// DISCONNECTED.
+    Disconnected(u32),
+    /// RESET.
+    Reset(u32),
+    /// CLEANUP of the given type (SESSION frees the session once delivered).
+    Cleanup(u32, vcl_codec::msg::CleanupType),
+    /// IO RX (`builtin_app_rx_callback` = `mq_send_io_rx_event`).
+    IoRx(u32),
+    /// IO TX (`mq_send_io_tx_event`).
+    IoTx(u32),
+}
+
+impl WrkEvt {
+    /// The mq ring the event goes on (`mq_event_ring_index`).
+    pub fn ring(&self) -> u32 {
+        match self {
+            WrkEvt::IoRx(_) | WrkEvt::IoTx(_) => vcl_svm::mq::IO_RING,
+            _ => vcl_svm::mq::CTRL_RING,
+        }
+    }
 }
 
 /// An app worker (`app_worker_t`).
@@ -100,6 +129,8 @@ pub struct State {
     pub log: MsgLog,
     /// Set when a fault asks the whole peer to die.
     pub dead: bool,
+    /// Sessions, listeners and lookup tables.
+    pub sessions: crate::session::Sessions,
 }
 
 /// Duplicate an fd we own so a reply can carry it after the lock is released.
@@ -132,7 +163,10 @@ impl State {
             graveyard: Vec::new(),
             log: MsgLog::new(log_cap),
             dead: false,
+            sessions: crate::session::Sessions::default(),
         };
+        st.sessions.pools = (0..threads).map(|_| Pool::default()).collect();
+        st.sessions.next_local_port = 49152;
         // The namespace listener takes socket index 0 (session_api.c
         // `appns_sapi_add_ns_socket` allocates it first).
         st.socks.put(Sock {
@@ -233,6 +267,10 @@ impl State {
     /// the connects segment manager and its segments are freed (no DEL_SEGMENT: the manager
     /// is detached first), then the worker index.
     pub fn app_worker_free(&mut self, wrk: u32) {
+        if !self.wrks.contains(wrk) {
+            return;
+        }
+        self.worker_sessions_detach(wrk);
         let Some(w) = self.wrks.remove(wrk) else {
             return;
         };

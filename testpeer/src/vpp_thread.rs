@@ -3,13 +3,15 @@
 //! flushes events queued for app workers on this thread, then waits on the mq's condvar (apps
 //! broadcast it when the queue goes non-empty) for a short while.
 //!
-//! The dispatch `match` is where session messages (LISTEN, CONNECT, ACCEPTED_REPLY, IO events,
-//! ...) will be handled; today only APP_DETACH is emulated and the rest is logged and ignored.
+//! The dispatch `match` hands session messages to their handlers (`listen`, `sess_api`): LISTEN,
+//! UNLISTEN, CONNECT, ACCEPTED_REPLY, DISCONNECT, SHUTDOWN, TERMINATE, DISCONNECTED_REPLY,
+//! RESET_REPLY, APP_DETACH and the IO events; anything else is logged and ignored.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use vcl_codec::event::EventType;
 use vcl_codec::msg::{decode_ctrl_element, AppDetach, CtrlMsg};
 use vcl_svm::mq::{Event, IO_RING};
 
@@ -56,16 +58,20 @@ fn dispatch(st: &mut State, t: u8, e: Event<'_>) {
     let ty = e.event_type();
     st.note(Dir::Rx, MsgKind::Mq(ty), u32::from(t));
     if e.ring == IO_RING {
-        tracing::debug!(
-            thread = t,
-            evt = evt_name(ty),
-            si = e.session_index(),
-            "io event ignored"
-        );
+        st.mq_io(t, ty, e.session_index());
         return;
     }
     match decode_ctrl_element(e.data) {
         Ok(CtrlMsg::AppDetach(m)) => app_detach(st, m),
+        Ok(CtrlMsg::Listen(m)) => st.mq_listen(m),
+        Ok(CtrlMsg::Unlisten(m)) => st.mq_unlisten(m),
+        Ok(CtrlMsg::Connect(m)) => st.mq_connect(t, m),
+        Ok(CtrlMsg::AcceptedReply(m)) => st.mq_accepted_reply(m),
+        Ok(CtrlMsg::Disconnect(m)) => st.mq_close(EventType::Disconnect, m),
+        Ok(CtrlMsg::Shutdown(m)) => st.mq_close(EventType::Shutdown, m),
+        Ok(CtrlMsg::Terminate(m)) => st.mq_close(EventType::Terminate, m),
+        Ok(CtrlMsg::DisconnectedReply(m)) => st.mq_close_reply(EventType::DisconnectedReply, m),
+        Ok(CtrlMsg::ResetReply(m)) => st.mq_close_reply(EventType::ResetReply, m),
         Ok(m) => tracing::debug!(
             thread = t,
             evt = evt_name(ty),

@@ -1,0 +1,428 @@
+//! The session layer's objects (session.c / session_types.h): sessions in per-thread pools
+//! (handle = `thread << 32 | index`, listeners on thread 0 like `listen_session_alloc (0, ..)`),
+//! app listeners (application.c `app_listener_t`), the lookup tables, and the generic state
+//! machine the transports drive: `session_transport_closing_notify`,
+//! `session_transport_reset_notify`, `session_transport_closed_notify`,
+//! `session_transport_delete_notify`, `session_close`, `session_reset`,
+//! `session_transport_close`, `session_transport_reset` and the cleanup notifications.
+//! Everything runs under the state lock (VPP's barrier); the notifications are queued per
+//! worker per thread and built when the thread flushes them (`sess_evts`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use vcl_codec::msg::{CleanupType, TransportEndpoint};
+use vcl_svm::fifo::Fifo;
+use vcl_svm::fifo_segment::FifoSegment;
+use vcl_svm::Segment;
+
+use crate::ct::CtConn;
+use crate::pool::Pool;
+use crate::state::{State, WrkEvt, INVALID};
+use crate::transport::TcpConn;
+
+/// `session_state_t`, in VPP's order (comparisons matter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SessState {
+    Created,
+    Listening,
+    Connecting,
+    Accepting,
+    Ready,
+    Opened,
+    TransportClosing,
+    Closing,
+    AppClosed,
+    TransportClosed,
+    Closed,
+    TransportDeleted,
+}
+
+/// Where a fifo lives: its segment (kept mapped while the session holds it), the segment's
+/// handle and the fsh offset VPP announces.
+#[derive(Clone)]
+pub struct FifoLoc {
+    pub seg: Arc<Segment>,
+    pub seg_handle: u64,
+    pub off: u64,
+}
+
+impl FifoLoc {
+    /// Run `f` on the fifo (None if the header no longer validates).
+    pub fn with<R>(&self, f: impl FnOnce(&Fifo<'_>) -> R) -> Option<R> {
+        let fs = FifoSegment::attach(&self.seg).ok()?;
+        let fifo = Fifo::attach(fs, self.off).ok()?;
+        Some(f(&fifo))
+    }
+}
+
+/// What carries the session.
+pub enum Kind {
+    /// A listen session (global scope: may own a kernel listening socket).
+    Listener(Option<std::net::TcpListener>),
+    /// A TCP session backed by a kernel socket on loopback.
+    Tcp(Box<TcpConn>),
+    /// A cut-through session.
+    Ct(CtConn),
+}
+
+/// `session_t`.
+pub struct Session {
+    pub thread: u8,
+    pub index: u32,
+    pub state: SessState,
+    /// Global app worker index, `INVALID` once detached (ERRATA O8).
+    pub app_wrk: u32,
+    pub listener_handle: u64,
+    /// `SESSION_F_RX_READY`.
+    pub rx_ready: bool,
+    /// `SESSION_F_APP_CLOSED`.
+    pub app_closed: bool,
+    /// `SESSION_F_RX_EVT`: an RX notification is queued.
+    pub rx_evt: bool,
+    /// The fifos' `app_session_index` (what IO events to the app carry).
+    pub app_session_index: u32,
+    pub rx: Option<FifoLoc>,
+    pub tx: Option<FifoLoc>,
+    /// Segment manager the fifos came from.
+    pub sm: u32,
+    pub lcl: TransportEndpoint,
+    pub rmt: TransportEndpoint,
+    /// App listener index (listeners only).
+    pub al: u32,
+    pub kind: Kind,
+}
+
+impl Session {
+    pub fn handle(&self) -> u64 {
+        (u64::from(self.thread) << 32) | u64::from(self.index)
+    }
+
+    pub fn is_ct(&self) -> bool {
+        matches!(self.kind, Kind::Ct(_))
+    }
+}
+
+/// Key of the lookup tables: (is_ip4, ip, port).
+pub type EpKey = (bool, [u8; 16], u16);
+
+/// `app_listener_t`.
+pub struct AppListener {
+    pub app_index: u32,
+    /// wrk_map_index → listener segment manager of that worker.
+    pub workers: std::collections::BTreeMap<u32, u32>,
+    pub accept_rotor: u32,
+    /// Global-scope listen session handle.
+    pub session: Option<u64>,
+    /// Local-scope (CT) listen session handle.
+    pub local: Option<u64>,
+    pub ls_handle: u64,
+}
+
+/// Session layer tables.
+#[derive(Default)]
+pub struct Sessions {
+    /// One pool per VPP thread.
+    pub pools: Vec<Pool<Session>>,
+    pub listeners: Pool<AppListener>,
+    /// Namespace global table (fib 0) and local table: endpoint → listen session handle.
+    pub global: HashMap<EpKey, u64>,
+    pub local: HashMap<EpKey, u64>,
+    /// Round-robin counter for placing new sessions on threads.
+    pub n_sessions: u32,
+    /// Ephemeral ports handed to local-only listeners bound to port 0.
+    pub next_local_port: u16,
+    /// CT fifo pairs still referenced: (segment handle, server rx offset) → references.
+    pub ct_refs: HashMap<(u64, u64), u8>,
+    /// CT segments per (server listener sm, client wrk, server wrk) → segment index.
+    pub ct_segs: HashMap<(u32, u32, u32), u32>,
+    /// Kernel connects in progress (half-open sessions).
+    pub half_opens: Pool<crate::transport::HalfOpen>,
+}
+
+pub fn thread_of(h: u64) -> u8 {
+    (h >> 32) as u8
+}
+
+pub fn index_of(h: u64) -> u32 {
+    h as u32
+}
+
+impl State {
+    pub fn sess(&self, h: u64) -> Option<&Session> {
+        self.sessions
+            .pools
+            .get(usize::from(thread_of(h)))?
+            .get(index_of(h))
+    }
+
+    pub fn sess_mut(&mut self, h: u64) -> Option<&mut Session> {
+        self.sessions
+            .pools
+            .get_mut(usize::from(thread_of(h)))?
+            .get_mut(index_of(h))
+    }
+
+    /// `session_alloc (thread)`.
+    pub fn session_alloc(&mut self, thread: u8, kind: Kind) -> u64 {
+        let pool = &mut self.sessions.pools[usize::from(thread)];
+        let index = pool.put_with(|index| Session {
+            thread,
+            index,
+            state: SessState::Created,
+            app_wrk: INVALID,
+            listener_handle: u64::MAX,
+            rx_ready: false,
+            app_closed: false,
+            rx_evt: false,
+            app_session_index: 0,
+            rx: None,
+            tx: None,
+            sm: INVALID,
+            lcl: TransportEndpoint::default(),
+            rmt: TransportEndpoint::default(),
+            al: INVALID,
+            kind,
+        });
+        (u64::from(thread) << 32) | u64::from(index)
+    }
+
+    /// The thread a new connection lands on: round robin over the workers, skipping main when
+    /// there are workers (application_local.c `ct_program_connect_to_wrk`; for TCP VPP relies
+    /// on RSS, which the peer replaces with the same rotation).
+    pub fn pick_thread(&mut self) -> u8 {
+        self.sessions.n_sessions = self.sessions.n_sessions.wrapping_add(1);
+        let n_workers = u32::from(self.threads) - 1;
+        if n_workers == 0 {
+            0
+        } else {
+            (self.sessions.n_sessions % n_workers + 1) as u8
+        }
+    }
+
+    /// Queue a session event for the session's worker on the session's thread
+    /// (application_worker.c `app_worker_add_event`).
+    pub fn sess_event(&mut self, h: u64, evt: fn(u32) -> WrkEvt) {
+        let Some(s) = self.sess(h) else {
+            return;
+        };
+        let (wrk, thread, si) = (s.app_wrk, s.thread, s.index);
+        self.add_event(wrk, thread, evt(si));
+    }
+
+    /// session.c `session_enqueue_notify`: one RX notification per flush (`SESSION_F_RX_EVT`).
+    pub fn enqueue_notify(&mut self, h: u64) {
+        let Some(s) = self.sess_mut(h) else {
+            return;
+        };
+        if s.rx_evt || s.app_wrk == INVALID {
+            return;
+        }
+        s.rx_evt = true;
+        self.sess_event(h, WrkEvt::IoRx);
+    }
+
+    /// session.c `session_dequeue_notify`: clear the tx deq-notification request and tell the
+    /// app there is space.
+    pub fn dequeue_notify(&mut self, h: u64) {
+        let Some(s) = self.sess(h) else {
+            return;
+        };
+        if let Some(tx) = &s.tx {
+            tx.with(|f| f.clear_deq_ntf());
+        }
+        if s.app_wrk != INVALID {
+            self.sess_event(h, WrkEvt::IoTx);
+        }
+    }
+
+    fn set_state(&mut self, h: u64, st: SessState) {
+        if let Some(s) = self.sess_mut(h) {
+            s.state = st;
+        }
+    }
+
+    fn state_of(&self, h: u64) -> Option<SessState> {
+        self.sess(h).map(|s| s.state)
+    }
+
+    /// `session_transport_closing_notify`.
+    pub fn transport_closing_notify(&mut self, h: u64) {
+        let Some(st) = self.state_of(h) else { return };
+        if st >= SessState::TransportClosing {
+            return;
+        }
+        self.set_state(h, SessState::TransportClosing);
+        // Wait for the accept reply before notifying: the accept might be refused.
+        if st != SessState::Accepting {
+            self.sess_event(h, WrkEvt::Disconnected);
+        }
+    }
+
+    /// `session_transport_reset_notify`.
+    pub fn transport_reset_notify(&mut self, h: u64) {
+        let Some(st) = self.state_of(h) else { return };
+        if st >= SessState::TransportClosing {
+            return;
+        }
+        self.set_state(h, SessState::TransportClosing);
+        if st != SessState::Accepting {
+            self.sess_event(h, WrkEvt::Reset);
+        }
+    }
+
+    /// `session_transport_closed_notify` (the TRANSPORT_CLOSED event it queues has no mq
+    /// callback, so apps see nothing from it).
+    pub fn transport_closed_notify(&mut self, h: u64) {
+        let Some(st) = self.state_of(h) else { return };
+        if st >= SessState::TransportClosed {
+            return;
+        }
+        if st == SessState::Ready {
+            self.transport_closing_notify(h);
+            self.set_state(h, SessState::TransportClosed);
+        } else if st <= SessState::Closing {
+            self.set_state(h, SessState::TransportClosed);
+        } else if st == SessState::AppClosed {
+            self.set_state(h, SessState::Closed);
+        }
+    }
+
+    /// `session_transport_delete_notify` (also `session_transport_delete_request`, which sends
+    /// the same notifications).
+    pub fn transport_delete_notify(&mut self, h: u64) {
+        let Some(st) = self.state_of(h) else { return };
+        match st {
+            SessState::Created => self.session_cleanup(h),
+            SessState::Accepting
+            | SessState::TransportClosing
+            | SessState::Closing
+            | SessState::TransportClosed => {
+                self.set_state(h, SessState::TransportDeleted);
+                self.cleanup_notify(h, CleanupType::Transport);
+            }
+            SessState::AppClosed => {
+                self.set_state(h, SessState::TransportDeleted);
+                self.cleanup_notify(h, CleanupType::Transport);
+                self.session_transport_close(h);
+            }
+            SessState::TransportDeleted => {}
+            _ => {
+                self.set_state(h, SessState::TransportDeleted);
+                self.cleanup_notify(h, CleanupType::Transport);
+                self.cleanup_notify(h, CleanupType::Session);
+            }
+        }
+    }
+
+    /// `session_cleanup_notify`: with no app worker a transport cleanup is dropped and a
+    /// session cleanup frees everything right away.
+    pub fn cleanup_notify(&mut self, h: u64, ty: CleanupType) {
+        let Some(s) = self.sess(h) else { return };
+        if s.app_wrk == INVALID || !self.wrks.contains(s.app_wrk) {
+            if ty == CleanupType::Session {
+                self.session_cleanup(h);
+            }
+            return;
+        }
+        let (wrk, thread, si) = (s.app_wrk, s.thread, s.index);
+        self.add_event(wrk, thread, WrkEvt::Cleanup(si, ty));
+    }
+
+    /// `session_close` (vnet_disconnect_session): app-initiated close.
+    pub fn session_close(&mut self, h: u64) {
+        let Some(s) = self.sess_mut(h) else { return };
+        if s.app_closed {
+            return;
+        }
+        s.app_closed = true;
+        let st = s.state;
+        if st >= SessState::Closing {
+            if st == SessState::TransportClosed || st == SessState::TransportDeleted {
+                self.session_transport_close(h);
+            }
+            return;
+        }
+        // App closed: stop propagating dequeue notifications.
+        if let Some(tx) = &s.tx {
+            tx.with(|f| f.clear_deq_ntf());
+        }
+        s.state = SessState::Closing;
+        self.session_transport_close(h);
+    }
+
+    /// `session_reset`: app-initiated abortive close.
+    pub fn session_reset(&mut self, h: u64) {
+        let Some(s) = self.sess_mut(h) else { return };
+        if s.app_closed {
+            return;
+        }
+        s.app_closed = true;
+        let st = s.state;
+        if st >= SessState::Closing {
+            if st == SessState::TransportClosed || st == SessState::TransportDeleted {
+                self.session_transport_reset(h);
+            }
+            return;
+        }
+        if let Some(tx) = &s.tx {
+            tx.with(|f| f.clear_deq_ntf());
+        }
+        s.state = SessState::Closing;
+        self.session_transport_reset(h);
+    }
+
+    /// `session_transport_close`.
+    pub fn session_transport_close(&mut self, h: u64) {
+        self.transport_close_or_reset(h, false);
+    }
+
+    /// `session_transport_reset`.
+    pub fn session_transport_reset(&mut self, h: u64) {
+        self.transport_close_or_reset(h, true);
+    }
+
+    fn transport_close_or_reset(&mut self, h: u64, reset: bool) {
+        let Some(st) = self.state_of(h) else { return };
+        if st >= SessState::AppClosed {
+            if st == SessState::TransportClosed {
+                self.set_state(h, SessState::Closed);
+            } else if st >= SessState::TransportDeleted {
+                self.cleanup_notify(h, CleanupType::Session);
+            }
+            return;
+        }
+        self.set_state(h, SessState::AppClosed);
+        let is_ct = self.sess(h).is_some_and(Session::is_ct);
+        match (is_ct, reset) {
+            (true, r) => self.ct_close(h, r),
+            (false, false) => self.tcp_close(h),
+            (false, true) => self.tcp_reset(h),
+        }
+    }
+
+    /// `session_half_close` → `session_transport_half_close`: only READY sessions.
+    pub fn session_half_close(&mut self, h: u64) {
+        if self.state_of(h) == Some(SessState::Ready) && !self.sess(h).is_some_and(Session::is_ct) {
+            self.tcp_half_close(h);
+        }
+    }
+
+    /// `session_cleanup`: free the fifos and the session.
+    pub fn session_cleanup(&mut self, h: u64) {
+        let t = usize::from(thread_of(h));
+        let Some(s) = self
+            .sessions
+            .pools
+            .get_mut(t)
+            .and_then(|p| p.remove(index_of(h)))
+        else {
+            return;
+        };
+        self.dealloc_session_fifos(&s);
+        if let Kind::Ct(ct) = &s.kind {
+            self.ct_release_fifos(ct, s.app_wrk, s.thread);
+        }
+        tracing::debug!(handle = format_args!("{h:#x}"), "session freed");
+    }
+}
