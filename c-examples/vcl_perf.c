@@ -1,0 +1,228 @@
+/* vcl_perf: throughput and latency over one VCL TCP session. Uses only vppcom.h.
+ *   vcl_perf server PORT [N_TESTS=0 (forever)]
+ *   vcl_perf stream IP PORT [SECONDS=5] [WRITE_SIZE=65536]   one connection streaming
+ *   vcl_perf pingpong IP PORT [ROUNDS=10000] [SIZE=64]        round trips, latency percentiles
+ * The first byte a client sends picks the test: 'S' (server counts what arrives until the client
+ * closes, and prints it) or 'P' (server echoes). Closing rather than half-closing, because a
+ * cut-through session in VPP has no half-close. */
+#include <vcl/vppcom.h>
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static char buf[1 << 20];
+
+static double
+now (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int
+die (const char *what, int rv)
+{
+  fprintf (stderr, "vcl_perf: %s: %d (%s)\n", what, rv, vppcom_retval_str (rv));
+  return 1;
+}
+
+static int
+write_all (uint32_t sh, const char *p, int n)
+{
+  int off = 0, rv;
+  while (off < n)
+    {
+      rv = vppcom_session_write (sh, (void *) (p + off), n - off);
+      if (rv < 0)
+	return rv;
+      off += rv;
+    }
+  return n;
+}
+
+static int
+read_all (uint32_t sh, char *p, int n)
+{
+  int off = 0, rv;
+  while (off < n)
+    {
+      rv = vppcom_session_read (sh, p + off, n - off);
+      if (rv <= 0)
+	return rv < 0 ? rv : -1;
+      off += rv;
+    }
+  return n;
+}
+
+static void
+serve_one (uint32_t sh)
+{
+  char mode;
+  int n;
+  unsigned long long total = 0;
+
+  if (read_all (sh, &mode, 1) != 1)
+    return;
+  if (mode == 'S')
+    {
+      double t0 = now ();
+      while ((n = vppcom_session_read (sh, buf, sizeof (buf))) > 0)
+	total += n;
+      printf ("vcl_perf server: stream test, %llu bytes received, %.3f Gbit/s\n", total,
+	      total * 8 / (now () - t0) / 1e9);
+    }
+  else
+    {
+      while ((n = vppcom_session_read (sh, buf, sizeof (buf))) > 0)
+	if (write_all (sh, buf, n) < 0)
+	  break;
+      printf ("vcl_perf server: ping-pong test done\n");
+    }
+  fflush (stdout);
+}
+
+static int
+server (int port, int n_tests)
+{
+  uint8_t ip[4] = { 0 }, peer[16];
+  vppcom_endpt_t e;
+  int ls, rv, i;
+
+  if ((ls = vppcom_session_create (VPPCOM_PROTO_TCP, 0)) < 0)
+    return die ("session create", ls);
+  memset (&e, 0, sizeof (e));
+  e.is_ip4 = 1;
+  e.ip = ip;
+  e.port = htons (port);
+  if ((rv = vppcom_session_bind (ls, &e)) || (rv = vppcom_session_listen (ls, 10)))
+    return die ("bind/listen", rv);
+  printf ("vcl_perf server: listening on port %d\n", port);
+  fflush (stdout);
+  for (i = 0; !n_tests || i < n_tests; i++)
+    {
+      e.ip = peer;
+      int cs = vppcom_session_accept (ls, &e, 0);
+      if (cs < 0)
+	return die ("accept", cs);
+      serve_one (cs);
+      vppcom_session_close (cs);
+    }
+  vppcom_session_close (ls);
+  return 0;
+}
+
+static int
+connect_to (const char *ipstr, int port)
+{
+  uint8_t ip[4];
+  vppcom_endpt_t e;
+  int sh, rv;
+
+  if (inet_pton (AF_INET, ipstr, ip) != 1)
+    return die ("bad address", VPPCOM_EINVAL) * 0 - 1;
+  if ((sh = vppcom_session_create (VPPCOM_PROTO_TCP, 0)) < 0)
+    return sh;
+  memset (&e, 0, sizeof (e));
+  e.is_ip4 = 1;
+  e.ip = ip;
+  e.port = htons (port);
+  if ((rv = vppcom_session_connect (sh, &e)))
+    return rv;
+  return sh;
+}
+
+static int
+stream (const char *ip, int port, double secs, int size)
+{
+  int sh = connect_to (ip, port), rv;
+  unsigned long long sent = 0;
+  double t0, t1;
+
+  if (sh < 0)
+    return die ("connect", sh);
+  if (size > (int) sizeof (buf))
+    size = sizeof (buf);
+  memset (buf, 'x', size);
+  write_all (sh, "S", 1);
+  t0 = now ();
+  while ((t1 = now ()) - t0 < secs)
+    {
+      rv = vppcom_session_write (sh, buf, size);
+      if (rv < 0)
+	return die ("write", rv);
+      sent += rv;
+    }
+  printf ("vcl_perf stream: %d-byte writes for %.2f s: sent %llu bytes, %.3f Gbit/s\n", size,
+	  t1 - t0, sent, sent * 8 / (t1 - t0) / 1e9);
+  vppcom_session_close (sh);
+  return 0;
+}
+
+static int
+cmp_double (const void *a, const void *b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+  return x < y ? -1 : x > y;
+}
+
+static int
+pingpong (const char *ip, int port, int rounds, int size)
+{
+  int sh = connect_to (ip, port), i;
+  double *rtt = malloc (sizeof (double) * rounds), t, total = 0;
+  static char in[65536];
+
+  if (sh < 0)
+    return die ("connect", sh);
+  if (size > (int) sizeof (in))
+    size = sizeof (in);
+  memset (buf, 'p', size);
+  write_all (sh, "P", 1);
+  for (i = 0; i < rounds; i++)
+    {
+      t = now ();
+      if (write_all (sh, buf, size) < 0 || read_all (sh, in, size) != size)
+	return die ("round trip", -1);
+      rtt[i] = (now () - t) * 1e6;
+      total += rtt[i];
+    }
+  qsort (rtt, rounds, sizeof (double), cmp_double);
+  printf ("vcl_perf pingpong: %d round trips of %d bytes: mean %.1f us, p50 %.1f us, "
+	  "p99 %.1f us, max %.1f us\n",
+	  rounds, size, total / rounds, rtt[rounds / 2], rtt[rounds * 99 / 100],
+	  rtt[rounds - 1]);
+  vppcom_session_close (sh);
+  free (rtt);
+  return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  int rv;
+
+  if (argc < 3)
+    {
+      fprintf (stderr, "usage: vcl_perf server PORT [N] | stream IP PORT [SECS] [SIZE] | "
+		       "pingpong IP PORT [ROUNDS] [SIZE]\n");
+      return 2;
+    }
+  if ((rv = vppcom_app_create ("vcl_perf")))
+    return die ("app create", rv);
+  if (!strcmp (argv[1], "server"))
+    rv = server (atoi (argv[2]), argc > 3 ? atoi (argv[3]) : 0);
+  else if (!strcmp (argv[1], "stream") && argc > 3)
+    rv = stream (argv[2], atoi (argv[3]), argc > 4 ? atof (argv[4]) : 5,
+		 argc > 5 ? atoi (argv[5]) : 65536);
+  else if (!strcmp (argv[1], "pingpong") && argc > 3)
+    rv = pingpong (argv[2], atoi (argv[3]), argc > 4 ? atoi (argv[4]) : 10000,
+		   argc > 5 ? atoi (argv[5]) : 64);
+  else
+    rv = 2;
+  vppcom_app_destroy ();
+  return rv;
+}
