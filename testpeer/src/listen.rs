@@ -273,7 +273,16 @@ impl State {
         for h in [l.local, l.session].into_iter().flatten() {
             self.sessions.local.retain(|_, v| *v != h);
             self.sessions.global.retain(|_, v| *v != h);
-            self.sessions.pools[0].remove(h as u32);
+            if let Some(ls) = self.sessions.pools[0].remove(h as u32) {
+                if let Kind::Listener(Some(sock)) = ls.kind {
+                    // Stop listening now: the I/O thread's poll may hold the file a moment
+                    // longer than the fd.
+                    let _ = nix::sys::socket::shutdown(
+                        std::os::fd::AsRawFd::as_raw_fd(&sock),
+                        nix::sys::socket::Shutdown::Both,
+                    );
+                }
+            }
         }
     }
 

@@ -19,6 +19,8 @@ use vcl_svm::mq::{MsgQueue, SendMode};
 use vcl_svm::Segment;
 use vcl_testpeer::{Peer, PeerConfig, SockAddr};
 
+pub mod app;
+
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A fresh abstract socket name per test.
