@@ -389,13 +389,14 @@ impl State {
         self.sessions
             .ct_segs
             .retain(|k, v| !(k.0 == sm && *v == idx));
-        if !detached {
-            self.add_event(server_wrk, thread, WrkEvt::DelSegment(rx.seg_handle));
-        }
+        // The client is told first, then the server as the segment goes.
         let client = wrks.0;
         if self.wrks.contains(client) {
             let ch = ct_client_seg_handle(rx.seg_handle, client);
             self.add_event(client, thread, WrkEvt::DelSegment(ch));
+        }
+        if !detached {
+            self.add_event(server_wrk, thread, WrkEvt::DelSegment(rx.seg_handle));
         }
     }
 }
