@@ -1,0 +1,406 @@
+//! Sessions end to end through the in-process test peer: 100 concurrent connections echoing
+//! checksummed data, over cut-through and over transport (kernel TCP behind the peer), with
+//! blocking sessions and with non-blocking sessions driven by epoll, level- and edge-triggered.
+//! The echo server is this test binary again, in a child process (its own VCL app).
+
+use std::process::{Child, Command};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use vcl_testpeer::{Peer, PeerConfig, SockAddr};
+
+#[repr(C)]
+struct Endpt {
+    unused: u8,
+    is_ip4: u8,
+    ip: *mut u8,
+    port: u16,
+    unused2: u64,
+    app_tlv_len: u32,
+    app_tlvs: *mut u8,
+}
+
+extern "C" {
+    fn vppcom_app_create(name: *const std::ffi::c_char) -> i32;
+    fn vppcom_app_destroy();
+    fn vppcom_session_create(proto: u8, nb: u8) -> i32;
+    fn vppcom_session_bind(sh: u32, ep: *mut Endpt) -> i32;
+    fn vppcom_session_listen(sh: u32, q: u32) -> i32;
+    fn vppcom_session_accept(sh: u32, ep: *mut Endpt, flags: u32) -> i32;
+    fn vppcom_session_connect(sh: u32, ep: *mut Endpt) -> i32;
+    fn vppcom_session_read(sh: u32, buf: *mut u8, n: usize) -> i32;
+    fn vppcom_session_write(sh: u32, buf: *const u8, n: usize) -> i32;
+    fn vppcom_session_close(sh: u32) -> i32;
+    fn vppcom_epoll_create() -> i32;
+    fn vppcom_epoll_ctl(vep: u32, op: i32, sh: u32, ev: *mut libc::epoll_event) -> i32;
+    fn vppcom_epoll_wait(vep: u32, ev: *mut libc::epoll_event, max: i32, ms: f64) -> i32;
+}
+
+const EAGAIN: i32 = -libc::EAGAIN;
+const EINPROGRESS: i32 = -libc::EINPROGRESS;
+const N_SESSIONS: usize = 100;
+const BYTES_PER_SESSION: usize = 64 << 10;
+const CHUNK: usize = 4096;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn endpt(ip: &mut [u8; 4], port: u16) -> Endpt {
+    Endpt {
+        unused: 0,
+        is_ip4: 1,
+        ip: ip.as_mut_ptr(),
+        port: port.to_be(),
+        unused2: 0,
+        app_tlv_len: 0,
+        app_tlvs: std::ptr::null_mut(),
+    }
+}
+
+fn write_conf(sock: &str, local: bool) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!(
+        "vcl-sessions-{}-{}.conf",
+        std::process::id(),
+        if local { "ct" } else { "tpt" }
+    ));
+    let scope = if local {
+        "app-scope-local\n  app-scope-global"
+    } else {
+        "app-scope-global"
+    };
+    std::fs::write(
+        &p,
+        format!(
+            "vcl {{\n  rx-fifo-size 65536\n  tx-fifo-size 65536\n  segment-size 67108864\n  \
+             {scope}\n  app-socket-api abstract:{sock}\n}}\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// The byte at offset `i` of session `s`'s stream.
+fn pattern(s: usize, i: usize) -> u8 {
+    (s.wrapping_mul(131) ^ i.wrapping_mul(7) ^ (i >> 9)) as u8
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+// ---------------------------------------------------------------- the echo server (child)
+
+/// Child mode: an epoll echo server serving `n` sessions, then exiting.
+fn echo_server(port: u16, n: usize) {
+    // SAFETY (all calls here): plain calls into our own C ABI with valid pointers.
+    unsafe {
+        assert_eq!(vppcom_app_create(c"echo-server".as_ptr()), 0);
+        let ls = vppcom_session_create(0, 1);
+        let mut ip = [0u8; 4];
+        let mut ep = endpt(&mut ip, port);
+        assert_eq!(vppcom_session_bind(ls as u32, &mut ep), 0);
+        assert_eq!(vppcom_session_listen(ls as u32, 128), 0);
+        println!("LISTENING");
+        let vep = vppcom_epoll_create() as u32;
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: ls as u64,
+        };
+        assert_eq!(
+            vppcom_epoll_ctl(vep, libc::EPOLL_CTL_ADD, ls as u32, &mut ev),
+            0
+        );
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 64];
+        let mut buf = vec![0u8; 65536];
+        let (mut done, deadline) = (0, Instant::now() + Duration::from_secs(60));
+        while done < n && Instant::now() < deadline {
+            let k = vppcom_epoll_wait(vep, evs.as_mut_ptr(), 64, 100.0);
+            for e in &evs[..k.max(0) as usize] {
+                let sh = e.u64 as u32;
+                if sh == ls as u32 {
+                    let mut pip = [0u8; 16];
+                    let mut pe = endpt(&mut [0; 4], 0);
+                    pe.ip = pip.as_mut_ptr();
+                    while let cs @ 0.. =
+                        vppcom_session_accept(ls as u32, &mut pe, libc::O_NONBLOCK as u32)
+                    {
+                        let mut ev = libc::epoll_event {
+                            events: (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
+                            u64: cs as u64,
+                        };
+                        vppcom_epoll_ctl(vep, libc::EPOLL_CTL_ADD, cs as u32, &mut ev);
+                    }
+                    continue;
+                }
+                loop {
+                    let r = vppcom_session_read(sh, buf.as_mut_ptr(), buf.len());
+                    if r == EAGAIN {
+                        break;
+                    }
+                    if r <= 0 {
+                        vppcom_epoll_ctl(vep, libc::EPOLL_CTL_DEL, sh, std::ptr::null_mut());
+                        vppcom_session_close(sh);
+                        done += 1;
+                        break;
+                    }
+                    let mut off = 0;
+                    while off < r as usize {
+                        let w = vppcom_session_write(sh, buf[off..].as_ptr(), r as usize - off);
+                        if w > 0 {
+                            off += w as usize;
+                        } else if w != EAGAIN {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        vppcom_app_destroy();
+        assert_eq!(done, n, "server saw {done} of {n} sessions end");
+    }
+}
+
+#[test]
+fn child_echo_server() {
+    if let (Ok(port), Ok(n)) = (
+        std::env::var("VCL_TEST_ECHO_PORT"),
+        std::env::var("VCL_TEST_ECHO_N"),
+    ) {
+        echo_server(port.parse().unwrap(), n.parse().unwrap());
+    }
+}
+
+fn spawn_server(conf: &std::path::Path, port: u16, n: usize) -> Child {
+    use std::io::BufRead;
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_echo_server",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("VCL_CONFIG", conf)
+        .env("VCL_TEST_ECHO_PORT", port.to_string())
+        .env("VCL_TEST_ECHO_N", n.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(out).lines();
+    for l in lines.by_ref() {
+        if l.unwrap().contains("LISTENING") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
+fn wait_child(mut c: Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(st) = c.try_wait().unwrap() {
+            assert!(st.success(), "echo server failed: {st}");
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = c.kill();
+            panic!("echo server did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------- clients
+
+/// Blocking sessions: round-robin one chunk out and its echo back on every session.
+fn blocking_clients(port: u16) {
+    // SAFETY (all calls here): plain calls into our own C ABI with valid pointers.
+    unsafe {
+        let mut sh = Vec::new();
+        for _ in 0..N_SESSIONS {
+            let s = vppcom_session_create(0, 0);
+            assert!(s >= 0);
+            let mut ip = [127, 0, 0, 1];
+            assert_eq!(
+                vppcom_session_connect(s as u32, &mut endpt(&mut ip, port)),
+                0
+            );
+            sh.push(s as u32);
+        }
+        let mut out = vec![0u8; CHUNK];
+        let mut back = vec![0u8; CHUNK];
+        for off in (0..BYTES_PER_SESSION).step_by(CHUNK) {
+            for (k, &s) in sh.iter().enumerate() {
+                for (j, b) in out.iter_mut().enumerate() {
+                    *b = pattern(k, off + j);
+                }
+                assert_eq!(vppcom_session_write(s, out.as_ptr(), CHUNK), CHUNK as i32);
+            }
+            for (k, &s) in sh.iter().enumerate() {
+                let mut got = 0;
+                while got < CHUNK {
+                    let r = vppcom_session_read(s, back[got..].as_mut_ptr(), CHUNK - got);
+                    assert!(r > 0, "session {k}: read {r}");
+                    got += r as usize;
+                }
+                for (j, &b) in back.iter().enumerate() {
+                    assert_eq!(b, pattern(k, off + j), "session {k} byte {}", off + j);
+                }
+            }
+        }
+        for s in sh {
+            assert_eq!(vppcom_session_close(s), 0);
+        }
+    }
+}
+
+/// Per-session progress of the non-blocking clients.
+#[derive(Default, Clone)]
+struct Progress {
+    sent: usize,
+    received: usize,
+    connected: bool,
+}
+
+/// Non-blocking sessions on one epoll session: connect (EINPROGRESS, then EPOLLOUT), write
+/// when writable, verify echoes when readable. `et`: edge-triggered, so drain until EAGAIN.
+fn epoll_clients(port: u16, et: bool) {
+    // SAFETY (all calls here): plain calls into our own C ABI with valid pointers.
+    unsafe {
+        let vep = vppcom_epoll_create() as u32;
+        let mut sh = Vec::new();
+        for k in 0..N_SESSIONS {
+            let s = vppcom_session_create(0, 1) as u32;
+            let mut ip = [127, 0, 0, 1];
+            assert_eq!(
+                vppcom_session_connect(s, &mut endpt(&mut ip, port)),
+                EINPROGRESS
+            );
+            let mut flags = (libc::EPOLLIN | libc::EPOLLOUT) as u32;
+            if et {
+                flags |= libc::EPOLLET as u32;
+            }
+            let mut ev = libc::epoll_event {
+                events: flags,
+                u64: k as u64,
+            };
+            assert_eq!(vppcom_epoll_ctl(vep, libc::EPOLL_CTL_ADD, s, &mut ev), 0);
+            sh.push(s);
+        }
+        let mut p = vec![Progress::default(); N_SESSIONS];
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 64];
+        let mut buf = vec![0u8; CHUNK];
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while p.iter().any(|x| x.received < BYTES_PER_SESSION) {
+            assert!(Instant::now() < deadline, "epoll clients stalled");
+            let n = vppcom_epoll_wait(vep, evs.as_mut_ptr(), 64, 100.0);
+            assert!(n >= 0, "epoll_wait {n}");
+            for e in &evs[..n as usize] {
+                let k = e.u64 as usize;
+                let s = sh[k];
+                assert_eq!(
+                    e.events & (libc::EPOLLERR | libc::EPOLLHUP) as u32,
+                    0,
+                    "session {k} failed"
+                );
+                if e.events & libc::EPOLLOUT as u32 != 0 {
+                    p[k].connected = true;
+                }
+                // write while there is room (ET: until EAGAIN)
+                while p[k].connected && p[k].sent < BYTES_PER_SESSION {
+                    let len = CHUNK.min(BYTES_PER_SESSION - p[k].sent);
+                    for (j, b) in buf[..len].iter_mut().enumerate() {
+                        *b = pattern(k, p[k].sent + j);
+                    }
+                    let w = vppcom_session_write(s, buf.as_ptr(), len);
+                    if w == EAGAIN {
+                        break;
+                    }
+                    assert!(w > 0, "session {k}: write {w}");
+                    p[k].sent += w as usize;
+                    if !et {
+                        break;
+                    }
+                }
+                loop {
+                    let r = vppcom_session_read(s, buf.as_mut_ptr(), CHUNK);
+                    if r == EAGAIN {
+                        break;
+                    }
+                    assert!(r > 0, "session {k}: read {r}");
+                    for (j, &b) in buf[..r as usize].iter().enumerate() {
+                        assert_eq!(b, pattern(k, p[k].received + j), "session {k}");
+                    }
+                    p[k].received += r as usize;
+                    if !et {
+                        break;
+                    }
+                }
+            }
+        }
+        for s in sh {
+            vppcom_epoll_ctl(vep, libc::EPOLL_CTL_DEL, s, std::ptr::null_mut());
+            assert_eq!(vppcom_session_close(s), 0);
+        }
+        vppcom_session_close(vep);
+    }
+}
+
+fn run(tag: &str, local: bool, client: impl FnOnce(u16)) {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    vcl::app::destroy();
+    let sock = format!("vcl-sessions-{tag}-{}", std::process::id());
+    let peer = Peer::start(PeerConfig::new(SockAddr::Abstract(sock.clone()))).unwrap();
+    let conf = write_conf(&sock, local);
+    let port = free_port();
+    let server = spawn_server(&conf, port, N_SESSIONS);
+    std::env::set_var("VCL_CONFIG", &conf);
+    // SAFETY: a plain call into our own C ABI.
+    assert_eq!(unsafe { vppcom_app_create(c"sessions-client".as_ptr()) }, 0);
+    let t = Instant::now();
+    client(port);
+    let secs = t.elapsed().as_secs_f64();
+    // SAFETY: a plain call into our own C ABI.
+    unsafe { vppcom_app_destroy() };
+    wait_child(server);
+    println!(
+        "{tag}: {N_SESSIONS} sessions x {BYTES_PER_SESSION} B echoed in {secs:.2} s ({:.1} MB/s)",
+        (N_SESSIONS * BYTES_PER_SESSION * 2) as f64 / secs / 1e6
+    );
+    peer.stop();
+}
+
+#[test]
+fn ct_blocking_100_sessions() {
+    run("ct-blocking", true, blocking_clients);
+}
+
+#[test]
+fn ct_epoll_lt_100_sessions() {
+    run("ct-lt", true, |p| epoll_clients(p, false));
+}
+
+#[test]
+fn ct_epoll_et_100_sessions() {
+    run("ct-et", true, |p| epoll_clients(p, true));
+}
+
+#[test]
+fn transport_blocking_100_sessions() {
+    run("tpt-blocking", false, blocking_clients);
+}
+
+#[test]
+fn transport_epoll_lt_100_sessions() {
+    run("tpt-lt", false, |p| epoll_clients(p, false));
+}
+
+#[test]
+fn transport_epoll_et_100_sessions() {
+    run("tpt-et", false, |p| epoll_clients(p, true));
+}
