@@ -29,6 +29,8 @@ use crate::state::{State, WrkEvt, INVALID};
 pub const CLEANUP_TIME: Duration = Duration::from_millis(100);
 /// Shortened TIME_WAIT (VPP: `tcp_cfg.timewait_time` = 10 s).
 pub const TIME_WAIT: Duration = Duration::from_millis(100);
+/// How long FIN_WAIT_1/2 wait for the peer's FIN (`tcp_cfg.finwait2_time`).
+pub const FIN_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bytes moved per service call and direction (bounds the time the state lock is held).
 pub const IO_BUDGET: usize = 1 << 20;
 /// Copy buffer for one read/write.
@@ -66,6 +68,8 @@ pub struct TcpConn {
     pub pending_rx: Vec<u8>,
     /// When the transport gets deleted (`tcp_program_cleanup` / TIME_WAIT expiry).
     pub cleanup_at: Option<Instant>,
+    /// FIN_WAIT give-up time (the WAITCLOSE timer).
+    pub fin_wait_until: Option<Instant>,
 }
 
 impl TcpConn {
@@ -82,6 +86,7 @@ impl TcpConn {
             tx_blocked: false,
             pending_rx: Vec::new(),
             cleanup_at: None,
+            fin_wait_until: None,
         }
     }
 }
@@ -475,6 +480,7 @@ impl State {
             }
             TcpSt::Established => {
                 t.st = TcpSt::FinWait1;
+                t.fin_wait_until = Some(Instant::now() + FIN_WAIT_TIMEOUT);
                 if tx_left == 0 {
                     self.tcp_send_fin(h);
                 } else {
@@ -505,6 +511,7 @@ impl State {
             return;
         }
         t.st = TcpSt::FinWait1;
+        t.fin_wait_until = Some(Instant::now() + FIN_WAIT_TIMEOUT);
         if tx_left == 0 {
             self.tcp_send_fin(h);
         } else {
@@ -543,6 +550,18 @@ impl State {
                 drop(sock);
             }
             self.transport_delete_notify(h);
+            return;
+        }
+        let fin_wait = matches!(t.st, TcpSt::FinWait1 | TcpSt::FinWait2);
+        if fin_wait && t.fin_wait_until.is_some_and(|at| now >= at) {
+            // The peer never closed: give up on it (RST) and close.
+            t.fin_wait_until = None;
+            if let Some(sock) = t.sock.take() {
+                send_rst(sock);
+            }
+            t.st = TcpSt::Closed;
+            self.transport_closed_notify(h);
+            self.program_cleanup(h, CLEANUP_TIME);
             return;
         }
         if t.rx_paused && rx_space > 0 {

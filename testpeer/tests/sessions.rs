@@ -355,6 +355,9 @@ fn kernel_reset_and_fault_reset() {
     let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let a = accepted(&mut app);
     app.accept_reply(0, a.handle, 1, 0);
+    // (A reset before the reply is handled is reported as DISCONNECTED, as VPP resends the
+    // close with `app_worker_close_notify`.)
+    assert!(ready(&peer, a.handle));
     let l = libc::linger {
         l_onoff: 1,
         l_linger: 0,
@@ -434,4 +437,78 @@ fn terminate_shutdown_and_refused_accept() {
     drop(c3);
     app.quiet(Duration::from_millis(250));
     assert!(peer.wait_until(TIMEOUT, |p| p.sessions().iter().all(|s| s.is_listener)));
+}
+
+#[test]
+fn app_close_with_unread_data_resets_the_kernel_connection() {
+    let peer = start(1);
+    let mut app = App::global(&peer);
+    app.listen([127, 0, 0, 1], 0, 0);
+    let (_, port) = bound(&mut app, 0);
+    let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let a = accepted(&mut app);
+    app.accept_reply(0, a.handle, 9, 0);
+    client.write_all(b"unread").unwrap();
+    assert_eq!(app.next(), Ev::Io(RX, 9));
+    // tcp_connection_close in ESTABLISHED with unread rx data sends a RST.
+    app.send_on(0, &CtrlMsg::Disconnect(app.handle_msg(a.handle)));
+    client.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut b = [0u8; 8];
+    let r = client.read(&mut b);
+    assert!(
+        matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{r:?}"
+    );
+    cleanup(&mut app, a.handle, CleanupType::Transport);
+    cleanup(&mut app, a.handle, CleanupType::Session);
+    assert!(peer.wait_until(TIMEOUT, |p| p.sessions().iter().all(|s| s.is_listener)));
+}
+
+#[test]
+fn two_workers_share_a_listener_round_robin() {
+    use vcl_codec::sapi::{SapiMsg, WorkerAddDel};
+    let peer = start(1);
+    let mut app = App::global(&peer);
+    // A second worker of the same app, on its own socket.
+    let sock2 = connect_to(peer.socket_addr());
+    send(
+        &sock2,
+        &SapiMsg::AddDelWorker(WorkerAddDel {
+            app_index: app.app_index(),
+            wrk_index: 0,
+            is_add: true,
+        }),
+    );
+    let (r, _fds) = match recv(&sock2) {
+        (SapiMsg::AddDelWorkerReply(r), fds) => (r, fds),
+        (m, _) => panic!("{m:?}"),
+    };
+    assert_eq!((r.retval, r.wrk_index), (0, 1));
+    app.listen([127, 0, 0, 1], 0, 1);
+    let (lh, port) = bound(&mut app, 1);
+    // Worker 1 listens on the same endpoint: same listener handle.
+    let m = CtrlMsg::Listen(vcl_codec::msg::Listen {
+        client_index: r.api_client_handle,
+        context: 2,
+        wrk_index: 1,
+        vrf: 0,
+        port,
+        proto: vcl_codec::msg::TransportProto::Tcp,
+        is_ip4: true,
+        ip: Ip46::from_v4([127, 0, 0, 1].into()),
+        flags: 0,
+        ext_config: 0,
+        dscp: 0,
+    });
+    app.send_on(0, &m);
+    assert!(peer.wait_until(TIMEOUT, |p| p.apps()[0].workers[1].pending_events == 0));
+    // The first accept goes to the worker after the rotor (worker 1), the next to worker 0.
+    let _c1 = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    assert!(peer
+        .wait_until(TIMEOUT, |p| p.sessions().iter().any(
+            |s| !s.is_listener && s.app_wrk == p.apps()[0].workers[1].wrk_index
+        )));
+    let _c2 = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let a = accepted(&mut app);
+    assert_eq!(a.listener_handle, lh);
 }
