@@ -512,3 +512,21 @@ fn two_workers_share_a_listener_round_robin() {
     let a = accepted(&mut app);
     assert_eq!(a.listener_handle, lh);
 }
+
+#[test]
+fn detach_with_live_sessions_closes_them() {
+    let peer = start(1);
+    let mut app = App::global(&peer);
+    app.listen([127, 0, 0, 1], 0, 0);
+    let (_, port) = bound(&mut app, 0);
+    let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let a = accepted(&mut app);
+    app.accept_reply(0, a.handle, 1, 0);
+    assert!(ready(&peer, a.handle));
+    app.a.send_detach(app.api());
+    client.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut b = [0u8; 1];
+    assert!(!matches!(client.read(&mut b), Ok(n) if n > 0));
+    assert!(peer.wait_until(TIMEOUT, |p| p.sessions().is_empty() && p.n_apps() == 0));
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
