@@ -41,8 +41,21 @@ fn fifo_err(e: vcl_svm::SvmError) -> Error {
     Error::ConnReset
 }
 
-/// The open session `sh` names, with its fifos.
-fn open_session(w: &Worker, ss: &Sessions, sh: u32) -> Result<(u32, Fifos)> {
+/// The open session `sh` names, with its fifos. A session still connecting gets one look at
+/// the app mq first, so a busy non-blocking loop that never waits still sees CONNECTED.
+fn open_session(
+    w: &Worker,
+    ss: &mut parking_lot::MutexGuard<'_, Sessions>,
+    sh: u32,
+) -> Result<(u32, Fifos)> {
+    let i = lookup(w, ss, sh)?;
+    if ss.get(i).is_some_and(|s| s.state == State::Connecting) {
+        wait::drain(w, ss);
+    }
+    open_fifos(w, ss, sh)
+}
+
+fn open_fifos(w: &Worker, ss: &Sessions, sh: u32) -> Result<(u32, Fifos)> {
     let i = lookup(w, ss, sh)?;
     let s = ss.get(i).expect("looked up");
     if s.is_vep {
@@ -113,7 +126,7 @@ fn ensure_readable(
 /// vppcom_session_read (and peek).
 pub fn read(w: &Worker, sh: u32, buf: &mut [u8], peek: bool) -> Result<usize> {
     let mut ss = w.sessions.lock();
-    let (i, f) = open_session(w, &ss, sh)?;
+    let (i, f) = open_session(w, &mut ss, sh)?;
     if let Some(n) = ensure_readable(w, &mut ss, i, &f)? {
         return Ok(n);
     }
@@ -135,7 +148,7 @@ pub fn read_segments(
     max_bytes: u32,
 ) -> Result<usize> {
     let mut ss = w.sessions.lock();
-    let (i, f) = open_session(w, &ss, sh)?;
+    let (i, f) = open_session(w, &mut ss, sh)?;
     if let Some(n) = ensure_readable(w, &mut ss, i, &f)? {
         return Ok(n);
     }
@@ -155,7 +168,7 @@ pub fn read_segments(
 /// vppcom_session_free_segments: consume what read_segments showed.
 pub fn free_segments(w: &Worker, sh: u32, n_bytes: u32) -> Result<()> {
     let mut ss = w.sessions.lock();
-    let (i, f) = open_session(w, &ss, sh)?;
+    let (i, f) = open_session(w, &mut ss, sh)?;
     let rx = f.rx.get().map_err(fifo_err)?;
     let n = rx.dequeue_drop(n_bytes).map_err(fifo_err)?;
     after_read(w, &mut ss, i, &f, &rx, n as u32, false);
@@ -210,7 +223,7 @@ pub fn write(w: &Worker, sh: u32, buf: &[u8], flush: bool) -> Result<usize> {
         return Ok(0);
     }
     let mut ss = w.sessions.lock();
-    let (i, f) = open_session(w, &ss, sh)?;
+    let (i, f) = open_session(w, &mut ss, sh)?;
     let s = ss.get(i).expect("open");
     if s.shut_wr {
         return Err(Error::Pipe);
