@@ -34,6 +34,8 @@ pub struct Registration {
 struct Vep {
     ready: VecDeque<u32>,
     lt: Vec<u32>,
+    /// The other half of `lt`'s double buffer, so re-checking allocates nothing.
+    lt_spare: Vec<u32>,
 }
 
 /// Every epoll session of a worker.
@@ -190,13 +192,19 @@ pub fn ctl(w: &Worker, vep_sh: u32, op: i32, sh: u32, ev: Option<(u32, u64)>) ->
 
 /// Move LT sessions that are still ready back onto the ready queue.
 fn recheck_lt(ss: &mut Sessions, vep: u32) {
-    let lt = match ss.epoll.veps.get_mut(&vep) {
-        Some(v) => std::mem::take(&mut v.lt),
-        None => return,
+    let mut todo = match ss.epoll.veps.get_mut(&vep) {
+        Some(v) if !v.lt.is_empty() => {
+            let spare = std::mem::take(&mut v.lt_spare);
+            std::mem::replace(&mut v.lt, spare)
+        }
+        _ => return,
     };
-    for i in lt {
+    for i in todo.drain(..) {
         let ready = ss.get(i).map_or(0, readiness);
         notify(ss, i, ready);
+    }
+    if let Some(v) = ss.epoll.veps.get_mut(&vep) {
+        v.lt_spare = todo;
     }
 }
 
