@@ -180,7 +180,8 @@ pub fn ctl(w: &Worker, vep_sh: u32, op: i32, sh: u32, ev: Option<(u32, u64)>) ->
         libc::EPOLL_CTL_DEL => {
             match s.ep {
                 Some(r) if r.vep == vep => {}
-                _ => return Err(Error::NoEnt),
+                Some(_) => return Err(Error::Inval),
+                None => return Err(Error::NoEnt),
             }
             arm_tx(s, false);
             s.ep = None;
