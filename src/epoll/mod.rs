@@ -282,3 +282,74 @@ pub fn wait(w: &Worker, vep_sh: u32, out: &mut [(u32, u64)], wait_ms: f64) -> Re
         parking_lot::MutexGuard::unlocked(&mut ss, || w.wait_mq(nap));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(events: i32) -> Registration {
+        Registration {
+            vep: 0,
+            events: events as u32,
+            data: 0,
+            pending: 0,
+        }
+    }
+
+    #[test]
+    fn err_and_hup_are_always_reported() {
+        let r = reg(EPOLLIN);
+        assert_eq!(
+            mask(&r, (EPOLLERR | EPOLLHUP | EPOLLOUT) as u32),
+            (EPOLLERR | EPOLLHUP) as u32
+        );
+        assert_eq!(mask(&r, EPOLLOUT as u32), 0);
+    }
+
+    #[test]
+    fn peer_close_is_rdhup_when_asked_for_else_hup() {
+        let close = (EPOLLIN | EPOLLRDHUP | EPOLLHUP) as u32;
+        assert_eq!(
+            mask(&reg(EPOLLIN | EPOLLRDHUP), close),
+            (EPOLLIN | EPOLLRDHUP) as u32
+        );
+        assert_eq!(mask(&reg(EPOLLIN), close), (EPOLLIN | EPOLLHUP) as u32);
+    }
+
+    #[test]
+    fn notify_queues_a_session_once_and_merges_bits() {
+        let mut ss = Sessions::default();
+        let vep = ss.alloc(Session::new_vep()).unwrap();
+        let i = ss.alloc(Session::new(0, true)).unwrap();
+        ss.get_mut(i).unwrap().ep = Some(Registration {
+            vep,
+            ..reg(EPOLLIN | EPOLLOUT | EPOLLET)
+        });
+        notify(&mut ss, i, EPOLLIN as u32);
+        notify(&mut ss, i, EPOLLOUT as u32);
+        let mut out = [(0, 0); 4];
+        assert_eq!(collect(&mut ss, vep, &mut out), 1);
+        assert_eq!(out[0].0, (EPOLLIN | EPOLLOUT) as u32);
+        assert_eq!(
+            collect(&mut ss, vep, &mut out),
+            0,
+            "edge-triggered: delivered once"
+        );
+    }
+
+    #[test]
+    fn oneshot_disables_after_one_delivery() {
+        let mut ss = Sessions::default();
+        let vep = ss.alloc(Session::new_vep()).unwrap();
+        let i = ss.alloc(Session::new(0, true)).unwrap();
+        ss.get_mut(i).unwrap().ep = Some(Registration {
+            vep,
+            ..reg(EPOLLIN | EPOLLONESHOT | EPOLLET)
+        });
+        notify(&mut ss, i, EPOLLIN as u32);
+        let mut out = [(0, 0); 4];
+        assert_eq!(collect(&mut ss, vep, &mut out), 1);
+        notify(&mut ss, i, EPOLLIN as u32);
+        assert_eq!(collect(&mut ss, vep, &mut out), 0);
+    }
+}

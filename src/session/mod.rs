@@ -180,3 +180,32 @@ impl Sessions {
         self.epoll.forget(index);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_carry_worker_and_index() {
+        let h = handle(3, 0x12_3456);
+        assert_eq!(h, 0x0312_3456);
+        assert_eq!(parse_handle(h), (3, 0x12_3456));
+    }
+
+    #[test]
+    fn freeing_forgets_the_vpp_handle() {
+        let mut ss = Sessions::default();
+        let i = ss.alloc(Session::new(0, false)).unwrap();
+        ss.bind_vpp(i, 0xabc);
+        assert_eq!(ss.index_of_vpp(0xabc), Some(i));
+        ss.free(i);
+        assert_eq!(ss.index_of_vpp(0xabc), None);
+        assert!(ss.get(i).is_none());
+    }
+
+    #[test]
+    fn waiters_poll_fast_then_slow() {
+        assert_eq!(nap(1), std::time::Duration::from_millis(1));
+        assert_eq!(nap(500), std::time::Duration::from_millis(10));
+    }
+}
