@@ -33,6 +33,9 @@ struct App {
 
 static APP: Mutex<Option<App>> = Mutex::new(None);
 
+/// How long destroy waits for VPP to acknowledge APP_DETACH by closing the socket.
+const DETACH_WAIT: Duration = Duration::from_millis(500);
+
 /// Why app create failed, as the C ABI reports it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CreateError {
@@ -325,8 +328,17 @@ pub fn destroy() {
             client_index: w.api_client_handle,
             context: 0,
         });
-        if let Err(e) = send_ctrl(&app.vpp, &detach) {
-            tracing::warn!("app detach not delivered: {e}");
+        match send_ctrl(&app.vpp, &detach) {
+            // VPP closes the worker's socket once it has detached it (ERRATA O6). Closing ours
+            // first lets the close race the detach: a new attach could then reuse the socket
+            // index (= api client handle) before the old detach is handled, and lose its
+            // worker to it. So wait (briefly) for VPP to hang up.
+            Ok(()) => {
+                if !w.with_sock(|s| s.wait_peer_close(DETACH_WAIT)) {
+                    tracing::debug!("VPP did not close the app socket after detach");
+                }
+            }
+            Err(e) => tracing::warn!("app detach not delivered: {e}"),
         }
     }
     worker::set_current(worker::INVALID, None);

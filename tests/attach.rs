@@ -76,15 +76,24 @@ fn attach_then_detach_1000_times_leaks_nothing() {
         app::destroy();
         assert!(vcl::worker::current().is_none());
     }
-    // the peer closes its end of each connection asynchronously; give it a moment
+    // The in-process peer closes its end of each connection asynchronously (its count at the
+    // baseline may include one it had not closed yet): after 1000 rounds, nothing may have grown.
     for _ in 0..100 {
-        if count_fds() == fds {
+        if count_fds() <= fds {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(count_fds(), fds, "fds leaked: {:?}", list_fds());
-    assert_eq!(count_maps(), maps, "mappings leaked");
+    assert!(
+        count_fds() <= fds,
+        "fds leaked: {fds} before, {:?} after",
+        list_fds()
+    );
+    assert!(
+        count_maps() <= maps,
+        "mappings leaked: {maps} before, {} after",
+        count_maps()
+    );
     assert!(
         p.wait_until(Duration::from_secs(5), |p| p.n_apps() == 0),
         "peer still has apps"

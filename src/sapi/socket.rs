@@ -127,6 +127,32 @@ impl SapiSocket {
         Ok(fd)
     }
 
+    /// Wait up to `timeout` for VPP to close its end (it does after APP_DETACH and worker
+    /// delete). Returns whether it did; anything VPP sends meanwhile is discarded.
+    pub fn wait_peer_close(&self, timeout: Duration) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let ms = PollTimeout::try_from(left.as_millis().clamp(1, 1000) as i32)
+                .unwrap_or(PollTimeout::ZERO);
+            let mut p = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut p, ms) {
+                Ok(0) | Err(Errno::EINTR) => continue,
+                Err(_) => return true,
+                Ok(_) => {}
+            }
+            let mut buf = [0u8; SAPI_MSG_LEN];
+            match fdpass::recv_with_fds(self.fd.as_fd(), &mut buf) {
+                Ok((0, _)) | Err(_) => return true,
+                Ok(_) => continue, // e.g. a late SEND_FDS: its fds close when dropped
+            }
+        }
+    }
+
     /// Whether VPP hung up (poll without waiting).
     pub fn peer_gone(&self) -> bool {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
