@@ -42,50 +42,59 @@ fn timeout_of(secs: f64) -> Option<Duration> {
 
 const BITS: usize = u64::BITS as usize;
 
+/// Set the bits of `want` whose sessions are ready for `mask` into `got`; returns how many.
+/// Walks set bits only, so the cost follows the watched sessions, not `n_bits`.
+fn scan(ss: &Sessions, want: &[u64], got: &mut [u64], mask: u32) -> usize {
+    let mut n = 0;
+    for (wi, (&word, out)) in want.iter().zip(got.iter_mut()).enumerate() {
+        let mut bits = word;
+        *out = 0;
+        while bits != 0 {
+            let bit = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let si = (wi * BITS + bit) as u32;
+            if ss.get(si).is_some_and(|s| readiness(s) & mask != 0) {
+                *out |= 1 << bit;
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
 /// vppcom_select over bitmaps of session indices (`maps`: read, write, except; each `words`
-/// long). Upstream takes the wait in seconds, or in milliseconds with use-mq-eventfd.
+/// long). The caller's maps say what to watch and are overwritten with what is ready; the
+/// watch sets are kept in the worker's scratch buffers, so a call allocates nothing once warm.
+/// Upstream takes the wait in seconds, or in milliseconds with use-mq-eventfd.
 pub fn select(
     w: &Worker,
-    maps: [Option<&mut [u64]>; 3],
+    mut maps: [Option<&mut [u64]>; 3],
     wait: f64,
     wait_is_ms: bool,
 ) -> Result<usize> {
-    let want: Vec<Vec<u64>> = maps
-        .iter()
-        .map(|m| m.as_deref().map(<[u64]>::to_vec).unwrap_or_default())
-        .collect();
-    let mut got: Vec<Vec<u64>> = want.iter().map(|m| vec![0; m.len()]).collect();
-    let masks = [
+    const MASKS: [u32; 3] = [
         (EPOLLIN | EPOLLHUP | EPOLLERR) as u32,
         EPOLLOUT as u32,
         (EPOLLERR | EPOLLHUP) as u32,
     ];
+    let mut want = std::mem::take(&mut *w.select_scratch.lock());
+    for (k, m) in maps.iter().enumerate() {
+        want[k].clear();
+        if let Some(m) = m {
+            want[k].extend_from_slice(m);
+        }
+    }
     let timeout = timeout_of(if wait_is_ms { wait / 1e3 } else { wait });
     let n = wait_for(w, timeout, |ss| {
         let mut n = 0;
-        for k in 0..3 {
-            for (word_i, &word) in want[k].iter().enumerate() {
-                let mut out = 0u64;
-                for bit in 0..BITS {
-                    if word & (1 << bit) == 0 {
-                        continue;
-                    }
-                    let si = (word_i * BITS + bit) as u32;
-                    if ss.get(si).is_some_and(|s| readiness(s) & masks[k] != 0) {
-                        out |= 1 << bit;
-                        n += 1;
-                    }
-                }
-                got[k][word_i] = out;
+        for (k, m) in maps.iter_mut().enumerate() {
+            if let Some(m) = m {
+                n += scan(ss, &want[k], m, MASKS[k]);
             }
         }
         n
     });
-    for (k, m) in maps.into_iter().enumerate() {
-        if let Some(m) = m {
-            m.copy_from_slice(&got[k]);
-        }
-    }
+    *w.select_scratch.lock() = want;
     Ok(n)
 }
 

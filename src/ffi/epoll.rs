@@ -91,8 +91,7 @@ pub extern "C" fn vppcom_select(
             (!p.is_null() && words > 0).then(|| unsafe { std::slice::from_raw_parts_mut(p, words) })
         };
         let maps = [map(read_map), map(write_map), map(except_map)];
-        let ms = crate::app::uses_mq_eventfd();
-        with_worker(|w| epoll::select(w, maps, wait_for_time, ms).map(|n| n as i32))
+        with_worker(|w| epoll::select(w, maps, wait_for_time, w.uses_eventfd()).map(|n| n as i32))
     })
 }
 

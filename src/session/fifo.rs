@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use vcl_svm::fifo::Fifo;
-use vcl_svm::fifo_segment::FifoSegment;
+use vcl_svm::fifo_segment::{FifoSegment, FifoSegmentInfo};
 use vcl_svm::{Segment, SvmError};
 
 /// One fifo in a mapped segment.
@@ -13,18 +13,22 @@ use vcl_svm::{Segment, SvmError};
 pub struct FifoRef {
     pub seg: Arc<Segment>,
     pub off: u64,
+    info: FifoSegmentInfo,
 }
 
 impl FifoRef {
-    /// Validate the fifo at `off` once, when a session gets it.
+    /// Validate the fifo at `off` (and its segment's header) once, when a session gets it.
     pub fn new(seg: Arc<Segment>, off: u64) -> Result<FifoRef, SvmError> {
-        Fifo::attach(FifoSegment::attach(&seg)?, off)?;
-        Ok(FifoRef { seg, off })
+        let fs = FifoSegment::attach(&seg)?;
+        Fifo::attach(fs, off)?;
+        let info = fs.info();
+        Ok(FifoRef { seg, off, info })
     }
 
-    /// A handle to operate on the fifo (re-validated: the peer may have rewritten headers).
+    /// A handle to operate on the fifo. Cheap: the header checks were done in `new`, and each
+    /// fifo operation validates what it reads from shared memory.
     pub fn get(&self) -> Result<Fifo<'_>, SvmError> {
-        Fifo::attach(FifoSegment::attach(&self.seg)?, self.off)
+        Fifo::view(FifoSegment::from_info(&self.seg, self.info)?, self.off)
     }
 }
 

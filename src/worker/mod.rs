@@ -55,6 +55,8 @@ pub struct Worker {
     segments: Mutex<HashMap<u64, Arc<Segment>>>,
     /// epoll fd over the app mq eventfd and the socket (use-mq-eventfd only).
     mqs_epfd: Option<OwnedFd>,
+    /// vppcom_select's watch sets (read, write, except), reused between calls.
+    pub select_scratch: Mutex<[Vec<u64>; 3]>,
     detached: AtomicBool,
 }
 
@@ -97,8 +99,14 @@ impl Worker {
             sock: Mutex::new(p.sock),
             segments: Mutex::new(segments),
             mqs_epfd,
+            select_scratch: Mutex::new(Default::default()),
             detached: AtomicBool::new(false),
         })
+    }
+
+    /// Whether the app mq signals through an eventfd (use-mq-eventfd).
+    pub fn uses_eventfd(&self) -> bool {
+        self.app_mq.eventfd().is_some()
     }
 
     /// The worker's mqs epoll fd, or -1 without use-mq-eventfd.

@@ -192,6 +192,13 @@ impl<'a> Fifo<'a> {
         Ok(f)
     }
 
+    /// A fifo [`Fifo::attach`] accepted before: only its place is checked again (bounds and
+    /// alignment). Every operation still validates the size, positions and chunks it uses.
+    pub fn view(fs: FifoSegment<'a>, off: u64) -> Result<Self> {
+        let shr: &SvmFifoShared = shared_ref(fs.segment(), off)?;
+        Ok(Fifo { fs, shr, off })
+    }
+
     pub(crate) fn from_parts(fs: FifoSegment<'a>, shr: &'a SvmFifoShared, off: u64) -> Self {
         Fifo { fs, shr, off }
     }

@@ -132,6 +132,14 @@ pub fn fl_size(fl: usize) -> u32 {
     FS_MIN_CHUNK_SZ << fl
 }
 
+/// The header values a [`FifoSegment`] validated at attach (they never change afterwards).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FifoSegmentInfo {
+    n_slices: u8,
+    max_byte_index: u64,
+    start_byte_index: u64,
+}
+
 /// A validated view of a fifo segment header. Cheap to copy; borrows the [`Segment`].
 #[derive(Clone, Copy)]
 pub struct FifoSegment<'a> {
@@ -222,6 +230,29 @@ impl<'a> FifoSegment<'a> {
 
     pub fn segment(&self) -> &'a Segment {
         self.seg
+    }
+
+    /// What [`FifoSegment::attach`] validated, to rebuild the view cheaply later.
+    pub fn info(&self) -> FifoSegmentInfo {
+        FifoSegmentInfo {
+            n_slices: self.n_slices,
+            max_byte_index: self.max_byte_index,
+            start_byte_index: self.start_byte_index,
+        }
+    }
+
+    /// Rebuild a view from an earlier attach of the same segment: the header's place is
+    /// bounds-checked again, its values are taken from `info` (validated then) rather than
+    /// re-read, which is what keeps this cheap on the data path.
+    pub fn from_info(seg: &'a Segment, info: FifoSegmentInfo) -> Result<Self> {
+        let fsh: &FifoSegmentHeader = shared_ref(seg, 0)?;
+        Ok(FifoSegment {
+            seg,
+            fsh,
+            n_slices: info.n_slices,
+            max_byte_index: info.max_byte_index,
+            start_byte_index: info.start_byte_index,
+        })
     }
 
     pub fn header(&self) -> &'a FifoSegmentHeader {
