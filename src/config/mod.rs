@@ -109,23 +109,8 @@ impl Default for Config {
     }
 }
 
-/// APP_OPTIONS_FLAGS_* bits (attach option 0). Local copies until the codec
-/// crate's definitions settle; values are fixed by the VPP ABI.
-pub mod flags {
-    pub const ACCEPT_REDIRECT: u64 = 1 << 0;
-    pub const ADD_SEGMENT: u64 = 1 << 1;
-    pub const IS_BUILTIN: u64 = 1 << 2;
-    pub const IS_TRANSPORT_APP: u64 = 1 << 3;
-    pub const IS_PROXY: u64 = 1 << 4;
-    pub const USE_GLOBAL_SCOPE: u64 = 1 << 5;
-    pub const USE_LOCAL_SCOPE: u64 = 1 << 6;
-    pub const EVT_MQ_USE_EVENTFD: u64 = 1 << 7;
-    pub const MEMFD_FOR_BUILTIN: u64 = 1 << 8;
-    pub const USE_HUGE_PAGE: u64 = 1 << 9;
-    pub const GET_ORIGINAL_DST: u64 = 1 << 10;
-    pub const EVT_COLLECTOR: u64 = 1 << 11;
-    pub const NO_DUMP_SEGMENTS: u64 = 1 << 12;
-}
+/// APP_OPTIONS_FLAGS_* bits (attach option 0), from the codec.
+pub use vcl_codec::sapi::app_flags as flags;
 
 /// TRANSPORT_PROTO_TCP / _UDP, as bit positions in the proxy transport mask.
 const TRANSPORT_PROTO_TCP: u32 = 0;
