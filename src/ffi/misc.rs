@@ -9,19 +9,29 @@ use super::{guard, VPPCOM_EFAULT};
 /// The session index part of a handle (low 24 bits).
 #[no_mangle]
 pub extern "C" fn vppcom_session_index(session_handle: vcl_session_handle_t) -> c_int {
-    (session_handle & 0x00FF_FFFF) as c_int
+    guard("vppcom_session_index", VPPCOM_EFAULT, || {
+        (session_handle & 0x00FF_FFFF) as c_int
+    })
 }
 
 /// The worker part of a handle (high 8 bits).
 #[no_mangle]
 pub extern "C" fn vppcom_session_worker(session_handle: vcl_session_handle_t) -> c_int {
-    (session_handle >> 24) as c_int
+    guard("vppcom_session_worker", VPPCOM_EFAULT, || {
+        (session_handle >> 24) as c_int
+    })
 }
 
 /// Name of a VPPCOM_PROTO_* value ("TCP", "UDP", ... or "UNKNOWN").
 #[no_mangle]
 pub extern "C" fn vppcom_proto_str(proto: vppcom_proto_t) -> *const c_char {
-    let s: &'static CStr = match proto {
+    guard("vppcom_proto_str", c"UNKNOWN".as_ptr(), || {
+        proto_name(proto).as_ptr()
+    })
+}
+
+fn proto_name(proto: vppcom_proto_t) -> &'static CStr {
+    match proto {
         VPPCOM_PROTO_TCP => c"TCP",
         VPPCOM_PROTO_UDP => c"UDP",
         VPPCOM_PROTO_TLS => c"TLS",
@@ -30,15 +40,20 @@ pub extern "C" fn vppcom_proto_str(proto: vppcom_proto_t) -> *const c_char {
         VPPCOM_PROTO_SRTP => c"SRTP",
         VPPCOM_PROTO_HTTP => c"HTTP",
         _ => c"UNKNOWN",
-    };
-    s.as_ptr()
+    }
 }
 
 /// Name of a VPPCOM_E* value. Upstream knows only some and says "UNKNOWN_STATE" for the rest;
 /// we name every value of vppcom_error_t (EAGAIN and EWOULDBLOCK are one value: "VPPCOM_EAGAIN").
 #[no_mangle]
 pub extern "C" fn vppcom_retval_str(retval: c_int) -> *const c_char {
-    let s: &'static CStr = match retval {
+    guard("vppcom_retval_str", c"UNKNOWN_STATE".as_ptr(), || {
+        retval_name(retval).as_ptr()
+    })
+}
+
+fn retval_name(retval: c_int) -> &'static CStr {
+    match retval {
         VPPCOM_OK => c"VPPCOM_OK",
         VPPCOM_EAGAIN => c"VPPCOM_EAGAIN",
         VPPCOM_EINPROGRESS => c"VPPCOM_EINPROGRESS",
@@ -59,8 +74,7 @@ pub extern "C" fn vppcom_retval_str(retval: c_int) -> *const c_char {
         VPPCOM_EADDRINUSE => c"VPPCOM_EADDRINUSE",
         VPPCOM_ENOTSUP => c"VPPCOM_ENOTSUP",
         _ => c"UNKNOWN_STATE",
-    };
-    s.as_ptr()
+    }
 }
 
 /// Parse "TCP"/"tcp", "UDP", "TLS", "QUIC", "DTLS", "SRTP" or "HTTP" (upper or lower case
