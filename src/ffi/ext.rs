@@ -9,7 +9,7 @@ use crate::config::{self, Config};
 #[no_mangle]
 pub extern "C" fn vcl_version() -> *const c_char {
     const V: &CStr = c"26.6.0 (VPP v26.06 session ABI)";
-    V.as_ptr()
+    guard("vcl_version", V.as_ptr(), || V.as_ptr())
 }
 
 fn describe(source: Option<&str>, c: &Config) -> String {
