@@ -116,6 +116,30 @@ impl Drop for Prefix {
     }
 }
 
+impl Prefix {
+    /// Compile one C program with -Wall -Wextra -Werror, `extra` flags (e.g. -pthread) and
+    /// pkg-config's flags, as a user of the installed library would.
+    pub fn compile_c(&self, src: &Path, out: &str, extra: &[&str]) -> PathBuf {
+        let exe = self.dir.join(out);
+        let res = Command::new("cc")
+            .args(["-Wall", "-Wextra", "-Werror", "-std=gnu11", "-g", "-o"])
+            .arg(&exe)
+            .args(extra)
+            .arg(src)
+            .args(self.pkg_config(&["--cflags", "--libs"]))
+            .output()
+            .expect("a C compiler is installed");
+        assert!(
+            res.status.success(),
+            "compile {} failed: {}\n{}",
+            src.display(),
+            String::from_utf8_lossy(&res.stdout),
+            String::from_utf8_lossy(&res.stderr)
+        );
+        exe
+    }
+}
+
 /// A loopback TCP port that was free a moment ago (bound to port 0, then released).
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
@@ -259,7 +283,16 @@ impl Finished {
 
 impl Bg {
     /// Wait up to `timeout` for the program to exit; kill it if it does not.
-    pub fn wait_for(mut self, timeout: std::time::Duration) -> Finished {
+    pub fn wait_for(self, timeout: std::time::Duration) -> Finished {
+        self.wait_for_with(timeout, || {})
+    }
+
+    /// [`Bg::wait_for`], calling `each` every few milliseconds while waiting.
+    pub fn wait_for_with(
+        mut self,
+        timeout: std::time::Duration,
+        mut each: impl FnMut(),
+    ) -> Finished {
         let mut child = self.child.take().expect("not yet waited for");
         let start = std::time::Instant::now();
         let mut timed_out = false;
@@ -271,7 +304,10 @@ impl Bg {
                     let _ = child.kill();
                     break child.wait().ok();
                 }
-                None => std::thread::sleep(std::time::Duration::from_millis(5)),
+                None => {
+                    each();
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                }
             }
         };
         let elapsed = start.elapsed();

@@ -1,0 +1,227 @@
+//! c-examples/: every example builds through pkg-config with -Wall -Wextra -Werror, and runs
+//! against an in-process test peer: vcl_info, vcl_workers, the echo server and client and
+//! vcl_perf (server, stream, pingpong), over transport (both apps app-scope-global: kernel TCP
+//! in the peer) and over cut-through (both apps app-scope-local + app-scope-global).
+//!
+//! Servers are separate processes; every program runs under a deadline and is killed when it
+//! passes it or when its test fails, so a hang fails the test instead of blocking CI.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{free_port, repo_dir, write_vcl_conf, Bg, Finished, Prefix};
+use vcl_testpeer::{Peer, PeerConfig, SockAddr};
+
+const START: Duration = Duration::from_secs(10);
+const RUN: Duration = Duration::from_secs(30);
+
+/// A test peer, a prefix with the examples a test needs, and a vcl.conf for the scopes asked.
+struct Setup {
+    peer: Peer,
+    p: Prefix,
+    conf: PathBuf,
+}
+
+impl Setup {
+    fn new(tag: &str, local: bool) -> Setup {
+        let sock = format!("vcl-ex-{tag}-{}", std::process::id());
+        let peer = Peer::start(PeerConfig::new(SockAddr::Abstract(sock.clone()))).expect("peer");
+        let p = Prefix::new(&format!("ex-{tag}"));
+        let conf = write_vcl_conf(&p.dir, "vcl.conf", &format!("abstract:{sock}"), local);
+        Setup { peer, p, conf }
+    }
+
+    fn build(&self, example: &str) -> PathBuf {
+        let src = repo_dir().join("c-examples").join(format!("{example}.c"));
+        let extra: &[&str] = if example == "vcl_workers" {
+            &["-pthread"]
+        } else {
+            &[]
+        };
+        self.p.compile_c(&src, example, extra)
+    }
+
+    fn env(&self) -> [(&'static str, &str); 2] {
+        [
+            ("VCL_CONFIG", self.conf.to_str().unwrap()),
+            ("VCL_DEBUG", "0"),
+        ]
+    }
+
+    fn run(&self, exe: &std::path::Path, args: &[&str]) -> Finished {
+        let f = self.p.run_for(exe, args, &self.env(), RUN);
+        f.assert_ok();
+        f
+    }
+
+    /// Start a server and wait until it says it listens.
+    fn server(&self, exe: &std::path::Path, args: &[&str]) -> Bg {
+        let mut bg = self.p.spawn(exe, args, &self.env());
+        if !bg.wait_output("listening on port", START) {
+            let f = bg.wait_for(Duration::ZERO);
+            panic!("`{}` did not start listening:\n{f:#?}", f.name);
+        }
+        bg
+    }
+
+    /// Run a client while watching which kinds of sessions the peer has.
+    fn run_watched(&self, exe: &std::path::Path, args: &[&str], seen: &mut Seen) -> Finished {
+        let f = self
+            .p
+            .spawn(exe, args, &self.env())
+            .wait_for_with(RUN, || seen.look(&self.peer));
+        f.assert_ok();
+        f
+    }
+
+    fn finish(self, server: Bg) -> Finished {
+        let f = server.wait_for(START);
+        f.assert_ok();
+        assert!(!self.peer.is_dead(), "the peer died");
+        self.peer.stop();
+        f
+    }
+}
+
+/// Which kinds of connected sessions the peer was seen holding.
+#[derive(Default, Debug)]
+struct Seen {
+    ct: bool,
+    transport: bool,
+}
+
+impl Seen {
+    fn look(&mut self, peer: &Peer) {
+        for s in peer.sessions().iter().filter(|s| !s.is_listener) {
+            if s.is_ct {
+                self.ct = true;
+            } else {
+                self.transport = true;
+            }
+        }
+    }
+
+    fn assert_only(&self, ct: bool) {
+        let what = if ct { "cut-through" } else { "transport" };
+        assert!(
+            self.ct == ct && self.transport != ct,
+            "expected {what} sessions only, saw {self:?}"
+        );
+    }
+}
+
+/// The number after `before` in `line` ("sent 123 bytes" → 123).
+fn number_after(line: &str, before: &str) -> u64 {
+    let rest = &line[line
+        .find(before)
+        .unwrap_or_else(|| panic!("{before:?} in {line:?}"))
+        + before.len()..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after {before:?} in {line:?}"))
+}
+
+#[test]
+fn every_example_builds() {
+    let s = Setup::new("build", false);
+    let mut n = 0;
+    for e in std::fs::read_dir(repo_dir().join("c-examples")).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "c") {
+            let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
+            assert!(s.build(&name).exists());
+            n += 1;
+        }
+    }
+    assert!(n >= 5, "only {n} examples in c-examples/");
+    s.peer.stop();
+}
+
+#[test]
+fn info_and_workers() {
+    let s = Setup::new("info", true);
+    let info = s.run(&s.build("vcl_info"), &[]);
+    assert!(info.stdout.starts_with("libvcl "), "{}", info.stdout);
+    info.line("app-scope-local true");
+    info.line("attach to VPP: ok, worker 0");
+    let workers = s.run(&s.build("vcl_workers"), &["4"]);
+    workers.line("4 workers registered, 0 failed");
+    assert_eq!(
+        workers.stdout.matches(": worker ").count(),
+        5,
+        "{}",
+        workers.stdout
+    );
+    assert!(!s.peer.is_dead());
+    s.peer.stop();
+}
+
+fn echo(tag: &str, ct: bool) {
+    let s = Setup::new(tag, ct);
+    let (server, client) = (s.build("vcl_echo_server"), s.build("vcl_echo_client"));
+    let port = free_port().to_string();
+    let srv = s.server(&server, &[&port, "2"]);
+    let mut seen = Seen::default();
+    let small = s.run_watched(&client, &["127.0.0.1", &port, "200", "1024"], &mut seen);
+    small.line("200 echoes of 1024 bytes ok");
+    let big = s.run_watched(&client, &["127.0.0.1", &port, "20", "1000000"], &mut seen);
+    big.line("20 echoes of 1000000 bytes ok");
+    let done = s.finish(srv);
+    done.line("2 sessions served, 20204800 bytes echoed");
+    seen.assert_only(ct);
+    eprintln!(
+        "{tag}: {}\n{tag}: {}",
+        small.line("echoes"),
+        big.line("echoes")
+    );
+}
+
+#[test]
+fn echo_transport() {
+    echo("echo-tcp", false);
+}
+
+#[test]
+fn echo_cut_through() {
+    echo("echo-ct", true);
+}
+
+fn perf(tag: &str, ct: bool) {
+    let s = Setup::new(tag, ct);
+    let perf = s.build("vcl_perf");
+    let port = free_port().to_string();
+    let srv = s.server(&perf, &["server", &port, "2"]);
+    let mut seen = Seen::default();
+    let stream = s.run_watched(&perf, &["stream", "127.0.0.1", &port, "1"], &mut seen);
+    let sent = number_after(stream.line("vcl_perf stream:"), "sent ");
+    assert!(sent > 0, "{}", stream.stdout);
+    let pp = s.run_watched(&perf, &["pingpong", "127.0.0.1", &port, "1000"], &mut seen);
+    pp.line("1000 round trips of 64 bytes");
+    let done = s.finish(srv);
+    let received = number_after(done.line("stream test"), "test, ");
+    done.line("ping-pong test done");
+    assert_eq!(
+        received, sent,
+        "the server did not receive all the client sent before closing:\n{}{}",
+        done.stdout, done.stderr
+    );
+    seen.assert_only(ct);
+    eprintln!(
+        "{tag}: {}\n{tag}: {}",
+        stream.line("vcl_perf stream"),
+        pp.line("vcl_perf pingpong")
+    );
+}
+
+#[test]
+fn perf_transport() {
+    perf("perf-tcp", false);
+}
+
+#[test]
+fn perf_cut_through() {
+    perf("perf-ct", true);
+}
