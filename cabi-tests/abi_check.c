@@ -189,9 +189,9 @@ bad_input_without_app (void)
   check ("stream_connect", vppcom_session_stream_connect (sh, 8), VPPCOM_EBADFD);
   check ("read null", vppcom_session_read (sh, NULL, 4), VPPCOM_EFAULT);
   check ("read", vppcom_session_read (sh, buf, 4), VPPCOM_EBADFD);
-  check ("write null", vppcom_session_write (sh, NULL, 4), VPPCOM_EFAULT);
+  check ("write null (unknown session first, as upstream)", vppcom_session_write (sh, NULL, 4), VPPCOM_EBADFD);
   check ("write", vppcom_session_write (sh, buf, 4), VPPCOM_EBADFD);
-  check ("write_msg null", vppcom_session_write_msg (sh, NULL, 4), VPPCOM_EFAULT);
+  check ("write_msg null", vppcom_session_write_msg (sh, NULL, 4), VPPCOM_EBADFD);
   check ("write_msg", vppcom_session_write_msg (sh, buf, 4), VPPCOM_EBADFD);
   check ("recvfrom bad flags", vppcom_session_recvfrom (sh, buf, 4, 0x40, NULL),
 	 VPPCOM_EAFNOSUPPORT);
@@ -209,9 +209,8 @@ bad_input_without_app (void)
   check ("poll null", vppcom_poll (NULL, 1, 0), VPPCOM_EFAULT);
   check ("poll", vppcom_poll (&vp, 1, 0), VPPCOM_EBADFD);
   check ("attr", vppcom_session_attr (sh, VPPCOM_ATTR_GET_NREAD, buf, &len), VPPCOM_EBADFD);
-  check ("is_stream", vppcom_session_is_stream (sh), VPPCOM_EBADFD);
-  check ("is_connectable_listener", vppcom_session_is_connectable_listener (sh),
-	 VPPCOM_EBADFD);
+  check ("is_stream (0 for unknown, as upstream)", vppcom_session_is_stream (sh), 0);
+  check ("is_connectable_listener", vppcom_session_is_connectable_listener (sh), 0);
   check ("listener", vppcom_session_listener (sh), VPPCOM_EBADFD);
   check ("n_accepted", vppcom_session_n_accepted (sh), VPPCOM_EBADFD);
   check ("get_error", vppcom_session_get_error (sh), VPPCOM_EBADFD);

@@ -492,12 +492,14 @@ int vppcom_session_connect(uint32_t session_handle, struct vppcom_endpt_t *serve
 int vppcom_session_stream_connect(uint32_t session_handle, uint32_t parent_session_handle);
 
 /**
- * 1 if the session is a stream (not a datagram) session.
+ * 1 if VPP flagged the session as a stream of a multi-stream transport (QUIC); 0 otherwise,
+ * and for unknown handles, as upstream.
  */
 int vppcom_session_is_stream(uint32_t session_handle);
 
 /**
- * 1 if the session is a listener a client can connect a stream to (QUIC): never, here.
+ * 1 if the session is a listener a client can open streams on (QUIC): never, without QUIC
+ * support; 0 for unknown handles, as upstream.
  */
 int vppcom_session_is_connectable_listener(uint32_t session_handle);
 

@@ -68,6 +68,9 @@ pub fn readiness(s: &Session) -> u32 {
         }
         State::VppClosing => ev |= (EPOLLIN | EPOLLRDHUP | EPOLLHUP) as u32,
         State::Reset => ev |= (EPOLLERR | EPOLLHUP | EPOLLIN) as u32,
+        // a failed connect shows as writable + hung up (upstream); a session VPP dropped as
+        // error + hang-up
+        State::Detached if s.vpp_error != 0 => ev |= (EPOLLOUT | EPOLLHUP) as u32,
         State::Detached => ev |= (EPOLLHUP | EPOLLERR) as u32,
         _ => {}
     }

@@ -106,7 +106,7 @@ pub fn poll(w: &Worker, fds: &mut [(u32, i16, i16)], wait_s: f64) -> Result<usiz
         for (k, (sh, events, _)) in fds.iter().enumerate() {
             let r = match session::lookup(w, ss, *sh) {
                 Ok(i) => ss.get(i).map_or(0, |s| poll_bits(readiness(s), *events)),
-                Err(_) => libc::POLLNVAL,
+                Err(_) => libc::POLLHUP, // upstream's answer for an unknown session
             };
             revents[k] = r;
             n += usize::from(r != 0);

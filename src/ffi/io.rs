@@ -33,12 +33,18 @@ pub extern "C" fn vppcom_session_read(session_handle: u32, buf: *mut c_void, n: 
     })
 }
 
+/// Upstream's order: an unknown session is EBADFD, a zero-length write is 0, then a NULL
+/// buffer is EFAULT.
 fn write_common(session_handle: u32, buf: *mut c_void, n: usize, flush: bool) -> c_int {
-    // SAFETY: buf points at n readable bytes, per vppcom.h.
-    let Some(b) = (unsafe { buf_mut(buf, n.min(i32::MAX as usize)) }) else {
-        return VPPCOM_EFAULT;
-    };
-    with_worker(|w| session::write(w, session_handle, b, flush).map(|n| n as i32))
+    with_worker(|w| {
+        session::lookup(w, &w.sessions.lock(), session_handle)?;
+        if n == 0 {
+            return Ok(0);
+        }
+        // SAFETY: buf points at n readable bytes, per vppcom.h.
+        let b = unsafe { buf_mut(buf, n.min(i32::MAX as usize)) }.ok_or(Error::Fault)?;
+        session::write(w, session_handle, b, flush).map(|n| n as i32)
+    })
 }
 
 /// Write up to `n` bytes; returns how many were queued.

@@ -175,23 +175,26 @@ fn query(sh: u32, f: impl FnOnce(&session::Sessions, u32) -> i32) -> i32 {
     })
 }
 
-/// 1 if the session is a stream (not a datagram) session.
+/// 1 if VPP flagged the session as a stream of a multi-stream transport (QUIC); 0 otherwise,
+/// and for unknown handles, as upstream.
 #[no_mangle]
 pub extern "C" fn vppcom_session_is_stream(session_handle: u32) -> c_int {
     guard("vppcom_session_is_stream", VPPCOM_EFAULT, || {
         query(session_handle, |ss, i| {
-            i32::from(!ss.get(i).expect("found").is_dgram())
+            i32::from(ss.get(i).expect("found").stream)
         })
+        .max(0)
     })
 }
 
-/// 1 if the session is a listener a client can connect a stream to (QUIC): never, here.
+/// 1 if the session is a listener a client can open streams on (QUIC): never, without QUIC
+/// support; 0 for unknown handles, as upstream.
 #[no_mangle]
 pub extern "C" fn vppcom_session_is_connectable_listener(session_handle: u32) -> c_int {
     guard(
         "vppcom_session_is_connectable_listener",
         VPPCOM_EFAULT,
-        || query(session_handle, |_, _| 0),
+        || query(session_handle, |_, _| 0).max(0),
     )
 }
 

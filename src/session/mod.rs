@@ -75,6 +75,8 @@ pub struct Session {
     pub vpp_error: i32,
     pub shut_rd: bool,
     pub shut_wr: bool,
+    /// VPP's STREAM session flag (a QUIC stream): what vppcom_session_is_stream reports.
+    pub stream: bool,
     /// Attributes kept locally (flags, keepalive, ...), by VPPCOM_ATTR op.
     pub attrs: HashMap<u32, u64>,
     /// What vppcom_session_attr sets and listen/connect read (see [`attr`]).
@@ -101,6 +103,7 @@ impl Session {
             vpp_error: 0,
             shut_rd: false,
             shut_wr: false,
+            stream: false,
             attrs: HashMap::new(),
             attr: attr::AttrState::default(),
             ep: None,

@@ -218,6 +218,7 @@ pub fn accept(w: &Worker, ls: u32, nonblocking_child: bool) -> Result<(u32, Endp
         }
     };
     let mut s = Session::new(proto, nonblocking_child);
+    s.stream = m.flags & vcl_codec::msg::session_flags::STREAM != 0;
     s.fifos = Some(fifos);
     s.vpp_thread = thread;
     s.listener = li;
@@ -263,7 +264,8 @@ pub fn connect(w: &Worker, sh: u32, rmt: Endpoint, timeout: Duration) -> Result<
         _ if s.is_vep => return Err(Error::BadFd),
         State::Ready | State::VppClosing => return Ok(()),
         State::Connecting => return Err(Error::InProgress),
-        State::Closed => {}
+        // a new attempt after a failed one, as upstream allows
+        State::Closed | State::Detached => s.vpp_error = 0,
         _ => return Err(Error::BadFd),
     }
     s.rmt = rmt;
@@ -324,17 +326,27 @@ pub fn shutdown(w: &Worker, sh: u32, how: i32) -> Result<()> {
     Ok(())
 }
 
-/// vppcom_session_terminate: abort (RESET_REPLY if VPP already reset it).
+/// vppcom_session_terminate: abort the connection (RESET_REPLY if VPP already reset it). As
+/// upstream, the session stays (state closed) until the app closes it; listeners are refused.
 pub fn terminate(w: &Worker, sh: u32) -> Result<()> {
-    close_as(w, sh, true)
+    let mut ss = w.sessions.lock();
+    let i = lookup(w, &ss, sh)?;
+    let s = ss.get_mut(i).expect("looked up");
+    let (h, t) = (s.vpp_handle, s.vpp_thread);
+    match s.state {
+        _ if s.is_vep => return Err(Error::BadFd),
+        State::Listen | State::Binding => return Err(Error::BadFd),
+        // no VPP session yet (or any more): nothing to abort
+        State::Closed | State::Connecting | State::Detached => return Ok(()),
+        State::Reset => send_reply(w, t, h, ReplyKind::Reset),
+        _ => send_handle_msg(w, t, h, HandleMsg::Terminate),
+    }
+    s.state = State::Closed;
+    Ok(())
 }
 
 /// vppcom_session_close.
 pub fn close(w: &Worker, sh: u32) -> Result<()> {
-    close_as(w, sh, false)
-}
-
-fn close_as(w: &Worker, sh: u32, abort: bool) -> Result<()> {
     let mut ss = w.sessions.lock();
     let i = lookup(w, &ss, sh)?;
     crate::epoll::unregister(&mut ss, i);
@@ -353,9 +365,8 @@ fn close_as(w: &Worker, sh: u32, abort: bool) -> Result<()> {
         }
         State::Listen => return unlisten(w, &mut ss, i),
         State::Binding | State::Connecting => {}
-        State::VppClosing if !abort => send_reply(w, t, h, ReplyKind::Disconnected),
+        State::VppClosing => send_reply(w, t, h, ReplyKind::Disconnected),
         State::Reset => send_reply(w, t, h, ReplyKind::Reset),
-        _ if abort => send_handle_msg(w, t, h, HandleMsg::Terminate),
         _ => send_handle_msg(w, t, h, HandleMsg::Disconnect),
     }
     s.state = State::AppClosed;

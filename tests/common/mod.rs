@@ -13,6 +13,19 @@ pub fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// The freshest build of `name` (libvcl.so / libvcl.a): `cargo test` leaves its build in
+/// target/<profile>/deps, `cargo build` copies one up to target/<profile>.
+pub fn lib_artifact(name: &str) -> PathBuf {
+    let up = profile_dir().join(name);
+    let deps = profile_dir().join("deps").join(name);
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (mtime(&up), mtime(&deps)) {
+        (Some(a), Some(b)) if b > a => deps,
+        (None, Some(_)) => deps,
+        _ => up,
+    }
+}
+
 pub fn repo_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -28,14 +41,14 @@ impl Prefix {
         let dir = std::env::temp_dir().join(format!("vcl-{name}-{}", std::process::id()));
         let lib = dir.join("lib");
         std::fs::create_dir_all(lib.join("pkgconfig")).unwrap();
-        let so = profile_dir().join("libvcl.so");
+        let so = lib_artifact("libvcl.so");
         assert!(so.exists(), "{} not built", so.display());
         for link in ["libvcl.so", "libvcl.so.26.06"] {
             let _ = std::fs::remove_file(lib.join(link));
             std::os::unix::fs::symlink(&so, lib.join(link)).unwrap();
         }
         let _ = std::fs::remove_file(lib.join("libvcl.a"));
-        std::os::unix::fs::symlink(profile_dir().join("libvcl.a"), lib.join("libvcl.a")).unwrap();
+        std::os::unix::fs::symlink(lib_artifact("libvcl.a"), lib.join("libvcl.a")).unwrap();
         let pc = std::fs::read_to_string(repo_dir().join("pkgconfig/vcl.pc.in"))
             .unwrap()
             .replace("@PREFIX@", dir.to_str().unwrap())
