@@ -295,7 +295,10 @@ impl State {
             if let Some(s) = self.sess_mut(h) {
                 s.app_wrk = INVALID;
             }
-            self.session_reset(h);
+            // VPP closes (not resets) a detaching worker's sessions
+            // (segment_manager.c segment_manager_del_sessions -> session_close): data the app
+            // queued before it went still goes out.
+            self.session_close(h);
             if self
                 .sess(h)
                 .is_some_and(|s| s.state >= SessState::TransportDeleted)
