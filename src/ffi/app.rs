@@ -18,6 +18,7 @@ fn create_rv(r: Result<(), CreateError>) -> c_int {
 ///
 /// # Safety
 /// `p` must be NULL or point at a NUL-terminated string.
+// SAFETY: callers uphold the contract in the `# Safety` section above.
 unsafe fn opt_str(p: *const c_char, what: &str) -> Option<String> {
     if p.is_null() {
         return None;
@@ -57,6 +58,7 @@ pub extern "C" fn vppcom_app_create(app_name: *const c_char) -> c_int {
 ///
 /// # Safety
 /// Every string pointer in `c` must be NULL or NUL-terminated.
+// SAFETY: callers uphold the contract in the `# Safety` section above.
 unsafe fn config_from_c(c: &vppcom_cfg_t) -> Result<Config, c_int> {
     let mut cfg = Config {
         heapsize: c.heapsize as u64,

@@ -12,6 +12,7 @@ use crate::session;
 ///
 /// # Safety
 /// A non-null `buf` must point at `n` bytes the caller lets us read and write.
+// SAFETY: callers uphold the contract in the `# Safety` section above.
 unsafe fn buf_mut<'a>(buf: *mut c_void, n: usize) -> Option<&'a mut [u8]> {
     // SAFETY: per this function's contract; a zero length never dereferences.
     (!buf.is_null()).then(|| unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, n) })

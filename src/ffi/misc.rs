@@ -129,6 +129,7 @@ pub extern "C" fn vppcom_add_cert_key_pair(ckpair: *mut vppcom_cert_key_pair_t) 
 ///
 /// # Safety
 /// A non-zero `len` needs `p` to point at `len` readable bytes that outlive the slice's use.
+// SAFETY: callers uphold the contract in the `# Safety` section above.
 unsafe fn bytes<'a>(p: *const c_char, len: u32) -> &'a [u8] {
     if len == 0 {
         return &[];

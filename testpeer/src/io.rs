@@ -77,12 +77,16 @@ pub fn run(shared: Arc<Shared>) {
         if t.is_empty() {
             std::thread::sleep(POLL_WAIT);
         } else {
-            // SAFETY: the fds belong to sockets in the state; one closed meanwhile makes poll
-            // report POLLNVAL (or a reused number a spurious wake-up), both harmless since
-            // every action below re-validates under the lock and is non-blocking.
+            // The fds belong to sockets in the state; one closed meanwhile makes poll report
+            // POLLNVAL (or a reused number a spurious wake-up), both harmless since every action
+            // below re-validates under the lock and is non-blocking.
+            let borrow = |fd: i32| {
+                // SAFETY: see above; the borrow only lives for this poll call.
+                unsafe { BorrowedFd::borrow_raw(fd) }
+            };
             let mut pfds: Vec<PollFd<'_>> = t
                 .iter()
-                .map(|(fd, ev, _)| PollFd::new(unsafe { BorrowedFd::borrow_raw(*fd) }, *ev))
+                .map(|(fd, ev, _)| PollFd::new(borrow(*fd), *ev))
                 .collect();
             let ms = POLL_WAIT.as_millis() as u16;
             if poll(&mut pfds, PollTimeout::from(ms)).unwrap_or(0) > 0 {

@@ -74,8 +74,7 @@ fn wait(shared: &Shared, listener: &OwnedFd, socks: &[(u32, RawFd)]) -> nix::Res
         PollFd::new(listener.as_fd(), ev),
     ];
     for &(_, fd) in socks {
-        // SAFETY: these fds are owned by the state; only this thread closes them (through the
-        // graveyard, drained in `live_sockets`), so they stay open for the whole poll.
+        // SAFETY: these fds are owned by the state; only this thread closes them (through the graveyard, drained in `live_sockets`), so they stay open for the whole poll.
         pfds.push(PollFd::new(unsafe { BorrowedFd::borrow_raw(fd) }, ev));
     }
     poll(&mut pfds, PollTimeout::from(POLL_MS))?;

@@ -355,8 +355,7 @@ impl<'a> Fifo<'a> {
         let mut done = 0usize;
         loop {
             let n = ((c.len - at) as usize).min(src.len() - done);
-            // SAFETY: `c.data .. + c.len` was bounds-checked by `FifoSegment::chunk` and
-            // `at + n <= c.len`; `src[done..done + n]` is in bounds. `copy` tolerates overlap.
+            // SAFETY: `c.data .. + c.len` was bounds-checked by `FifoSegment::chunk` and `at + n <= c.len`; `src[done..done + n]` is in bounds. `copy` tolerates overlap.
             unsafe { std::ptr::copy(src.as_ptr().add(done), c.data.add(at as usize), n) };
             done += n;
             if at as usize + n < c.len as usize {

@@ -122,8 +122,7 @@ impl Segment {
             )));
         }
         let probe = map_raw(&file, std::mem::size_of::<SsvmSharedHeader>())?;
-        // SAFETY: the probe mapping is at least 120 bytes long and page aligned; read_unaligned
-        // copies plain integers, any bit pattern is valid.
+        // SAFETY: the probe mapping is at least 120 bytes long and page aligned; read_unaligned copies plain integers, any bit pattern is valid.
         let hdr = unsafe { (probe.as_ptr() as *const SsvmSharedHeader).read_volatile() };
         drop(probe);
         let size = hdr.ssvm_size;
@@ -292,8 +291,7 @@ impl Segment {
 
     /// Record our pid as the segment's client (VCL does this after mapping).
     pub fn set_client_pid(&self) {
-        // SAFETY: every mapping is at least 4096 bytes, so offset 44 of the ssvm header is mapped
-        // and 4-byte aligned (the mapping is page aligned).
+        // SAFETY: every mapping is at least 4096 bytes, so offset 44 of the ssvm header is mapped and 4-byte aligned (the mapping is page aligned).
         unsafe {
             (self.map.as_mut_ptr().add(44) as *mut u32).write_volatile(std::process::id());
         }

@@ -45,12 +45,12 @@ impl<'a> FifoSeg<'a> {
     /// The bytes live in shared memory. They stay valid while the segment is mapped, but the
     /// caller must not hold the slice past the `dequeue_drop` that frees them, and relies on the
     /// producer not writing between head and tail (the fifo protocol).
+    // SAFETY: callers uphold the contract in the `# Safety` section above.
     pub unsafe fn as_slice(&self) -> &'a [u8] {
         if self.len == 0 {
             return &[];
         }
-        // SAFETY: `data .. data + len` was bounds-checked inside a validated chunk of a mapping
-        // that outlives 'a; the caller upholds the no-concurrent-writer contract above.
+        // SAFETY: `data .. data + len` was bounds-checked inside a validated chunk of a mapping that outlives 'a; the caller upholds the no-concurrent-writer contract above.
         unsafe { std::slice::from_raw_parts(self.data, self.len as usize) }
     }
 }

@@ -126,6 +126,7 @@ const _: () = {
 ///
 /// # Safety
 /// `p .. p+4` must be inside a live mapping.
+// SAFETY: callers uphold the contract in the `# Safety` section above.
 pub(crate) unsafe fn rd_u32(p: *const u8) -> u32 {
     // SAFETY: the caller guarantees 4 readable bytes; [u8; 4] has alignment 1.
     u32::from_ne_bytes(unsafe { (p as *const [u8; 4]).read_volatile() })
@@ -135,6 +136,7 @@ pub(crate) unsafe fn rd_u32(p: *const u8) -> u32 {
 ///
 /// # Safety
 /// `p .. p+4` must be inside a live, writable mapping.
+// SAFETY: callers uphold the contract in the `# Safety` section above.
 pub(crate) unsafe fn wr_u32(p: *mut u8, v: u32) {
     // SAFETY: the caller guarantees 4 writable bytes; [u8; 4] has alignment 1.
     unsafe { (p as *mut [u8; 4]).write_volatile(v.to_ne_bytes()) }
@@ -149,10 +151,10 @@ pub(crate) fn atomic_ok(p: *const u8) -> bool {
 ///
 /// # Safety
 /// `p .. p+4` must be inside a live mapping and [`atomic_ok`] must hold for `p`.
+// SAFETY: callers uphold the contract in the `# Safety` section above.
 pub(crate) unsafe fn atomic_load(p: *const u8) -> u32 {
     if (p as usize) % 4 == 0 {
-        // SAFETY: aligned and inside a live mapping (caller); only accessed atomically or by
-        // the peer's own atomics.
+        // SAFETY: aligned and inside a live mapping (caller); only accessed atomically or by the peer's own atomics.
         return unsafe { AtomicU32::from_ptr(p as *mut u32) }.load(Ordering::Acquire);
     }
     // SAFETY: caller guarantees the bytes are mapped and that we are on x86_64.
@@ -164,6 +166,7 @@ pub(crate) unsafe fn atomic_load(p: *const u8) -> u32 {
 ///
 /// # Safety
 /// `p .. p+4` must be inside a live, writable mapping and [`atomic_ok`] must hold for `p`.
+// SAFETY: callers uphold the contract in the `# Safety` section above.
 pub(crate) unsafe fn atomic_add(p: *mut u8, delta: u32) -> u32 {
     if (p as usize) % 4 == 0 {
         // SAFETY: aligned and inside a live mapping (caller).
@@ -176,10 +179,10 @@ pub(crate) unsafe fn atomic_add(p: *mut u8, delta: u32) -> u32 {
 #[cfg(target_arch = "x86_64")]
 mod unaligned {
     /// `lock xadd` works on any address on x86 and is a full barrier.
+    // SAFETY: callers uphold the contract in the `# Safety` section above.
     pub(super) unsafe fn fetch_add(p: *mut u8, delta: u32) -> u32 {
         let mut v = delta;
-        // SAFETY: the caller guarantees p..p+4 is mapped and writable; lock xadd only touches
-        // those 4 bytes and the register.
+        // SAFETY: the caller guarantees p..p+4 is mapped and writable; lock xadd only touches those 4 bytes and the register.
         unsafe {
             std::arch::asm!(
                 "lock xadd dword ptr [{p}], {v:e}",
@@ -192,6 +195,7 @@ mod unaligned {
     }
 
     /// A plain x86 load is acquire-ordered and single-copy atomic within a cache line.
+    // SAFETY: callers uphold the contract in the `# Safety` section above.
     pub(super) unsafe fn load(p: *const u8) -> u32 {
         let v: u32;
         // SAFETY: the caller guarantees p..p+4 is mapped; the load touches only those bytes.
@@ -210,9 +214,11 @@ mod unaligned {
 #[cfg(not(target_arch = "x86_64"))]
 mod unaligned {
     // Unreachable: attach refuses misaligned rings where `atomic_ok` is false.
+    // SAFETY: callers uphold the contract in the `# Safety` section above.
     pub(super) unsafe fn fetch_add(_p: *mut u8, _delta: u32) -> u32 {
         0
     }
+    // SAFETY: callers uphold the contract in the `# Safety` section above.
     pub(super) unsafe fn load(_p: *const u8) -> u32 {
         0
     }
