@@ -331,45 +331,33 @@ impl State {
 
     /// `session_close` (vnet_disconnect_session): app-initiated close.
     pub fn session_close(&mut self, h: u64) {
-        let Some(s) = self.sess_mut(h) else { return };
-        if s.app_closed {
-            return;
-        }
-        s.app_closed = true;
-        let st = s.state;
-        if st >= SessState::Closing {
-            if st == SessState::TransportClosed || st == SessState::TransportDeleted {
-                self.session_transport_close(h);
-            }
-            return;
-        }
-        // App closed: stop propagating dequeue notifications.
-        if let Some(tx) = &s.tx {
-            tx.with(|f| f.clear_deq_ntf());
-        }
-        s.state = SessState::Closing;
-        self.session_transport_close(h);
+        self.app_close(h, false);
     }
 
     /// `session_reset`: app-initiated abortive close.
     pub fn session_reset(&mut self, h: u64) {
+        self.app_close(h, true);
+    }
+
+    /// What `session_close` and `session_reset` share: once per session, stop dequeue
+    /// notifications and close (or reset) the transport, unless it is already going away.
+    fn app_close(&mut self, h: u64, reset: bool) {
         let Some(s) = self.sess_mut(h) else { return };
         if s.app_closed {
             return;
         }
         s.app_closed = true;
         let st = s.state;
-        if st >= SessState::Closing {
-            if st == SessState::TransportClosed || st == SessState::TransportDeleted {
-                self.session_transport_reset(h);
+        if st < SessState::Closing {
+            // App closed: stop propagating dequeue notifications.
+            if let Some(tx) = &s.tx {
+                tx.with(|f| f.clear_deq_ntf());
             }
+            s.state = SessState::Closing;
+        } else if st != SessState::TransportClosed && st != SessState::TransportDeleted {
             return;
         }
-        if let Some(tx) = &s.tx {
-            tx.with(|f| f.clear_deq_ntf());
-        }
-        s.state = SessState::Closing;
-        self.session_transport_reset(h);
+        self.transport_close_or_reset(h, reset);
     }
 
     /// `session_transport_close`.
