@@ -622,3 +622,84 @@ fn the_mq_epoll_fd_wakes_an_app_owned_epoll() {
         }
     });
 }
+
+// ------------------------------------------------- one worker per thread (Envoy's model)
+
+extern "C" {
+    fn vppcom_worker_register() -> i32;
+    fn vppcom_worker_unregister();
+    fn vppcom_worker_index() -> i32;
+}
+
+/// Each of 4 threads registers its own VCL worker, opens 10 sessions on it and echoes through
+/// them with blocking calls; handles carry the thread's worker index.
+fn per_thread_workers(port: u16) {
+    std::thread::scope(|sc| {
+        for t in 0..4 {
+            sc.spawn(move || {
+                // SAFETY (all calls here): plain calls into our own C ABI with valid pointers.
+                unsafe {
+                    assert_eq!(vppcom_worker_register(), 0);
+                    let wrk = vppcom_worker_index();
+                    assert!(wrk > 0);
+                    let mut sh = Vec::new();
+                    for _ in 0..10 {
+                        let s = vppcom_session_create(0, 0);
+                        assert!(s >= 0);
+                        assert_eq!(s >> 24, wrk, "handle names the thread's worker");
+                        let mut ip = [127, 0, 0, 1];
+                        assert_eq!(
+                            vppcom_session_connect(s as u32, &mut endpt(&mut ip, port)),
+                            0
+                        );
+                        sh.push(s as u32);
+                    }
+                    let mut back = [0u8; 1024];
+                    for (k, &s) in sh.iter().enumerate() {
+                        let out: Vec<u8> = (0..1024).map(|i| pattern(t * 100 + k, i)).collect();
+                        assert_eq!(vppcom_session_write(s, out.as_ptr(), out.len()), 1024);
+                        let mut got = 0;
+                        while got < 1024 {
+                            let r = vppcom_session_read(s, back[got..].as_mut_ptr(), 1024 - got);
+                            assert!(r > 0, "thread {t} session {k}: read {r}");
+                            got += r as usize;
+                        }
+                        assert_eq!(&back[..], &out[..]);
+                    }
+                    for s in sh {
+                        assert_eq!(vppcom_session_close(s), 0);
+                    }
+                    vppcom_worker_unregister();
+                }
+            });
+        }
+    });
+}
+
+fn run_n(tag: &str, local: bool, n: usize, client: impl FnOnce(u16)) {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    vcl::app::destroy();
+    let sock = format!("vcl-sessions-{tag}-{}", std::process::id());
+    let peer = Peer::start(PeerConfig::new(SockAddr::Abstract(sock.clone()))).unwrap();
+    let conf = write_conf(&sock, local);
+    let port = free_port();
+    let server = spawn_server(&conf, port, n);
+    std::env::set_var("VCL_CONFIG", &conf);
+    // SAFETY: a plain call into our own C ABI.
+    assert_eq!(unsafe { vppcom_app_create(c"workers-client".as_ptr()) }, 0);
+    client(port);
+    // SAFETY: a plain call into our own C ABI.
+    unsafe { vppcom_app_destroy() };
+    wait_child(server);
+    peer.stop();
+}
+
+#[test]
+fn per_thread_workers_ct() {
+    run_n("wrk-ct", true, 40, per_thread_workers);
+}
+
+#[test]
+fn per_thread_workers_transport() {
+    run_n("wrk-tpt", false, 40, per_thread_workers);
+}
