@@ -53,6 +53,11 @@ impl EpollState {
 
 const ALWAYS: u32 = (EPOLLERR | EPOLLHUP) as u32;
 
+/// Longest sleep of a waiting epoll_wait between looks at the app mq. Only VPP's events (which
+/// do signal the mq) make sessions ready here, so unlike blocked reads there is nothing to
+/// gain from waking often.
+const EPOLL_NAP: Duration = Duration::from_millis(100);
+
 /// What a session is ready for now, as epoll bits (before masking with its registration).
 pub fn readiness(s: &Session) -> u32 {
     let mut ev = 0u32;
@@ -267,9 +272,7 @@ pub fn wait(w: &Worker, vep_sh: u32, out: &mut [(u32, u64)], wait_ms: f64) -> Re
     let deadline =
         (wait_ms >= 0.0).then(|| Instant::now() + Duration::from_secs_f64(wait_ms / 1e3));
     recheck_lt(&mut ss, vep);
-    let mut round = 0;
     loop {
-        round += 1;
         session::drain(w, &mut ss);
         let n = collect(&mut ss, vep, out);
         if n > 0 {
@@ -277,10 +280,10 @@ pub fn wait(w: &Worker, vep_sh: u32, out: &mut [(u32, u64)], wait_ms: f64) -> Re
         }
         let nap = match deadline {
             Some(d) => match d.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => left.min(session::nap(round)),
+                Some(left) if !left.is_zero() => left.min(EPOLL_NAP),
                 _ => return Ok(0),
             },
-            None => session::nap(round),
+            None => EPOLL_NAP,
         };
         parking_lot::MutexGuard::unlocked(&mut ss, || w.wait_mq(nap));
     }
