@@ -16,6 +16,9 @@ impl Worker {
     /// Take every queued message (up to a batch); APP_ADD_SEGMENT / APP_DEL_SEGMENT map and
     /// unmap segments, the rest are passed to `other(event_type, payload)`.
     pub fn drain_mq(&self, mut other: impl FnMut(u8, &[u8])) -> Result<usize, Error> {
+        if self.app_mq.is_empty() {
+            return Ok(0); // the common case on data paths: skip setting up a consumer
+        }
         let mut consumer = self.app_mq.consumer().map_err(|e| {
             tracing::error!("worker {}: app mq: {e}", self.index);
             Error::Inval
