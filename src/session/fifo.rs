@@ -4,31 +4,23 @@
 
 use std::sync::Arc;
 
-use vcl_svm::fifo::Fifo;
-use vcl_svm::fifo_segment::{FifoSegment, FifoSegmentInfo};
+use vcl_svm::fifo::{Fifo, FifoHandle};
 use vcl_svm::{Segment, SvmError};
 
-/// One fifo in a mapped segment.
+/// One fifo in a mapped segment, validated when the session got it.
 #[derive(Clone)]
-pub struct FifoRef {
-    pub seg: Arc<Segment>,
-    pub off: u64,
-    info: FifoSegmentInfo,
-}
+pub struct FifoRef(FifoHandle);
 
 impl FifoRef {
     /// Validate the fifo at `off` (and its segment's header) once, when a session gets it.
     pub fn new(seg: Arc<Segment>, off: u64) -> Result<FifoRef, SvmError> {
-        let fs = FifoSegment::attach(&seg)?;
-        Fifo::attach(fs, off)?;
-        let info = fs.info();
-        Ok(FifoRef { seg, off, info })
+        FifoHandle::new(seg, off).map(FifoRef)
     }
 
     /// A handle to operate on the fifo. Cheap: the header checks were done in `new`, and each
     /// fifo operation validates what it reads from shared memory.
     pub fn get(&self) -> Result<Fifo<'_>, SvmError> {
-        Fifo::view(FifoSegment::from_info(&self.seg, self.info)?, self.off)
+        Ok(self.0.fifo())
     }
 }
 

@@ -17,9 +17,11 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
 use crate::fifo_segment::{corrupt, shared_ref, FifoSegment, Shared, FIFO_SEGMENT_MAX_FIFO_SIZE};
 use crate::segment::{Result, Segment, SvmError};
 
+mod handle;
 pub mod notify;
 pub mod segs;
 
+pub use handle::FifoHandle;
 pub use segs::{FifoSeg, SessionDgramHdr, SESSION_CONN_HDR_LEN};
 
 /// `svm_fifo_chunk_t` header (24 bytes); `length` data bytes follow.

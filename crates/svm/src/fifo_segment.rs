@@ -241,6 +241,21 @@ impl<'a> FifoSegment<'a> {
     /// Rebuild a view from an earlier attach of the same segment: the header's place is
     /// bounds-checked again, its values are taken from `info` (validated then) rather than
     /// re-read, which is what keeps this cheap on the data path.
+    /// [`FifoSegment::from_info`] with the header reference already checked.
+    pub(crate) fn from_checked(
+        seg: &'a Segment,
+        fsh: &'a FifoSegmentHeader,
+        info: FifoSegmentInfo,
+    ) -> Self {
+        FifoSegment {
+            seg,
+            fsh,
+            n_slices: info.n_slices,
+            max_byte_index: info.max_byte_index,
+            start_byte_index: info.start_byte_index,
+        }
+    }
+
     pub fn from_info(seg: &'a Segment, info: FifoSegmentInfo) -> Result<Self> {
         let fsh: &FifoSegmentHeader = shared_ref(seg, 0)?;
         Ok(FifoSegment {

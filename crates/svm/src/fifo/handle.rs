@@ -1,0 +1,89 @@
+//! A fifo validated once and owning (a share of) its segment, for holders that outlive any
+//! borrow — a session keeps one per fifo. Building a [`Fifo`] view from it costs nothing on the
+//! data path: the header's place was bounds-checked once, and every fifo operation validates
+//! the positions and chunks it reads.
+
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use super::{Fifo, SvmFifoShared};
+use crate::fifo_segment::{FifoSegment, FifoSegmentHeader, FifoSegmentInfo};
+use crate::segment::{Result, Segment};
+
+/// A validated fifo in a segment kept mapped by the handle.
+#[derive(Clone)]
+pub struct FifoHandle {
+    seg: Arc<Segment>,
+    fsh: NonNull<FifoSegmentHeader>,
+    shr: NonNull<SvmFifoShared>,
+    info: FifoSegmentInfo,
+    off: u64,
+}
+
+// SAFETY: the pointers target shared memory made of atomics only, kept mapped by the Arc; the
+// handle is as thread-safe as the `&Segment`-based views, which are Send and Sync.
+unsafe impl Send for FifoHandle {}
+// SAFETY: as above: shared access goes through atomic cells only.
+unsafe impl Sync for FifoHandle {}
+
+impl FifoHandle {
+    /// Validate the segment header and the fifo at `off` (as [`Fifo::attach`]) and keep them.
+    pub fn new(seg: Arc<Segment>, off: u64) -> Result<FifoHandle> {
+        let fs = FifoSegment::attach(&seg)?;
+        let f = Fifo::attach(fs, off)?;
+        let fsh = NonNull::from(fs.header());
+        let shr = NonNull::from(f.shared());
+        let info = fs.info();
+        Ok(FifoHandle {
+            seg,
+            fsh,
+            shr,
+            info,
+            off,
+        })
+    }
+
+    /// The fifo, to operate on.
+    pub fn fifo(&self) -> Fifo<'_> {
+        // SAFETY: both pointers were derived through `Segment::at` (bounds and alignment
+        // checked) from the mapping `self.seg` keeps alive for at least `&self`'s lifetime, and
+        // their targets consist of atomics, valid for any bytes the peer writes.
+        let (fsh, shr) = unsafe { (self.fsh.as_ref(), self.shr.as_ref()) };
+        Fifo::from_parts(
+            FifoSegment::from_checked(&self.seg, fsh, self.info),
+            shr,
+            self.off,
+        )
+    }
+
+    /// The segment the fifo lives in.
+    pub fn segment(&self) -> &Arc<Segment> {
+        &self.seg
+    }
+
+    /// fsh offset of the fifo.
+    pub fn offset(&self) -> u64 {
+        self.off
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handle_sees_what_a_fresh_attach_sees() {
+        let seg = Arc::new(Segment::create("h", 4 << 20, 8192).unwrap());
+        let fs = FifoSegment::init(&seg, 1).unwrap();
+        let f = fs.alloc_fifo(0, 64 << 10).unwrap();
+        let off = f.offset();
+        let h = FifoHandle::new(seg.clone(), off).unwrap();
+        assert_eq!(h.fifo().enqueue(b"hello").unwrap(), 5);
+        let again = Fifo::attach(FifoSegment::attach(&seg).unwrap(), off).unwrap();
+        let mut b = [0u8; 5];
+        assert_eq!(again.dequeue(&mut b).unwrap(), 5);
+        assert_eq!(&b, b"hello");
+        assert_eq!(h.fifo().max_dequeue(), 0);
+        assert!(FifoHandle::new(seg, (4 << 20) - 8).is_err());
+    }
+}
