@@ -105,6 +105,11 @@ pub fn run(shared: Arc<Shared>) {
             handle(&mut st, k, r, &mut buf);
         }
         timers(&mut st);
+        // Deliver what the kernel side just queued (RX, close notifications) now rather than
+        // at the owning thread's next round, which can be a full idle wait away.
+        for t in 0..st.threads {
+            crate::events::flush_thread(&mut st, t);
+        }
     }
 }
 
