@@ -20,8 +20,9 @@ pub struct FifoHandle {
     off: u64,
 }
 
-// SAFETY: the pointers target shared memory made of atomics only, kept mapped by the Arc; the
+// The pointers target shared memory made of atomics only, kept mapped by the Arc, so the
 // handle is as thread-safe as the `&Segment`-based views, which are Send and Sync.
+// SAFETY: see above.
 unsafe impl Send for FifoHandle {}
 // SAFETY: as above: shared access goes through atomic cells only.
 unsafe impl Sync for FifoHandle {}
@@ -45,9 +46,10 @@ impl FifoHandle {
 
     /// The fifo, to operate on.
     pub fn fifo(&self) -> Fifo<'_> {
-        // SAFETY: both pointers were derived through `Segment::at` (bounds and alignment
-        // checked) from the mapping `self.seg` keeps alive for at least `&self`'s lifetime, and
-        // their targets consist of atomics, valid for any bytes the peer writes.
+        // Both pointers were derived through `Segment::at` (bounds and alignment checked) from
+        // the mapping `self.seg` keeps alive for at least `&self`'s lifetime, and their targets
+        // consist of atomics, valid for any bytes the peer writes.
+        // SAFETY: see above.
         let (fsh, shr) = unsafe { (self.fsh.as_ref(), self.shr.as_ref()) };
         Fifo::from_parts(
             FifoSegment::from_checked(&self.seg, fsh, self.info),
