@@ -173,24 +173,19 @@ fn child_echo_server() {
     }
 }
 
-fn spawn_server(conf: &std::path::Path, port: u16, n: usize) -> Child {
+/// Run child-mode test `test` of this binary as its own VCL app (with `env`), and return once
+/// it prints LISTENING.
+fn spawn_child(test: &str, conf: &std::path::Path, env: &[(&str, String)]) -> Child {
     use std::io::BufRead;
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_echo_server",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--nocapture", "--test-threads", "1"])
         .env("VCL_CONFIG", conf)
-        .env("VCL_TEST_ECHO_PORT", port.to_string())
-        .env("VCL_TEST_ECHO_N", n.to_string())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let mut lines = std::io::BufReader::new(out).lines();
+        .stdout(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     for l in lines.by_ref() {
         if l.unwrap().contains("LISTENING") {
             break;
@@ -198,6 +193,14 @@ fn spawn_server(conf: &std::path::Path, port: u16, n: usize) -> Child {
     }
     std::thread::spawn(move || for _ in lines {});
     child
+}
+
+fn spawn_server(conf: &std::path::Path, port: u16, n: usize) -> Child {
+    let env = [
+        ("VCL_TEST_ECHO_PORT", port.to_string()),
+        ("VCL_TEST_ECHO_N", n.to_string()),
+    ];
+    spawn_child("child_echo_server", conf, &env)
 }
 
 fn wait_child(mut c: Child) {
@@ -351,28 +354,50 @@ fn epoll_clients(port: u16, et: bool) {
     }
 }
 
-fn run(tag: &str, local: bool, client: impl FnOnce(u16)) {
+/// One test's world: a fresh in-process peer, a vcl.conf for it (cut-through scope if `local`,
+/// eventfd mode if `eventfd`), a server child started by `spawn`, and this process attached as
+/// the client app while `client` runs.
+fn with_peer(
+    tag: &str,
+    local: bool,
+    eventfd: bool,
+    spawn: impl FnOnce(&std::path::Path, u16) -> Child,
+    client: impl FnOnce(u16, &Peer),
+) {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     vcl::app::destroy();
     let sock = format!("vcl-sessions-{tag}-{}", std::process::id());
     let peer = Peer::start(PeerConfig::new(SockAddr::Abstract(sock.clone()))).unwrap();
     let conf = write_conf(&sock, local);
+    if eventfd {
+        let text = std::fs::read_to_string(&conf)
+            .unwrap()
+            .replace("}\n", "  use-mq-eventfd\n}\n");
+        std::fs::write(&conf, text).unwrap();
+    }
     let port = free_port();
-    let server = spawn_server(&conf, port, N_SESSIONS);
+    let server = spawn(&conf, port);
     std::env::set_var("VCL_CONFIG", &conf);
     // SAFETY: a plain call into our own C ABI.
     assert_eq!(unsafe { vppcom_app_create(c"sessions-client".as_ptr()) }, 0);
-    let t = Instant::now();
-    client(port);
-    let secs = t.elapsed().as_secs_f64();
+    client(port, &peer);
     // SAFETY: a plain call into our own C ABI.
     unsafe { vppcom_app_destroy() };
     wait_child(server);
-    println!(
-        "{tag}: {N_SESSIONS} sessions x {BYTES_PER_SESSION} B echoed in {secs:.2} s ({:.1} MB/s)",
-        (N_SESSIONS * BYTES_PER_SESSION * 2) as f64 / secs / 1e6
-    );
     peer.stop();
+}
+
+fn run(tag: &str, local: bool, client: impl FnOnce(u16)) {
+    let spawn = |conf: &std::path::Path, port| spawn_server(conf, port, N_SESSIONS);
+    with_peer(tag, local, false, spawn, |port, _| {
+        let t = Instant::now();
+        client(port);
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "{tag}: {N_SESSIONS} sessions x {BYTES_PER_SESSION} B echoed in {secs:.2} s ({:.1} MB/s)",
+            (N_SESSIONS * BYTES_PER_SESSION * 2) as f64 / secs / 1e6
+        );
+    });
 }
 
 #[test]
@@ -447,29 +472,11 @@ fn child_closer_server() {
 }
 
 fn spawn_closer(conf: &std::path::Path, port: u16, hold_ms: u64) -> Child {
-    use std::io::BufRead;
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_closer_server",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env("VCL_CONFIG", conf)
-        .env("VCL_TEST_CLOSER_PORT", port.to_string())
-        .env("VCL_TEST_CLOSER_HOLD", hold_ms.to_string())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    for l in lines.by_ref() {
-        if l.unwrap().contains("LISTENING") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    child
+    let env = [
+        ("VCL_TEST_CLOSER_PORT", port.to_string()),
+        ("VCL_TEST_CLOSER_HOLD", hold_ms.to_string()),
+    ];
+    spawn_child("child_closer_server", conf, &env)
 }
 
 /// Connect non-blocking, then spin on read without ever calling epoll: the data, then the
@@ -504,25 +511,8 @@ fn busy_read_until_close(port: u16) -> Vec<i32> {
 }
 
 fn run_closer(tag: &str, local: bool, hold_ms: u64, client: impl FnOnce(u16, &Peer)) {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    vcl::app::destroy();
-    let sock = format!("vcl-sessions-{tag}-{}", std::process::id());
-    let peer = Peer::start(PeerConfig::new(SockAddr::Abstract(sock.clone()))).unwrap();
-    let conf = write_conf(&sock, local);
-    let text = std::fs::read_to_string(&conf)
-        .unwrap()
-        .replace("}\n", "  use-mq-eventfd\n}\n");
-    std::fs::write(&conf, text).unwrap();
-    let port = free_port();
-    let server = spawn_closer(&conf, port, hold_ms);
-    std::env::set_var("VCL_CONFIG", &conf);
-    // SAFETY: a plain call into our own C ABI.
-    assert_eq!(unsafe { vppcom_app_create(c"closer-client".as_ptr()) }, 0);
-    client(port, &peer);
-    // SAFETY: a plain call into our own C ABI.
-    unsafe { vppcom_app_destroy() };
-    wait_child(server);
-    peer.stop();
+    let spawn = |conf: &std::path::Path, port| spawn_closer(conf, port, hold_ms);
+    with_peer(tag, local, true, spawn, client);
 }
 
 #[test]
@@ -677,21 +667,8 @@ fn per_thread_workers(port: u16) {
 }
 
 fn run_n(tag: &str, local: bool, n: usize, client: impl FnOnce(u16)) {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    vcl::app::destroy();
-    let sock = format!("vcl-sessions-{tag}-{}", std::process::id());
-    let peer = Peer::start(PeerConfig::new(SockAddr::Abstract(sock.clone()))).unwrap();
-    let conf = write_conf(&sock, local);
-    let port = free_port();
-    let server = spawn_server(&conf, port, n);
-    std::env::set_var("VCL_CONFIG", &conf);
-    // SAFETY: a plain call into our own C ABI.
-    assert_eq!(unsafe { vppcom_app_create(c"workers-client".as_ptr()) }, 0);
-    client(port);
-    // SAFETY: a plain call into our own C ABI.
-    unsafe { vppcom_app_destroy() };
-    wait_child(server);
-    peer.stop();
+    let spawn = |conf: &std::path::Path, port| spawn_server(conf, port, n);
+    with_peer(tag, local, false, spawn, |port, _| client(port));
 }
 
 #[test]
