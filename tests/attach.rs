@@ -2,6 +2,8 @@
 //! the peer's faults: every one must end in a clean error, never a hang or a crash.
 //!
 //! The library keeps one app per process, so the tests in this file take turns (SERIAL).
+// unsafe here: calls the C ABI the way a C program does (extern "C" calls are unsafe).
+#![allow(unsafe_code)]
 
 use std::sync::Mutex;
 use std::time::Duration;

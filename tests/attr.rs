@@ -4,6 +4,8 @@
 //! VPP's queue, a reply completes it, no reply or a refusal is ENOPROTOOPT.
 //!
 //! The library keeps one app per process, so the tests in this file take turns (SERIAL).
+// unsafe here: calls the C ABI the way a C program does (extern "C" calls are unsafe).
+#![allow(unsafe_code)]
 
 use std::ffi::{c_int, c_void};
 use std::sync::Mutex;

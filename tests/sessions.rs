@@ -2,6 +2,8 @@
 //! checksummed data, over cut-through and over transport (kernel TCP behind the peer), with
 //! blocking sessions and with non-blocking sessions driven by epoll, level- and edge-triggered.
 //! The echo server is this test binary again, in a child process (its own VCL app).
+// unsafe here: calls the C ABI the way a C program does (extern "C" calls are unsafe).
+#![allow(unsafe_code)]
 
 use std::process::{Child, Command};
 use std::sync::Mutex;
@@ -95,7 +97,7 @@ fn free_port() -> u16 {
 
 /// Child mode: an epoll echo server serving `n` sessions, then exiting.
 fn echo_server(port: u16, n: usize) {
-    // SAFETY (all calls here): plain calls into our own C ABI with valid pointers.
+    // SAFETY: all calls here are plain calls into our own C ABI with valid pointers.
     unsafe {
         assert_eq!(vppcom_app_create(c"echo-server".as_ptr()), 0);
         let ls = vppcom_session_create(0, 1);
@@ -222,7 +224,7 @@ fn wait_child(mut c: Child) {
 
 /// Blocking sessions: round-robin one chunk out and its echo back on every session.
 fn blocking_clients(port: u16) {
-    // SAFETY (all calls here): plain calls into our own C ABI with valid pointers.
+    // SAFETY: all calls here are plain calls into our own C ABI with valid pointers.
     unsafe {
         let mut sh = Vec::new();
         for _ in 0..N_SESSIONS {
@@ -273,7 +275,7 @@ struct Progress {
 /// Non-blocking sessions on one epoll session: connect (EINPROGRESS, then EPOLLOUT), write
 /// when writable, verify echoes when readable. `et`: edge-triggered, so drain until EAGAIN.
 fn epoll_clients(port: u16, et: bool) {
-    // SAFETY (all calls here): plain calls into our own C ABI with valid pointers.
+    // SAFETY: all calls here are plain calls into our own C ABI with valid pointers.
     unsafe {
         let vep = vppcom_epoll_create() as u32;
         let mut sh = Vec::new();
@@ -439,7 +441,7 @@ extern "C" {
 
 /// Child mode: accept one session, send `bye`, then hold it `hold_ms` and close it.
 fn closer_server(port: u16, hold_ms: u64) {
-    // SAFETY (all calls here): plain calls into our own C ABI with valid pointers.
+    // SAFETY: all calls here are plain calls into our own C ABI with valid pointers.
     unsafe {
         assert_eq!(vppcom_app_create(c"closer".as_ptr()), 0);
         let ls = vppcom_session_create(0, 0) as u32;
@@ -482,7 +484,7 @@ fn spawn_closer(conf: &std::path::Path, port: u16, hold_ms: u64) -> Child {
 /// Connect non-blocking, then spin on read without ever calling epoll: the data, then the
 /// peer's close (0), must show up — upstream VCL misses the close in this loop.
 fn busy_read_until_close(port: u16) -> Vec<i32> {
-    // SAFETY (all calls here): plain calls into our own C ABI with valid pointers.
+    // SAFETY: all calls here are plain calls into our own C ABI with valid pointers.
     unsafe {
         let s = vppcom_session_create(0, 1) as u32;
         let mut ip = [127, 0, 0, 1];
@@ -532,7 +534,7 @@ fn busy_nonblocking_read_sees_peer_close_ct() {
 #[test]
 fn busy_nonblocking_read_sees_reset() {
     run_closer("reset", false, 3000, |port, peer| {
-        // SAFETY (all calls here): plain calls into our own C ABI with valid pointers.
+        // SAFETY: all calls here are plain calls into our own C ABI with valid pointers.
         unsafe {
             let s = vppcom_session_create(0, 0) as u32;
             let mut ip = [127, 0, 0, 1];
@@ -576,7 +578,7 @@ fn busy_nonblocking_read_sees_reset() {
 #[test]
 fn the_mq_epoll_fd_wakes_an_app_owned_epoll() {
     run_closer("mqsepfd", true, 300, |port, _| {
-        // SAFETY (all calls here): plain calls with valid pointers into our C ABI and libc.
+        // SAFETY: all calls here are plain calls with valid pointers into our C ABI and libc.
         unsafe {
             let epfd = vppcom_worker_mqs_epfd();
             assert!(epfd >= 0, "use-mq-eventfd gives an epoll fd");
@@ -627,7 +629,7 @@ fn per_thread_workers(port: u16) {
     std::thread::scope(|sc| {
         for t in 0..4 {
             sc.spawn(move || {
-                // SAFETY (all calls here): plain calls into our own C ABI with valid pointers.
+                // SAFETY: all calls here are plain calls into our own C ABI with valid pointers.
                 unsafe {
                     assert_eq!(vppcom_worker_register(), 0);
                     let wrk = vppcom_worker_index();

@@ -1,8 +1,9 @@
 //! App lifecycle exports: vppcom_app_create, vppcom_app_create_with_config, vppcom_app_destroy.
 
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::{c_char, c_int};
 
-use super::{guard, types::vppcom_cfg_t, VPPCOM_EFAULT};
+use super::ptr::{opt_cstr, opt_ref};
+use super::{guard, types::vppcom_cfg_t};
 use crate::app::{self, CreateError};
 use crate::config::{self, Config};
 
@@ -20,12 +21,8 @@ fn create_rv(r: Result<(), CreateError>) -> c_int {
 /// `p` must be NULL or point at a NUL-terminated string.
 // SAFETY: callers uphold the contract in the `# Safety` section above.
 unsafe fn opt_str(p: *const c_char, what: &str) -> Option<String> {
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: p is non-null and, per the caller's contract, NUL-terminated.
-    let s = unsafe { CStr::from_ptr(p) };
-    match s.to_str() {
+    // SAFETY: per this function's contract.
+    match unsafe { opt_cstr(p) }?.to_str() {
         Ok(s) => Some(s.to_owned()),
         Err(_) => {
             tracing::warn!("{what} is not UTF-8; ignored");
@@ -37,7 +34,7 @@ unsafe fn opt_str(p: *const c_char, what: &str) -> Option<String> {
 /// Attach to VPP, configured by vcl.conf (VCL_CONFIG) and the VCL_* environment.
 #[no_mangle]
 pub extern "C" fn vppcom_app_create(app_name: *const c_char) -> c_int {
-    guard("vppcom_app_create", VPPCOM_EFAULT, || {
+    guard("vppcom_app_create", || {
         // SAFETY: app_name is NULL or a C string, per vppcom.h.
         let name = unsafe { opt_str(app_name, "app name") };
         let parsed = match config::load() {
@@ -85,7 +82,7 @@ unsafe fn config_from_c(c: &vppcom_cfg_t) -> Result<Config, c_int> {
         debug_level: u32::from(c.debug_level),
         ..Config::default()
     };
-    // SAFETY (all four): the caller guarantees NULL or NUL-terminated strings.
+    // SAFETY: the caller guarantees NULL or NUL-terminated strings (all five reads).
     unsafe {
         cfg.namespace_id = opt_str(c.namespace_id, "namespace_id");
         cfg.vpp_bapi_socket_name = opt_str(c.vpp_bapi_socket_name, "vpp_bapi_socket_name");
@@ -107,9 +104,9 @@ unsafe fn config_from_c(c: &vppcom_cfg_t) -> Result<Config, c_int> {
 /// A NULL `vcl_cfg` means all defaults.
 #[no_mangle]
 pub extern "C" fn vppcom_app_create_with_config(vcl_cfg: *mut vppcom_cfg_t) -> c_int {
-    guard("vppcom_app_create_with_config", VPPCOM_EFAULT, || {
+    guard("vppcom_app_create_with_config", || {
         // SAFETY: vcl_cfg is NULL or points at a vppcom_cfg_t, per vppcom.h.
-        let cfg = match unsafe { vcl_cfg.as_ref() } {
+        let cfg = match unsafe { opt_ref(vcl_cfg.cast_const()) } {
             None => Config::default(),
             // SAFETY: its string fields are NULL or C strings, per vppcom.h.
             Some(c) => match unsafe { config_from_c(c) } {
@@ -125,5 +122,5 @@ pub extern "C" fn vppcom_app_create_with_config(vcl_cfg: *mut vppcom_cfg_t) -> c
 /// Detach from VPP and release everything the app holds.
 #[no_mangle]
 pub extern "C" fn vppcom_app_destroy() {
-    guard("vppcom_app_destroy", (), app::destroy)
+    guard("vppcom_app_destroy", app::destroy)
 }

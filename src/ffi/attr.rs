@@ -6,9 +6,10 @@
 
 use std::ffi::{c_int, c_void};
 
+use super::guard;
+use super::ptr::{in_slice, opt_mut, opt_ref, out_slice};
 use super::session::{endpoint_in, with_worker};
 use super::types::vppcom_endpt_t;
-use super::{guard, VPPCOM_EFAULT};
 use crate::session::attr::{self, EndptOut, Input, Output, ENDPT_LEN};
 
 const _: () = assert!(size_of::<vppcom_endpt_t>() == ENDPT_LEN as usize);
@@ -96,56 +97,66 @@ pub(crate) fn rule_ok(r: Rule, buffer: bool, buflen: Option<u32>, ep_ip: bool) -
 
 /// Read what `what` names from `buffer` (`len` bytes, already checked by the op's rule).
 fn read_input(what: Reads, buffer: *mut c_void, len: u32) -> Input {
-    // SAFETY (all reads below): the op's rule held, so `buffer` is non-NULL and the caller
-    // vouches for `len` bytes there, at least as many as each read takes; reads are unaligned.
+    if what == Reads::Endpt {
+        return endpoint_in(buffer.cast::<vppcom_endpt_t>()).map_or(Input::None, Input::Endpt);
+    }
+    // SAFETY: the op's rule held, so a non-NULL `buffer` has `len` bytes the caller vouches
+    // for; the slice lives for this call only.
+    let Some(b) = (unsafe { in_slice(buffer.cast::<u8>().cast_const(), len as usize) }) else {
+        return Input::None;
+    };
     match what {
-        Reads::Nothing => Input::None,
-        // SAFETY: see above (len >= 1).
-        Reads::U8 => Input::U8(unsafe { (buffer as *const u8).read() }),
-        // SAFETY: see above (len >= 4).
-        Reads::U32 => Input::U32(unsafe { (buffer as *const u32).read_unaligned() }),
-        // SAFETY: see above (len >= 8).
-        Reads::U64 => Input::U64(unsafe { (buffer as *const u64).read_unaligned() }),
-        Reads::Endpt => {
-            endpoint_in(buffer as *const vppcom_endpt_t).map_or(Input::None, Input::Endpt)
-        }
-        Reads::Bytes => {
-            // SAFETY: see above (len bytes).
-            let b = unsafe { std::slice::from_raw_parts(buffer as *const u8, len as usize) };
-            Input::Bytes(b.to_vec())
-        }
+        Reads::Nothing | Reads::Endpt => Input::None,
+        Reads::U8 => b.first().map_or(Input::None, |&v| Input::U8(v)),
+        Reads::U32 => b
+            .first_chunk()
+            .map_or(Input::None, |c| Input::U32(u32::from_ne_bytes(*c))),
+        Reads::U64 => b
+            .first_chunk()
+            .map_or(Input::None, |c| Input::U64(u64::from_ne_bytes(*c))),
+        Reads::Bytes => Input::Bytes(b.to_vec()),
     }
 }
 
 /// Write an address into the caller's endpoint (its `ip` was checked non-NULL).
-fn write_endpt(ep: *mut vppcom_endpt_t, e: &EndptOut) {
-    // SAFETY: the Endpt rule held: `ep` is a caller-owned vppcom_endpt_t with a non-NULL `ip`.
-    let ep = unsafe { &mut *ep };
+fn write_endpt(ep: &mut vppcom_endpt_t, e: &EndptOut) {
     ep.is_ip4 = u8::from(e.is_ip4);
     ep.port = e.port_be;
     let src = if e.is_ip4 { &e.ip.0[12..] } else { &e.ip.0[..] };
-    // SAFETY: `ip` holds 4 (IPv4) or 16 (IPv6) writable bytes, per vppcom.h.
-    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), ep.ip, src.len()) };
+    // SAFETY: `ip` is NULL or holds 4 (IPv4) or 16 (IPv6) writable bytes, per vppcom.h.
+    if let Some(dst) = unsafe { out_slice(ep.ip, src.len()) } {
+        dst.copy_from_slice(src);
+    }
 }
 
 /// Write `out` into `buffer` (`len` bytes, checked by the op's rule).
 fn write_output(out: Output, buffer: *mut c_void, len: u32) {
-    // SAFETY (all writes below): an op only returns an output once its rule held, so `buffer`
-    // is non-NULL with `len` writable bytes, at least as many as the write takes.
+    if let Output::Endpt(e) = &out {
+        // SAFETY: the Endpt rule held: `buffer` is NULL or a caller-owned vppcom_endpt_t.
+        if let Some(ep) = unsafe { opt_mut(buffer.cast::<vppcom_endpt_t>()) } {
+            write_endpt(ep, e);
+        }
+        return;
+    }
+    // SAFETY: an op only returns an output once its rule held, so a non-NULL `buffer` has
+    // `len` writable bytes; the slice lives for this call only.
+    let Some(b) = (unsafe { out_slice(buffer.cast::<u8>(), len as usize) }) else {
+        return;
+    };
+    let mut put = |v: &[u8]| {
+        if let Some(d) = b.get_mut(..v.len()) {
+            d.copy_from_slice(v);
+        }
+    };
     match out {
-        Output::None => {}
-        // SAFETY: see above (len >= 4).
-        Output::Int(v) => unsafe { (buffer as *mut i32).write_unaligned(v) },
-        // SAFETY: see above (len >= 4).
-        Output::U32(v) => unsafe { (buffer as *mut u32).write_unaligned(v) },
-        // SAFETY: see above (len >= 8).
-        Output::U64(v) => unsafe { (buffer as *mut u64).write_unaligned(v) },
+        Output::None | Output::Endpt(_) => {}
+        Output::Int(v) => put(&v.to_ne_bytes()),
+        Output::U32(v) => put(&v.to_ne_bytes()),
+        Output::U64(v) => put(&v.to_ne_bytes()),
         // Upstream stores a size_t even when *buflen is 4; we stay inside the buffer.
-        // SAFETY: see above (len >= 8).
-        Output::SizeT(v) if len >= 8 => unsafe { (buffer as *mut u64).write_unaligned(v) },
-        // SAFETY: see above (len >= 4); the value came from a u32.
-        Output::SizeT(v) => unsafe { (buffer as *mut u32).write_unaligned(v as u32) },
-        Output::Endpt(e) => write_endpt(buffer as *mut vppcom_endpt_t, &e),
+        Output::SizeT(v) if len >= 8 => put(&v.to_ne_bytes()),
+        // The value came from a u32.
+        Output::SizeT(v) => put(&(v as u32).to_ne_bytes()),
     }
 }
 
@@ -167,17 +178,18 @@ pub extern "C" fn vppcom_session_attr(
     buffer: *mut c_void,
     buflen: *mut u32,
 ) -> c_int {
-    guard("vppcom_session_attr", VPPCOM_EFAULT, || {
+    guard("vppcom_session_attr", || {
         with_worker(|w| {
             // SAFETY: buflen is NULL or points at the caller's length word.
-            let len = unsafe { buflen.as_ref() }.copied();
+            let len = unsafe { opt_ref(buflen.cast_const()) }.copied();
             let r = rule(op);
             let has_buf = !buffer.is_null();
             let ep_ip = r == Rule::Endpt
                 && has_buf
                 && len.is_some_and(|l| l >= ENDPT_LEN)
                 // SAFETY: a non-NULL buffer of at least sizeof (vppcom_endpt_t) bytes.
-                && !unsafe { (*(buffer as *const vppcom_endpt_t)).ip.is_null() };
+                && unsafe { opt_ref(buffer.cast::<vppcom_endpt_t>().cast_const()) }
+                    .is_some_and(|e| !e.ip.is_null());
             let ok = rule_ok(r, has_buf, len, ep_ip);
             let l = len.unwrap_or(0);
             let input = if ok {
@@ -193,7 +205,7 @@ pub extern "C" fn vppcom_session_attr(
                 write_output(reply.out, buffer, l);
             }
             // SAFETY: buflen is NULL or points at the caller's length word.
-            if let (Some(n), Some(l)) = (reply.buflen, unsafe { buflen.as_mut() }) {
+            if let (Some(n), Some(l)) = (reply.buflen, unsafe { opt_mut(buflen) }) {
                 *l = n;
             }
             Ok(reply.rv)

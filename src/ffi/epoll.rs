@@ -2,6 +2,7 @@
 
 use std::ffi::c_int;
 
+use super::ptr::{opt_ref, out_slice};
 use super::session::with_worker;
 use super::types::{vcl_poll_t, vcl_si_set};
 use super::{guard, VPPCOM_EFAULT, VPPCOM_EINVAL};
@@ -17,7 +18,7 @@ const MAX_BATCH: usize = 1024;
 /// Create an epoll session; returns its handle.
 #[no_mangle]
 pub extern "C" fn vppcom_epoll_create() -> c_int {
-    guard("vppcom_epoll_create", VPPCOM_EFAULT, || {
+    guard("vppcom_epoll_create", || {
         with_worker(|w| epoll::create(w).map(|h| h as i32))
     })
 }
@@ -30,13 +31,13 @@ pub extern "C" fn vppcom_epoll_ctl(
     session_handle: u32,
     event: *mut EpollEvent,
 ) -> c_int {
-    guard("vppcom_epoll_ctl", VPPCOM_EFAULT, || {
+    guard("vppcom_epoll_ctl", || {
         if vep_handle == session_handle {
             tracing::debug!("epoll_ctl: vep handle {vep_handle} == session handle");
             return VPPCOM_EINVAL;
         }
         // SAFETY: event is NULL or points at a caller-owned struct epoll_event.
-        let ev = unsafe { event.as_ref() }.map(|e| (e.events, e.u64));
+        let ev = unsafe { opt_ref(event.cast_const()) }.map(|e| (e.events, e.u64));
         with_worker(|w| epoll::ctl(w, vep_handle, op, session_handle, ev).map(|_| 0))
     })
 }
@@ -49,20 +50,20 @@ pub extern "C" fn vppcom_epoll_wait(
     maxevents: c_int,
     wait_for_time: f64,
 ) -> c_int {
-    guard("vppcom_epoll_wait", VPPCOM_EFAULT, || {
+    guard("vppcom_epoll_wait", || {
         if maxevents <= 0 {
             tracing::debug!("epoll_wait: invalid maxevents {maxevents}");
             return VPPCOM_EINVAL;
         }
-        if events.is_null() {
-            return VPPCOM_EFAULT;
-        }
-        let mut buf = [(0u32, 0u64); MAX_BATCH];
         let n_max = (maxevents as usize).min(MAX_BATCH);
+        // SAFETY: events is NULL or points at maxevents >= n_max entries the caller lets us
+        // fill, per vppcom.h.
+        let Some(out) = (unsafe { out_slice(events, n_max) }) else {
+            return VPPCOM_EFAULT;
+        };
+        let mut buf = [(0u32, 0u64); MAX_BATCH];
         with_worker(|w| {
             let n = epoll::wait(w, vep_handle, &mut buf[..n_max], wait_for_time)?;
-            // SAFETY: events points at maxevents >= n caller-owned entries, per vppcom.h.
-            let out = unsafe { std::slice::from_raw_parts_mut(events, n) };
             for (o, (bits, data)) in out.iter_mut().zip(&buf[..n]) {
                 o.events = *bits;
                 o.u64 = *data;
@@ -81,14 +82,15 @@ pub extern "C" fn vppcom_select(
     except_map: *mut vcl_si_set,
     wait_for_time: f64,
 ) -> c_int {
-    guard("vppcom_select", VPPCOM_EFAULT, || {
+    guard("vppcom_select", || {
         if n_bits < 0 {
             return VPPCOM_EINVAL;
         }
         let words = (n_bits as usize).div_ceil(u64::BITS as usize);
         let map = |p: *mut vcl_si_set| {
-            // SAFETY: a non-null map holds at least n_bits bits, per vppcom.h.
-            (!p.is_null() && words > 0).then(|| unsafe { std::slice::from_raw_parts_mut(p, words) })
+            // SAFETY: a map is NULL or holds at least n_bits bits the caller lets us rewrite,
+            // per vppcom.h; the three maps are distinct (select(2)'s contract).
+            unsafe { out_slice(p, words) }.filter(|m| !m.is_empty())
         };
         let maps = [map(read_map), map(write_map), map(except_map)];
         with_worker(|w| epoll::select(w, maps, wait_for_time, w.uses_eventfd()).map(|n| n as i32))
@@ -98,12 +100,11 @@ pub extern "C" fn vppcom_select(
 /// poll(2) over `n_sids` sessions, waiting up to `wait_for_time` seconds.
 #[no_mangle]
 pub extern "C" fn vppcom_poll(vp: *mut vcl_poll_t, n_sids: u32, wait_for_time: f64) -> c_int {
-    guard("vppcom_poll", VPPCOM_EFAULT, || {
-        if vp.is_null() {
+    guard("vppcom_poll", || {
+        // SAFETY: vp is NULL or points at n_sids entries the caller lets us update, per vppcom.h.
+        let Some(vp) = (unsafe { out_slice(vp, n_sids as usize) }) else {
             return VPPCOM_EFAULT;
-        }
-        // SAFETY: vp points at n_sids caller-owned entries, per vppcom.h.
-        let vp = unsafe { std::slice::from_raw_parts_mut(vp, n_sids as usize) };
+        };
         let mut fds: Vec<(u32, i16, i16)> = vp.iter().map(|p| (p.sh, p.events, 0)).collect();
         let rv = with_worker(|w| epoll::poll(w, &mut fds, wait_for_time).map(|n| n as i32));
         if rv < 0 && rv == Error::BadFd.code() && n_sids > 0 {

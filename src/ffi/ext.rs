@@ -2,14 +2,15 @@
 
 use std::ffi::{c_char, c_int, CStr};
 
-use super::{guard, VPPCOM_EFAULT};
+use super::ptr::out_slice;
+use super::{guard, guard_or, VPPCOM_EFAULT};
 use crate::config::{self, Config};
 
 /// "26.6.0 (VPP v26.06 session ABI)": the library version and the VPP ABI it speaks.
 #[no_mangle]
 pub extern "C" fn vcl_version() -> *const c_char {
     const V: &CStr = c"26.6.0 (VPP v26.06 session ABI)";
-    guard("vcl_version", V.as_ptr(), || V.as_ptr())
+    guard_or("vcl_version", V.as_ptr(), || V.as_ptr())
 }
 
 fn describe(source: Option<&str>, c: &Config) -> String {
@@ -44,10 +45,12 @@ fn describe(source: Option<&str>, c: &Config) -> String {
 /// length, or a VPPCOM_E* code when the configuration cannot be read.
 #[no_mangle]
 pub extern "C" fn vcl_config_show(buf: *mut c_char, len: usize) -> c_int {
-    guard("vcl_config_show", VPPCOM_EFAULT, || {
-        if buf.is_null() || len == 0 {
-            return VPPCOM_EFAULT;
-        }
+    guard("vcl_config_show", || {
+        // SAFETY: buf is NULL or has room for `len` bytes, per this export's contract.
+        let out = match unsafe { out_slice(buf.cast::<u8>(), len) } {
+            Some(out) if !out.is_empty() => out,
+            _ => return VPPCOM_EFAULT,
+        };
         let text = match config::load() {
             Ok(p) => describe(p.source.as_deref(), &p.config),
             Err(e) => {
@@ -55,12 +58,9 @@ pub extern "C" fn vcl_config_show(buf: *mut c_char, len: usize) -> c_int {
                 return e.vppcom_code();
             }
         };
-        let n = text.len().min(len - 1);
-        // SAFETY: buf is non-null with room for `len` bytes (caller's contract); n < len.
-        unsafe {
-            std::ptr::copy_nonoverlapping(text.as_ptr(), buf as *mut u8, n);
-            *buf.add(n) = 0;
-        }
+        let n = text.len().min(out.len() - 1);
+        out[..n].copy_from_slice(&text.as_bytes()[..n]);
+        out[n] = 0;
         text.len() as c_int
     })
 }

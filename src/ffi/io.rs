@@ -2,25 +2,17 @@
 
 use std::ffi::{c_int, c_void};
 
+use super::ptr::{in_slice, out_slice};
 use super::session::{endpoint_out, with_worker};
 use super::types::{vppcom_data_segment_t, vppcom_endpt_t};
 use super::{guard, VPPCOM_EAFNOSUPPORT, VPPCOM_EFAULT, VPPCOM_OK};
 use crate::error::Error;
 use crate::session;
 
-/// The caller's buffer as a slice (None for NULL).
-///
-/// # Safety
-/// A non-null `buf` must point at `n` bytes the caller lets us read and write.
-// SAFETY: callers uphold the contract in the `# Safety` section above.
-unsafe fn buf_mut<'a>(buf: *mut c_void, n: usize) -> Option<&'a mut [u8]> {
-    // SAFETY: per this function's contract; a zero length never dereferences.
-    (!buf.is_null()).then(|| unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, n) })
-}
-
 fn read_common(session_handle: u32, buf: *mut c_void, n: usize, peek: bool) -> c_int {
-    // SAFETY: buf points at n writable bytes, per vppcom.h.
-    let Some(b) = (unsafe { buf_mut(buf, n.min(i32::MAX as usize)) }) else {
+    // SAFETY: buf is NULL or points at n bytes the caller lets us write, per vppcom.h; the
+    // slice lives for this call only.
+    let Some(b) = (unsafe { out_slice(buf.cast::<u8>(), n.min(i32::MAX as usize)) }) else {
         return VPPCOM_EFAULT;
     };
     with_worker(|w| session::read(w, session_handle, b, peek).map(|n| n as i32))
@@ -29,21 +21,24 @@ fn read_common(session_handle: u32, buf: *mut c_void, n: usize, peek: bool) -> c
 /// Read up to `n` bytes; 0 on orderly close, VPPCOM_EAGAIN when non-blocking and empty.
 #[no_mangle]
 pub extern "C" fn vppcom_session_read(session_handle: u32, buf: *mut c_void, n: usize) -> c_int {
-    guard("vppcom_session_read", VPPCOM_EFAULT, || {
+    guard("vppcom_session_read", || {
         read_common(session_handle, buf, n, false)
     })
 }
 
 /// Upstream's order: an unknown session is EBADFD, a zero-length write is 0, then a NULL
 /// buffer is EFAULT.
-fn write_common(session_handle: u32, buf: *mut c_void, n: usize, flush: bool) -> c_int {
+/// `buf` is only promised readable (vppcom.h types it `void *` all the same).
+fn write_common(session_handle: u32, buf: *const c_void, n: usize, flush: bool) -> c_int {
     with_worker(|w| {
         session::lookup(w, &w.sessions.lock(), session_handle)?;
         if n == 0 {
             return Ok(0);
         }
-        // SAFETY: buf points at n readable bytes, per vppcom.h.
-        let b = unsafe { buf_mut(buf, n.min(i32::MAX as usize)) }.ok_or(Error::Fault)?;
+        // SAFETY: buf is NULL or points at n readable bytes, per vppcom.h; the slice lives
+        // for this call only.
+        let b =
+            unsafe { in_slice(buf.cast::<u8>(), n.min(i32::MAX as usize)) }.ok_or(Error::Fault)?;
         session::write(w, session_handle, b, flush).map(|n| n as i32)
     })
 }
@@ -51,7 +46,7 @@ fn write_common(session_handle: u32, buf: *mut c_void, n: usize, flush: bool) ->
 /// Write up to `n` bytes; returns how many were queued.
 #[no_mangle]
 pub extern "C" fn vppcom_session_write(session_handle: u32, buf: *mut c_void, n: usize) -> c_int {
-    guard("vppcom_session_write", VPPCOM_EFAULT, || {
+    guard("vppcom_session_write", || {
         write_common(session_handle, buf, n, false)
     })
 }
@@ -63,7 +58,7 @@ pub extern "C" fn vppcom_session_write_msg(
     buf: *mut c_void,
     n: usize,
 ) -> c_int {
-    guard("vppcom_session_write_msg", VPPCOM_EFAULT, || {
+    guard("vppcom_session_write_msg", || {
         write_common(session_handle, buf, n, true)
     })
 }
@@ -77,7 +72,7 @@ pub extern "C" fn vppcom_session_recvfrom(
     flags: c_int,
     ep: *mut vppcom_endpt_t,
 ) -> c_int {
-    guard("vppcom_session_recvfrom", VPPCOM_EFAULT, || {
+    guard("vppcom_session_recvfrom", || {
         let peek = match flags {
             0 => false,
             f if f & libc::MSG_PEEK != 0 => true,
@@ -109,7 +104,7 @@ pub extern "C" fn vppcom_session_sendto(
     flags: c_int,
     ep: *mut vppcom_endpt_t,
 ) -> c_int {
-    guard("vppcom_session_sendto", VPPCOM_EFAULT, || {
+    guard("vppcom_session_sendto", || {
         let _ = flags;
         let looked_up = with_worker(|w| {
             let ss = w.sessions.lock();
@@ -134,12 +129,12 @@ pub extern "C" fn vppcom_session_read_segments(
     n_segments: u32,
     max_bytes: u32,
 ) -> c_int {
-    guard("vppcom_session_read_segments", VPPCOM_EFAULT, || {
-        if ds.is_null() || n_segments == 0 {
-            return VPPCOM_EFAULT;
-        }
-        // SAFETY: ds points at n_segments caller-owned segments, per vppcom.h.
-        let out = unsafe { std::slice::from_raw_parts_mut(ds, n_segments as usize) };
+    guard("vppcom_session_read_segments", || {
+        // SAFETY: ds is NULL or points at n_segments segments the caller lets us fill.
+        let out = match unsafe { out_slice(ds, n_segments as usize) } {
+            Some(out) if !out.is_empty() => out,
+            _ => return VPPCOM_EFAULT,
+        };
         with_worker(|w| {
             let mut segs = [(std::ptr::null_mut::<u8>(), 0u32); 2];
             let n = session::read_segments(w, session_handle, &mut segs, max_bytes)?;
@@ -159,20 +154,23 @@ pub extern "C" fn vppcom_session_write_segments(
     ds: *mut vppcom_data_segment_t,
     n_segments: u32,
 ) -> c_int {
-    guard("vppcom_session_write_segments", VPPCOM_EFAULT, || {
-        // SAFETY: ds is NULL or points at n_segments >= 1 caller-owned segments, per vppcom.h.
-        let first = match unsafe { ds.as_ref() } {
-            None => return VPPCOM_EFAULT,
-            Some(first) => first,
+    guard("vppcom_session_write_segments", || {
+        // SAFETY: ds is NULL or points at n_segments >= 1 readable segments, per vppcom.h
+        // (upstream reads the first one whatever n_segments says).
+        let Some(segs) = (unsafe { in_slice(ds.cast_const(), n_segments.max(1) as usize) }) else {
+            return VPPCOM_EFAULT;
         };
-        if first.len == 0 {
+        if segs[0].len == 0 {
             return VPPCOM_OK; // upstream accepts a zero-length write and does nothing
         }
-        // SAFETY: as above, n_segments entries.
-        let segs = unsafe { std::slice::from_raw_parts(ds, n_segments.max(1) as usize) };
         let mut total = 0i32;
         for d in segs {
-            let rv = write_common(session_handle, d.data as *mut c_void, d.len as usize, false);
+            let rv = write_common(
+                session_handle,
+                d.data.cast_const().cast(),
+                d.len as usize,
+                false,
+            );
             if rv < 0 {
                 return if total > 0 { total } else { rv };
             }
@@ -188,7 +186,7 @@ pub extern "C" fn vppcom_session_write_segments(
 /// Consume `n_bytes` previously returned by vppcom_session_read_segments.
 #[no_mangle]
 pub extern "C" fn vppcom_session_free_segments(session_handle: u32, n_bytes: u32) {
-    guard("vppcom_session_free_segments", (), || {
+    guard("vppcom_session_free_segments", || {
         with_worker(|w| session::free_segments(w, session_handle, n_bytes).map(|_| 0));
     })
 }

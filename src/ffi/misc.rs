@@ -3,29 +3,30 @@
 use std::ffi::{c_char, c_int, CStr};
 
 use super::abi::*;
+use super::ptr::{in_bytes, opt_cstr, opt_mut, opt_ref};
 use super::types::{vcl_session_handle_t, vppcom_cert_key_pair_t};
-use super::{guard, VPPCOM_EFAULT};
+use super::{guard, guard_or};
 
 /// The session index part of a handle (low 24 bits).
 #[no_mangle]
 pub extern "C" fn vppcom_session_index(session_handle: vcl_session_handle_t) -> c_int {
-    guard("vppcom_session_index", VPPCOM_EFAULT, || {
-        (session_handle & 0x00FF_FFFF) as c_int
+    guard("vppcom_session_index", || {
+        crate::session::parse_handle(session_handle).1 as c_int
     })
 }
 
 /// The worker part of a handle (high 8 bits).
 #[no_mangle]
 pub extern "C" fn vppcom_session_worker(session_handle: vcl_session_handle_t) -> c_int {
-    guard("vppcom_session_worker", VPPCOM_EFAULT, || {
-        (session_handle >> 24) as c_int
+    guard("vppcom_session_worker", || {
+        crate::session::parse_handle(session_handle).0 as c_int
     })
 }
 
 /// Name of a VPPCOM_PROTO_* value ("TCP", "UDP", ... or "UNKNOWN").
 #[no_mangle]
 pub extern "C" fn vppcom_proto_str(proto: vppcom_proto_t) -> *const c_char {
-    guard("vppcom_proto_str", c"UNKNOWN".as_ptr(), || {
+    guard_or("vppcom_proto_str", c"UNKNOWN".as_ptr(), || {
         proto_name(proto).as_ptr()
     })
 }
@@ -47,7 +48,7 @@ fn proto_name(proto: vppcom_proto_t) -> &'static CStr {
 /// we name every value of vppcom_error_t (EAGAIN and EWOULDBLOCK are one value: "VPPCOM_EAGAIN").
 #[no_mangle]
 pub extern "C" fn vppcom_retval_str(retval: c_int) -> *const c_char {
-    guard("vppcom_retval_str", c"UNKNOWN_STATE".as_ptr(), || {
+    guard_or("vppcom_retval_str", c"UNKNOWN_STATE".as_ptr(), || {
         retval_name(retval).as_ptr()
     })
 }
@@ -81,13 +82,16 @@ fn retval_name(retval: c_int) -> &'static CStr {
 /// only) into `*proto`; 0 on success, 1 otherwise (upstream's convention).
 #[no_mangle]
 pub extern "C" fn vppcom_unformat_proto(proto: *mut u8, proto_str: *mut c_char) -> c_int {
-    guard("vppcom_unformat_proto", 1, || {
-        if proto.is_null() || proto_str.is_null() {
+    guard_or("vppcom_unformat_proto", 1, || {
+        // SAFETY: proto is NULL or points at a byte the caller lets us write, per vppcom.h.
+        let Some(out) = (unsafe { opt_mut(proto) }) else {
             return 1;
-        }
-        // SAFETY: proto_str is non-null and NUL-terminated, per vppcom.h.
-        let s = unsafe { CStr::from_ptr(proto_str) }.to_bytes();
-        let p = match s {
+        };
+        // SAFETY: proto_str is NULL or NUL-terminated, per vppcom.h.
+        let Some(s) = (unsafe { opt_cstr(proto_str) }) else {
+            return 1;
+        };
+        let p = match s.to_bytes() {
             b"TCP" | b"tcp" => VPPCOM_PROTO_TCP,
             b"UDP" | b"udp" => VPPCOM_PROTO_UDP,
             b"TLS" | b"tls" => VPPCOM_PROTO_TLS,
@@ -97,8 +101,7 @@ pub extern "C" fn vppcom_unformat_proto(proto: *mut u8, proto_str: *mut c_char) 
             b"HTTP" | b"http" => VPPCOM_PROTO_HTTP,
             _ => return 1,
         };
-        // SAFETY: proto is non-null and points at a caller-owned byte.
-        unsafe { proto.write(p as u8) };
+        *out = p as u8;
         0
     })
 }
@@ -107,16 +110,21 @@ pub extern "C" fn vppcom_unformat_proto(proto: *mut u8, proto_str: *mut c_char) 
 /// for any failure of the exchange).
 #[no_mangle]
 pub extern "C" fn vppcom_add_cert_key_pair(ckpair: *mut vppcom_cert_key_pair_t) -> c_int {
-    guard("vppcom_add_cert_key_pair", VPPCOM_EFAULT, || {
+    guard("vppcom_add_cert_key_pair", || {
         // SAFETY: ckpair is NULL or points at a caller-owned vppcom_cert_key_pair_t.
-        let Some(ck) = (unsafe { ckpair.as_ref() }) else {
+        let Some(ck) = (unsafe { opt_ref(ckpair.cast_const()) }) else {
             return VPPCOM_EINVAL;
         };
         if (ck.cert.is_null() && ck.cert_len > 0) || (ck.key.is_null() && ck.key_len > 0) {
             return VPPCOM_EINVAL;
         }
         // SAFETY: non-null cert/key point at cert_len/key_len readable bytes (caller's contract).
-        let (cert, key) = unsafe { (bytes(ck.cert, ck.cert_len), bytes(ck.key, ck.key_len)) };
+        let (cert, key) = unsafe {
+            (
+                in_bytes(ck.cert, ck.cert_len as usize),
+                in_bytes(ck.key, ck.key_len as usize),
+            )
+        };
         match crate::app::add_cert_key_pair(cert, key) {
             Ok(index) => index as c_int,
             Err(crate::error::Error::Inval) => VPPCOM_EINVAL,
@@ -125,25 +133,11 @@ pub extern "C" fn vppcom_add_cert_key_pair(ckpair: *mut vppcom_cert_key_pair_t) 
     })
 }
 
-/// A caller's (pointer, length) as a slice; empty for length 0.
-///
-/// # Safety
-/// A non-zero `len` needs `p` to point at `len` readable bytes that outlive the slice's use.
-// SAFETY: callers uphold the contract in the `# Safety` section above.
-unsafe fn bytes<'a>(p: *const c_char, len: u32) -> &'a [u8] {
-    if len == 0 {
-        return &[];
-    }
-    // SAFETY: per this function's contract.
-    unsafe { std::slice::from_raw_parts(p as *const u8, len as usize) }
-}
-
 /// Remove a certificate/key pair; 0 on success, -1 otherwise.
 #[no_mangle]
 pub extern "C" fn vppcom_del_cert_key_pair(ckpair_index: u32) -> c_int {
     guard(
         "vppcom_del_cert_key_pair",
-        VPPCOM_EFAULT,
         || match crate::app::del_cert_key_pair(ckpair_index) {
             Ok(_) => 0,
             Err(_) => -1,

@@ -1,8 +1,13 @@
 //! The C ABI of vppcom.h: one file per group of exports.
 //!
 //! Every export is a panic boundary ([`guard`]) around argument checks and one call into the
-//! layer below; a panic never unwinds into C, it becomes VPPCOM_EFAULT (or the function's own
-//! failure value) and one error log line.
+//! layer below; a panic never unwinds into C, it becomes the return type's failure value
+//! ([`OnPanic`]: VPPCOM_EFAULT for an `int`) and one error log line. Caller pointers become
+//! references and slices only through [`ptr`].
+//!
+//! `unsafe` is allowed in this module only: it is where C hands us raw pointers, and
+//! `#[no_mangle]` exports count as unsafe code too.
+#![allow(unsafe_code)]
 #![allow(non_camel_case_types)]
 
 /// Every enum and define of vppcom.h, declared once (also rendered into the header by build.rs).
@@ -15,16 +20,42 @@ mod epoll;
 mod ext;
 mod io;
 mod misc;
+mod ptr;
 mod session;
 mod worker;
 
 pub use abi::*;
 pub use types::*;
 
+use std::ffi::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// Run an export's body, turning a panic into `on_panic` (logged once).
-pub(crate) fn guard<T>(name: &str, on_panic: T, f: impl FnOnce() -> T) -> T {
+/// What an export returns when its body panicked, derived from its return type (the model is
+/// rustls-ffi's `PanicOrDefault`). An export whose failure value differs uses [`guard_or`].
+pub(crate) trait OnPanic {
+    fn on_panic() -> Self;
+}
+
+/// Status and handle returns: an internal error is VPPCOM_EFAULT.
+impl OnPanic for c_int {
+    fn on_panic() -> Self {
+        VPPCOM_EFAULT
+    }
+}
+
+/// `void` exports: nothing to report.
+impl OnPanic for () {
+    fn on_panic() {}
+}
+
+/// Run an export's body, turning a panic into its return type's failure value (logged once).
+pub(crate) fn guard<T: OnPanic>(name: &str, f: impl FnOnce() -> T) -> T {
+    guard_or(name, T::on_panic(), f)
+}
+
+/// [`guard`] for the few exports whose failure value is their own (upstream's -1, 1, or a
+/// static string): `on_panic` is returned instead.
+pub(crate) fn guard_or<T>(name: &str, on_panic: T, f: impl FnOnce() -> T) -> T {
     crate::logging::init();
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(v) => v,

@@ -4,7 +4,8 @@
 use std::ffi::c_int;
 use std::sync::Arc;
 
-use super::{guard, no_worker, rv, types::vppcom_endpt_t, VPPCOM_EFAULT, VPPCOM_EINVAL};
+use super::ptr::{in_slice, opt_mut, opt_ref, out_slice};
+use super::{guard, no_worker, rv, types::vppcom_endpt_t, VPPCOM_EINVAL};
 use crate::error::{Error, Result};
 use crate::session::{self, Endpoint};
 use crate::worker::{self, Worker};
@@ -18,20 +19,13 @@ pub(crate) fn current() -> Result<Arc<Worker>> {
 /// A caller's endpoint as ours (address copied, port to host order).
 pub(crate) fn endpoint_in(ep: *const vppcom_endpt_t) -> Option<Endpoint> {
     // SAFETY: ep is NULL or points at a caller-owned vppcom_endpt_t, per vppcom.h.
-    let e = unsafe { ep.as_ref() }?;
-    if e.ip.is_null() {
-        return None;
-    }
+    let e = unsafe { opt_ref(ep) }?;
     let is_ip4 = e.is_ip4 != 0;
+    let len = if is_ip4 { 4 } else { 16 };
+    // SAFETY: a non-NULL `ip` points at 4 (IPv4) or 16 (IPv6) readable bytes, per vppcom.h.
+    let src = unsafe { in_slice(e.ip.cast_const(), len) }?;
     let mut ip = [0u8; 16];
-    // SAFETY: `ip` points at 4 (IPv4) or 16 (IPv6) readable bytes, per vppcom.h.
-    unsafe {
-        if is_ip4 {
-            std::ptr::copy_nonoverlapping(e.ip, ip.as_mut_ptr().add(12), 4);
-        } else {
-            std::ptr::copy_nonoverlapping(e.ip, ip.as_mut_ptr(), 16);
-        }
-    }
+    ip[16 - len..].copy_from_slice(src);
     Some(Endpoint {
         is_ip4,
         ip: Ip46(ip),
@@ -42,21 +36,20 @@ pub(crate) fn endpoint_in(ep: *const vppcom_endpt_t) -> Option<Endpoint> {
 /// Fill a caller's endpoint (its `ip` must have room for the address) from ours.
 pub(crate) fn endpoint_out(ep: *mut vppcom_endpt_t, from: &Endpoint) {
     // SAFETY: ep is NULL or points at a caller-owned vppcom_endpt_t, per vppcom.h.
-    let Some(e) = (unsafe { ep.as_mut() }) else {
+    let Some(e) = (unsafe { opt_mut(ep) }) else {
         return;
     };
     e.is_ip4 = u8::from(from.is_ip4);
     e.port = from.port.to_be();
-    if e.ip.is_null() {
-        return;
-    }
-    let (src, len) = if from.is_ip4 {
-        (&from.ip.0[12..], 4)
+    let src = if from.is_ip4 {
+        &from.ip.0[12..]
     } else {
-        (&from.ip.0[..], 16)
+        &from.ip.0[..]
     };
-    // SAFETY: the caller's `ip` buffer holds at least the address length for its family.
-    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), e.ip, len) };
+    // SAFETY: a non-NULL `ip` has room for the address of its family, per vppcom.h.
+    if let Some(dst) = unsafe { out_slice(e.ip, src.len()) } {
+        dst.copy_from_slice(src);
+    }
 }
 
 /// Run `f` on this thread's worker, returning its result or error code.
@@ -67,7 +60,7 @@ pub(crate) fn with_worker(f: impl FnOnce(&Worker) -> Result<i32>) -> i32 {
 /// Create a session of protocol `proto` (VPPCOM_PROTO_*), returns its handle.
 #[no_mangle]
 pub extern "C" fn vppcom_session_create(proto: u8, is_nonblocking: u8) -> c_int {
-    guard("vppcom_session_create", VPPCOM_EFAULT, || {
+    guard("vppcom_session_create", || {
         with_worker(|w| session::create(w, proto, is_nonblocking != 0).map(|h| h as i32))
     })
 }
@@ -75,7 +68,7 @@ pub extern "C" fn vppcom_session_create(proto: u8, is_nonblocking: u8) -> c_int 
 /// Shut down one or both directions (SHUT_RD, SHUT_WR, SHUT_RDWR).
 #[no_mangle]
 pub extern "C" fn vppcom_session_shutdown(session_handle: u32, how: c_int) -> c_int {
-    guard("vppcom_session_shutdown", VPPCOM_EFAULT, || {
+    guard("vppcom_session_shutdown", || {
         with_worker(|w| session::shutdown(w, session_handle, how).map(|_| 0))
     })
 }
@@ -83,7 +76,7 @@ pub extern "C" fn vppcom_session_shutdown(session_handle: u32, how: c_int) -> c_
 /// Close a session (disconnect, or unlisten a listener) and free its handle.
 #[no_mangle]
 pub extern "C" fn vppcom_session_close(session_handle: u32) -> c_int {
-    guard("vppcom_session_close", VPPCOM_EFAULT, || {
+    guard("vppcom_session_close", || {
         with_worker(|w| session::close(w, session_handle).map(|_| 0))
     })
 }
@@ -91,7 +84,7 @@ pub extern "C" fn vppcom_session_close(session_handle: u32) -> c_int {
 /// Abort a session (reset instead of an orderly close).
 #[no_mangle]
 pub extern "C" fn vppcom_session_terminate(session_handle: u32) -> c_int {
-    guard("vppcom_session_terminate", VPPCOM_EFAULT, || {
+    guard("vppcom_session_terminate", || {
         with_worker(|w| session::terminate(w, session_handle).map(|_| 0))
     })
 }
@@ -99,7 +92,7 @@ pub extern "C" fn vppcom_session_terminate(session_handle: u32) -> c_int {
 /// Bind a session to a local endpoint.
 #[no_mangle]
 pub extern "C" fn vppcom_session_bind(session_handle: u32, ep: *mut vppcom_endpt_t) -> c_int {
-    guard("vppcom_session_bind", VPPCOM_EFAULT, || {
+    guard("vppcom_session_bind", || {
         let Some(ep) = endpoint_in(ep) else {
             return VPPCOM_EINVAL;
         };
@@ -110,7 +103,7 @@ pub extern "C" fn vppcom_session_bind(session_handle: u32, ep: *mut vppcom_endpt
 /// Start listening on a bound session.
 #[no_mangle]
 pub extern "C" fn vppcom_session_listen(session_handle: u32, q_len: u32) -> c_int {
-    guard("vppcom_session_listen", VPPCOM_EFAULT, || {
+    guard("vppcom_session_listen", || {
         let _ = q_len; // VPP has no accept backlog to size
         with_worker(|w| {
             session::listen(w, session_handle, crate::app::session_timeout()).map(|_| 0)
@@ -125,7 +118,7 @@ pub extern "C" fn vppcom_session_accept(
     client_ep: *mut vppcom_endpt_t,
     flags: u32,
 ) -> c_int {
-    guard("vppcom_session_accept", VPPCOM_EFAULT, || {
+    guard("vppcom_session_accept", || {
         with_worker(|w| {
             let nb = flags & libc::O_NONBLOCK as u32 != 0;
             let (h, rmt) = session::accept(w, session_handle, nb)?;
@@ -141,7 +134,7 @@ pub extern "C" fn vppcom_session_connect(
     session_handle: u32,
     server_ep: *mut vppcom_endpt_t,
 ) -> c_int {
-    guard("vppcom_session_connect", VPPCOM_EFAULT, || {
+    guard("vppcom_session_connect", || {
         with_worker(|w| {
             let ep = endpoint_in(server_ep).ok_or(Error::Inval)?;
             session::connect(w, session_handle, ep, crate::app::session_timeout()).map(|_| 0)
@@ -156,7 +149,7 @@ pub extern "C" fn vppcom_session_stream_connect(
     session_handle: u32,
     parent_session_handle: u32,
 ) -> c_int {
-    guard("vppcom_session_stream_connect", VPPCOM_EFAULT, || {
+    guard("vppcom_session_stream_connect", || {
         with_worker(|w| {
             let ss = w.sessions.lock();
             session::lookup(w, &ss, session_handle)?;
@@ -179,7 +172,7 @@ fn query(sh: u32, f: impl FnOnce(&session::Sessions, u32) -> i32) -> i32 {
 /// and for unknown handles, as upstream.
 #[no_mangle]
 pub extern "C" fn vppcom_session_is_stream(session_handle: u32) -> c_int {
-    guard("vppcom_session_is_stream", VPPCOM_EFAULT, || {
+    guard("vppcom_session_is_stream", || {
         query(session_handle, |ss, i| {
             i32::from(ss.get(i).expect("found").stream)
         })
@@ -191,17 +184,15 @@ pub extern "C" fn vppcom_session_is_stream(session_handle: u32) -> c_int {
 /// support; 0 for unknown handles, as upstream.
 #[no_mangle]
 pub extern "C" fn vppcom_session_is_connectable_listener(session_handle: u32) -> c_int {
-    guard(
-        "vppcom_session_is_connectable_listener",
-        VPPCOM_EFAULT,
-        || query(session_handle, |_, _| 0).max(0),
-    )
+    guard("vppcom_session_is_connectable_listener", || {
+        query(session_handle, |_, _| 0).max(0)
+    })
 }
 
 /// The listener handle an accepted session came from (VPPCOM_EBADFD if none).
 #[no_mangle]
 pub extern "C" fn vppcom_session_listener(session_handle: u32) -> c_int {
-    guard("vppcom_session_listener", VPPCOM_EFAULT, || {
+    guard("vppcom_session_listener", || {
         with_worker(|w| {
             let ss = w.sessions.lock();
             let i = session::lookup(w, &ss, session_handle)?;
@@ -215,7 +206,7 @@ pub extern "C" fn vppcom_session_listener(session_handle: u32) -> c_int {
 /// How many sessions a listener has accepted (and not yet closed).
 #[no_mangle]
 pub extern "C" fn vppcom_session_n_accepted(session_handle: u32) -> c_int {
-    guard("vppcom_session_n_accepted", VPPCOM_EFAULT, || {
+    guard("vppcom_session_n_accepted", || {
         query(session_handle, |ss, i| {
             ss.get(i).expect("found").n_accepted as i32
         })
@@ -226,7 +217,7 @@ pub extern "C" fn vppcom_session_n_accepted(session_handle: u32) -> c_int {
 #[no_mangle]
 pub extern "C" fn vppcom_session_get_error(session_handle: u32) -> c_int {
     use vcl_codec::session_error::{SESSION_E_PORTINUSE, SESSION_E_REFUSED};
-    guard("vppcom_session_get_error", VPPCOM_EFAULT, || {
+    guard("vppcom_session_get_error", || {
         with_worker(|w| {
             let ss = w.sessions.lock();
             let i = session::lookup(w, &ss, session_handle)?;

@@ -12,10 +12,10 @@ use vcl_codec::msg::{Connected, CtrlMsg};
 use vcl_codec::session_error::{SESSION_E_ALLOC, SESSION_E_REFUSED};
 use vcl_svm::fifo::notify::SVM_FIFO_WANT_DEQ_NOTIF;
 
-use crate::fifos::{free_pair, try_alloc_pair};
+use crate::session::fifos::{free_pair, try_alloc_pair};
 use crate::session::{FifoLoc, Kind, SessState};
-use crate::sm::{segment_handle, SegOwner};
-use crate::state::{State, WrkEvt, INVALID};
+use crate::vpp::segment_manager::{segment_handle, SegOwner};
+use crate::vpp::state::{State, WrkEvt, INVALID};
 
 /// Smallest CT segment VPP creates (`clib_max (props->segment_size, 128 << 20)`).
 pub const CT_MIN_SEGMENT: u64 = 128 << 20;

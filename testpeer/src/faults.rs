@@ -2,13 +2,13 @@
 //! laid out and before the attach reply goes out, so clients' validation paths get exercised.
 
 use std::fs::File;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use memmap2::MmapOptions;
 use vcl_svm::Segment;
 
 use crate::config::Corruption;
-use crate::state::dup_fd;
 
 /// ssvm header offsets (`ssvm_shared_header_t`).
 const SSVM_SIZE_OFF: usize = 32;
@@ -21,10 +21,12 @@ pub fn corrupt(seg: &Arc<Segment>, mq_off: u64, c: Corruption) {
     let r = match c {
         Corruption::SsvmSize => write_hdr(seg, SSVM_SIZE_OFF, seg.len() as u64 * 4),
         Corruption::FshOffset => write_hdr(seg, SSVM_OPAQUE0_OFF, seg.len() as u64 + 4096),
-        Corruption::MqRings => seg.store::<u32>(mq_off, 0).map_err(crate::segments::svm_io),
+        Corruption::MqRings => seg
+            .store::<u32>(mq_off, 0)
+            .map_err(crate::vpp::segments::svm_io),
         Corruption::MqMaxsize => seg
             .store::<u32>(mq_off.wrapping_add(MQ_MAXSIZE_OFF), 1 << 30)
-            .map_err(crate::segments::svm_io),
+            .map_err(crate::vpp::segments::svm_io),
     };
     match r {
         Ok(()) => tracing::warn!(?c, "fault: app segment corrupted"),
@@ -33,8 +35,9 @@ pub fn corrupt(seg: &Arc<Segment>, mq_off: u64, c: Corruption) {
 }
 
 /// Write a u64 into the ssvm header (before the fsh, which `Segment` does not expose).
+#[allow(unsafe_code)] // a second mapping of the segment, to break its header on purpose
 fn write_hdr(seg: &Segment, off: usize, v: u64) -> std::io::Result<()> {
-    let file = File::from(dup_fd(seg.fd())?);
+    let file = File::from(seg.as_fd().try_clone_to_owned()?);
     // SAFETY: a shared mapping of the segment's first page; nothing else in this process keeps Rust references into the ssvm header, and the bytes written are plain integers.
     let mut map = unsafe { MmapOptions::new().len(4096).map_mut(&file)? };
     map[off..off + 8].copy_from_slice(&v.to_ne_bytes());

@@ -7,46 +7,41 @@
 //! reproduces. Indices and handles come from pools with VPP's reuse order, so a client sees the
 //! numbers VPP would hand out.
 //!
-//! Modules:
-//! * [`config`]: [`PeerConfig`], [`Faults`], socket addresses.
-//! * [`peer`]: [`Peer`] — start/stop, introspection, segment add/delete.
-//! * `sapi` / `sapi_io`: the sapi thread and socket plumbing.
-//! * `vpp_thread`: one consumer loop per emulated VPP thread (dispatch of mq messages).
-//! * `events`: delivery of queued events to app mqs.
-//! * `state` / `app` / `sm` / `segments`: VPP's object model, request handlers, segment
-//!   managers and shared-memory layout.
-//! * `session` / `fifos` / `sess_evts`: sessions, listeners, the session state machine, fifo
-//!   allocation and the delivery of session events to apps.
-//! * `listen` / `sess_api`: LISTEN/UNLISTEN and the other session messages from apps.
-//! * `transport` / `io`: TCP sessions on kernel loopback sockets and the I/O thread.
+//! Modules, one direction of use from top to bottom (each uses only those below it, except
+//! that the handlers in `session`, `transport` and `ct` extend [`vpp::state::State`]):
+//! * [`peer`]: [`Peer`] — start/stop, introspection, segment add/delete; [`shared`]: what the
+//!   threads share.
+//! * `sapi`: the sapi thread (`sapi::socket`: its socket plumbing).
+//! * `vpp`: the emulated VPP threads (`vpp::thread`, dispatch of mq messages), VPP's object
+//!   model (`vpp::state`), the sapi request handlers (`vpp::app`), segment managers
+//!   (`vpp::segment_manager`) and the shared-memory layout (`vpp::segments`).
+//! * `events`: queued worker events, built into session and segment messages and delivered
+//!   to app mqs.
+//! * `session`: sessions, listeners and the session state machine; `session::fifos` (fifo
+//!   allocation), `session::listen` (LISTEN/UNLISTEN), `session::api` (the other session
+//!   messages from apps).
+//! * `transport`: TCP sessions on kernel loopback sockets; `transport::io`, the I/O thread.
 //! * `ct`: cut-through sessions between apps.
-//! * [`log`]: the message log.
+//! * `faults`: segment corruption for tests.
+//! * [`config`]: [`PeerConfig`], [`Faults`], socket addresses; [`log`]: the message log;
+//!   [`pool`]: vppinfra-style pools.
 
 pub mod config;
 pub mod log;
 pub mod peer;
 pub mod pool;
+pub mod shared;
 
-mod app;
 mod ct;
 mod events;
 mod faults;
-mod fifos;
-mod io;
-mod listen;
 mod sapi;
-mod sapi_io;
-mod segments;
-mod sess_api;
-mod sess_evts;
 mod session;
-mod sm;
-mod state;
 mod transport;
-mod vpp_thread;
+mod vpp;
 
 pub use config::{Corruption, Faults, PeerConfig, SockAddr};
 pub use log::{Dir, LogEntry, MsgKind};
 pub use peer::{AppInfo, Peer, WorkerInfo};
-pub use segments::{mqs_segment_size, page_size, sm_segment_size};
-pub use sess_api::SessionInfo;
+pub use session::api::SessionInfo;
+pub use vpp::segments::{mqs_segment_size, page_size, sm_segment_size};

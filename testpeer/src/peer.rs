@@ -3,8 +3,8 @@
 //! test actions (segment add/delete), and shuts everything down on [`Peer::stop`] or drop.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -12,28 +12,11 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::config::{PeerConfig, SockAddr};
 use crate::log::LogEntry;
-use crate::segments::{create_vpp_mqs, VppMqs};
-use crate::state::State;
-use crate::{sapi, sapi_io, vpp_thread};
-
-/// What the threads share.
-pub struct Shared {
-    pub cfg: PeerConfig,
-    state: Mutex<State>,
-    pub stop: AtomicBool,
-    /// Wakes the sapi thread out of poll.
-    pub wake: EventFd,
-    pub vpp_mqs: VppMqs,
-    /// Datagrams received over all connections (fault injection).
-    pub rx_total: AtomicU32,
-}
-
-impl Shared {
-    /// The state lock (VPP's barrier). A panicked holder does not make the state unusable.
-    pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+use crate::sapi::{self, socket};
+use crate::shared::Shared;
+use crate::vpp::segments::create_vpp_mqs;
+use crate::vpp::state::State;
+use crate::vpp::thread as vpp_thread;
 
 /// One app worker as the peer sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,22 +64,20 @@ impl Peer {
         );
         state.reserve_builtins(cfg.builtin_apps);
         state.max_segment_size = cfg.max_segment_size;
-        let listener = sapi_io::bind_listener(&cfg.socket)?;
+        let listener = socket::bind_listener(&cfg.socket)?;
         let wake = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
             .map_err(io::Error::from)?;
-        let shared = Arc::new(Shared {
-            cfg: PeerConfig { threads, ..cfg },
-            state: Mutex::new(state),
-            stop: AtomicBool::new(false),
+        let shared = Arc::new(Shared::new(
+            PeerConfig { threads, ..cfg },
+            state,
             wake,
             vpp_mqs,
-            rx_total: AtomicU32::new(0),
-        });
+        ));
         let mut handles = Vec::new();
         let s = shared.clone();
         handles.push(spawn("vpp-sapi", move || sapi::run(s, listener))?);
         let s = shared.clone();
-        handles.push(spawn("vpp-io", move || crate::io::run(s))?);
+        handles.push(spawn("vpp-io", move || crate::transport::io::run(s))?);
         for t in 0..threads {
             let s = shared.clone();
             let name = if t == 0 {
@@ -265,7 +246,7 @@ fn worker_info(st: &State, map: u32, wrk: u32) -> Option<WorkerInfo> {
             sm.segments
                 .indices()
                 .into_iter()
-                .map(|s| crate::sm::segment_handle(w.sm_index, s))
+                .map(|s| crate::vpp::segment_manager::segment_handle(w.sm_index, s))
                 .collect()
         })
         .unwrap_or_default();

@@ -2,6 +2,8 @@
 //! (18-byte elements) and control events (64-byte messages in 256-byte elements), in mutex and
 //! eventfd modes, against a bounded `std::sync::mpsc::sync_channel` of the same capacity and
 //! payload measured in the same run. Run: `cargo bench -p vcl-svm --bench mq`.
+// unsafe here: makes eventfds with libc.
+#![allow(unsafe_code)]
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::mpsc::sync_channel;

@@ -1,6 +1,8 @@
 //! Passing the fds of shared memory (segment memfds, queue eventfds) over a unix socket:
 //! one datagram plus SCM_RIGHTS, as VPP's app socket API does. Received fds come back owned,
 //! so none can leak, and a truncated control message is an error rather than lost fds.
+// Shared memory / fds: fds received with SCM_RIGHTS become owned here (from_raw_fd).
+#![allow(unsafe_code)]
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};

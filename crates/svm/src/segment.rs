@@ -2,10 +2,12 @@
 //! `opaque[0]`. Owns the fd and the mapping; all shared-memory access goes through
 //! [`Segment::at`], which checks that an fsh-relative offset and length lie inside the mapping
 //! and are aligned.
+// Shared memory / fds: creates the memfd and reads/writes the ssvm header in the mapping.
+#![allow(unsafe_code)]
 
 use std::fmt;
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use memmap2::{MmapOptions, MmapRaw};
 
@@ -90,6 +92,13 @@ pub const SLICE_SIZE: u64 = 192;
 
 /// Largest segment we agree to map (VPP's own segments are far smaller; this bounds a hostile size).
 pub const MAX_SEGMENT_SIZE: u64 = 1 << 40;
+
+/// The memfd backing the segment, borrowed for as long as the segment lives.
+impl AsFd for Segment {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
 
 /// A mapped fifo segment (or the vpp mqs segment).
 pub struct Segment {

@@ -3,6 +3,8 @@
 //! B, and the parent checks every byte. Both fifos start with one 4 KiB chunk, so chunks are
 //! allocated by one process and released by the other through the shared free lists the whole
 //! time. Volume: 1 GiB in release builds, 64 MiB in debug builds.
+// unsafe here: dups fds and forks to test across processes.
+#![allow(unsafe_code)]
 
 use std::os::fd::{FromRawFd, OwnedFd};
 

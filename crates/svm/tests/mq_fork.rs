@@ -2,6 +2,8 @@
 //! a control event every 64th) into an app-shaped queue, the forked child consumes them, checks
 //! their order and reports a checksum through a pipe. Run in mutex mode and in eventfd mode (the
 //! eventfd is inherited across fork, as VPP passes it across processes).
+// unsafe here: makes eventfds and pipes and forks to test across processes.
+#![allow(unsafe_code)]
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};

@@ -1,6 +1,8 @@
 //! Property test: random sequences of non-blocking sends (IO and control, on small queues and
 //! rings so "full" is frequent) and batched receives behave exactly like a VecDeque model, in
 //! both locking modes.
+// unsafe here: makes eventfds with libc.
+#![allow(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::os::fd::{FromRawFd, OwnedFd};

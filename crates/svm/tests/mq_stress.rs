@@ -1,6 +1,8 @@
 //! Several producer threads and one consumer on a small queue (so producers keep hitting "full"
 //! and waiting), in mutex mode and in eventfd mode: every message must arrive exactly once and
 //! in each producer's order.
+// unsafe here: makes eventfds with libc.
+#![allow(unsafe_code)]
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};

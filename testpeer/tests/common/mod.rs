@@ -2,16 +2,15 @@
 //! SCM_RIGHTS, and helpers to map what the peer sends. Written against codec + svm + nix only.
 #![allow(dead_code)]
 
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
-    connect, recvmsg, sendmsg, socket, AddressFamily, ControlMessage, ControlMessageOwned,
-    MsgFlags, SockFlag, SockType, UnixAddr,
+    connect, sendmsg, socket, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
 };
 use vcl_codec::msg::{decode_ctrl_element, AppDetach, CtrlMsg};
 use vcl_codec::sapi::{app_flags, opt, Attach, AttachReply, SapiMsg, SAPI_MSG_LEN};
@@ -95,23 +94,11 @@ pub fn recv_within(fd: &OwnedFd, t: Duration) -> Got {
         return Got::Timeout;
     }
     let mut buf = [0u8; SAPI_MSG_LEN];
-    let mut cmsg = nix::cmsg_space!([RawFd; 8]);
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let r = recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty()).unwrap();
-    if r.bytes == 0 {
+    let (n, fds) = vcl_svm::fdpass::recv_with_fds(fd.as_fd(), &mut buf).unwrap();
+    if n == 0 {
         return Got::Eof;
     }
-    assert_eq!(
-        r.bytes, SAPI_MSG_LEN,
-        "peer sent a datagram of the wrong size"
-    );
-    let mut fds = Vec::new();
-    for c in r.cmsgs().unwrap() {
-        if let ControlMessageOwned::ScmRights(v) = c {
-            // SAFETY: the kernel installed these fds for us; nobody else owns them.
-            fds.extend(v.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
-        }
-    }
+    assert_eq!(n, SAPI_MSG_LEN, "peer sent a datagram of the wrong size");
     Got::Msg(Box::new(SapiMsg::decode(&buf).unwrap()), fds)
 }
 

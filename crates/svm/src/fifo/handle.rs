@@ -2,6 +2,8 @@
 //! borrow — a session keeps one per fifo. Building a [`Fifo`] view from it costs nothing on the
 //! data path: the header's place was bounds-checked once, and every fifo operation validates
 //! the positions and chunks it reads.
+// Shared memory / fds: keeps validated pointers into a mapped segment (Send/Sync, deref).
+#![allow(unsafe_code)]
 
 use std::ptr::NonNull;
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! Scatter/gather on a fifo: zero-copy read segments (a peek that returns pointers into the
 //! chunks, released later with [`Fifo::dequeue_drop`]), gather enqueue with an all-or-nothing
 //! option, and the datagram framing (`session_dgram_hdr_t`, 47 bytes packed) built on them.
+// Shared memory / fds: zero-copy views of chunk bytes in shared memory.
+#![allow(unsafe_code)]
 
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering::{Relaxed, Release};

@@ -1,3 +1,5 @@
+// Shared memory / fds: reads the zero-copy views it tests.
+#![allow(unsafe_code)]
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::notify::*;

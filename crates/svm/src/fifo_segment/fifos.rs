@@ -4,6 +4,8 @@
 //!
 //! `free_fifos` is not atomic in VPP (each slice is only touched by its own VPP thread); we use
 //! relaxed atomics with the same single-writer assumption.
+// Shared memory / fds: zeroes freshly carved fifo memory.
+#![allow(unsafe_code)]
 
 use std::sync::atomic::Ordering::{Relaxed, Release};
 

@@ -2,6 +2,8 @@
 //! of shared memory into a stack buffer, frees ring elements strictly in allocation order, and
 //! signals "not full" to producers. Also waits for work (condvar with a correct absolute
 //! deadline, or eventfd). The hot path does not allocate.
+// Shared memory / fds: reads ring slots and cursors in shared memory.
+#![allow(unsafe_code)]
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

@@ -11,6 +11,8 @@
 //! otherwise (x86_64 only) a `lock xadd` on the unaligned address, which x86 performs atomically
 //! (as a slow "split lock" if it straddles a cache line, which is what C code compiled by VPP
 //! does there too). Other architectures refuse misaligned rings at attach time.
+// Shared memory / fds: volatile and atomic access to the queue header in shared memory.
+#![allow(unsafe_code)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

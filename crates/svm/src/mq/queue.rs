@@ -5,6 +5,8 @@
 //! pthread mutex and signal through the shared condvar; with an eventfd they serialise on a lock
 //! private to this handle (safe because such a queue has a single producing process, and that
 //! process must use one handle per queue) and signal by writing the eventfd.
+// Shared memory / fds: enqueues into rings in shared memory (Send/Sync over the mapping).
+#![allow(unsafe_code)]
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};

@@ -5,6 +5,8 @@
 //! A robust mutex whose owner died is handed to the next locker with `EOWNERDEAD`; we mark it
 //! consistent and carry on (the queue's indices are only ever changed under the lock or by the
 //! lock-free consumer, so there is nothing further to repair), and unlock/broadcast normally.
+// Shared memory / fds: the process-shared pthread mutex and condvar VPP puts in the queue header.
+#![allow(unsafe_code)]
 
 use std::os::fd::RawFd;
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! Unit tests: layout and sizes, init/attach, producer/consumer including wrap-around, full and
 //! empty behaviour, eventfd mode, robust-mutex recovery, corrupt headers, discovery.
+// Shared memory / fds: eventfds and fork for the cross-process tests.
+#![allow(unsafe_code)]
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};

@@ -5,6 +5,8 @@
 //! their fds. Broken connections detach their worker (`sapi_socket_detach`). Faults that act on
 //! the connection (drop, abrupt exit, reply delay) are applied here.
 
+pub mod socket;
+
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,11 +16,13 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use vcl_codec::sapi::{CertKeyAddDel, SapiMsg, SAPI_MSG_LEN};
 use vcl_codec::DecodeError;
 
-use crate::app::MAX_CERTKEY_LEN;
 use crate::log::{Dir, MsgKind};
-use crate::peer::Shared;
-use crate::sapi_io::{self, Recv};
-use crate::state::{dup_fd, SapiReply, Sock, State, INVALID};
+use crate::shared::Shared;
+use crate::vpp::app::MAX_CERTKEY_LEN;
+use vcl_svm::fdpass;
+
+use self::socket::Recv;
+use crate::vpp::state::{SapiReply, Sock, State, INVALID};
 
 /// Poll timeout: the loop also re-checks the stop flag this often.
 const POLL_MS: u16 = 100;
@@ -74,6 +78,8 @@ fn wait(shared: &Shared, listener: &OwnedFd, socks: &[(u32, RawFd)]) -> nix::Res
         PollFd::new(listener.as_fd(), ev),
     ];
     for &(_, fd) in socks {
+        // Polling fds the state owns by number: BorrowedFd needs unsafe to name them.
+        #[allow(unsafe_code)]
         // SAFETY: these fds are owned by the state; only this thread closes them (through the graveyard, drained in `live_sockets`), so they stay open for the whole poll.
         pfds.push(PollFd::new(unsafe { BorrowedFd::borrow_raw(fd) }, ev));
     }
@@ -98,7 +104,7 @@ fn wait(shared: &Shared, listener: &OwnedFd, socks: &[(u32, RawFd)]) -> nix::Res
 /// message is read; its worker is unknown until it attaches.
 fn accept_all(shared: &Shared, listener: RawFd) {
     loop {
-        match sapi_io::accept(listener) {
+        match socket::accept(listener) {
             Ok(Some(fd)) => {
                 let mut st = shared.lock();
                 let idx = st.socks.put(Sock {
@@ -119,7 +125,7 @@ fn accept_all(shared: &Shared, listener: RawFd) {
 
 fn handle_readable(shared: &Shared, sock: u32, fd: RawFd) {
     let mut buf = [0u8; SAPI_MSG_LEN];
-    let r = sapi_io::recv(fd, &mut buf);
+    let r = socket::recv(fd, &mut buf);
     let reply = {
         let mut st = shared.lock();
         if st
@@ -185,7 +191,7 @@ fn die(shared: &Shared, st: &mut State) {
     st.dead = true;
     for i in st.socks.indices() {
         if let Some(fd) = st.socks.get_mut(i).and_then(|s| s.fd.take()) {
-            sapi_io::shutdown(fd.as_raw_fd());
+            socket::shutdown(fd.as_raw_fd());
             st.graveyard.push(fd);
         }
     }
@@ -247,7 +253,7 @@ fn read_cert_payload(st: &mut State, sock: u32, fd: RawFd, m: &CertKeyAddDel) ->
     }
     let mut buf = vec![0u8; usize::from(m.certkey_len)];
     for attempt in 0..=PAYLOAD_TRIES {
-        match sapi_io::recv(fd, &mut buf) {
+        match socket::recv(fd, &mut buf) {
             Recv::Data(n) if n == buf.len() => {
                 st.note(Dir::Rx, MsgKind::CertKeyPayload, sock);
                 return Some(buf);
@@ -270,7 +276,7 @@ fn send_reply(shared: &Shared, r: SapiReply) {
             .socks
             .get(r.sock)
             .and_then(|s| s.fd.as_ref())
-            .and_then(|f| dup_fd(f.as_raw_fd()).ok());
+            .and_then(|f| f.try_clone().ok());
         (fd, st.faults.reply_delay)
     };
     let Some(fd) = fd else {
@@ -280,8 +286,8 @@ fn send_reply(shared: &Shared, r: SapiReply) {
         std::thread::sleep(d);
     }
     let fds: Vec<RawFd> = r.fds.iter().map(|f| f.as_raw_fd()).collect();
-    match sapi_io::send(fd.as_raw_fd(), &r.bytes, &fds) {
-        Ok(()) => shared
+    match fdpass::send_with_fds(fd.as_fd(), &r.bytes, &fds) {
+        Ok(_) => shared
             .lock()
             .note(Dir::Tx, MsgKind::Sapi(r.bytes[0]), r.sock),
         Err(e) => tracing::error!(%e, sock = r.sock, "sapi reply not sent"),

@@ -7,6 +7,8 @@
 //! chunk free lists and VPP's chunk allocation policy ([`alloc`]); fifo header allocation and
 //! release ([`fifos`]). Every offset read from shared memory is untrusted and is turned into a
 //! reference only through [`Segment::at`].
+// Shared memory / fds: typed references to bounds-checked structs in shared memory.
+#![allow(unsafe_code)]
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};

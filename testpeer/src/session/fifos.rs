@@ -15,8 +15,8 @@ use vcl_svm::fifo_segment::FifoSegment;
 use vcl_svm::Segment;
 
 use crate::session::{FifoLoc, Session};
-use crate::sm::{segment_handle, SegOwner, DEFAULT_FIFO_SIZE};
-use crate::state::{State, WrkEvt};
+use crate::vpp::segment_manager::{segment_handle, SegOwner, DEFAULT_FIFO_SIZE};
+use crate::vpp::state::{State, WrkEvt};
 
 /// Allocate an rx and a tx fifo in `seg`'s slice `slice`; both or neither.
 pub fn try_alloc_pair(seg: &Arc<Segment>, slice: u32, rx: u32, tx: u32) -> Option<(u64, u64)> {
@@ -42,7 +42,10 @@ fn available(seg: &Segment) -> u64 {
 impl State {
     /// The fifo sizes of the app owning segment manager `sm` (at least the 4 KiB default, as
     /// `segment_manager_try_alloc_fifos` enforces).
-    pub fn fifo_sizes_of_wrk(&self, wrk: u32) -> Option<(u32, u32, crate::sm::SmProps)> {
+    pub fn fifo_sizes_of_wrk(
+        &self,
+        wrk: u32,
+    ) -> Option<(u32, u32, crate::vpp::segment_manager::SmProps)> {
         let app = self.wrks.get(wrk)?.app_index;
         let props = self.apps.get(app)?.props.clone();
         Some((
@@ -151,7 +154,7 @@ impl State {
         let Some(sm) = self.sms.get_mut(sm_index) else {
             return;
         };
-        let empty = |s: &crate::sm::FifoSeg| {
+        let empty = |s: &crate::vpp::segment_manager::FifoSeg| {
             FifoSegment::attach(&s.seg).is_ok_and(|fs| fs.n_active_fifos() == 0)
         };
         let Some(seg) = sm.segments.get(idx) else {

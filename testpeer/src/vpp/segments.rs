@@ -3,7 +3,7 @@
 //! fifo-pair preallocation. Sizes and order follow VPP v26.06 so a client sees the same bytes.
 
 use std::io;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, SealFlag};
@@ -67,9 +67,8 @@ pub fn mqs_segment_size(cfg: &MqConfig, threads: u8, configured: u64) -> u64 {
 /// the ssvm header keeps the exact size.
 pub fn create_fifo_segment(name: &str, ssvm_size: u64, n_slices: u8) -> io::Result<Arc<Segment>> {
     let seg = Segment::create(name, ssvm_size, fsh_offset()).map_err(svm_io)?;
-    // SAFETY: `seg` owns this fd and outlives the borrow, which ends with this function.
-    let fd = unsafe { BorrowedFd::borrow_raw(seg.fd()) };
-    nix::unistd::ftruncate(fd, round_up(ssvm_size, page_size()) as i64).map_err(io::Error::from)?;
+    nix::unistd::ftruncate(seg.as_fd(), round_up(ssvm_size, page_size()) as i64)
+        .map_err(io::Error::from)?;
     fcntl(seg.fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(io::Error::from)?;
     fcntl(seg.fd(), FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK)).map_err(io::Error::from)?;
     FifoSegment::init(&seg, n_slices).map_err(svm_io)?;

@@ -12,6 +12,8 @@
 //! `tcp_cfg.cleanup_time` (100 ms). Deviations: the peer's FIN is acknowledged by the kernel,
 //! so LAST_ACK completes at once, and TIME_WAIT lasts [`TIME_WAIT`] instead of 10 s.
 
+pub mod io;
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
@@ -23,7 +25,7 @@ use vcl_svm::fifo::notify::SVM_FIFO_WANT_DEQ_NOTIF;
 use vcl_svm::SvmError;
 
 use crate::session::{Kind, SessState};
-use crate::state::{State, WrkEvt, INVALID};
+use crate::vpp::state::{State, WrkEvt, INVALID};
 
 /// `tcp_cfg.cleanup_time`.
 pub const CLEANUP_TIME: Duration = Duration::from_millis(100);

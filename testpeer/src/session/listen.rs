@@ -22,8 +22,8 @@ use vcl_codec::sapi::app_flags;
 use vcl_codec::session_error::*;
 
 use crate::session::{AppListener, EpKey, Kind, SessState};
-use crate::sm::SegManager;
-use crate::state::{State, WrkEvt, INVALID};
+use crate::vpp::segment_manager::SegManager;
+use crate::vpp::state::{State, WrkEvt, INVALID};
 
 /// `session_endpoint_is_local`: zero or loopback.
 pub fn ip_is_local(ip: &Ip46, is_ip4: bool) -> bool {

@@ -1,16 +1,16 @@
 //! Socket plumbing of the app socket API, as VPP's vppinfra `clib_socket_*` does it for sapi:
 //! the SOCK_SEQPACKET listener (SO_PASSCRED, SO_REUSEADDR, backlog 5, group-write allowed on
-//! filesystem sockets), non-blocking accepted connections, exact-length receives and sends with
-//! one SCM_RIGHTS array.
+//! filesystem sockets), non-blocking accepted connections, exact-length receives (sends with an
+//! SCM_RIGHTS array use `vcl_svm::fdpass`).
 
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io::{self, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    accept4, bind, listen, recvmsg, sendmsg, setsockopt, socket, sockopt, AddressFamily, Backlog,
-    ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
+    accept4, bind, listen, recvmsg, setsockopt, socket, sockopt, AddressFamily, Backlog, MsgFlags,
+    SockFlag, SockType, UnixAddr,
 };
 use nix::sys::stat::{umask, Mode};
 
@@ -59,6 +59,7 @@ pub fn bind_listener(addr: &SockAddr) -> io::Result<OwnedFd> {
 
 /// Accept one connection, non-blocking like VPP's accepted sapi sockets (socket.c
 /// `clib_socket_accept`). `Ok(None)` when nothing is pending.
+#[allow(unsafe_code)] // nix's accept4 returns a raw fd; it becomes owned here
 pub fn accept(listener: RawFd) -> io::Result<Option<OwnedFd>> {
     match accept4(listener, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK) {
         // SAFETY: accept4 returned a fresh fd that nothing else owns.
@@ -92,27 +93,6 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> Recv {
         Ok(m) => Recv::Data(m.bytes),
         Err(Errno::EAGAIN) | Err(Errno::EINTR) => Recv::WouldBlock,
         Err(e) => Recv::Error(e as i32),
-    }
-}
-
-/// Send one datagram with `fds` in a single SCM_RIGHTS message (socket.c
-/// `default_socket_sendmsg`). Non-blocking socket: a full socket buffer is an error, as in VPP.
-pub fn send(fd: RawFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
-    let iov = [IoSlice::new(bytes)];
-    let rights = [ControlMessage::ScmRights(fds)];
-    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
-    loop {
-        match sendmsg::<()>(fd, &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
-            Ok(n) if n == bytes.len() => return Ok(()),
-            Ok(n) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    format!("short sapi send: {n} of {} bytes", bytes.len()),
-                ))
-            }
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(nix_io(e)),
-        }
     }
 }
 

@@ -6,7 +6,11 @@
 //! `session_transport_delete_notify`, `session_close`, `session_reset`,
 //! `session_transport_close`, `session_transport_reset` and the cleanup notifications.
 //! Everything runs under the state lock (VPP's barrier); the notifications are queued per
-//! worker per thread and built when the thread flushes them (`sess_evts`).
+//! worker per thread and built when the thread flushes them (`crate::events`).
+
+pub mod api;
+pub mod fifos;
+pub mod listen;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,8 +22,8 @@ use vcl_svm::Segment;
 
 use crate::ct::CtConn;
 use crate::pool::Pool;
-use crate::state::{State, WrkEvt, INVALID};
 use crate::transport::TcpConn;
+use crate::vpp::state::{State, WrkEvt, INVALID};
 
 /// `session_state_t`, in VPP's order (comparisons matter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -19,9 +19,9 @@ use vcl_codec::msg::{
 use vcl_codec::sapi::app_flags;
 use vcl_codec::session_error::*;
 
-use crate::listen::ip_is_local;
+use crate::session::listen::ip_is_local;
 use crate::session::{Kind, SessState};
-use crate::state::{State, WrkEvt, INVALID};
+use crate::vpp::state::{State, WrkEvt, INVALID};
 
 /// One session as tests see it.
 #[derive(Debug, Clone, PartialEq, Eq)]

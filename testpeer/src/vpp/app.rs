@@ -14,8 +14,8 @@ use vcl_codec::sapi::{
 use vcl_codec::session_error::{SESSION_E_APP_ATTACHED, SESSION_E_INVALID, SESSION_E_NOSUPPORT};
 
 use crate::pool::Pool;
-use crate::sm::{segment_handle, SegManager, SegOwner, SmProps};
-use crate::state::{dup_fd, App, AppWorker, SapiReply, State, WrkEvt, INVALID};
+use crate::vpp::segment_manager::{segment_handle, SegManager, SegOwner, SmProps};
+use crate::vpp::state::{dup_fd, App, AppWorker, SapiReply, State, WrkEvt, INVALID};
 
 /// VPP's limits on cert/key payloads (session_api.c `sapi_add_del_cert_key_handler`).
 pub const MAX_CERTKEY_LEN: u16 = 20000;
@@ -112,7 +112,7 @@ impl State {
             return Err(SESSION_E_APP_ATTACHED);
         }
         let mut o = a.options;
-        o[opt::NAMESPACE] = u64::from(crate::state::NS_INDEX);
+        o[opt::NAMESPACE] = u64::from(crate::vpp::state::NS_INDEX);
         let app = self.application_alloc_and_init(handle, a.name_bytes(), &o)?;
         let nw = self.alloc_worker_and_init(app)?;
         if let Some(w) = self.wrks.get_mut(nw.wrk) {
@@ -320,7 +320,7 @@ impl State {
             return Err(SESSION_E_INVALID);
         }
         let (cert, key) = data.split_at(usize::from(m.cert_len).min(data.len()));
-        Ok(self.ckpairs.put(crate::state::CertKey {
+        Ok(self.ckpairs.put(crate::vpp::state::CertKey {
             cert: cert.to_vec(),
             key: key.to_vec(),
         }))

@@ -11,7 +11,7 @@ use vcl_svm::fifo_segment::FifoSegment;
 use vcl_svm::Segment;
 
 use crate::pool::Pool;
-use crate::segments::{self, alloc_app_mq, AppMq, SVM_FIFO_T_SIZE};
+use crate::vpp::segments::{self, alloc_app_mq, AppMq, SVM_FIFO_T_SIZE};
 
 /// segment_manager.c `segment_manager_main_init` defaults.
 pub const DEFAULT_FIFO_SIZE: u32 = 1 << 12;

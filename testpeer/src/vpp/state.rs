@@ -8,14 +8,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use crate::config::Faults;
 use crate::log::{Dir, MsgKind, MsgLog};
 use crate::pool::Pool;
-use crate::sapi_io;
-use crate::segments::AppMq;
-use crate::sm::{SegManager, SmProps};
+use crate::sapi::socket;
+use crate::vpp::segment_manager::{SegManager, SmProps};
+use crate::vpp::segments::AppMq;
 
 /// The only app namespace the peer has: `default`, index 0.
 pub const NS_INDEX: u32 = 0;
@@ -134,6 +134,7 @@ pub struct State {
 }
 
 /// Duplicate an fd we own so a reply can carry it after the lock is released.
+#[allow(unsafe_code)] // state objects keep fds by number; this names one to duplicate it
 pub fn dup_fd(fd: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: callers pass fds owned by live state objects; the borrow ends before they can go.
     unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()
@@ -229,12 +230,12 @@ impl State {
     }
 
     /// The raw fd of the socket behind an api client handle.
-    pub fn sock_fd_of_handle(&self, handle: u32) -> Option<RawFd> {
+    pub fn sock_fd_of_handle(&self, handle: u32) -> Option<BorrowedFd<'_>> {
         if handle >> 16 != NS_INDEX {
             return None;
         }
         let s = self.socks.get(handle & 0xffff)?;
-        s.fd.as_ref().map(|f| f.as_raw_fd())
+        s.fd.as_ref().map(|f| f.as_fd())
     }
 
     /// session_api.c `sapi_socket_close_w_handle`: close a connection from VPP's side and free
@@ -246,7 +247,7 @@ impl State {
         let idx = handle & 0xffff;
         if let Some(s) = self.socks.remove(idx) {
             if let Some(fd) = s.fd {
-                sapi_io::shutdown(fd.as_raw_fd());
+                socket::shutdown(fd.as_raw_fd());
                 self.graveyard.push(fd);
                 self.note(Dir::Tx, MsgKind::Close, idx);
             }

@@ -3,7 +3,7 @@
 //! flushes events queued for app workers on this thread, then waits on the mq's condvar (apps
 //! broadcast it when the queue goes non-empty) for a short while.
 //!
-//! The dispatch `match` hands session messages to their handlers (`listen`, `sess_api`): LISTEN,
+//! The dispatch `match` hands session messages to their handlers (`session::listen`, `session::api`): LISTEN,
 //! UNLISTEN, CONNECT, ACCEPTED_REPLY, DISCONNECT, SHUTDOWN, TERMINATE, DISCONNECTED_REPLY,
 //! RESET_REPLY, APP_DETACH and the IO events; anything else is logged and ignored.
 
@@ -17,8 +17,8 @@ use vcl_svm::mq::{Event, IO_RING};
 
 use crate::events::{evt_name, flush_thread};
 use crate::log::{Dir, MsgKind};
-use crate::peer::Shared;
-use crate::state::State;
+use crate::shared::Shared;
+use crate::vpp::state::State;
 
 /// Longest sleep between rounds: bounds the delay of events queued from outside (tests).
 const IDLE_WAIT: Duration = Duration::from_millis(2);

@@ -18,10 +18,10 @@ use nix::sys::socket::{
 };
 use vcl_codec::session_error::{SESSION_E_REFUSED, SESSION_E_SYSCALL, SESSION_E_TIMEDOUT};
 
-use crate::peer::Shared;
 use crate::session::Kind;
-use crate::state::State;
+use crate::shared::Shared;
 use crate::transport::HalfOpen;
+use crate::vpp::state::State;
 
 /// Longest poll per round (bounds timer and wake-up latency).
 pub const POLL_WAIT: Duration = Duration::from_millis(2);
@@ -80,6 +80,7 @@ pub fn run(shared: Arc<Shared>) {
             // The fds belong to sockets in the state; one closed meanwhile makes poll report
             // POLLNVAL (or a reused number a spurious wake-up), both harmless since every action
             // below re-validates under the lock and is non-blocking.
+            #[allow(unsafe_code)] // naming state-owned fds by number for poll
             let borrow = |fd: i32| {
                 // SAFETY: see above; the borrow only lives for this poll call.
                 unsafe { BorrowedFd::borrow_raw(fd) }

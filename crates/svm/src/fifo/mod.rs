@@ -10,6 +10,8 @@
 //! through [`FifoSegment::chunk`] before use; list walks are bounded; a malformed fifo yields
 //! [`SvmError::Corrupt`], never undefined behaviour, a panic or a hang. The hot paths take no
 //! lock and allocate nothing.
+// Shared memory / fds: copies bytes in and out of chunks in shared memory; marks shared structs `Shared`.
+#![allow(unsafe_code)]
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
