@@ -143,12 +143,8 @@ impl State {
         let seg = self.sms.get(sm)?.seg(idx)?;
         let (r, t) = try_alloc_pair(&seg, u32::from(thread), rx_size, tx_size)?;
         let h = segment_handle(sm, idx);
-        let loc = |off| FifoLoc {
-            seg: seg.clone(),
-            seg_handle: h,
-            off,
-        };
-        Some((loc(r), loc(t), ct_client_seg_handle(h, client_wrk)))
+        let loc = |off| FifoLoc::new(seg.clone(), h, off);
+        Some((loc(r)?, loc(t)?, ct_client_seg_handle(h, client_wrk)))
     }
 
     /// `app_worker_connect_notify (wrk, 0, err, opaque)`: CONNECTED with only context+retval.
@@ -228,7 +224,7 @@ impl State {
     pub fn ct_tx(&mut self, h: u64) {
         let Some(s) = self.sess(h) else { return };
         if let Some(tx) = &s.tx {
-            tx.with(|f| f.unset_event());
+            tx.fifo().unset_event();
         }
         if !matches!(
             s.state,
@@ -236,7 +232,7 @@ impl State {
         ) {
             return;
         }
-        let want = s.tx.as_ref().and_then(|f| f.with(|f| f.want_deq_ntf()));
+        let want = s.tx.as_ref().map(|f| f.fifo().want_deq_ntf());
         let Some(peer) = self.ct(h).and_then(|c| c.peer) else {
             return;
         };
@@ -245,7 +241,11 @@ impl State {
             return;
         }
         if let (Some(w), Some(prx)) = (want.filter(|&w| w != 0), &ps.rx) {
-            prx.with(|f| f.shared().signals.want_deq_ntf.store(w, Ordering::Release));
+            prx.fifo()
+                .shared()
+                .signals
+                .want_deq_ntf
+                .store(w, Ordering::Release);
         }
         self.enqueue_notify(peer);
     }
@@ -267,15 +267,15 @@ impl State {
         let peer_tx_full = ps
             .tx
             .as_ref()
-            .and_then(|f| f.with(|f| f.max_enqueue() == 0))
+            .map(|f| f.fifo().max_enqueue() == 0)
             .unwrap_or(false);
         if let Some(rx) = &rx {
-            rx.with(|f| f.reset_has_deq_ntf());
+            rx.fifo().reset_has_deq_ntf();
         }
         if peer_tx_full {
             // Filled again while the notification travelled: ask for another one.
             if let Some(rx) = &rx {
-                rx.with(|f| f.add_want_deq_ntf(SVM_FIFO_WANT_DEQ_NOTIF));
+                rx.fifo().add_want_deq_ntf(SVM_FIFO_WANT_DEQ_NOTIF);
             }
             return;
         }
@@ -324,10 +324,7 @@ impl State {
         if c.reset {
             return true;
         }
-        let unread = |f: Option<&FifoLoc>| {
-            f.and_then(|f| f.with(|f| f.max_dequeue() > 0))
-                .unwrap_or(false)
-        };
+        let unread = |f: Option<&FifoLoc>| f.map(|f| f.fifo().max_dequeue() > 0).unwrap_or(false);
         if c.is_client {
             // The client reads the server's tx fifo.
             unread(c.fifos.as_ref().map(|(_, tx)| tx))
@@ -373,7 +370,7 @@ impl State {
         }
         self.sessions.ct_refs.remove(&key);
         free_pair(&rx, &tx);
-        let empty = vcl_svm::fifo_segment::FifoSegment::attach(&rx.seg)
+        let empty = vcl_svm::fifo_segment::FifoSegment::attach(rx.seg())
             .is_ok_and(|fs| fs.n_active_fifos() == 0);
         if !empty {
             return;

@@ -402,10 +402,10 @@ fn prepare(st: &mut State, thread: u8, evt: &WrkEvt) -> Option<Out> {
                 return None;
             }
             let rx = rx?;
-            if rx.with(|f| f.has_event()).unwrap_or(true) {
+            if rx.fifo().has_event() {
                 return None;
             }
-            rx.with(|f| f.set_event());
+            rx.fifo().set_event();
             Some(Out::Io(EventType::IoRx, asi))
         }
         WrkEvt::IoTx(_) => Some(Out::Io(EventType::IoTx, s.app_session_index)),
@@ -450,7 +450,7 @@ pub fn deliver(st: &mut State, wrk: u32, thread: u8, evt: &WrkEvt) -> Result<(),
                 // Undo: the event was not sent.
                 let h = (u64::from(thread) << 32) | u64::from(*si);
                 if let Some(rx) = st.sess(h).and_then(|s| s.rx.clone()) {
-                    rx.with(|f| f.unset_event());
+                    rx.fifo().unset_event();
                 }
                 if let Some(s) = st.sess_mut(h) {
                     s.rx_evt = true;

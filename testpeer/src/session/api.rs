@@ -164,7 +164,7 @@ impl State {
         s.state = SessState::Ready;
         let has_data =
             s.rx.as_ref()
-                .and_then(|f| f.with(|f| f.max_dequeue_prod() > 0))
+                .map(|f| f.fifo().max_dequeue_prod() > 0)
                 .unwrap_or(false);
         if has_data {
             self.enqueue_notify(h);

@@ -118,16 +118,8 @@ impl State {
         let (r, t) = try_alloc_pair(&seg, slice, rx, tx)?;
         let seg_handle = segment_handle(sm, idx);
         Some((
-            FifoLoc {
-                seg: seg.clone(),
-                seg_handle,
-                off: r,
-            },
-            FifoLoc {
-                seg,
-                seg_handle,
-                off: t,
-            },
+            FifoLoc::new(seg.clone(), seg_handle, r)?,
+            FifoLoc::new(seg, seg_handle, t)?,
         ))
     }
 
@@ -179,7 +171,7 @@ impl State {
 /// Free an rx/tx pair (`fifo_segment_free_fifo` twice).
 pub fn free_pair(rx: &FifoLoc, tx: &FifoLoc) {
     for f in [rx, tx] {
-        if let Ok(fs) = FifoSegment::attach(&f.seg) {
+        if let Ok(fs) = FifoSegment::attach(f.seg()) {
             if let Ok(fifo) = vcl_svm::fifo::Fifo::attach(fs, f.off) {
                 if let Err(e) = fs.free_fifo(fifo) {
                     tracing::error!(%e, off = f.off, "fifo free failed");

@@ -16,8 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use vcl_codec::msg::{CleanupType, TransportEndpoint};
-use vcl_svm::fifo::Fifo;
-use vcl_svm::fifo_segment::FifoSegment;
+use vcl_svm::fifo::{Fifo, FifoHandle};
 use vcl_svm::Segment;
 
 use crate::ct::CtConn;
@@ -46,17 +45,30 @@ pub enum SessState {
 /// handle and the fsh offset VPP announces.
 #[derive(Clone)]
 pub struct FifoLoc {
-    pub seg: Arc<Segment>,
+    handle: FifoHandle,
     pub seg_handle: u64,
     pub off: u64,
 }
 
 impl FifoLoc {
-    /// Run `f` on the fifo (None if the header no longer validates).
-    pub fn with<R>(&self, f: impl FnOnce(&Fifo<'_>) -> R) -> Option<R> {
-        let fs = FifoSegment::attach(&self.seg).ok()?;
-        let fifo = Fifo::attach(fs, self.off).ok()?;
-        Some(f(&fifo))
+    /// The fifo at `off` in `seg`, validated once here (None if it does not validate).
+    pub fn new(seg: Arc<Segment>, seg_handle: u64, off: u64) -> Option<FifoLoc> {
+        let handle = FifoHandle::new(seg, off).ok()?;
+        Some(FifoLoc {
+            handle,
+            seg_handle,
+            off,
+        })
+    }
+
+    /// The fifo, to operate on.
+    pub fn fifo(&self) -> Fifo<'_> {
+        self.handle.fifo()
+    }
+
+    /// The segment the fifo lives in.
+    pub fn seg(&self) -> &Arc<Segment> {
+        self.handle.segment()
     }
 }
 
@@ -233,7 +245,7 @@ impl State {
             return;
         };
         if let Some(tx) = &s.tx {
-            tx.with(|f| f.clear_deq_ntf());
+            tx.fifo().clear_deq_ntf();
         }
         if s.app_wrk != INVALID {
             self.sess_event(h, WrkEvt::IoTx);
@@ -355,7 +367,7 @@ impl State {
         if st < SessState::Closing {
             // App closed: stop propagating dequeue notifications.
             if let Some(tx) = &s.tx {
-                tx.with(|f| f.clear_deq_ntf());
+                tx.fifo().clear_deq_ntf();
             }
             s.state = SessState::Closing;
         } else if st != SessState::TransportClosed && st != SessState::TransportDeleted {

@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use vcl_codec::msg::{Ip46, TransportEndpoint};
 use vcl_codec::session_error::SESSION_E_REFUSED;
 use vcl_svm::fifo::notify::SVM_FIFO_WANT_DEQ_NOTIF;
-use vcl_svm::SvmError;
 
 use crate::session::{Kind, SessState};
 use crate::vpp::state::{State, WrkEvt, INVALID};
@@ -239,7 +238,7 @@ impl State {
         let state = s.state;
         let Some(tx) = s.tx.clone() else { return };
         if state >= SessState::TransportClosed {
-            tx.with(|f| f.unset_event());
+            tx.fifo().unset_event();
             return;
         }
         if state < SessState::Ready {
@@ -252,7 +251,7 @@ impl State {
         let Some(t) = self.tcp_mut(h) else { return };
         let fin_sent = t.fin_sent;
         let Some(sock) = t.sock.as_mut().filter(|_| !fin_sent) else {
-            tx.with(|f| f.unset_event());
+            tx.fifo().unset_event();
             return;
         };
         let mut buf = [0u8; CHUNK];
@@ -260,16 +259,14 @@ impl State {
         let mut blocked = false;
         let mut failed = false;
         while sent < IO_BUDGET {
-            let n = tx
-                .with(|f| f.peek(0, &mut buf))
-                .and_then(|r| r.ok())
-                .unwrap_or(0);
+            let n = tx.fifo().peek(0, &mut buf).unwrap_or(0);
             if n == 0 {
                 break;
             }
             match sock.write(&buf[..n]) {
                 Ok(w) => {
-                    tx.with(|f| f.dequeue_drop(w as u32));
+                    // Fails only on a fifo the app corrupted, which the next peek reports too.
+                    let _ = tx.fifo().dequeue_drop(w as u32);
                     sent += w;
                     if w < n {
                         blocked = true;
@@ -288,18 +285,18 @@ impl State {
             }
         }
         if failed {
-            tx.with(|f| f.unset_event());
+            tx.fifo().unset_event();
             return self.tcp_rcv_rst(h);
         }
         // session_tx_maybe_reschedule
-        tx.with(|f| f.unset_event());
-        let left = tx.with(|f| f.max_dequeue()).unwrap_or(0);
-        let resched = left > 0 && tx.with(|f| f.set_event()).unwrap_or(false);
+        tx.fifo().unset_event();
+        let left = tx.fifo().max_dequeue();
+        let resched = left > 0 && tx.fifo().set_event();
         if let Some(t) = self.tcp_mut(h) {
             t.tx_pending = resched;
             t.tx_blocked = resched && blocked;
         }
-        if sent > 0 && tx.with(|f| f.needs_deq_ntf(sent as u32)).unwrap_or(false) {
+        if sent > 0 && tx.fifo().needs_deq_ntf(sent as u32) {
             self.dequeue_notify(h);
         }
         if left == 0 {
@@ -355,11 +352,7 @@ impl State {
         let mut failed = false;
         while got < IO_BUDGET {
             if !t.pending_rx.is_empty() {
-                let n = match rx.with(|f| f.enqueue(&t.pending_rx)) {
-                    Some(Ok(n)) => n,
-                    Some(Err(SvmError::Full)) | None => 0,
-                    Some(Err(_)) => 0,
-                };
+                let n = rx.fifo().enqueue(&t.pending_rx).unwrap_or(0);
                 t.pending_rx.drain(..n);
                 got += n;
                 if !t.pending_rx.is_empty() {
@@ -367,11 +360,11 @@ impl State {
                     break;
                 }
             }
-            let space = rx.with(|f| f.max_enqueue_prod()).unwrap_or(0) as usize;
+            let space = rx.fifo().max_enqueue_prod() as usize;
             if space == 0 {
                 // Window closed: ask the app to tell us when it dequeues.
-                rx.with(|f| f.add_want_deq_ntf(SVM_FIFO_WANT_DEQ_NOTIF));
-                t.rx_paused = rx.with(|f| f.max_enqueue_prod() == 0).unwrap_or(true);
+                rx.fifo().add_want_deq_ntf(SVM_FIFO_WANT_DEQ_NOTIF);
+                t.rx_paused = rx.fifo().max_enqueue_prod() == 0;
                 if t.rx_paused {
                     break;
                 }
@@ -385,10 +378,7 @@ impl State {
                     break;
                 }
                 Ok(n) => {
-                    let q = match rx.with(|f| f.enqueue(&buf[..n])) {
-                        Some(Ok(q)) => q,
-                        _ => 0,
-                    };
+                    let q = rx.fifo().enqueue(&buf[..n]).unwrap_or(0);
                     got += q;
                     if q < n {
                         t.pending_rx.extend_from_slice(&buf[q..n]);
@@ -462,12 +452,12 @@ impl State {
         let unread = self
             .sess(h)
             .and_then(|s| s.rx.as_ref())
-            .and_then(|f| f.with(|f| f.max_dequeue()))
+            .map(|f| f.fifo().max_dequeue())
             .unwrap_or(0);
         let tx_left = self
             .sess(h)
             .and_then(|s| s.tx.as_ref())
-            .and_then(|f| f.with(|f| f.max_dequeue()))
+            .map(|f| f.fifo().max_dequeue())
             .unwrap_or(0);
         let Some(t) = self.tcp_mut(h) else { return };
         match t.st {
@@ -506,7 +496,7 @@ impl State {
         let tx_left = self
             .sess(h)
             .and_then(|s| s.tx.as_ref())
-            .and_then(|f| f.with(|f| f.max_dequeue()))
+            .map(|f| f.fifo().max_dequeue())
             .unwrap_or(0);
         let Some(t) = self.tcp_mut(h) else { return };
         if t.st != TcpSt::Established {
@@ -541,7 +531,7 @@ impl State {
         let rx_space = self
             .sess(h)
             .and_then(|s| s.rx.as_ref())
-            .and_then(|f| f.with(|f| f.max_enqueue_prod()))
+            .map(|f| f.fifo().max_enqueue_prod())
             .unwrap_or(0);
         let Some(t) = self.tcp_mut(h) else { return };
         if t.cleanup_at.is_some_and(|at| now >= at) {
