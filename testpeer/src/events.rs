@@ -3,7 +3,8 @@
 //! stop at the first event whose ring is full and mark the worker congested, and for
 //! APP_ADD_SEGMENT send the memfd with SEND_FDS on the worker's socket before enqueueing the mq
 //! message (`mq_send_add_segment_sapi_cb` → `app_wrk_send_ctrl_evt_fd`). A failed fd send force
-//! detaches the app. VPP never blocks on an app mq (docs/wire.md#test-peer-behaviour).
+//! detaches the app. VPP never blocks on an app mq
+//! (docs/wire.md#vpp-never-blocks-on-an-app-mq).
 //!
 //! Session events are built from the session as it is at flush time, with the mq callbacks of
 //! session_api.c (`mq_send_session_accepted_cb`, `mq_send_session_connected_cb`,
@@ -295,7 +296,7 @@ fn accepted_msg(st: &State, s: &Session) -> CtrlMsg {
         ..Default::default()
     };
     if s.is_ct() {
-        // Only rmt.is_ip4, rmt.port (0 for CT, ERRATA O9) and lcl.port are filled.
+        // Only rmt.is_ip4, rmt.port (0: docs/wire.md#cut-through-accepted) and lcl.port are filled.
         m.rmt.is_ip4 = s.lcl.is_ip4;
         m.rmt.port = 0;
         m.lcl.port = s.lcl.port;

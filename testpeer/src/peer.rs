@@ -203,8 +203,9 @@ impl Peer {
     }
 
     /// Give worker `wrk_map_index` of `app_index` a new segment of `size` bytes and announce
-    /// it: SEND_FDS on its socket, then APP_ADD_SEGMENT on its app mq (FACTS §3.5), delivered
-    /// by VPP thread 0 within a few ms. Returns the segment handle `(sm << 32) | seg`.
+    /// it: SEND_FDS on its socket, then APP_ADD_SEGMENT on its app mq
+    /// (docs/wire.md#segment-announcements), delivered by VPP thread 0 within a few ms.
+    /// Returns the segment handle `(sm << 32) | seg`.
     pub fn add_segment(&self, app_index: u32, wrk_map_index: u32, size: u64) -> io::Result<u64> {
         self.shared
             .lock()

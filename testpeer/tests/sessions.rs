@@ -243,7 +243,7 @@ fn connect_echo_and_app_close() {
         c.handle as u32,
         b"ping",
     );
-    // IO events carry CONNECT.context (ERRATA O1).
+    // IO events carry CONNECT.context (docs/wire.md#io-events-carry-the-apps-session-index).
     assert_eq!(app.next(), Ev::Io(RX, 5));
     assert_eq!(read_rx(&app, c.segment_handle, c.server_rx_fifo), b"ping");
 
@@ -312,7 +312,8 @@ fn rx_flow_control_and_tx_deq_notifications() {
             got.extend_from_slice(&chunk);
             let empty = with_fifo(&app.seg(seg), a.server_rx_fifo, |f| {
                 f.unset_event();
-                // Re-check after clearing (FACTS §4.6): data that raced in wins a new event.
+                // Re-check after clearing (docs/wire.md#event-flags): data that raced in wins a
+                // new event.
                 f.max_dequeue() > 0 && f.set_event()
             });
             if !empty {

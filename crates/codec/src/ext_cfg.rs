@@ -4,7 +4,7 @@
 //!
 //! Layout: type u16 @0, len u16 @2, body @4. `len` counts the body only and
 //! VPP reads `len + 4` bytes, so the chunk must hold at least that
-//! (ERRATA D3). The crypto body uses the v26.06 layout (284 B, total 288):
+//! (docs/wire.md#ext-config-blob). The crypto body uses the v26.06 layout (284 B, total 288):
 //! see transport_types.h `transport_endpt_crypto_cfg_t`.
 
 use crate::error::DecodeError;
@@ -58,7 +58,7 @@ pub struct CryptoCfg {
     pub tls_profile_index: u32,
     /// App worker owning app-scoped crypto objects; ~0 = the connecting
     /// worker. VPP takes any other value as a global app-worker index
-    /// (ERRATA O10), so keep ~0 unless you mean it.
+    /// (docs/wire.md#ext-config-blob), so keep ~0 unless you mean it.
     pub owner_app_wrk_index: u32,
     /// ALPN protocol ids, in preference order.
     pub alpn_protos: [u8; 4],

@@ -346,7 +346,7 @@ impl SapiMsg {
     /// Decodes one datagram of exactly 209 bytes.
     ///
     /// Receive into a 209-byte buffer: SEQPACKET then truncates a longer
-    /// datagram to 209 bytes, which VPP also accepts (ERRATA O13), and this
+    /// datagram to 209 bytes, which VPP also accepts (docs/wire.md#sapi-datagrams), and this
     /// function sees the same prefix VPP would. A shorter datagram is an
     /// error, as in VPP (which detaches the worker). A slice longer than 209
     /// is refused too, because it means the caller's framing is off; use

@@ -144,7 +144,8 @@ impl State {
             return;
         }
         if m.retval != 0 {
-            // Server not interested: disconnect, and no further notifications (ERRATA O8).
+            // Server not interested: disconnect, no further notifications
+            // (docs/wire.md#accepted_reply-with-an-error).
             self.session_close(h);
             if let Some(s) = self.sess_mut(h) {
                 s.app_wrk = INVALID;

@@ -87,7 +87,8 @@ pub struct Session {
     pub thread: u8,
     pub index: u32,
     pub state: SessState,
-    /// Global app worker index, `INVALID` once detached (ERRATA O8).
+    /// Global app worker index, `INVALID` once detached
+    /// (docs/wire.md#accepted_reply-with-an-error).
     pub app_wrk: u32,
     pub listener_handle: u64,
     /// `SESSION_F_RX_READY`.

@@ -224,7 +224,7 @@ impl State {
             s.tx = Some(tx);
             s.lcl = lcl;
             s.rmt = rmt;
-            // Stamped from CONNECT.context (ERRATA O1).
+            // Stamped from CONNECT.context (docs/wire.md#io-events-carry-the-apps-session-index).
             s.app_session_index = ho.ctx;
             s.state = SessState::Ready;
         }

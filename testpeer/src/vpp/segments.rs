@@ -85,7 +85,8 @@ pub struct VppMqs {
 /// `n_mqs` = number of threads set before the queues are carved, each queue of
 /// `L = max(2048, wrk_mq_length)` slots with rings L × 18 B and L/2 × 256 B, carved with
 /// fifo_segment.c `fifo_segment_msg_q_alloc` (8-byte aligned, `n_reserved_bytes += size`), so
-/// FACTS §5.4 discovery finds queue i at `start_byte_index + i * size`.
+/// discovery (docs/wire.md#finding-the-vpp-thread-mqs) finds queue i at
+/// `start_byte_index + i * size`.
 pub fn create_vpp_mqs(threads: u8, wrk_mq_length: u32, configured_size: u64) -> io::Result<VppMqs> {
     let cfg = MqConfig::vpp_thread(wrk_mq_length);
     let size = mqs_segment_size(&cfg, threads, configured_size);

@@ -3,9 +3,10 @@
 //! flushes events queued for app workers on this thread, then waits on the mq's condvar (apps
 //! broadcast it when the queue goes non-empty) for a short while.
 //!
-//! The dispatch `match` hands session messages to their handlers (`session::listen`, `session::api`): LISTEN,
-//! UNLISTEN, CONNECT, ACCEPTED_REPLY, DISCONNECT, SHUTDOWN, TERMINATE, DISCONNECTED_REPLY,
-//! RESET_REPLY, APP_DETACH and the IO events; anything else is logged and ignored.
+//! The dispatch `match` hands session messages to their handlers (`session::listen`,
+//! `session::api`): LISTEN, UNLISTEN, CONNECT, ACCEPTED_REPLY, DISCONNECT, SHUTDOWN,
+//! TERMINATE, DISCONNECTED_REPLY, RESET_REPLY, APP_DETACH and the IO events; anything else is
+//! logged and ignored.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -83,7 +84,8 @@ fn dispatch(st: &mut State, t: u8, e: Event<'_>) {
 }
 
 /// session_node.c `app_mq_detach_handler`: look the app up by client index and detach the
-/// workers registered with that client index (ERRATA O6), each losing its socket.
+/// workers registered with that client index (docs/wire.md#app_detach-scope), each losing its
+/// socket.
 fn app_detach(st: &mut State, m: AppDetach) {
     let Some(app) = st.app_lookup(m.client_index) else {
         tracing::debug!(client = m.client_index, "APP_DETACH for unknown client");

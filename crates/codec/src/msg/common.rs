@@ -103,7 +103,7 @@ impl TransportProto {
 
 /// `transport_endpt_cfg_flags` bits for the `flags` byte of LISTEN/CONNECT.
 pub mod cfg_flags {
-    /// Connected UDP (VCL sets it on every connect, ERRATA D7).
+    /// Connected UDP (VCL sets it on every connect: docs/wire.md#connect-flags).
     pub const CONNECTED: u8 = 1 << 0;
     /// Unidirectional stream.
     pub const UNIDIRECTIONAL: u8 = 1 << 1;

@@ -1,4 +1,4 @@
-//! Segment add/delete notices (FACTS §6.5). Unlike the other control
+//! Segment add/delete notices (docs/wire.md#segment-messages). Unlike the other control
 //! messages these structs are NOT packed: natural C alignment applies
 //! (see application_interface.h `app_map_another_segment_msg_`).
 

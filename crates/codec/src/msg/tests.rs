@@ -1,4 +1,5 @@
-//! Byte-image tests built from the FACTS §6.3–§6.5 offset tables, round
+//! Byte-image tests built from the offset tables of application_interface.h
+//! (docs/wire.md#codec-layouts), round
 //! trips for every control message, and robustness against random input.
 
 use super::*;
@@ -96,7 +97,7 @@ fn sample_connected() -> Connected {
     }
 }
 
-/// One instance of every `CtrlMsg` variant with its FACTS size.
+/// One instance of every `CtrlMsg` variant with its size in VPP.
 fn samples() -> Vec<(CtrlMsg, usize)> {
     let sh = SessionHandleMsg {
         client_index: 1,

@@ -1,4 +1,4 @@
-//! Control messages VPP sends to the app (FACTS §6.4), packed; offsets from
+//! Control messages VPP sends to the app (docs/wire.md#control-messages), packed; offsets from
 //! the message start (ring element + 2). Verified against
 //! application_interface.h (`session_*_msg_t`).
 

@@ -1,4 +1,4 @@
-//! Control messages the app sends to VPP (FACTS §6.3). All are packed
+//! Control messages the app sends to VPP (docs/wire.md#control-messages). All are packed
 //! except APP_DETACH; offsets are from the message start (ring element + 2).
 //! Verified against application_interface.h (`session_*_msg_t`).
 

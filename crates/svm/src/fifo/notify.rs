@@ -1,6 +1,7 @@
 //! Notification flags of a fifo (`svm_fifo_signals_t`): the "event outstanding" flag both sides
 //! race on, the producer's dequeue-notification wishes, the consumer's decision whether a
-//! dequeue must be notified (VPP v26.06 `svm_fifo_needs_deq_ntf`, ERRATA D2), and subscribers.
+//! dequeue must be notified (VPP v26.06 `svm_fifo_needs_deq_ntf`:
+//! docs/wire.md#dequeue-notifications), and subscribers.
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 

@@ -189,7 +189,7 @@ fn datagrams_round_trip_and_truncate() {
     let (_, n) = f.dequeue_dgram(&mut buf[..100], false).unwrap().unwrap();
     assert_eq!(&buf[..n], &p1[..100]);
     assert_eq!(f.max_dequeue(), 3047, "the rest of the datagram is dropped");
-    // a lone zero-length datagram is not readable (ERRATA D4)
+    // a lone zero-length datagram is not readable (docs/wire.md#datagrams)
     f.dequeue_dgram(&mut buf, false).unwrap().unwrap();
     f.enqueue_dgram(&hdr, &[]).unwrap();
     assert_eq!(f.dequeue_dgram(&mut buf, false).unwrap(), None);

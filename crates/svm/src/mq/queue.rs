@@ -22,7 +22,7 @@ use crate::segment::{Result, SvmError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendMode {
     /// Never block: try-lock, and fail with [`SvmError::Full`] if the lock is busy or there is
-    /// no room (what VPP does towards app queues, ERRATA O7).
+    /// no room (what VPP does towards app queues: docs/wire.md#vpp-never-blocks-on-an-app-mq).
     Try,
     /// Wait as long as it takes for room.
     Block,

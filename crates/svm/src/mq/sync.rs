@@ -128,7 +128,7 @@ impl ShmLock {
 }
 
 /// The absolute CLOCK_REALTIME time `timeout` from now, with the fraction carried correctly
-/// (VPP v26.06 drops the fraction's carry and truncates "now"; see ERRATA O12).
+/// (VPP v26.06 drops the fraction's carry and truncates "now": docs/wire.md#timed-waits).
 pub(crate) fn realtime_deadline(timeout: Duration) -> libc::timespec {
     let mut now = libc::timespec {
         tv_sec: 0,

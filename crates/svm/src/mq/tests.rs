@@ -228,7 +228,7 @@ fn empty_queue_waits_for_the_whole_timeout() {
     let mut c = q.consumer().unwrap();
     assert_eq!(c.dequeue(4, |_| ()).unwrap(), 0);
     assert_eq!(c.try_dequeue(&mut [0; 18]).unwrap(), None);
-    // VPP v26.06 returns at once for sub-second waits (ERRATA O12); we must not.
+    // VPP v26.06 returns at once for sub-second waits (docs/wire.md#timed-waits); we must not.
     let t = Instant::now();
     assert!(!c.wait(Duration::from_millis(60)).unwrap());
     let el = t.elapsed();
