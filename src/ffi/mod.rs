@@ -1,9 +1,9 @@
 //! The C ABI of vppcom.h: one file per group of exports.
 //!
-//! Every export is a panic boundary ([`guard`]) around argument checks and one call into the
+//! Every export is a panic boundary (`guard`) around argument checks and one call into the
 //! layer below; a panic never unwinds into C, it becomes the return type's failure value
-//! ([`OnPanic`]: VPPCOM_EFAULT for an `int`) and one error log line. Caller pointers become
-//! references and slices only through [`ptr`].
+//! (`OnPanic`: VPPCOM_EFAULT for an `int`) and one error log line. Caller pointers become
+//! references and slices only through `ptr`.
 //!
 //! `unsafe` is allowed in this module only: it is where C hands us raw pointers, and
 //! `#[no_mangle]` exports count as unsafe code too.
@@ -80,4 +80,20 @@ pub(crate) fn rv(r: crate::error::Result<i32>) -> i32 {
 pub(crate) fn no_worker() -> crate::error::Error {
     tracing::debug!("no VCL worker on this thread (app not attached or thread not registered)");
     crate::error::Error::BadFd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_the_return_types_failure_value() {
+        assert_eq!(
+            guard("t", || -> c_int { panic!("int export") }),
+            VPPCOM_EFAULT
+        );
+        guard("t", || -> () { panic!("void export") });
+        assert_eq!(guard_or("t", -1, || -> c_int { panic!("override") }), -1);
+        assert_eq!(guard("t", || 7), 7);
+    }
 }

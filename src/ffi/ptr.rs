@@ -71,3 +71,31 @@ pub(crate) unsafe fn in_bytes<'a>(p: *const c_char, n: usize) -> &'a [u8] {
     // SAFETY: per this function's contract; u8 has alignment 1.
     unsafe { in_slice(p.cast::<u8>(), n) }.unwrap_or(&[])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ptr::{null, null_mut};
+
+    #[test]
+    fn null_is_none_and_lengths_are_kept() {
+        let a = [1u8, 2, 3];
+        let mut b = [0u32; 2];
+        let mut x = 5i32;
+        // SAFETY: every non-NULL pointer below points at live locals of the stated length.
+        unsafe {
+            assert_eq!(in_slice(a.as_ptr(), 3), Some(&a[..]));
+            assert_eq!(in_slice::<u8>(null(), 3), None);
+            out_slice(b.as_mut_ptr(), 2).unwrap()[1] = 9;
+            assert!(out_slice::<u32>(null_mut(), 2).is_none());
+            assert_eq!(opt_ref(&x as *const i32), Some(&5));
+            *opt_mut(&mut x as *mut i32).unwrap() = 6;
+            assert!(opt_ref::<i32>(null()).is_none() && opt_mut::<i32>(null_mut()).is_none());
+            assert_eq!(opt_cstr(c"tcp".as_ptr()).unwrap().to_bytes(), b"tcp");
+            assert!(opt_cstr(null()).is_none());
+            assert_eq!(in_bytes(a.as_ptr().cast(), 2), &[1, 2]);
+            assert!(in_bytes(null(), 0).is_empty());
+        }
+        assert_eq!((b, x), ([0, 9], 6));
+    }
+}

@@ -7,8 +7,10 @@
 //! reproduces. Indices and handles come from pools with VPP's reuse order, so a client sees the
 //! numbers VPP would hand out.
 //!
-//! Modules, one direction of use from top to bottom (each uses only those below it, except
-//! that the handlers in `session`, `transport` and `ct` extend [`vpp::state::State`]):
+//! Modules. [`peer`] starts the threads and nothing imports it; the threads share only
+//! [`shared`]. VPP's state (`State`, one struct under one lock, as VPP's
+//! barrier) is defined in `vpp::state` and extended by `impl State` blocks in the handler
+//! modules (`vpp::app`, `session`, `transport`, `ct`), each next to the VPP code it mirrors.
 //! * [`peer`]: [`Peer`] — start/stop, introspection, segment add/delete; [`shared`]: what the
 //!   threads share.
 //! * `sapi`: the sapi thread (`sapi::socket`: its socket plumbing).
