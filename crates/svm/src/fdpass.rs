@@ -36,7 +36,8 @@ pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(usize, Vec
     for c in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(raw) = c {
             for fd in raw {
-                // SAFETY: the kernel just installed this fd in our table for us; nothing else owns it, so wrapping it makes it closed exactly once.
+                // SAFETY: the kernel just installed this fd in our table for us; nothing else owns
+                // it, so wrapping it makes it closed exactly once.
                 fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
             }
         }

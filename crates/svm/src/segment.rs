@@ -90,7 +90,8 @@ const FSH_START_BYTE_INDEX_OFF_CL64: u64 = 80;
 pub const FSH_SIZE: u64 = 128;
 pub const SLICE_SIZE: u64 = 192;
 
-/// Largest segment we agree to map (VPP's own segments are far smaller; this bounds a hostile size).
+/// Largest segment we agree to map (VPP's own segments are far smaller; this bounds a hostile
+/// size).
 pub const MAX_SEGMENT_SIZE: u64 = 1 << 40;
 
 /// The memfd backing the segment, borrowed for as long as the segment lives.
@@ -131,7 +132,8 @@ impl Segment {
             )));
         }
         let probe = map_raw(&file, std::mem::size_of::<SsvmSharedHeader>())?;
-        // SAFETY: the probe mapping is at least 120 bytes long and page aligned; read_unaligned copies plain integers, any bit pattern is valid.
+        // SAFETY: the probe mapping is at least 120 bytes long and page aligned; read_unaligned
+        // copies plain integers, any bit pattern is valid.
         let hdr = unsafe { (probe.as_ptr() as *const SsvmSharedHeader).read_volatile() };
         drop(probe);
         let size = hdr.ssvm_size;
@@ -300,7 +302,8 @@ impl Segment {
 
     /// Record our pid as the segment's client (VCL does this after mapping).
     pub fn set_client_pid(&self) {
-        // SAFETY: every mapping is at least 4096 bytes, so offset 44 of the ssvm header is mapped and 4-byte aligned (the mapping is page aligned).
+        // SAFETY: every mapping is at least 4096 bytes, so offset 44 of the ssvm header is mapped
+        // and 4-byte aligned (the mapping is page aligned).
         unsafe {
             (self.map.as_mut_ptr().add(44) as *mut u32).write_volatile(std::process::id());
         }

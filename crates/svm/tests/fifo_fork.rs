@@ -156,7 +156,8 @@ fn stream_through_a_fifo_pair_across_processes() {
     let b = fs.alloc_fifo(0, 192 << 10).unwrap();
     let (a_off, b_off) = (a.offset(), b.offset());
     let start = std::time::Instant::now();
-    // SAFETY: the child only maps memory, runs the echo loop and leaves with _exit; glibc's malloc is usable after fork.
+    // SAFETY: the child only maps memory, runs the echo loop and leaves with _exit; glibc's malloc
+    // is usable after fork.
     match unsafe { fork() }.unwrap() {
         ForkResult::Child => {
             let code = std::panic::catch_unwind(|| child(seg.fd(), a_off, b_off)).unwrap_or(9);

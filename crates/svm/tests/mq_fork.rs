@@ -98,7 +98,8 @@ fn run(evt: bool) {
         q.set_eventfd(eventfd());
     }
     let (rd, wr) = pipe();
-    // SAFETY: the child runs only the consumer (no locks shared with other parent threads besides the queue's process-shared ones) and leaves with _exit.
+    // SAFETY: the child runs only the consumer (no locks shared with other parent threads besides
+    // the queue's process-shared ones) and leaves with _exit.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0);
     if pid == 0 {

@@ -80,7 +80,8 @@ fn wait(shared: &Shared, listener: &OwnedFd, socks: &[(u32, RawFd)]) -> nix::Res
     for &(_, fd) in socks {
         // Polling fds the state owns by number: BorrowedFd needs unsafe to name them.
         #[allow(unsafe_code)]
-        // SAFETY: these fds are owned by the state; only this thread closes them (through the graveyard, drained in `live_sockets`), so they stay open for the whole poll.
+        // SAFETY: these fds are owned by the state; only this thread closes them (through the
+        // graveyard, drained in `live_sockets`), so they stay open for the whole poll.
         pfds.push(PollFd::new(unsafe { BorrowedFd::borrow_raw(fd) }, ev));
     }
     poll(&mut pfds, PollTimeout::from(POLL_MS))?;

@@ -10,7 +10,8 @@
 //! through [`FifoSegment::chunk`] before use; list walks are bounded; a malformed fifo yields
 //! [`SvmError::Corrupt`], never undefined behaviour, a panic or a hang. The hot paths take no
 //! lock and allocate nothing.
-// Shared memory / fds: copies bytes in and out of chunks in shared memory; marks shared structs `Shared`.
+// Shared memory / fds: copies bytes in and out of chunks in shared memory; marks shared structs
+// `Shared`.
 #![allow(unsafe_code)]
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
@@ -359,7 +360,8 @@ impl<'a> Fifo<'a> {
         let mut done = 0usize;
         loop {
             let n = ((c.len - at) as usize).min(src.len() - done);
-            // SAFETY: `c.data .. + c.len` was bounds-checked by `FifoSegment::chunk` and `at + n <= c.len`; `src[done..done + n]` is in bounds. `copy` tolerates overlap.
+            // SAFETY: `c.data .. + c.len` was bounds-checked by `FifoSegment::chunk` and `at + n <=
+            // c.len`; `src[done..done + n]` is in bounds. `copy` tolerates overlap.
             unsafe { std::ptr::copy(src.as_ptr().add(done), c.data.add(at as usize), n) };
             done += n;
             if at as usize + n < c.len as usize {

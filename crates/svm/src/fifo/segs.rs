@@ -52,7 +52,8 @@ impl<'a> FifoSeg<'a> {
         if self.len == 0 {
             return &[];
         }
-        // SAFETY: `data .. data + len` was bounds-checked inside a validated chunk of a mapping that outlives 'a; the caller upholds the no-concurrent-writer contract above.
+        // SAFETY: `data .. data + len` was bounds-checked inside a validated chunk of a mapping
+        // that outlives 'a; the caller upholds the no-concurrent-writer contract above.
         unsafe { std::slice::from_raw_parts(self.data, self.len as usize) }
     }
 }

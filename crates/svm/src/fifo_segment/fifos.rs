@@ -24,7 +24,8 @@ pub fn min_alloc_for(size: u32) -> u32 {
 impl<'a> FifoSegment<'a> {
     fn zero(&self, off: u64, len: u64) -> Result<()> {
         let p = self.seg.at(off, len as usize, 1)?;
-        // SAFETY: `at` checked `off .. off + len` lies in the mapping; the bytes are a fifo header we own (carved or popped from our slice's list) and zero is valid for all its atomics.
+        // SAFETY: `at` checked `off .. off + len` lies in the mapping; the bytes are a fifo header
+        // we own (carved or popped from our slice's list) and zero is valid for all its atomics.
         unsafe { std::ptr::write_bytes(p, 0, len as usize) };
         Ok(())
     }

@@ -110,7 +110,9 @@ unsafe impl Shared for FifoSegmentSlice {}
 /// checked by [`Segment::at`]).
 pub(crate) fn shared_ref<T: Shared>(seg: &Segment, off: u64) -> Result<&T> {
     let p = seg.at(off, std::mem::size_of::<T>(), std::mem::align_of::<T>())?;
-    // SAFETY: `at` checked that `off .. off + size_of::<T>()` lies in the mapping and is aligned for T; T is made of atomics only (trait contract), so any bytes are a valid T and concurrent writes by the peer go through atomic cells. The mapping lives as long as `seg`.
+    // SAFETY: `at` checked that `off .. off + size_of::<T>()` lies in the mapping and is aligned
+    // for T; T is made of atomics only (trait contract), so any bytes are a valid T and concurrent
+    // writes by the peer go through atomic cells. The mapping lives as long as `seg`.
     Ok(unsafe { &*(p as *const T) })
 }
 
@@ -177,7 +179,8 @@ impl<'a> FifoSegment<'a> {
             )));
         }
         let p = seg.at(0, hdr_sz as usize, 64)?;
-        // SAFETY: `at` checked the header and slices lie inside the mapping; nobody else uses a segment that is being laid out, and zero bytes are valid for every atomic field.
+        // SAFETY: `at` checked the header and slices lie inside the mapping; nobody else uses a
+        // segment that is being laid out, and zero bytes are valid for every atomic field.
         unsafe { std::ptr::write_bytes(p, 0, hdr_sz as usize) };
         let fsh: &FifoSegmentHeader = shared_ref(seg, 0)?;
         fsh.byte_index.store(hdr_sz, Relaxed);
@@ -301,8 +304,8 @@ impl<'a> FifoSegment<'a> {
         shared_ref(self.seg, FSH_SIZE + SLICE_SIZE * u64::from(i))
     }
 
-    /// Validate a chunk at an untrusted fsh offset: in the carved area, aligned, with a power-of-two
-    /// length in 4 KiB..=4 MiB whose data also lies in the segment.
+    /// Validate a chunk at an untrusted fsh offset: in the carved area, aligned, with a
+    /// power-of-two length in 4 KiB..=4 MiB whose data also lies in the segment.
     pub fn chunk(&self, off: u64) -> Result<ChunkRef<'a>> {
         if off < self.start_byte_index || off >= self.max_byte_index {
             return Err(corrupt(format!(

@@ -226,7 +226,9 @@ fn copy_and_free<S: SegmentRef>(q: &MsgQueue<S>, slot: MsgSlot, buf: &mut [u8]) 
         )));
     }
     let len = g.elsize as usize;
-    // SAFETY: head < nitems, so the element is inside the ring; len <= MAX_ELT_SIZE == buf.len() (attach caps elsize). The producer finished writing it before publishing the slot (release on cursize, acquired in take_slots).
+    // SAFETY: head < nitems, so the element is inside the ring; len <= MAX_ELT_SIZE == buf.len()
+    // (attach caps elsize). The producer finished writing it before publishing the slot (release on
+    // cursize, acquired in take_slots).
     unsafe {
         std::ptr::copy_nonoverlapping(q.elt_ptr(&g, head), buf.as_mut_ptr(), len);
         wr_u32(head_p, (head + 1) % g.nitems);

@@ -156,7 +156,8 @@ pub(crate) fn atomic_ok(p: *const u8) -> bool {
 // SAFETY: callers uphold the contract in the `# Safety` section above.
 pub(crate) unsafe fn atomic_load(p: *const u8) -> u32 {
     if (p as usize) % 4 == 0 {
-        // SAFETY: aligned and inside a live mapping (caller); only accessed atomically or by the peer's own atomics.
+        // SAFETY: aligned and inside a live mapping (caller); only accessed atomically or by the
+        // peer's own atomics.
         return unsafe { AtomicU32::from_ptr(p as *mut u32) }.load(Ordering::Acquire);
     }
     // SAFETY: caller guarantees the bytes are mapped and that we are on x86_64.
@@ -184,7 +185,8 @@ mod unaligned {
     // SAFETY: callers uphold the contract in the `# Safety` section above.
     pub(super) unsafe fn fetch_add(p: *mut u8, delta: u32) -> u32 {
         let mut v = delta;
-        // SAFETY: the caller guarantees p..p+4 is mapped and writable; lock xadd only touches those 4 bytes and the register.
+        // SAFETY: the caller guarantees p..p+4 is mapped and writable; lock xadd only touches those
+        // 4 bytes and the register.
         unsafe {
             std::arch::asm!(
                 "lock xadd dword ptr [{p}], {v:e}",

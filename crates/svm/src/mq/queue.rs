@@ -59,7 +59,9 @@ pub struct MsgQueue<S: SegmentRef> {
     pub(crate) consumer_taken: AtomicBool,
 }
 
-// SAFETY: `base` points into the mapping kept alive by `seg`; shared fields are accessed only through atomics, the process-shared mutex, or single-writer volatile copies, which is the protocol VPP itself follows across processes, so threads are no different.
+// SAFETY: `base` points into the mapping kept alive by `seg`; shared fields are accessed only
+// through atomics, the process-shared mutex, or single-writer volatile copies, which is the
+// protocol VPP itself follows across processes, so threads are no different.
 unsafe impl<S: SegmentRef + Send> Send for MsgQueue<S> {}
 // SAFETY: as above; producers serialise on a lock and the consumer is exclusive by construction.
 unsafe impl<S: SegmentRef + Sync> Sync for MsgQueue<S> {}
@@ -98,7 +100,8 @@ impl<S: SegmentRef> MsgQueue<S> {
         let size = cfg.size();
         let base = seg.at(off, size, 8)?;
         let q = QUEUE_OFFSET;
-        // SAFETY: `at` checked that base..base+size is mapped and 8-byte aligned; the queue header (112 B) and every ring header below lie inside `size` by construction.
+        // SAFETY: `at` checked that base..base+size is mapped and 8-byte aligned; the queue header
+        // (112 B) and every ring header below lie inside `size` by construction.
         unsafe {
             std::ptr::write_bytes(base, 0, SHARED_HDR_SIZE + QUEUE_HDR_SIZE);
             wr_u32(base, cfg.rings.len() as u32);
@@ -273,7 +276,8 @@ impl<S: SegmentRef> MsgQueue<S> {
         let guard = self.lock_for(mode)?;
         self.wait_for_room(&guard, &g, mode)?;
         let elt = self.alloc_elt(&g)?;
-        // SAFETY: elt < nitems (alloc_elt checks), so the element lies inside the ring data, which lies inside the checked extent; payload.len() + 2 <= elsize (checked above).
+        // SAFETY: elt < nitems (alloc_elt checks), so the element lies inside the ring data, which
+        // lies inside the checked extent; payload.len() + 2 <= elsize (checked above).
         unsafe {
             let p = self.elt_ptr(&g, elt);
             if zero_header {
@@ -425,7 +429,8 @@ impl<S: SegmentRef> MsgQueue<S> {
     /// An aligned u32 field of the queue header.
     pub(crate) fn q_u32(&self, field: usize) -> &AtomicU32 {
         debug_assert!(field + 4 <= QUEUE_HDR_SIZE);
-        // SAFETY: base is 8-aligned and the queue header (8..120) is inside the extent; the field offsets used are multiples of 4.
+        // SAFETY: base is 8-aligned and the queue header (8..120) is inside the extent; the field
+        // offsets used are multiples of 4.
         unsafe { AtomicU32::from_ptr(self.base.add(QUEUE_OFFSET + field) as *mut u32) }
     }
 

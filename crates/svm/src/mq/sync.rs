@@ -24,7 +24,8 @@ pub(crate) struct ShmLock {
 /// Initialise a process-shared robust mutex and a process-shared condvar (default clock,
 /// CLOCK_REALTIME, as VPP does) in place.
 pub(crate) fn init_shm_lock(l: ShmLock) -> Result<()> {
-    // SAFETY: attribute objects live on our stack and are initialised before use; `l` points at zeroed, 8-byte aligned, writable shared memory of the right sizes (checked by the caller).
+    // SAFETY: attribute objects live on our stack and are initialised before use; `l` points at
+    // zeroed, 8-byte aligned, writable shared memory of the right sizes (checked by the caller).
     unsafe {
         let mut ma: libc::pthread_mutexattr_t = std::mem::zeroed();
         check(
@@ -66,7 +67,8 @@ impl ShmLock {
             0 => Ok(()),
             libc::EOWNERDEAD => {
                 tracing::warn!("mq mutex owner died; marking the mutex consistent");
-                // SAFETY: we hold the mutex (EOWNERDEAD transfers ownership); it is a valid, initialised robust mutex in mapped memory.
+                // SAFETY: we hold the mutex (EOWNERDEAD transfers ownership); it is a valid,
+                // initialised robust mutex in mapped memory.
                 let rc = unsafe { libc::pthread_mutex_consistent(self.mutex) };
                 if rc != 0 {
                     // SAFETY: as above; release what we hold before reporting.
