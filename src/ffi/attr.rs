@@ -97,24 +97,27 @@ pub(crate) fn rule_ok(r: Rule, buffer: bool, buflen: Option<u32>, ep_ip: bool) -
 
 /// Read what `what` names from `buffer` (`len` bytes, already checked by the op's rule).
 fn read_input(what: Reads, buffer: *mut c_void, len: u32) -> Input {
-    if what == Reads::Endpt {
-        return endpoint_in(buffer.cast::<vppcom_endpt_t>()).map_or(Input::None, Input::Endpt);
-    }
-    // SAFETY: the op's rule held, so a non-NULL `buffer` has `len` bytes the caller vouches
-    // for; the slice lives for this call only.
-    let Some(b) = (unsafe { in_slice(buffer.cast::<u8>().cast_const(), len as usize) }) else {
-        return Input::None;
+    // The first `n` bytes of the buffer (at most `len`), None for a NULL buffer.
+    let bytes = |n: u32| {
+        // SAFETY: the op's rule held, so a non-NULL `buffer` has `len` bytes the caller vouches
+        // for; the slice lives for this call only.
+        unsafe { in_slice(buffer.cast::<u8>().cast_const(), n.min(len) as usize) }
     };
     match what {
-        Reads::Nothing | Reads::Endpt => Input::None,
-        Reads::U8 => b.first().map_or(Input::None, |&v| Input::U8(v)),
-        Reads::U32 => b
-            .first_chunk()
-            .map_or(Input::None, |c| Input::U32(u32::from_ne_bytes(*c))),
-        Reads::U64 => b
-            .first_chunk()
-            .map_or(Input::None, |c| Input::U64(u64::from_ne_bytes(*c))),
-        Reads::Bytes => Input::Bytes(b.to_vec()),
+        Reads::Nothing => Input::None,
+        Reads::Endpt => {
+            endpoint_in(buffer.cast::<vppcom_endpt_t>()).map_or(Input::None, Input::Endpt)
+        }
+        Reads::U8 => bytes(1)
+            .and_then(|b| b.first().copied())
+            .map_or(Input::None, Input::U8),
+        Reads::U32 => bytes(4)
+            .and_then(|b| b.first_chunk().copied())
+            .map_or(Input::None, |c| Input::U32(u32::from_ne_bytes(c))),
+        Reads::U64 => bytes(8)
+            .and_then(|b| b.first_chunk().copied())
+            .map_or(Input::None, |c| Input::U64(u64::from_ne_bytes(c))),
+        Reads::Bytes => bytes(len).map_or(Input::None, |b| Input::Bytes(b.to_vec())),
     }
 }
 
