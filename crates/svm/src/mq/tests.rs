@@ -425,3 +425,40 @@ fn discovery_refuses_bad_headers() {
     s.store::<u32>(12, (320 + 2 * (stride - 8)) as u32).unwrap(); // stride too small
     assert!(corrupt_err(discover_vpp_mqs(&s, Vec::new()).map(|v| v.len())).contains("stride"));
 }
+
+/// The mqs header is shared with VPP: discovery must read each field once. Another process
+/// rewriting `n_reserved_bytes` while we attach gets an error or a consistent answer, never a
+/// wrapped stride (a re-read used to underflow when the value dropped below start_byte_index).
+#[test]
+fn discovery_survives_a_racing_header_writer() {
+    let s = std::sync::Arc::new(seg(2 << 20));
+    lay_mqs_segment(&s, 1, &MqConfig::app(64));
+    let good = s.load::<u32>(12).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (s, stop) = (s.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                s.store::<u32>(12, good).unwrap();
+                s.store::<u32>(12, 100).unwrap(); // below start_byte_index (320)
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let r = std::panic::catch_unwind(|| discover_vpp_mqs(&*s, Vec::new()).map(|v| v.len()));
+        match r {
+            Ok(Ok(n)) => {
+                assert_eq!(n, 1);
+            }
+            Ok(Err(SvmError::Corrupt(_))) => {}
+            Ok(Err(e)) => panic!("unexpected error {e:?}"),
+            Err(_) => {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                panic!("discovery panicked on a racing header");
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+}
