@@ -4,11 +4,11 @@
 // Shared memory / fds: fds received with SCM_RIGHTS become owned here (from_raw_fd).
 #![allow(unsafe_code)]
 
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
 /// Most fds one datagram may carry (VPP sends at most 3 + number of VPP threads).
 pub const MAX_FDS: usize = 32;
@@ -22,30 +22,64 @@ pub fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> Result
 }
 
 /// Receive one datagram into `buf`; returns its length and the fds that came with it.
-/// A datagram whose fds did not fit (MSG_CTRUNC) is an error (EMSGSIZE).
+/// A datagram whose fds did not fit (MSG_CTRUNC) is an error (EMSGSIZE); the fds that did
+/// arrive are closed on that path too (the kernel installs them before it truncates).
 pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>), Errno> {
-    let mut iov = [IoSliceMut::new(buf)];
-    let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
-    let msg = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )?;
-    let mut fds = Vec::new();
-    for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(raw) = c {
-            for fd in raw {
-                // SAFETY: the kernel just installed this fd in our table for us; nothing else owns
-                // it, so wrapping it makes it closed exactly once.
-                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
+    // Room for MAX_FDS fds, u64-aligned as cmsghdr wants.
+    let mut space = [0u64; CMSG_SPACE_WORDS];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = space.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&space) as _;
+    // SAFETY: msg points at our iovec (over `buf`) and control buffer, both live for the call.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(Errno::last());
     }
-    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+    let fds = take_rights(&msg);
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        drop(fds);
         return Err(Errno::EMSGSIZE);
     }
-    Ok((msg.bytes, fds))
+    Ok((n as usize, fds))
+}
+
+/// CMSG_SPACE for MAX_FDS fds on LP64: a 16-byte cmsghdr plus the fds, 8-byte aligned.
+const CMSG_SPACE_WORDS: usize = (16 + MAX_FDS * 4).div_ceil(8);
+
+/// Every fd of every SCM_RIGHTS message in `msg`'s control buffer, owned (so closed once).
+fn take_rights(msg: &libc::msghdr) -> Vec<OwnedFd> {
+    let mut fds = Vec::new();
+    // SAFETY: msg was filled by recvmsg; CMSG_FIRSTHDR/NXTHDR stay inside msg_controllen.
+    let mut c = unsafe { libc::CMSG_FIRSTHDR(msg) };
+    while !c.is_null() {
+        // SAFETY: c is a cmsghdr inside the control buffer (CMSG_FIRSTHDR/NXTHDR checked it).
+        let h = unsafe { &*c };
+        if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SCM_RIGHTS {
+            // SAFETY: CMSG_LEN(0) is a pure size computation.
+            let hdr = unsafe { libc::CMSG_LEN(0) } as usize;
+            let n = (h.cmsg_len as usize).saturating_sub(hdr) / std::mem::size_of::<RawFd>();
+            // SAFETY: the data of an SCM_RIGHTS cmsg holds n ints; read them unaligned.
+            let data = unsafe { libc::CMSG_DATA(c) } as *const RawFd;
+            for i in 0..n {
+                // SAFETY: i < n, inside this cmsg's data (the kernel wrote cmsg_len bytes).
+                let fd = unsafe { data.add(i).read_unaligned() };
+                if fd >= 0 {
+                    // SAFETY: the kernel just installed this fd in our table for us; nothing else owns it, so wrapping it makes it closed exactly once.
+                    fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
+            }
+        }
+        // SAFETY: msg and c are as above; NXTHDR returns null past the end.
+        c = unsafe { libc::CMSG_NXTHDR(msg, c) };
+    }
+    fds
 }
 
 #[cfg(test)]
@@ -74,5 +108,37 @@ mod tests {
         send_with_fds(a.as_fd(), b"x", &[]).unwrap();
         let (n, fds) = recv_with_fds(b.as_fd(), &mut buf).unwrap();
         assert_eq!((n, fds.len()), (1, 0));
+    }
+
+    fn open_fds() -> usize {
+        std::fs::read_dir("/proc/self/fd").unwrap().count()
+    }
+
+    /// A sender attaching more fds than we take gets EMSGSIZE, and none of the fds that did
+    /// arrive stay open in our table.
+    #[test]
+    fn too_many_fds_are_refused_and_closed() {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::empty(),
+        )
+        .unwrap();
+        let seg = crate::Segment::create("fdflood", 1 << 16, 8192).unwrap();
+        let many = vec![seg.fd(); MAX_FDS * 2];
+        let mut buf = [0u8; 16];
+        let before = open_fds();
+        for _ in 0..10 {
+            send_with_fds(a.as_fd(), b"flood", &many).unwrap();
+            assert_eq!(
+                recv_with_fds(b.as_fd(), &mut buf).err(),
+                Some(Errno::EMSGSIZE)
+            );
+        }
+        assert_eq!(open_fds(), before, "received fds leaked");
+        send_with_fds(a.as_fd(), b"ok", &[seg.fd()]).unwrap();
+        let (n, fds) = recv_with_fds(b.as_fd(), &mut buf).unwrap();
+        assert_eq!((n, fds.len()), (2, 1));
     }
 }

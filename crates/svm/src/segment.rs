@@ -124,6 +124,7 @@ impl Segment {
     /// bytes anywhere, locate the fsh and check it was laid out for a 64-byte cache line.
     pub fn map(fd: OwnedFd) -> Result<Segment> {
         let file = File::from(fd);
+        ensure_cannot_shrink(&file)?;
         let st = file.metadata().map_err(|_| os_err("fstat segment"))?;
         let file_len = st.len();
         if file_len < std::mem::size_of::<SsvmSharedHeader>() as u64 {
@@ -178,6 +179,11 @@ impl Segment {
         let file = unsafe { File::from_raw_fd(raw) };
         file.set_len(size)
             .map_err(|_| os_err("ftruncate segment"))?;
+        // As VPP does: nobody may shrink a segment under a mapping (docs/wire.md#segment-sealing).
+        // SAFETY: fcntl on an fd we own with integer arguments.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK) } < 0 {
+            return Err(os_err("seal segment (F_ADD_SEALS)"));
+        }
         let map = map_raw(&file, size as usize)?;
         let hdr = SsvmSharedHeader {
             ssvm_size: size,
@@ -319,6 +325,41 @@ impl Plain for u64 {}
 impl Plain for i32 {}
 impl Plain for i64 {}
 
+/// Make sure the segment's file can never shrink while we map it: touching a page past a
+/// shrunk file's end raises SIGBUS, which no error path can catch. VPP seals its memfds with
+/// F_SEAL_SHRINK; a peer that did not is sealed here if the memfd allows it, else refused.
+/// hugetlbfs memfds cannot carry seals at all (VPP creates those without MFD_ALLOW_SEALING):
+/// they are accepted, with the risk stated in docs/wire.md#segment-sealing.
+fn ensure_cannot_shrink(file: &File) -> Result<()> {
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a valid fd with integer arguments.
+    let seals = unsafe { libc::fcntl(fd, libc::F_GET_SEALS) };
+    if seals >= 0 && seals & libc::F_SEAL_SHRINK != 0 {
+        return Ok(());
+    }
+    // SAFETY: fcntl on a valid fd with integer arguments.
+    if seals >= 0 && unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, libc::F_SEAL_SHRINK) } == 0 {
+        tracing::debug!("segment came without F_SEAL_SHRINK; sealed it");
+        return Ok(());
+    }
+    if is_hugetlbfs(fd) {
+        tracing::debug!("hugetlbfs segment: cannot be sealed against shrinking");
+        return Ok(());
+    }
+    Err(SvmError::Corrupt(format!(
+        "segment fd can be shrunk under our mapping: expected a memfd sealed with F_SEAL_SHRINK \
+         (or one we may seal), got seals {seals:#x}"
+    )))
+}
+
+fn is_hugetlbfs(fd: RawFd) -> bool {
+    const HUGETLBFS_MAGIC: libc::c_long = 0x9584_58f6;
+    // SAFETY: statfs is plain data; all-zero is valid.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatfs writes into st, which lives for the call.
+    unsafe { libc::fstatfs(fd, &mut st) == 0 && st.f_type as libc::c_long == HUGETLBFS_MAGIC }
+}
+
 fn map_raw(file: &File, len: usize) -> Result<MmapRaw> {
     MmapOptions::new()
         .len(len)
@@ -393,5 +434,64 @@ mod tests {
             Err(SvmError::Unsupported(m)) => assert!(m.contains("128-byte")),
             other => panic!("expected Unsupported, got {other:?}"),
         }
+    }
+
+    /// A copy of `seg`'s bytes in a new memfd created with `flags` (a peer's own segment).
+    fn peer_copy(seg: &Segment, flags: libc::c_uint) -> OwnedFd {
+        use std::os::unix::fs::FileExt;
+        // SAFETY: a valid NUL-terminated name and flags; returns a new fd or -1 (checked).
+        let raw = unsafe { libc::memfd_create(c"peer".as_ptr(), flags) };
+        assert!(raw >= 0);
+        // SAFETY: raw is new and owned by nobody else.
+        let f = unsafe { File::from_raw_fd(raw) };
+        let mut bytes = vec![0u8; seg.len()];
+        File::from(dup(seg)).read_exact_at(&mut bytes, 0).unwrap();
+        f.write_all_at(&bytes, 0).unwrap();
+        f.into()
+    }
+
+    fn shrink(fd: RawFd) -> std::io::Result<()> {
+        // SAFETY: ftruncate on a valid fd with an integer length.
+        match unsafe { libc::ftruncate(fd, 4096) } {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        }
+    }
+
+    /// A peer that shrinks a segment under our mapping would make the next access SIGBUS:
+    /// our own segments are sealed, an unsealed-but-sealable one is sealed when mapped, and
+    /// one that cannot be sealed is refused.
+    #[test]
+    fn segments_cannot_shrink_under_a_mapping() {
+        let seg = Segment::create("t", 1 << 16, 8192).unwrap();
+        lay_fsh(&seg, 1);
+        assert_eq!(
+            shrink(seg.fd()).unwrap_err().raw_os_error(),
+            Some(libc::EPERM)
+        );
+
+        let sealable = peer_copy(&seg, libc::MFD_ALLOW_SEALING);
+        let raw = sealable.as_raw_fd();
+        let peer_side = File::from(dup_raw(raw));
+        let mapped = Segment::map(sealable).unwrap();
+        assert_eq!(
+            shrink(peer_side.as_raw_fd()).unwrap_err().raw_os_error(),
+            Some(libc::EPERM)
+        );
+        assert_eq!(mapped.load::<u8>(20).unwrap(), 1);
+
+        let unsealable = peer_copy(&seg, 0);
+        match Segment::map(unsealable) {
+            Err(SvmError::Corrupt(m)) => assert!(m.contains("F_SEAL_SHRINK"), "{m}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    fn dup_raw(fd: RawFd) -> OwnedFd {
+        // SAFETY: dup returns a new fd (or -1, checked).
+        let d = unsafe { libc::dup(fd) };
+        assert!(d >= 0);
+        // SAFETY: d is new and owned by nobody else.
+        unsafe { OwnedFd::from_raw_fd(d) }
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::layout::{atomic_add, rd_u32, wr_u32, MsgSlot, Q_CURSIZE, Q_HEAD, R_CURSIZE, R_HEAD};
 use super::queue::RingGeom;
-use super::sync::{evt_wait, realtime_deadline};
+use super::sync::{evt_wait, monotonic_deadline};
 use super::{MsgQueue, SegmentRef, EVENT_PAYLOAD_OFFSET, MAX_ELT_SIZE};
 use crate::segment::{Result, SvmError};
 
@@ -81,8 +81,34 @@ impl<'q, S: SegmentRef> Consumer<'q, S> {
 
     /// Take up to `max` messages without blocking, calling `f` for each in queue order.
     /// Returns how many were handled. A slot naming a missing ring or an element other than the
-    /// ring's head is corruption: the error is returned and the rest of that round is dropped.
-    pub fn dequeue<F: FnMut(Event<'_>)>(&mut self, max: usize, mut f: F) -> Result<usize> {
+    /// ring's head, or a header out of range, is corruption: the queue is marked corrupt and
+    /// every later call fails at once with the same kind of error (the caller treats the peer
+    /// as gone; nothing re-reads a queue whose state can no longer be trusted).
+    pub fn dequeue<F: FnMut(Event<'_>)>(&mut self, max: usize, f: F) -> Result<usize> {
+        self.check_sound()?;
+        let r = self.dequeue_inner(max, f);
+        if let Err(SvmError::Corrupt(_)) = &r {
+            self.q.corrupt.store(true, Ordering::Release);
+        }
+        r
+    }
+
+    /// Whether an earlier call found the queue corrupt.
+    pub fn is_corrupt(&self) -> bool {
+        self.q.corrupt.load(Ordering::Acquire)
+    }
+
+    fn check_sound(&self) -> Result<()> {
+        if self.is_corrupt() {
+            return Err(SvmError::Corrupt(format!(
+                "mq at {} was found corrupt earlier; it is no longer read",
+                self.q.offset()
+            )));
+        }
+        Ok(())
+    }
+
+    fn dequeue_inner<F: FnMut(Event<'_>)>(&mut self, max: usize, mut f: F) -> Result<usize> {
         let mut slots = [0u64; BATCH];
         let q = self.q;
         let buf = &mut self.buf;
@@ -120,6 +146,7 @@ impl<'q, S: SegmentRef> Consumer<'q, S> {
 
     /// Wait up to `timeout` for the queue to be non-empty; returns whether it is.
     pub fn wait(&mut self, timeout: Duration) -> Result<bool> {
+        self.check_sound()?;
         if !self.q.is_empty() {
             return Ok(true);
         }
@@ -150,7 +177,7 @@ impl<'q, S: SegmentRef> Consumer<'q, S> {
     /// wake-ups; the loop ends at the deadline.
     fn cond_wait(&self, timeout: Duration) -> Result<()> {
         let until = Instant::now() + timeout;
-        let deadline = realtime_deadline(timeout);
+        let deadline = monotonic_deadline(timeout);
         let l = self.q.shm_lock();
         l.lock()?;
         let mut r = Ok(());

@@ -16,6 +16,14 @@ const FSH_START_BYTE_INDEX: u64 = 80;
 
 /// Fsh-relative offsets of VPP's queues in the mqs segment, validated against the segment.
 pub fn vpp_mq_offsets(seg: &Segment) -> Result<Vec<u64>> {
+    let (start, stride, n) = vpp_mq_layout(seg)?;
+    Ok((0..n).map(|i| start + i * stride).collect())
+}
+
+/// First queue offset, stride and count, from ONE read of each header field: the segment is
+/// shared with VPP, so a second read could see another value (a stride computed from a re-read
+/// could wrap).
+fn vpp_mq_layout(seg: &Segment) -> Result<(u64, u64, u64)> {
     let n = u64::from(seg.load::<u8>(FSH_N_MQS)?);
     let reserved = u64::from(seg.load::<u32>(FSH_N_RESERVED_BYTES)?);
     let start = seg.load::<u64>(FSH_START_BYTE_INDEX)?;
@@ -36,8 +44,7 @@ pub fn vpp_mq_offsets(seg: &Segment) -> Result<Vec<u64>> {
             "mqs segment: {span} reserved bytes do not divide into {n} queues"
         )));
     }
-    let stride = span / n;
-    Ok((0..n).map(|i| start + i * stride).collect())
+    Ok((start, span / n, n))
 }
 
 /// Attach to every VPP queue in the mqs segment. `fds`, if not empty, are the private-rx-mq
@@ -47,7 +54,8 @@ pub fn discover_vpp_mqs<S: SegmentRef + Clone>(
     seg: S,
     fds: Vec<OwnedFd>,
 ) -> Result<Vec<MsgQueue<S>>> {
-    let offs = vpp_mq_offsets(&seg)?;
+    let (start, stride, n) = vpp_mq_layout(&seg)?;
+    let offs: Vec<u64> = (0..n).map(|i| start + i * stride).collect();
     if !fds.is_empty() && fds.len() != offs.len() {
         return Err(SvmError::Corrupt(format!(
             "mqs segment: expected {} eventfds, got {}",
@@ -55,10 +63,6 @@ pub fn discover_vpp_mqs<S: SegmentRef + Clone>(
             fds.len()
         )));
     }
-    let stride = match offs.as_slice() {
-        [a, b, ..] => b - a,
-        _ => u64::from(seg.load::<u32>(FSH_N_RESERVED_BYTES)?) - offs.first().copied().unwrap_or(0),
-    };
     let mut fds = fds.into_iter();
     let mut out = Vec::with_capacity(offs.len());
     for off in offs {

@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::layout::*;
-use super::sync::{evt_signal, init_shm_lock, realtime_deadline, ShmLock};
+use super::sync::{evt_signal, init_shm_lock, monotonic_deadline, ShmLock};
 use super::{check_nitems, check_ring, MqConfig, RingCfg, SegmentRef, MAX_RINGS};
 use crate::segment::{Result, SvmError};
 
@@ -57,6 +57,8 @@ pub struct MsgQueue<S: SegmentRef> {
     /// Producer lock used in eventfd mode.
     local: Mutex<()>,
     pub(crate) consumer_taken: AtomicBool,
+    /// Set by the consumer at the first corrupt slot or header: the queue is never read again.
+    pub(crate) corrupt: AtomicBool,
 }
 
 // SAFETY: `base` points into the mapping kept alive by `seg`; shared fields are accessed only
@@ -163,6 +165,7 @@ impl<S: SegmentRef> MsgQueue<S> {
             evtfd: None,
             local: Mutex::new(()),
             consumer_taken: AtomicBool::new(false),
+            corrupt: AtomicBool::new(false),
         })
     }
 
@@ -334,8 +337,8 @@ impl<S: SegmentRef> MsgQueue<S> {
             SendMode::Try | SendMode::Block => None,
             SendMode::BlockFor(d) => Some(Instant::now() + d),
         };
-        let rt_deadline = match mode {
-            SendMode::BlockFor(d) => Some(realtime_deadline(d)),
+        let mono_deadline = match mode {
+            SendMode::BlockFor(d) => Some(monotonic_deadline(d)),
             _ => None,
         };
         let (mut backoff, mut spins) = (MIN_BACKOFF, 0);
@@ -349,7 +352,7 @@ impl<S: SegmentRef> MsgQueue<S> {
             }
             if self.evtfd.is_none() {
                 // The condvar wait releases and re-takes the shared mutex.
-                shm_lock_at(self.base).wait(rt_deadline.as_ref())?;
+                shm_lock_at(self.base).wait(mono_deadline.as_ref())?;
             } else {
                 // VPP's producer reads the shared eventfd here, but that can swallow the token
                 // that was meant to wake a sleeping consumer (poll re-checks readiness after a

@@ -81,11 +81,21 @@ impl ShmLock {
         }
     }
 
-    /// Block until we hold the mutex.
+    /// Take the mutex, waiting at most [`LOCK_PATIENCE`]. The mutex is shared with VPP and every
+    /// other app on the queue's segment: one that stopped (or misbehaves) while holding it must
+    /// not freeze us, so a longer hold is an error (ETIMEDOUT), never an endless wait.
     pub fn lock(&self) -> Result<()> {
-        // SAFETY: `mutex` points at an initialised process-shared mutex in mapped memory.
-        let rc = unsafe { libc::pthread_mutex_lock(self.mutex) };
-        self.after_lock("pthread_mutex_lock", rc)
+        let deadline = monotonic_deadline(LOCK_PATIENCE);
+        // SAFETY: `mutex` points at an initialised process-shared mutex in mapped memory;
+        // `deadline` is a valid timespec on CLOCK_MONOTONIC.
+        let rc = unsafe { pthread_mutex_clocklock(self.mutex, libc::CLOCK_MONOTONIC, &deadline) };
+        if rc == libc::ETIMEDOUT {
+            return Err(SvmError::Os(
+                "mq mutex: held by another thread or process for longer than 1 s",
+                libc::ETIMEDOUT,
+            ));
+        }
+        self.after_lock("pthread_mutex_clocklock", rc)
     }
 
     /// Take the mutex if free: Ok(false) when someone else holds it.
@@ -113,14 +123,17 @@ impl ShmLock {
         unsafe { libc::pthread_cond_broadcast(self.cond) };
     }
 
-    /// Wait on the condvar (mutex held) until signalled or `deadline` (absolute, REALTIME).
+    /// Wait on the condvar (mutex held) until signalled or `deadline` (absolute, on
+    /// CLOCK_MONOTONIC, so a wall-clock step neither stretches nor cuts the wait).
     /// Returns Ok(false) on timeout.
     pub fn wait(&self, deadline: Option<&libc::timespec>) -> Result<bool> {
         let rc = match deadline {
             // SAFETY: mutex held by us; both objects initialised and process-shared.
             None => unsafe { libc::pthread_cond_wait(self.cond, self.mutex) },
-            // SAFETY: as above; `d` is a valid timespec.
-            Some(d) => unsafe { libc::pthread_cond_timedwait(self.cond, self.mutex, d) },
+            // SAFETY: as above; `d` is a valid timespec on CLOCK_MONOTONIC.
+            Some(d) => unsafe {
+                pthread_cond_clockwait(self.cond, self.mutex, libc::CLOCK_MONOTONIC, d)
+            },
         };
         if rc == libc::ETIMEDOUT {
             return Ok(false);
@@ -129,15 +142,33 @@ impl ShmLock {
     }
 }
 
-/// The absolute CLOCK_REALTIME time `timeout` from now, with the fraction carried correctly
-/// (VPP v26.06 drops the fraction's carry and truncates "now": docs/wire.md#timed-waits).
-pub(crate) fn realtime_deadline(timeout: Duration) -> libc::timespec {
+/// How long [`ShmLock::lock`] waits for a mutex someone else holds.
+pub const LOCK_PATIENCE: Duration = Duration::from_secs(1);
+
+// glibc >= 2.30: the timed waits on an explicit clock (the libc crate does not bind them).
+extern "C" {
+    fn pthread_mutex_clocklock(
+        m: *mut libc::pthread_mutex_t,
+        clock: libc::clockid_t,
+        abstime: *const libc::timespec,
+    ) -> libc::c_int;
+    fn pthread_cond_clockwait(
+        c: *mut libc::pthread_cond_t,
+        m: *mut libc::pthread_mutex_t,
+        clock: libc::clockid_t,
+        abstime: *const libc::timespec,
+    ) -> libc::c_int;
+}
+
+/// The absolute CLOCK_MONOTONIC time `timeout` from now, with the fraction carried correctly
+/// (VPP's own deadline helper drops that carry: docs/wire.md#timed-waits).
+pub(crate) fn monotonic_deadline(timeout: Duration) -> libc::timespec {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes one timespec into `now`.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
     add_duration(now, timeout)
 }
 

@@ -273,7 +273,7 @@ fn consumer_wakes_on_send_in_both_modes() {
 }
 
 #[test]
-fn realtime_deadline_carries_fractions() {
+fn deadline_carries_fractions() {
     let t = libc::timespec {
         tv_sec: 10,
         tv_nsec: 900_000_000,
@@ -426,4 +426,96 @@ fn discovery_refuses_bad_headers() {
     let stride = offs[1] - offs[0];
     s.store::<u32>(12, (320 + 2 * (stride - 8)) as u32).unwrap(); // stride too small
     assert!(corrupt_err(discover_vpp_mqs(&s, Vec::new()).map(|v| v.len())).contains("stride"));
+}
+
+/// The mqs header is shared with VPP: discovery must read each field once. Another process
+/// rewriting `n_reserved_bytes` while we attach gets an error or a consistent answer, never a
+/// wrapped stride (a re-read used to underflow when the value dropped below start_byte_index).
+#[test]
+fn discovery_survives_a_racing_header_writer() {
+    let s = std::sync::Arc::new(seg(2 << 20));
+    lay_mqs_segment(&s, 1, &MqConfig::app(64));
+    let good = s.load::<u32>(12).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (s, stop) = (s.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                s.store::<u32>(12, good).unwrap();
+                s.store::<u32>(12, 100).unwrap(); // below start_byte_index (320)
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let r = std::panic::catch_unwind(|| discover_vpp_mqs(&*s, Vec::new()).map(|v| v.len()));
+        match r {
+            Ok(Ok(n)) => {
+                assert_eq!(n, 1);
+            }
+            Ok(Err(SvmError::Corrupt(_))) => {}
+            Ok(Err(e)) => panic!("unexpected error {e:?}"),
+            Err(_) => {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                panic!("discovery panicked on a racing header");
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+}
+
+/// Another app on the segment (or a stopped process) holding the shared mq mutex must not
+/// freeze a producer: the lock gives up after LOCK_PATIENCE with ETIMEDOUT.
+#[test]
+fn a_mutex_held_elsewhere_times_out() {
+    let s = std::sync::Arc::new(seg(1 << 20));
+    MsgQueue::init(&*s, OFF, &small(8, 8, 4)).unwrap();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            let q = MsgQueue::attach(&*s, OFF).unwrap();
+            let l = q.shm_lock();
+            l.lock().unwrap();
+            held_tx.send(()).unwrap();
+            // Hold it until the test is done (at most 10 s).
+            let _ = done_rx.recv_timeout(Duration::from_secs(10));
+            l.unlock();
+        })
+    };
+    held_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let q = MsgQueue::attach(&*s, OFF).unwrap();
+    let t = Instant::now();
+    let r = q.send_io(1, 7, SendMode::Block);
+    let took = t.elapsed();
+    done_tx.send(()).unwrap();
+    holder.join().unwrap();
+    match r {
+        Err(SvmError::Os(_, e)) => assert_eq!(e, libc::ETIMEDOUT),
+        other => panic!("expected ETIMEDOUT, got {other:?}"),
+    }
+    assert!(took >= sync::LOCK_PATIENCE, "gave up early: {took:?}");
+    assert!(took < Duration::from_secs(5), "waited {took:?}");
+}
+
+/// After the first corrupt slot the queue is poisoned: a later dequeue or wait fails at once
+/// with Corrupt (the caller detaches) instead of reporting work that can never be taken, which
+/// made blocked callers spin.
+#[test]
+fn a_corrupt_queue_stays_corrupt_and_waits_fail_fast() {
+    let s = seg(1 << 20);
+    let q = MsgQueue::init(&s, OFF, &small(8, 8, 4)).unwrap();
+    let qh = OFF + 8;
+    q.send_io(0, 1, SendMode::Try).unwrap();
+    s.store::<u32>(qh + 96, 100).unwrap(); // cursize > maxsize
+    let mut c = q.consumer().unwrap();
+    assert!(corrupt_err(c.dequeue(64, |_| ())).contains("cursize"));
+    assert!(c.is_corrupt());
+    let t = Instant::now();
+    assert!(corrupt_err(c.wait(Duration::from_secs(2))).contains("corrupt earlier"));
+    assert!(t.elapsed() < Duration::from_secs(1));
+    s.store::<u32>(qh + 96, 1).unwrap(); // "repaired" by the peer: still not trusted
+    assert!(corrupt_err(c.dequeue(64, |_| ())).contains("corrupt earlier"));
 }
