@@ -4,6 +4,8 @@
 //! `ffi` (the C ABI) -> `session`/`epoll` -> `worker` -> `sapi` -> codec (`vcl_codec`)
 //! -> shared memory (`vcl_svm`) ; `config` is read by `ffi` at app create.
 
+/// Every enum and define of vppcom.h, declared once (also rendered into the header by build.rs).
+pub mod abi;
 pub mod app;
 pub mod config;
 pub mod epoll;

@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, c_int, CStr};
 
-use super::abi::*;
+use crate::abi::*;
 use super::types::{vcl_session_handle_t, vppcom_cert_key_pair_t};
 use super::{guard, VPPCOM_EFAULT};
 

@@ -5,8 +5,6 @@
 //! failure value) and one error log line.
 #![allow(non_camel_case_types)]
 
-/// Every enum and define of vppcom.h, declared once (also rendered into the header by build.rs).
-pub mod abi;
 pub mod types;
 
 mod app;
@@ -18,7 +16,7 @@ mod misc;
 mod session;
 mod worker;
 
-pub use abi::*;
+pub use crate::abi::*;
 pub use types::*;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

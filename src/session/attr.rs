@@ -21,7 +21,7 @@ use vcl_svm::fifo::segs::SESSION_CONN_HDR_LEN;
 
 use super::{lookup, send_ctrl_to, until, Endpoint, Session, Sessions, State};
 use crate::error::{Error, Result};
-use crate::ffi::abi::*;
+use crate::abi::*;
 use crate::worker::Worker;
 
 /// sizeof (vppcom_endpt_t) on LP64 (checked against the C struct in src/ffi/attr.rs).
