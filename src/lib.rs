@@ -1,19 +1,32 @@
 //! vcl: a Rust implementation of VPP's VCL (libvppcom) for the VPP v26.06 session ABI.
 //!
-//! Layers, each depending only on those below (see README.md):
-//! `ffi` (the C ABI) -> `session`/`epoll` -> `worker` -> `sapi` -> codec (`vcl_codec`)
-//! -> shared memory (`vcl_svm`) ; `config` is read by `ffi` at app create.
+//! Layers, each using only those below it (see README.md):
+//!
+//! - `ffi`: the C ABI of vppcom.h (argument checks, panic boundary), over `abi` (every enum
+//!   and define of the header, also read by build.rs);
+//! - `app`: the process-wide app (attach, workers, detach), reading `config`;
+//! - `session`, `epoll`: the session calls and epoll/select/poll, on top of
+//! - `wait`: the one wait loop (drain the app mq, re-check, sleep; deadlines and detach);
+//! - `worker`: a worker's app socket and queues; it drains its app mq into its session table
+//!   and sends to VPP's queues;
+//! - `sapi` (the app socket), then `vcl_codec` (wire messages) and `vcl_svm` (shared memory);
+//! - `table`: the session table, plain data (sessions, states, fifos, attribute state, epoll
+//!   registrations and ready queues) that every layer above reads and writes.
+//!
+//! `error` and `logging` are used throughout. VPP behaviour the code relies on is written
+//! down in docs/wire.md.
 
-/// Every enum and define of vppcom.h, declared once (also rendered into the header by build.rs).
 pub mod abi;
 pub mod app;
 pub mod config;
-pub mod epoll;
+pub(crate) mod epoll;
 pub mod error;
 pub mod ffi;
-pub mod logging;
-pub mod sapi;
+pub(crate) mod logging;
+pub(crate) mod sapi;
 pub mod session;
+pub(crate) mod table;
+pub(crate) mod wait;
 pub mod worker;
 
 pub use vcl_codec as codec;

@@ -193,7 +193,7 @@ fn every_op_checks_its_buffer_and_keeps_upstream_values() {
         let w = vcl::worker::current().unwrap();
         let mut ss = w.sessions.lock();
         let s = ss.get_mut(session::parse_handle(sh).1).unwrap();
-        session::attr::note_original_dst(s, [192, 0, 2, 1], 443);
+        s.attr.note_original_dst([192, 0, 2, 1], 443);
     }
     let mut o = Ep::new(true, &[0xEE; 16], 0);
     assert_eq!(
@@ -281,8 +281,8 @@ fn every_op_checks_its_buffer_and_keeps_upstream_values() {
         let w = vcl::worker::current().unwrap();
         let ss = w.sessions.lock();
         let s = ss.get(session::parse_handle(sh).1).unwrap();
-        assert_eq!((session::attr::vrf(s), session::attr::dscp(s)), (7, 46));
-        assert!(session::attr::connected_flag(s));
+        assert_eq!((s.attr.vrf, s.attr.dscp), (7, 46));
+        assert!(s.attr.connected);
     }
 
     // Ext config: a cert/key pair needs a crypto protocol; raw config only once, not after.
@@ -309,7 +309,8 @@ fn every_op_checks_its_buffer_and_keeps_upstream_values() {
     {
         let w = vcl::worker::current().unwrap();
         let ss = w.sessions.lock();
-        let raw = session::attr::ext_config(ss.get(session::parse_handle(sh).1).unwrap());
+        let s = ss.get(session::parse_handle(sh).1).unwrap();
+        let raw = s.attr.ext_config.as_ref().map(|c| c.encode());
         assert_eq!(raw.as_deref(), Some(&[0, 0, 3, 0, b'a', b'b', b'c'][..]));
     }
 

@@ -7,6 +7,7 @@ use super::types::{vcl_poll_t, vcl_si_set};
 use super::{guard, VPPCOM_EFAULT, VPPCOM_EINVAL};
 use crate::epoll;
 use crate::error::Error;
+use crate::table::Events;
 
 /// `struct epoll_event` from <sys/epoll.h> (the header names it so through cbindgen's rename).
 pub type EpollEvent = libc::epoll_event;
@@ -36,7 +37,7 @@ pub extern "C" fn vppcom_epoll_ctl(
             return VPPCOM_EINVAL;
         }
         // SAFETY: event is NULL or points at a caller-owned struct epoll_event.
-        let ev = unsafe { event.as_ref() }.map(|e| (e.events, e.u64));
+        let ev = unsafe { event.as_ref() }.map(|e| (Events::from_bits(e.events), e.u64));
         with_worker(|w| epoll::ctl(w, vep_handle, op, session_handle, ev).map(|_| 0))
     })
 }
@@ -57,14 +58,14 @@ pub extern "C" fn vppcom_epoll_wait(
         if events.is_null() {
             return VPPCOM_EFAULT;
         }
-        let mut buf = [(0u32, 0u64); MAX_BATCH];
+        let mut buf = [(Events::NONE, 0u64); MAX_BATCH];
         let n_max = (maxevents as usize).min(MAX_BATCH);
         with_worker(|w| {
             let n = epoll::wait(w, vep_handle, &mut buf[..n_max], wait_for_time)?;
             // SAFETY: events points at maxevents >= n caller-owned entries, per vppcom.h.
             let out = unsafe { std::slice::from_raw_parts_mut(events, n) };
             for (o, (bits, data)) in out.iter_mut().zip(&buf[..n]) {
-                o.events = *bits;
+                o.events = bits.bits();
                 o.u64 = *data;
             }
             Ok(n as i32)

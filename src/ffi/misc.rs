@@ -2,15 +2,16 @@
 
 use std::ffi::{c_char, c_int, CStr};
 
-use crate::abi::*;
 use super::types::{vcl_session_handle_t, vppcom_cert_key_pair_t};
 use super::{guard, VPPCOM_EFAULT};
+use crate::abi::*;
+use crate::table::parse_handle;
 
 /// The session index part of a handle (low 24 bits).
 #[no_mangle]
 pub extern "C" fn vppcom_session_index(session_handle: vcl_session_handle_t) -> c_int {
     guard("vppcom_session_index", VPPCOM_EFAULT, || {
-        (session_handle & 0x00FF_FFFF) as c_int
+        parse_handle(session_handle).1 as c_int
     })
 }
 
@@ -18,7 +19,7 @@ pub extern "C" fn vppcom_session_index(session_handle: vcl_session_handle_t) -> 
 #[no_mangle]
 pub extern "C" fn vppcom_session_worker(session_handle: vcl_session_handle_t) -> c_int {
     guard("vppcom_session_worker", VPPCOM_EFAULT, || {
-        (session_handle >> 24) as c_int
+        parse_handle(session_handle).0 as c_int
     })
 }
 
