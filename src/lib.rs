@@ -16,18 +16,39 @@
 //! `error` and `logging` are used throughout. VPP behaviour the code relies on is written
 //! down in docs/wire.md.
 
-pub mod abi;
-pub mod app;
-pub mod config;
+pub(crate) mod abi;
+pub(crate) mod app;
+pub(crate) mod config;
 pub(crate) mod epoll;
-pub mod error;
+pub(crate) mod error;
 pub mod ffi;
 pub(crate) mod logging;
 pub(crate) mod sapi;
-pub mod session;
+pub(crate) mod session;
 pub(crate) mod table;
 pub(crate) mod wait;
-pub mod worker;
+pub(crate) mod worker;
 
 pub use vcl_codec as codec;
 pub use vcl_svm as svm;
+
+/// What the integration tests in tests/ reach inside the library. Not an API: everything else
+/// stays crate-private, so rustc reports what nothing uses.
+#[doc(hidden)]
+pub mod testing {
+    pub mod app {
+        pub use crate::app::{
+            add_cert_key_pair, create, del_cert_key_pair, destroy, is_attached, register_worker,
+            set_current_worker, unregister_worker, CreateError,
+        };
+    }
+    pub mod config {
+        pub use crate::config::{Config, SapiAddr};
+    }
+    pub mod session {
+        pub use crate::table::{parse_handle, FifoRef, Fifos, State};
+    }
+    pub mod worker {
+        pub use crate::worker::{current, current_index, Worker};
+    }
+}

@@ -6,8 +6,8 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use vcl::app::{self, CreateError};
-use vcl::config::{Config, SapiAddr};
+use vcl::testing::app::{self, CreateError};
+use vcl::testing::config::{Config, SapiAddr};
 use vcl_testpeer::{Corruption, Faults, Peer, PeerConfig, SockAddr};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -72,9 +72,9 @@ fn attach_then_detach_1000_times_leaks_nothing() {
     let (fds, maps) = (count_fds(), count_maps());
     for _ in 0..1000 {
         app::create(cfg.clone(), Some("leak".into())).unwrap();
-        assert!(vcl::worker::current().is_some());
+        assert!(vcl::testing::worker::current().is_some());
         app::destroy();
-        assert!(vcl::worker::current().is_none());
+        assert!(vcl::testing::worker::current().is_none());
     }
     // The in-process peer closes its end of each connection asynchronously (its count at the
     // baseline may include one it had not closed yet): after 1000 rounds, nothing may have grown.
@@ -106,7 +106,7 @@ fn attach_reports_what_vpp_handed_out() {
     let _s = serial();
     let p = peer("info", |c| c.threads(2));
     app::create(config("info"), Some("info-app".into())).unwrap();
-    let w = vcl::worker::current().unwrap();
+    let w = vcl::testing::worker::current().unwrap();
     let apps = p.apps();
     assert_eq!(apps.len(), 1);
     assert_eq!(apps[0].name, "info-app");
@@ -128,7 +128,7 @@ fn eight_threads_register_and_unregister_workers() {
             .map(|_| {
                 sc.spawn(|| {
                     let i = app::register_worker().expect("register");
-                    assert_eq!(vcl::worker::current_index(), i);
+                    assert_eq!(vcl::testing::worker::current_index(), i);
                     assert!(app::register_worker().is_err(), "a thread has one worker");
                     std::thread::sleep(Duration::from_millis(50));
                     i
@@ -162,7 +162,7 @@ fn a_thread_without_a_worker_gets_errors_not_crashes() {
     let p = peer("nowrk", |c| c);
     app::create(config("nowrk"), None).unwrap();
     std::thread::spawn(|| {
-        assert!(vcl::worker::current().is_none());
+        assert!(vcl::testing::worker::current().is_none());
         assert_eq!(vcl::ffi::VPPCOM_EBADFD, ffi_create());
     })
     .join()
@@ -184,7 +184,7 @@ fn segments_announced_later_are_mapped_and_unmapped() {
     let _s = serial();
     let p = peer("seg", |c| c);
     app::create(config("seg"), None).unwrap();
-    let w = vcl::worker::current().unwrap();
+    let w = vcl::testing::worker::current().unwrap();
     let app_index = w.app_index;
     let h = p.add_segment(app_index, 0, 4 << 20).unwrap();
     let mut others = Vec::new();
@@ -234,7 +234,7 @@ fn eventfd_mode_gives_an_epoll_fd_and_sees_vpp_go_away() {
         ..config("evfd")
     };
     app::create(cfg, None).unwrap();
-    let w = vcl::worker::current().unwrap();
+    let w = vcl::testing::worker::current().unwrap();
     assert!(w.mqs_epfd() >= 0);
     assert!(w.app_mq.eventfd().is_some());
     assert!(!w.is_detached());

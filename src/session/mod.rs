@@ -12,4 +12,4 @@ pub use io::*;
 pub use ops::*;
 pub(crate) use ready::readiness;
 
-pub use crate::table::{handle, parse_handle, Endpoint, FifoRef, Fifos, Session, Sessions, State};
+pub use crate::table::{handle, Endpoint, Session, Sessions, State};

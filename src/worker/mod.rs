@@ -37,13 +37,6 @@ pub struct VppMqs {
     pub ctrl: usize,
 }
 
-impl VppMqs {
-    /// The queue for connect/listen/detach and other app-level control messages.
-    pub fn ctrl_mq(&self) -> &MsgQueue<Arc<Segment>> {
-        &self.mqs[self.ctrl]
-    }
-}
-
 /// One VCL worker.
 pub struct Worker {
     /// Our index (the high byte of the worker's session handles).
