@@ -1,7 +1,7 @@
 //! The process-wide application: configuration, the worker table, attach and detach.
 //!
-//! Attach (worker 0) and worker add follow VPP v26.06's app socket API (docs/wire.md#attach): one
-//! socket per worker, the reply's fds in VPP's order, the vpp mqs segment mapped once per
+//! Attach (worker 0) and worker add follow VPP v26.06's app socket API (docs/wire.md#attach):
+//! one socket per worker, the reply's fds in VPP's order, the vpp mqs segment mapped once per
 //! process. Destroy detaches the current worker on the ctrl mq, closes every socket, unmaps
 //! every segment and leaves no fd behind.
 
@@ -356,8 +356,8 @@ pub fn uses_mq_eventfd() -> bool {
     APP.lock().as_ref().is_some_and(|a| a.cfg.use_mq_eventfd)
 }
 
-/// Register a certificate + key with VPP over the current worker's socket (docs/wire.md#attach):
-/// the request, then the payload (cert then key) as a second datagram, then the reply.
+/// Register a certificate + key with VPP over the current worker's socket: the request, then
+/// the payload (cert then key) as a second datagram, then the reply (docs/wire.md#attach).
 pub fn add_cert_key_pair(cert: &[u8], key: &[u8]) -> Result<u32, Error> {
     use vcl_codec::sapi::CertKeyAddDel;
     let w = worker::current().ok_or(Error::BadFd)?;

@@ -6,7 +6,7 @@
 //! * `@NAME` is accepted as `abstract:NAME` (how `ss` and Calico/VPP write
 //!   it); upstream rejects it.
 //! * `unix:PATH` means the filesystem socket PATH. Upstream copies the wrong
-//!   bytes (the unstripped string, ERRATA D1) so it can never connect there;
+//!   bytes (the unstripped string, docs/wire.md#attach) so it can never connect there;
 //!   we do what the prefix documents.
 //! * A relative path is a filesystem socket relative to the current directory.
 //!   Upstream treats a prefix-less, non-`/` string as an INET host name, which

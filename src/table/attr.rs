@@ -25,7 +25,7 @@ pub(crate) mod bit {
 /// SET_CKPAIR's ext config: a crypto config naming cert/key pair `ckpair_index`. Upstream
 /// writes the size of the whole struct into the header's len, not the body's, and so do we.
 /// tls_profile_index and owner_app_wrk_index stay "unset" (the codec's default) rather than
-/// upstream's zeros: see docs/wire.md#attach.
+/// upstream's zeros: see docs/wire.md#ext-config.
 pub(crate) fn crypto_ext_cfg(ckpair_index: u32) -> ExtCfg {
     let mut c = ExtCfg::crypto(CryptoCfg {
         ckpair_index,
