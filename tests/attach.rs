@@ -375,3 +375,78 @@ fn two_processes_attach_concurrently() {
     assert!(p.wait_until(Duration::from_secs(5), |p| p.n_apps() == 0));
     p.stop();
 }
+
+#[test]
+fn blocking_waits_return_once_vpp_detached_the_worker() {
+    use vcl::ffi::{vcl_poll_t, vcl_si_set, VPPCOM_ENOTCONN, VPPCOM_PROTO_TCP};
+    type EpollEvent = libc::epoll_event;
+    extern "C" {
+        fn vppcom_session_create(proto: u8, nb: u8) -> i32;
+        fn vppcom_epoll_create() -> i32;
+        fn vppcom_epoll_ctl(vep: u32, op: i32, sh: u32, ev: *mut EpollEvent) -> i32;
+        fn vppcom_epoll_wait(vep: u32, ev: *mut EpollEvent, max: i32, wait: f64) -> i32;
+        fn vppcom_poll(vp: *mut vcl_poll_t, n: u32, wait: f64) -> i32;
+        fn vppcom_select(
+            n_bits: i32,
+            rd: *mut vcl_si_set,
+            wr: *mut vcl_si_set,
+            ex: *mut vcl_si_set,
+            wait: f64,
+        ) -> i32;
+    }
+    let _s = serial();
+    let p = peer("detach-wait", |c| c);
+    app::create(config("detach-wait"), None).unwrap();
+    // SAFETY: no arguments / plain integer arguments.
+    let (vep, sh) = unsafe {
+        (
+            vppcom_epoll_create(),
+            vppcom_session_create(VPPCOM_PROTO_TCP as u8, 1),
+        )
+    };
+    assert!(vep >= 0 && sh >= 0);
+    let mut ev = EpollEvent {
+        events: libc::EPOLLIN as u32,
+        u64: 7,
+    };
+    // SAFETY: ev is a valid struct epoll_event for the call's duration.
+    let rv = unsafe { vppcom_epoll_ctl(vep as u32, libc::EPOLL_CTL_ADD, sh as u32, &mut ev) };
+    assert_eq!(rv, 0);
+    p.stop();
+    // Every wait below is "forever"; each must come back now that VPP is gone. A hang fails
+    // the test through the channel's deadline, not by blocking the suite.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        app::set_current_worker(0);
+        let mut out = [EpollEvent { events: 0, u64: 0 }; 4];
+        // SAFETY: out holds 4 entries.
+        let e = unsafe { vppcom_epoll_wait(vep as u32, out.as_mut_ptr(), 4, -1.0) };
+        let mut fds = [vcl_poll_t {
+            fds_ndx: 0,
+            sh: sh as u32,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: fds holds 1 entry.
+        let pl = unsafe { vppcom_poll(fds.as_mut_ptr(), 1, -1.0) };
+        let mut bits: vcl_si_set = 1 << (sh as u32 & 0xFF_FFFF);
+        // SAFETY: bits holds 64 bits, more than the n_bits passed.
+        let sel = unsafe {
+            vppcom_select(
+                (sh as u32 & 0xFF_FFFF) as i32 + 1,
+                &mut bits,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                -1.0,
+            )
+        };
+        let _ = tx.send((e, pl, sel));
+    });
+    let got = rx.recv_timeout(Duration::from_secs(20));
+    assert_eq!(
+        got,
+        Ok((VPPCOM_ENOTCONN, VPPCOM_ENOTCONN, VPPCOM_ENOTCONN)),
+        "epoll_wait, poll and select fail with ENOTCONN instead of waiting forever"
+    );
+    app::destroy();
+}

@@ -1,8 +1,9 @@
 //! The per-thread worker state table.
 //!
-//! A VCL worker is one app worker in VPP: its own app socket, its own app message queue (in its
-//! first fifo segment), the segments VPP shares with it, and its session table. The worker
-//! drains its app mq into that table (`session_events`) and sends to VPP's queues (`send`). Worker 0 is
+//! A VCL worker is one app worker in VPP: its own app socket, its own app message queue (in
+//! its first fifo segment), the segments VPP shares with it, and its session table. The
+//! worker drains its app mq into that table (`session_events`) and sends to VPP's queues
+//! (`send`). Worker 0 is
 //! created by attach; `vppcom_worker_register` adds one per thread. The table of workers lives
 //! in the app ([`crate::app`]); each thread caches a weak reference to its current worker, so
 //! finding it on a hot path takes no lock, and destroying the app frees every worker at once.
