@@ -11,10 +11,12 @@
 //!   and sends to VPP's queues;
 //! - `sapi` (the app socket), then `vcl_codec` (wire messages) and `vcl_svm` (shared memory);
 //! - `table`: the session table, plain data (sessions, states, fifos, attribute state, epoll
-//!   registrations and ready queues) that every layer above reads and writes.
+//!   registrations and ready queues) that every layer above reads and writes; it imports
+//!   nothing of the crate but `error`.
 //!
-//! `error` and `logging` are used throughout. VPP behaviour the code relies on is written
-//! down in docs/wire.md.
+//! `config` (vcl.conf and the environment) is read by `ffi` at app create and by `app` and
+//! `sapi`; `error` and `logging` are used throughout. The VPP behaviour the code relies on is
+//! written down in docs/wire.md.
 
 pub(crate) mod abi;
 pub(crate) mod app;
