@@ -1,13 +1,14 @@
-//! Generates include/vcl/vppcom.h: enums and defines from src/ffi/abi.rs, structs and
+//! Generates include/vcl/vppcom.h: enums and defines from src/abi.rs, structs and
 //! prototypes from src/ffi by cbindgen. The header is committed; CI checks it is fresh.
 
 #[allow(dead_code)]
 mod abi {
-    include!("src/ffi/abi.rs");
+    include!("src/abi.rs");
 }
 
 fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=src/abi.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     // The soname names the VPP ABI family this library speaks (see README, "Versioning").
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libvcl.so.26.06");

@@ -1,7 +1,7 @@
 //! The process-wide application: configuration, the worker table, attach and detach.
 //!
-//! Attach (worker 0) and worker add follow VPP v26.06's app socket API (FACTS §1.5): one
-//! socket per worker, the reply's fds in VPP's order, the vpp mqs segment mapped once per
+//! Attach (worker 0) and worker add follow VPP v26.06's app socket API (docs/wire.md#attach):
+//! one socket per worker, the reply's fds in VPP's order, the vpp mqs segment mapped once per
 //! process. Destroy detaches the current worker on the ctrl mq, closes every socket, unmaps
 //! every segment and leaves no fd behind.
 
@@ -14,7 +14,7 @@ use slab::Slab;
 use vcl_codec::msg::{AppDetach, CtrlMsg};
 use vcl_codec::sapi::{fd_flags, msg_type, opt, Attach, SapiMsg, WorkerAddDel};
 use vcl_codec::session_error::session_error_str;
-use vcl_svm::mq::{discover_vpp_mqs, MsgQueue, SendMode};
+use vcl_svm::mq::{discover_vpp_mqs, MsgQueue};
 use vcl_svm::Segment;
 
 use crate::config::{Config, SapiAddr};
@@ -328,11 +328,11 @@ pub fn destroy() {
             client_index: w.api_client_handle,
             context: 0,
         });
-        match send_ctrl(&app.vpp, &detach) {
-            // VPP closes the worker's socket once it has detached it (ERRATA O6). Closing ours
-            // first lets the close race the detach: a new attach could then reuse the socket
-            // index (= api client handle) before the old detach is handled, and lose its
-            // worker to it. So wait (briefly) for VPP to hang up.
+        match app.vpp.send_ctrl(app.vpp.ctrl, &detach) {
+            // VPP closes the worker's socket once it has detached it (docs/wire.md#attach).
+            // Closing ours first lets the close race the detach: a new attach could then reuse
+            // the socket index (= api client handle) before the old detach is handled, and
+            // lose its worker to it. So wait (briefly) for VPP to hang up.
             Ok(()) => {
                 if !w.with_sock(|s| s.wait_peer_close(DETACH_WAIT)) {
                     tracing::debug!("VPP did not close the app socket after detach");
@@ -346,22 +346,6 @@ pub fn destroy() {
     tracing::info!("detached from VPP");
 }
 
-/// Send a control message on VPP's ctrl mq (waits up to 1 s for room).
-pub fn send_ctrl(vpp: &VppMqs, msg: &CtrlMsg) -> Result<(), Error> {
-    let mut buf = [0u8; 254];
-    let n = vcl_codec::msg::try_encode_ctrl(msg, &mut buf).map_err(|_| Error::Inval)?;
-    vpp.ctrl_mq()
-        .send_ctrl(
-            msg.evt_type().as_u8(),
-            &buf[..n],
-            SendMode::BlockFor(Duration::from_secs(1)),
-        )
-        .map_err(|e| {
-            tracing::error!("ctrl mq: {e}");
-            Error::NoMem
-        })
-}
-
 /// Whether vppcom_app_create has succeeded and destroy has not run since.
 pub fn is_attached() -> bool {
     APP.lock().is_some()
@@ -372,8 +356,8 @@ pub fn uses_mq_eventfd() -> bool {
     APP.lock().as_ref().is_some_and(|a| a.cfg.use_mq_eventfd)
 }
 
-/// Register a certificate + key with VPP over the current worker's socket (FACTS §1.6):
-/// the request, then the payload (cert then key) as a second datagram, then the reply.
+/// Register a certificate + key with VPP over the current worker's socket: the request, then
+/// the payload (cert then key) as a second datagram, then the reply (docs/wire.md#attach).
 pub fn add_cert_key_pair(cert: &[u8], key: &[u8]) -> Result<u32, Error> {
     use vcl_codec::sapi::CertKeyAddDel;
     let w = worker::current().ok_or(Error::BadFd)?;

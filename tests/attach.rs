@@ -8,8 +8,8 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use vcl::app::{self, CreateError};
-use vcl::config::{Config, SapiAddr};
+use vcl::testing::app::{self, CreateError};
+use vcl::testing::config::{Config, SapiAddr};
 use vcl_testpeer::{Corruption, Faults, Peer, PeerConfig, SockAddr};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -74,9 +74,9 @@ fn attach_then_detach_1000_times_leaks_nothing() {
     let (fds, maps) = (count_fds(), count_maps());
     for _ in 0..1000 {
         app::create(cfg.clone(), Some("leak".into())).unwrap();
-        assert!(vcl::worker::current().is_some());
+        assert!(vcl::testing::worker::current().is_some());
         app::destroy();
-        assert!(vcl::worker::current().is_none());
+        assert!(vcl::testing::worker::current().is_none());
     }
     // The in-process peer closes its end of each connection asynchronously (its count at the
     // baseline may include one it had not closed yet): after 1000 rounds, nothing may have grown.
@@ -108,7 +108,7 @@ fn attach_reports_what_vpp_handed_out() {
     let _s = serial();
     let p = peer("info", |c| c.threads(2));
     app::create(config("info"), Some("info-app".into())).unwrap();
-    let w = vcl::worker::current().unwrap();
+    let w = vcl::testing::worker::current().unwrap();
     let apps = p.apps();
     assert_eq!(apps.len(), 1);
     assert_eq!(apps[0].name, "info-app");
@@ -130,7 +130,7 @@ fn eight_threads_register_and_unregister_workers() {
             .map(|_| {
                 sc.spawn(|| {
                     let i = app::register_worker().expect("register");
-                    assert_eq!(vcl::worker::current_index(), i);
+                    assert_eq!(vcl::testing::worker::current_index(), i);
                     assert!(app::register_worker().is_err(), "a thread has one worker");
                     std::thread::sleep(Duration::from_millis(50));
                     i
@@ -164,7 +164,7 @@ fn a_thread_without_a_worker_gets_errors_not_crashes() {
     let p = peer("nowrk", |c| c);
     app::create(config("nowrk"), None).unwrap();
     std::thread::spawn(|| {
-        assert!(vcl::worker::current().is_none());
+        assert!(vcl::testing::worker::current().is_none());
         assert_eq!(vcl::ffi::VPPCOM_EBADFD, ffi_create());
     })
     .join()
@@ -186,7 +186,7 @@ fn segments_announced_later_are_mapped_and_unmapped() {
     let _s = serial();
     let p = peer("seg", |c| c);
     app::create(config("seg"), None).unwrap();
-    let w = vcl::worker::current().unwrap();
+    let w = vcl::testing::worker::current().unwrap();
     let app_index = w.app_index;
     let h = p.add_segment(app_index, 0, 4 << 20).unwrap();
     let mut others = Vec::new();
@@ -236,7 +236,7 @@ fn eventfd_mode_gives_an_epoll_fd_and_sees_vpp_go_away() {
         ..config("evfd")
     };
     app::create(cfg, None).unwrap();
-    let w = vcl::worker::current().unwrap();
+    let w = vcl::testing::worker::current().unwrap();
     assert!(w.mqs_epfd() >= 0);
     assert!(w.app_mq.eventfd().is_some());
     assert!(!w.is_detached());
@@ -376,4 +376,79 @@ fn two_processes_attach_concurrently() {
     }
     assert!(p.wait_until(Duration::from_secs(5), |p| p.n_apps() == 0));
     p.stop();
+}
+
+#[test]
+fn blocking_waits_return_once_vpp_detached_the_worker() {
+    use vcl::ffi::{vcl_poll_t, vcl_si_set, VPPCOM_ENOTCONN, VPPCOM_PROTO_TCP};
+    type EpollEvent = libc::epoll_event;
+    extern "C" {
+        fn vppcom_session_create(proto: u8, nb: u8) -> i32;
+        fn vppcom_epoll_create() -> i32;
+        fn vppcom_epoll_ctl(vep: u32, op: i32, sh: u32, ev: *mut EpollEvent) -> i32;
+        fn vppcom_epoll_wait(vep: u32, ev: *mut EpollEvent, max: i32, wait: f64) -> i32;
+        fn vppcom_poll(vp: *mut vcl_poll_t, n: u32, wait: f64) -> i32;
+        fn vppcom_select(
+            n_bits: i32,
+            rd: *mut vcl_si_set,
+            wr: *mut vcl_si_set,
+            ex: *mut vcl_si_set,
+            wait: f64,
+        ) -> i32;
+    }
+    let _s = serial();
+    let p = peer("detach-wait", |c| c);
+    app::create(config("detach-wait"), None).unwrap();
+    // SAFETY: no arguments / plain integer arguments.
+    let (vep, sh) = unsafe {
+        (
+            vppcom_epoll_create(),
+            vppcom_session_create(VPPCOM_PROTO_TCP as u8, 1),
+        )
+    };
+    assert!(vep >= 0 && sh >= 0);
+    let mut ev = EpollEvent {
+        events: libc::EPOLLIN as u32,
+        u64: 7,
+    };
+    // SAFETY: ev is a valid struct epoll_event for the call's duration.
+    let rv = unsafe { vppcom_epoll_ctl(vep as u32, libc::EPOLL_CTL_ADD, sh as u32, &mut ev) };
+    assert_eq!(rv, 0);
+    p.stop();
+    // Every wait below is "forever"; each must come back now that VPP is gone. A hang fails
+    // the test through the channel's deadline, not by blocking the suite.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        app::set_current_worker(0);
+        let mut out = [EpollEvent { events: 0, u64: 0 }; 4];
+        // SAFETY: out holds 4 entries.
+        let e = unsafe { vppcom_epoll_wait(vep as u32, out.as_mut_ptr(), 4, -1.0) };
+        let mut fds = [vcl_poll_t {
+            fds_ndx: 0,
+            sh: sh as u32,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: fds holds 1 entry.
+        let pl = unsafe { vppcom_poll(fds.as_mut_ptr(), 1, -1.0) };
+        let mut bits: vcl_si_set = 1 << (sh as u32 & 0xFF_FFFF);
+        // SAFETY: bits holds 64 bits, more than the n_bits passed.
+        let sel = unsafe {
+            vppcom_select(
+                (sh as u32 & 0xFF_FFFF) as i32 + 1,
+                &mut bits,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                -1.0,
+            )
+        };
+        let _ = tx.send((e, pl, sel));
+    });
+    let got = rx.recv_timeout(Duration::from_secs(20));
+    assert_eq!(
+        got,
+        Ok((VPPCOM_ENOTCONN, VPPCOM_ENOTCONN, VPPCOM_ENOTCONN)),
+        "epoll_wait, poll and select fail with ENOTCONN instead of waiting forever"
+    );
+    app::destroy();
 }

@@ -11,14 +11,14 @@ use std::ffi::{c_int, c_void};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use vcl::app;
 use vcl::codec::msg::{try_encode_ctrl, CtrlMsg, TransportAttr, TransportAttrReply};
-use vcl::config::{Config, SapiAddr};
 use vcl::ffi::*;
-use vcl::session::{self, FifoRef, Fifos, State};
 use vcl::svm::fifo_segment::FifoSegment;
 use vcl::svm::mq::SendMode;
-use vcl::worker::Worker;
+use vcl::testing::app;
+use vcl::testing::config::{Config, SapiAddr};
+use vcl::testing::session::{self, FifoRef, Fifos, State};
+use vcl::testing::worker::Worker;
 use vcl_testpeer::{Dir, MsgKind, Peer, PeerConfig, SockAddr};
 
 extern "C" {
@@ -192,10 +192,10 @@ fn every_op_checks_its_buffer_and_keeps_upstream_values() {
     );
     assert_eq!(o.call(sh, VPPCOM_ATTR_GET_EXT_ENDPT, 48).0, VPPCOM_EINVAL);
     {
-        let w = vcl::worker::current().unwrap();
+        let w = vcl::testing::worker::current().unwrap();
         let mut ss = w.sessions.lock();
         let s = ss.get_mut(session::parse_handle(sh).1).unwrap();
-        session::attr::note_original_dst(s, [192, 0, 2, 1], 443);
+        s.attr.note_original_dst([192, 0, 2, 1], 443);
     }
     let mut o = Ep::new(true, &[0xEE; 16], 0);
     assert_eq!(
@@ -280,11 +280,11 @@ fn every_op_checks_its_buffer_and_keeps_upstream_values() {
     assert_eq!(int_op(sh, VPPCOM_ATTR_GET_STREAM_FLAGS, 0, 4), (0, 1, 4));
     assert_eq!(call(sh, VPPCOM_ATTR_SET_CONNECTED, None, None).0, 0);
     {
-        let w = vcl::worker::current().unwrap();
+        let w = vcl::testing::worker::current().unwrap();
         let ss = w.sessions.lock();
         let s = ss.get(session::parse_handle(sh).1).unwrap();
-        assert_eq!((session::attr::vrf(s), session::attr::dscp(s)), (7, 46));
-        assert!(session::attr::connected_flag(s));
+        assert_eq!((s.attr.vrf, s.attr.dscp), (7, 46));
+        assert!(s.attr.connected);
     }
 
     // Ext config: a cert/key pair needs a crypto protocol; raw config only once, not after.
@@ -309,9 +309,10 @@ fn every_op_checks_its_buffer_and_keeps_upstream_values() {
         VPPCOM_EINVAL
     );
     {
-        let w = vcl::worker::current().unwrap();
+        let w = vcl::testing::worker::current().unwrap();
         let ss = w.sessions.lock();
-        let raw = session::attr::ext_config(ss.get(session::parse_handle(sh).1).unwrap());
+        let s = ss.get(session::parse_handle(sh).1).unwrap();
+        let raw = s.attr.ext_config.as_ref().map(|c| c.encode());
         assert_eq!(raw.as_deref(), Some(&[0, 0, 3, 0, b'a', b'b', b'c'][..]));
     }
 
@@ -358,7 +359,7 @@ fn every_op_checks_its_buffer_and_keeps_upstream_values() {
 
 /// Give session `sh` fifos in the worker's segment and a VPP handle, as CONNECTED would.
 fn fake_connect(sh: u32, vpp_handle: u64) {
-    let w = vcl::worker::current().unwrap();
+    let w = vcl::testing::worker::current().unwrap();
     let seg = w.segment(w.segment_handles()[0]).unwrap();
     let fs = FifoSegment::attach(&seg).unwrap();
     let rx = fs.alloc_fifo(0, 8192).unwrap().offset();
@@ -399,7 +400,7 @@ fn reply_after(p: &Peer, w: &Worker, n: usize, reply: TransportAttrReply) {
 fn transport_attrs_go_to_vpp_and_wait_for_its_reply() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let p = attach("vpp");
-    let w = vcl::worker::current().unwrap();
+    let w = vcl::testing::worker::current().unwrap();
     let sh = create(0);
     fake_connect(sh, 0xabc);
 

@@ -367,7 +367,7 @@ fn with_peer(
     client: impl FnOnce(u16, &Peer),
 ) {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    vcl::app::destroy();
+    vcl::testing::app::destroy();
     let sock = format!("vcl-sessions-{tag}-{}", std::process::id());
     let peer = Peer::start(PeerConfig::new(SockAddr::Abstract(sock.clone()))).unwrap();
     let conf = write_conf(&sock, local);

@@ -26,7 +26,8 @@ pub const ENV_VPP_SAPI_SOCKET: &str = "VCL_VPP_SAPI_SOCKET";
 /// Applies every VCL_* override to `cfg`, reading variables through `get`
 /// (so tests need not touch the process environment). Tolerated bad values
 /// are logged as warnings; [`super::load_with`] returns them instead.
-pub fn apply_env(
+#[cfg(test)]
+pub(super) fn apply_env(
     cfg: &mut Config,
     get: impl Fn(&str) -> Option<String>,
 ) -> Result<(), ConfigError> {

@@ -14,13 +14,8 @@ mod tests;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use env::{
-    apply_env, ENV_APP_NAMESPACE_ID, ENV_APP_NAMESPACE_SECRET, ENV_APP_PROXY_TRANSPORT_TCP,
-    ENV_APP_PROXY_TRANSPORT_UDP, ENV_APP_SCOPE_GLOBAL, ENV_APP_SCOPE_LOCAL, ENV_APP_USE_MQ_EVENTFD,
-    ENV_DEBUG, ENV_VPP_API_SOCKET, ENV_VPP_SAPI_SOCKET,
-};
 pub use parse::parse_str;
-pub use sapi::{parse_sapi_addr, SUN_PATH_LEN};
+pub use sapi::parse_sapi_addr;
 
 /// Default configuration file path (upstream VPPCOM_CONF_DEFAULT).
 pub const CONF_DEFAULT: &str = "/etc/vpp/vcl.conf";

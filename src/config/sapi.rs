@@ -6,7 +6,7 @@
 //! * `@NAME` is accepted as `abstract:NAME` (how `ss` and Calico/VPP write
 //!   it); upstream rejects it.
 //! * `unix:PATH` means the filesystem socket PATH. Upstream copies the wrong
-//!   bytes (the unstripped string, ERRATA D1) so it can never connect there;
+//!   bytes (the unstripped string, docs/wire.md#attach) so it can never connect there;
 //!   we do what the prefix documents.
 //! * A relative path is a filesystem socket relative to the current directory.
 //!   Upstream treats a prefix-less, non-`/` string as an INET host name, which
@@ -20,7 +20,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// Size of `sockaddr_un.sun_path` on Linux.
-pub const SUN_PATH_LEN: usize = 108;
+const SUN_PATH_LEN: usize = 108;
 
 /// Longest filesystem path: it and its NUL must fit in sun_path with one byte
 /// to spare, which is the limit upstream enforces.
@@ -83,30 +83,6 @@ pub fn parse_sapi_addr(s: &str) -> Result<SapiAddr, String> {
 /// The characters vppinfra accepts in a socket name.
 fn name_byte_ok(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'.' | b'_')
-}
-
-impl SapiAddr {
-    /// `sockaddr_un.sun_path` contents and the address length to pass to
-    /// connect(2) (including the 2-byte family). Abstract names get a leading
-    /// NUL and no trailing one, as VPP binds them; paths are NUL-terminated.
-    pub fn sun_path(&self) -> ([u8; SUN_PATH_LEN], usize) {
-        use std::os::unix::ffi::OsStrExt;
-        let mut buf = [0u8; SUN_PATH_LEN];
-        let family = std::mem::size_of::<u16>();
-        match self {
-            SapiAddr::Abstract(name) => {
-                let n = name.len().min(SUN_PATH_LEN - 1);
-                buf[1..1 + n].copy_from_slice(&name[..n]);
-                (buf, family + 1 + n)
-            }
-            SapiAddr::Path(p) => {
-                let b = p.as_os_str().as_bytes();
-                let n = b.len().min(SUN_PATH_LEN - 1);
-                buf[..n].copy_from_slice(&b[..n]);
-                (buf, family + n + 1)
-            }
-        }
-    }
 }
 
 /// `abstract:NAME` or the path, i.e. a form [`parse_sapi_addr`] reads back.

@@ -1,3 +1,4 @@
+use super::env::apply_env;
 use super::*;
 use std::collections::HashMap;
 use std::path::Path;
@@ -376,18 +377,12 @@ fn socket_syntaxes() {
 }
 
 #[test]
-fn socket_display_and_sockaddr() {
+fn socket_display() {
     let a = abs("vpp/session").unwrap();
     assert_eq!(a.to_string(), "abstract:vpp/session");
     assert_eq!(parse_sapi_addr(&a.to_string()), Ok(a.clone()));
-    let (buf, len) = a.sun_path();
-    assert_eq!(len, 14); // 2 + 1 + strlen("vpp/session"), as VPP binds it
-    assert_eq!(&buf[..12], b"\0vpp/session");
     let p = SapiAddr::Path("/run/vpp/x".into());
     assert_eq!(p.to_string(), "/run/vpp/x");
-    let (buf, len) = p.sun_path();
-    assert_eq!(&buf[..11], b"/run/vpp/x\0");
-    assert_eq!(len, 2 + 10 + 1);
 }
 
 #[test]

@@ -1,38 +1,28 @@
 //! vppcom_select and vppcom_poll: readiness of a set of sessions, waiting on the app mq.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use libc::{EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT};
-
-use super::readiness;
-use crate::error::Result;
-use crate::session::{self, Sessions};
+use crate::error::{Error, Result};
+use crate::session::readiness;
+use crate::table::{Events, Sessions};
+use crate::wait::{self, Naps, Wake};
 use crate::worker::Worker;
 
-/// Wait until `scan` finds something or `timeout` (None: forever) passes.
+/// Wait until `scan` finds something, `timeout` (None: forever) passes or VPP detached the
+/// worker (then ENOTCONN if nothing was found).
 fn wait_for(
     w: &Worker,
     timeout: Option<Duration>,
     mut scan: impl FnMut(&Sessions) -> usize,
-) -> usize {
-    let deadline = timeout.map(|t| Instant::now() + t);
+) -> Result<usize> {
     let mut ss = w.sessions.lock();
-    let mut round = 0;
-    loop {
-        round += 1;
-        session::drain(w, &mut ss);
-        let n = scan(&ss);
-        if n > 0 {
-            return n;
-        }
-        let nap = match deadline {
-            Some(d) => match d.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => left.min(session::nap(round)),
-                _ => return 0,
-            },
-            None => session::nap(round),
-        };
-        parking_lot::MutexGuard::unlocked(&mut ss, || w.wait_mq(nap));
+    let mut n = 0;
+    match wait::until(w, &mut ss, timeout, Naps::Backoff, |ss| {
+        n = scan(ss);
+        n > 0
+    }) {
+        Wake::Done | Wake::TimedOut => Ok(n),
+        Wake::Detached => Err(Error::NotConn),
     }
 }
 
@@ -44,7 +34,7 @@ const BITS: usize = u64::BITS as usize;
 
 /// Set the bits of `want` whose sessions are ready for `mask` into `got`; returns how many.
 /// Walks set bits only, so the cost follows the watched sessions, not `n_bits`.
-fn scan(ss: &Sessions, want: &[u64], got: &mut [u64], mask: u32) -> usize {
+fn scan(ss: &Sessions, want: &[u64], got: &mut [u64], mask: Events) -> usize {
     let mut n = 0;
     for (wi, (&word, out)) in want.iter().zip(got.iter_mut()).enumerate() {
         let mut bits = word;
@@ -53,7 +43,7 @@ fn scan(ss: &Sessions, want: &[u64], got: &mut [u64], mask: u32) -> usize {
             let bit = bits.trailing_zeros() as usize;
             bits &= bits - 1;
             let si = (wi * BITS + bit) as u32;
-            if ss.get(si).is_some_and(|s| readiness(s) & mask != 0) {
+            if ss.get(si).is_some_and(|s| readiness(s).intersects(mask)) {
                 *out |= 1 << bit;
                 n += 1;
             }
@@ -72,10 +62,10 @@ pub fn select(
     wait: f64,
     wait_is_ms: bool,
 ) -> Result<usize> {
-    const MASKS: [u32; 3] = [
-        (EPOLLIN | EPOLLHUP | EPOLLERR) as u32,
-        EPOLLOUT as u32,
-        (EPOLLERR | EPOLLHUP) as u32,
+    const MASKS: [Events; 3] = [
+        Events::from_bits(Events::IN.bits() | Events::ALWAYS.bits()),
+        Events::OUT,
+        Events::ALWAYS,
     ];
     let mut want = std::mem::take(&mut *w.select_scratch.lock());
     for (k, m) in maps.iter().enumerate() {
@@ -95,7 +85,7 @@ pub fn select(
         n
     });
     *w.select_scratch.lock() = want;
-    Ok(n)
+    n
 }
 
 /// vppcom_poll: `(handle, events)` in, revents out; waits up to `wait_s` seconds.
@@ -104,7 +94,7 @@ pub fn poll(w: &Worker, fds: &mut [(u32, i16, i16)], wait_s: f64) -> Result<usiz
     let n = wait_for(w, timeout_of(wait_s), |ss| {
         let mut n = 0;
         for (k, (sh, events, _)) in fds.iter().enumerate() {
-            let r = match session::lookup(w, ss, *sh) {
+            let r = match ss.lookup(w.index, *sh) {
                 Ok(i) => ss.get(i).map_or(0, |s| poll_bits(readiness(s), *events)),
                 Err(_) => libc::POLLHUP, // upstream's answer for an unknown session
             };
@@ -116,21 +106,21 @@ pub fn poll(w: &Worker, fds: &mut [(u32, i16, i16)], wait_s: f64) -> Result<usiz
     for (f, r) in fds.iter_mut().zip(revents) {
         f.2 = r;
     }
-    Ok(n)
+    n
 }
 
-fn poll_bits(ready: u32, events: i16) -> i16 {
+fn poll_bits(ready: Events, events: i16) -> i16 {
     let mut r = 0i16;
-    if ready & EPOLLIN as u32 != 0 && events & libc::POLLIN != 0 {
+    if ready.intersects(Events::IN) && events & libc::POLLIN != 0 {
         r |= libc::POLLIN;
     }
-    if ready & EPOLLOUT as u32 != 0 && events & libc::POLLOUT != 0 {
+    if ready.intersects(Events::OUT) && events & libc::POLLOUT != 0 {
         r |= libc::POLLOUT;
     }
-    if ready & EPOLLHUP as u32 != 0 {
+    if ready.intersects(Events::HUP) {
         r |= libc::POLLHUP;
     }
-    if ready & EPOLLERR as u32 != 0 {
+    if ready.intersects(Events::ERR) {
         r |= libc::POLLERR;
     }
     r

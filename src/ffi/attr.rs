@@ -219,7 +219,7 @@ pub extern "C" fn vppcom_session_attr(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ffi::abi::*;
+    use crate::abi::*;
 
     #[test]
     fn rules_follow_upstream_checks() {

@@ -8,6 +8,7 @@ use super::types::{vcl_poll_t, vcl_si_set};
 use super::{guard, VPPCOM_EFAULT, VPPCOM_EINVAL};
 use crate::epoll;
 use crate::error::Error;
+use crate::table::Events;
 
 /// `struct epoll_event` from <sys/epoll.h> (the header names it so through cbindgen's rename).
 pub type EpollEvent = libc::epoll_event;
@@ -37,7 +38,8 @@ pub extern "C" fn vppcom_epoll_ctl(
             return VPPCOM_EINVAL;
         }
         // SAFETY: event is NULL or points at a caller-owned struct epoll_event.
-        let ev = unsafe { opt_ref(event.cast_const()) }.map(|e| (e.events, e.u64));
+        let ev =
+            unsafe { opt_ref(event.cast_const()) }.map(|e| (Events::from_bits(e.events), e.u64));
         with_worker(|w| epoll::ctl(w, vep_handle, op, session_handle, ev).map(|_| 0))
     })
 }
@@ -61,11 +63,11 @@ pub extern "C" fn vppcom_epoll_wait(
         let Some(out) = (unsafe { out_slice(events, n_max) }) else {
             return VPPCOM_EFAULT;
         };
-        let mut buf = [(0u32, 0u64); MAX_BATCH];
+        let mut buf = [(Events::NONE, 0u64); MAX_BATCH];
         with_worker(|w| {
             let n = epoll::wait(w, vep_handle, &mut buf[..n_max], wait_for_time)?;
             for (o, (bits, data)) in out.iter_mut().zip(&buf[..n]) {
-                o.events = *bits;
+                o.events = bits.bits();
                 o.u64 = *data;
             }
             Ok(n as i32)

@@ -2,16 +2,17 @@
 
 use std::ffi::{c_char, c_int, CStr};
 
-use super::abi::*;
 use super::ptr::{in_bytes, opt_cstr, opt_mut, opt_ref};
 use super::types::{vcl_session_handle_t, vppcom_cert_key_pair_t};
 use super::{guard, guard_or};
+use crate::abi::*;
+use crate::table::parse_handle;
 
 /// The session index part of a handle (low 24 bits).
 #[no_mangle]
 pub extern "C" fn vppcom_session_index(session_handle: vcl_session_handle_t) -> c_int {
     guard("vppcom_session_index", || {
-        crate::session::parse_handle(session_handle).1 as c_int
+        parse_handle(session_handle).1 as c_int
     })
 }
 
@@ -19,7 +20,7 @@ pub extern "C" fn vppcom_session_index(session_handle: vcl_session_handle_t) -> 
 #[no_mangle]
 pub extern "C" fn vppcom_session_worker(session_handle: vcl_session_handle_t) -> c_int {
     guard("vppcom_session_worker", || {
-        crate::session::parse_handle(session_handle).0 as c_int
+        parse_handle(session_handle).0 as c_int
     })
 }
 

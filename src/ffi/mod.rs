@@ -10,8 +10,6 @@
 #![allow(unsafe_code)]
 #![allow(non_camel_case_types)]
 
-/// Every enum and define of vppcom.h, declared once (also rendered into the header by build.rs).
-pub mod abi;
 pub mod types;
 
 mod app;
@@ -24,7 +22,7 @@ mod ptr;
 mod session;
 mod worker;
 
-pub use abi::*;
+pub use crate::abi::*;
 pub use types::*;
 
 use std::ffi::c_int;

@@ -2,7 +2,7 @@
 //! type because VPP can slip a SEND_FDS (a new segment's memfd) between a request and its reply.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -36,10 +36,6 @@ impl SapiSocket {
             fd,
             pending_fds: VecDeque::new(),
         })
-    }
-
-    pub fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
     }
 
     pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {

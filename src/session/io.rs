@@ -3,15 +3,13 @@
 //! when has_event on tx goes 0 -> 1, and dequeue notifications follow the producer's want bits.
 
 use vcl_codec::event::EventType;
-use vcl_svm::fifo::notify::{
-    SVM_FIFO_WANT_DEQ_NOTIF, SVM_FIFO_WANT_DEQ_NOTIF_IF_EMPTY, SVM_FIFO_WANT_DEQ_NOTIF_IF_FULL,
-};
+use vcl_svm::fifo::notify::SVM_FIFO_WANT_DEQ_NOTIF;
 use vcl_svm::fifo::Fifo;
 
-use super::ops::{lookup, send_io};
-use super::{wait, Fifos, Session, Sessions, State};
-use crate::epoll;
+use super::ops::lookup;
 use crate::error::{Error, Result};
+use crate::table::{Events, Fifos, Session, Sessions, State};
+use crate::wait::{self, Naps};
 use crate::worker::Worker;
 
 /// Ready or peer-closing: the states in which fifos can be used.
@@ -50,7 +48,7 @@ fn open_session(
 ) -> Result<(u32, Fifos)> {
     let i = lookup(w, ss, sh)?;
     if ss.get(i).is_some_and(|s| s.state == State::Connecting) {
-        wait::drain(w, ss);
+        w.drain(ss);
     }
     open_fifos(w, ss, sh)
 }
@@ -67,22 +65,6 @@ fn open_fifos(w: &Worker, ss: &Sessions, sh: u32) -> Result<(u32, Fifos)> {
     }
 }
 
-/// Bytes readable now, for attrs and epoll.
-pub fn rx_ready(s: &Session) -> u32 {
-    s.fifos
-        .as_ref()
-        .and_then(|f| f.rx.get().ok())
-        .map_or(0, |f| f.max_dequeue_cons())
-}
-
-/// Bytes writable now.
-pub fn tx_space(s: &Session) -> u32 {
-    s.fifos
-        .as_ref()
-        .and_then(|f| f.tx.get().ok())
-        .map_or(0, |f| f.max_enqueue_prod())
-}
-
 /// Make sure session `i` has bytes to read: Ok(None) when it has, Ok(Some(0)) at end of
 /// stream, Err for would-block, reset or not connected. Blocking sessions wait.
 fn ensure_readable(
@@ -91,30 +73,28 @@ fn ensure_readable(
     i: u32,
     f: &Fifos,
 ) -> Result<Option<usize>> {
-    if f.rx.get().map_err(fifo_err)?.max_dequeue_cons() > 0 {
+    if f.rx.fifo().max_dequeue_cons() > 0 {
         return Ok(None);
     }
     if ss.get(i).expect("open").shut_rd {
         return Ok(Some(0));
     }
-    if let Ok(sig) = f.rx_sig.get() {
-        sig.unset_event();
-    }
+    f.rx_sig.fifo().unset_event();
     // See a close or reset VPP already queued, even in a busy non-blocking loop.
-    wait::drain(w, ss);
+    w.drain(ss);
     let nonblocking = ss.get(i).ok_or(Error::BadFd)?.nonblocking;
     let readable = |ss: &Sessions| {
         ss.get(i)
-            .is_none_or(|s| rx_ready(s) > 0 || closing_result(s).is_some() || !is_open(s))
+            .is_none_or(|s| s.rx_ready() > 0 || closing_result(s).is_some() || !is_open(s))
     };
     if !readable(ss) {
         if nonblocking {
             return Err(Error::Again);
         }
-        wait::until(w, ss, None, readable);
+        wait::until(w, ss, None, Naps::Backoff, |ss| readable(ss));
     }
     let s = ss.get(i).ok_or(Error::BadFd)?;
-    if rx_ready(s) > 0 {
+    if s.rx_ready() > 0 {
         return Ok(None);
     }
     match closing_result(s) {
@@ -130,7 +110,7 @@ pub fn read(w: &Worker, sh: u32, buf: &mut [u8], peek: bool) -> Result<usize> {
     if let Some(n) = ensure_readable(w, &mut ss, i, &f)? {
         return Ok(n);
     }
-    let rx = f.rx.get().map_err(fifo_err)?;
+    let rx = f.rx.fifo();
     let n = if peek {
         rx.peek(0, buf).map_err(fifo_err)?
     } else {
@@ -152,7 +132,7 @@ pub fn read_segments(
     if let Some(n) = ensure_readable(w, &mut ss, i, &f)? {
         return Ok(n);
     }
-    let rx = f.rx.get().map_err(fifo_err)?;
+    let rx = f.rx.fifo();
     let mut segs: [vcl_svm::fifo::FifoSeg<'_>; 2] = Default::default();
     let (n_segs, bytes) = match rx.segments(0, &mut segs, max_bytes) {
         Ok(r) => r,
@@ -169,7 +149,7 @@ pub fn read_segments(
 pub fn free_segments(w: &Worker, sh: u32, n_bytes: u32) -> Result<()> {
     let mut ss = w.sessions.lock();
     let (i, f) = open_session(w, &mut ss, sh)?;
-    let rx = f.rx.get().map_err(fifo_err)?;
+    let rx = f.rx.fifo();
     let n = rx.dequeue_drop(n_bytes).map_err(fifo_err)?;
     after_read(w, &mut ss, i, &f, &rx, n as u32, false);
     Ok(())
@@ -178,43 +158,22 @@ pub fn free_segments(w: &Worker, sh: u32, n_bytes: u32) -> Result<()> {
 /// Clear has_event when drained (re-checking for a race), and send a dequeue notification
 /// if the producer asked for one.
 fn after_read(w: &Worker, ss: &mut Sessions, i: u32, f: &Fifos, rx: &Fifo<'_>, n: u32, peek: bool) {
-    let Ok(sig) = f.rx_sig.get() else { return };
+    let sig = f.rx_sig.fifo();
     if rx.max_dequeue_cons() == 0 {
         sig.unset_event();
         if rx.max_dequeue_cons() > 0 && sig.set_event() {
-            epoll::notify(ss, i, libc::EPOLLIN as u32);
+            ss.notify(i, Events::IN);
         }
     }
     if peek || n == 0 {
         return;
     }
-    if needs_deq_ntf(rx, &sig, n) {
+    if rx.needs_deq_ntf_signalled_by(&sig, n) {
         sig.clear_deq_ntf();
         if let Some(s) = ss.get(i) {
-            send_io(w, s.vpp_thread, EventType::IoRx, s.vpp_handle);
+            w.send_io(s.vpp_thread, EventType::IoRx, s.vpp_handle);
         }
     }
-}
-
-/// VPP's needs_deq_ntf with data and signals in possibly different fifos (cut-through).
-fn needs_deq_ntf(data: &Fifo<'_>, sig: &Fifo<'_>, n_last: u32) -> bool {
-    let want = sig.want_deq_ntf();
-    if want == 0 {
-        return false;
-    }
-    if want & SVM_FIFO_WANT_DEQ_NOTIF != 0 {
-        return data.max_enqueue() >= sig.deq_thresh();
-    }
-    let used = data.max_dequeue_cons();
-    let size = data.size();
-    if want & SVM_FIFO_WANT_DEQ_NOTIF_IF_FULL != 0
-        && !sig.has_deq_ntf()
-        && used < size
-        && u64::from(used) + u64::from(n_last) >= u64::from(size)
-    {
-        return true;
-    }
-    want & SVM_FIFO_WANT_DEQ_NOTIF_IF_EMPTY != 0 && !sig.has_deq_ntf() && used == 0
 }
 
 /// vppcom_session_write / write_msg: enqueue, then TX (or TX_FLUSH) if has_event was 0.
@@ -228,43 +187,40 @@ pub fn write(w: &Worker, sh: u32, buf: &[u8], flush: bool) -> Result<usize> {
     if s.shut_wr {
         return Err(Error::Pipe);
     }
-    let tx = f.tx.get().map_err(fifo_err)?;
+    let tx = f.tx.fifo();
     if tx.max_enqueue_prod() == 0 {
         if s.nonblocking {
             return Err(Error::Again);
         }
         let writable = |ss: &Sessions| {
             ss.get(i)
-                .is_none_or(|s| !matches!(s.state, State::Ready) || tx_space(s) > 0)
+                .is_none_or(|s| !matches!(s.state, State::Ready) || s.tx_space() > 0)
         };
         loop {
-            if let Ok(sig) = f.tx_sig.get() {
-                sig.add_want_deq_ntf(SVM_FIFO_WANT_DEQ_NOTIF);
-            }
-            if wait::until(
-                w,
-                &mut ss,
-                Some(std::time::Duration::from_millis(100)),
-                writable,
-            ) {
-                break;
+            f.tx_sig.fifo().add_want_deq_ntf(SVM_FIFO_WANT_DEQ_NOTIF);
+            let timeout = Some(std::time::Duration::from_millis(100));
+            match wait::until(w, &mut ss, timeout, Naps::Backoff, |ss| writable(ss)) {
+                wait::Wake::Done => break,
+                wait::Wake::TimedOut => {}
+                // nothing will drain the fifo any more
+                wait::Wake::Detached => return Err(Error::NotConn),
             }
         }
         let s = ss.get(i).ok_or(Error::BadFd)?;
-        if !is_open(s) || s.state == State::VppClosing && tx_space(s) == 0 {
+        if !is_open(s) || s.state == State::VppClosing && s.tx_space() == 0 {
             return Err(closed_error(s));
         }
     }
-    let tx = f.tx.get().map_err(fifo_err)?;
+    let tx = f.tx.fifo();
     let r = tx.enqueue(buf);
     let s = ss.get(i).ok_or(Error::BadFd)?;
-    if f.tx_sig.get().is_ok_and(|sig| sig.set_event()) {
+    if f.tx_sig.fifo().set_event() {
         let et = if flush {
             EventType::IoTxFlush
         } else {
             EventType::IoTx
         };
-        send_io(w, s.vpp_thread, et, s.vpp_handle);
+        w.send_io(s.vpp_thread, et, s.vpp_handle);
     }
     match r {
         Ok(n) => Ok(n),

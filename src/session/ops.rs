@@ -3,109 +3,17 @@
 
 use std::time::Duration;
 
-use vcl_codec::event::EventType;
-use vcl_codec::msg::{
-    Accepted, AcceptedReply, Connect, CtrlMsg, Listen, SessionHandleMsg, SessionReplyMsg,
-    TransportProto, Unlisten,
-};
+use vcl_codec::msg::{Connect, CtrlMsg, Listen, TransportProto, Unlisten};
 use vcl_codec::session_error::{SESSION_E_ALREADY_LISTENING, SESSION_E_REFUSED};
-use vcl_svm::mq::SendMode;
 
-use super::events::{fifos_of, thread_of};
-use super::{handle, parse_handle, wait, Endpoint, Fifos, Session, Sessions, State};
 use crate::error::{Error, Result};
-use crate::worker::Worker;
-
-/// How long a send waits for room in a full VPP queue before giving up.
-const SEND_WAIT: Duration = Duration::from_secs(1);
-
-/// Messages that name a session by its VPP handle.
-pub enum HandleMsg {
-    Disconnect,
-    Shutdown,
-    Terminate,
-}
-
-/// Acknowledgements of a close VPP started.
-pub enum ReplyKind {
-    Disconnected,
-    Reset,
-}
-
-/// Send a control message to VPP thread `thread`'s queue.
-pub fn send_ctrl_to(w: &Worker, thread: usize, msg: &CtrlMsg) -> Result<()> {
-    let mut buf = [0u8; 254];
-    let n = vcl_codec::msg::try_encode_ctrl(msg, &mut buf).map_err(|_| Error::Inval)?;
-    let mq = w.vpp.mqs.get(thread).ok_or(Error::Inval)?;
-    mq.send_ctrl(
-        msg.evt_type().as_u8(),
-        &buf[..n],
-        SendMode::BlockFor(SEND_WAIT),
-    )
-    .map_err(|e| {
-        tracing::error!("vpp mq {thread}: {e}");
-        Error::NoMem
-    })
-}
-
-/// An IO event (TX, RX deq notification, ...) for VPP's session `vpp_handle`.
-pub fn send_io(w: &Worker, thread: usize, t: EventType, vpp_handle: u64) {
-    tracing::trace!(thread, ?t, vpp_handle, "io event to vpp");
-    let Some(mq) = w.vpp.mqs.get(thread) else {
-        return;
-    };
-    if let Err(e) = mq.send_io(t.as_u8(), vpp_handle as u32, SendMode::BlockFor(SEND_WAIT)) {
-        tracing::error!("vpp mq {thread}: io event not sent: {e}");
-    }
-}
-
-pub fn send_handle_msg(w: &Worker, thread: usize, vpp_handle: u64, kind: HandleMsg) {
-    let m = SessionHandleMsg {
-        client_index: w.api_client_handle,
-        context: 0,
-        handle: vpp_handle,
-    };
-    let msg = match kind {
-        HandleMsg::Disconnect => CtrlMsg::Disconnect(m),
-        HandleMsg::Shutdown => CtrlMsg::Shutdown(m),
-        HandleMsg::Terminate => CtrlMsg::Terminate(m),
-    };
-    let _ = send_ctrl_to(w, thread, &msg);
-}
-
-/// DISCONNECTED_REPLY / RESET_REPLY: VPP finds the app by the api client handle in context.
-pub fn send_reply(w: &Worker, thread: usize, vpp_handle: u64, kind: ReplyKind) {
-    let m = SessionReplyMsg {
-        context: w.api_client_handle,
-        retval: 0,
-        handle: vpp_handle,
-    };
-    let msg = match kind {
-        ReplyKind::Disconnected => CtrlMsg::DisconnectedReply(m),
-        ReplyKind::Reset => CtrlMsg::ResetReply(m),
-    };
-    let _ = send_ctrl_to(w, thread, &msg);
-}
-
-/// ACCEPTED_REPLY on the accepted session's queue; context is ACCEPTED's (the app index).
-pub fn accepted_reply(w: &Worker, m: &Accepted, retval: i32, app_session_index: u32) {
-    let thread = thread_of(w, m.mq_index).unwrap_or(w.vpp.ctrl);
-    let reply = CtrlMsg::AcceptedReply(AcceptedReply {
-        context: m.context,
-        retval,
-        handle: m.handle,
-        app_session_index,
-    });
-    let _ = send_ctrl_to(w, thread, &reply);
-}
+use crate::table::{handle, Endpoint, Fifos, Session, Sessions, State};
+use crate::wait::{self, Naps};
+use crate::worker::{HandleMsg, ReplyKind, Worker};
 
 /// The session a handle names on this worker (EBADFD if none, or closed by the app).
 pub fn lookup(w: &Worker, ss: &Sessions, sh: u32) -> Result<u32> {
-    let (wrk, index) = parse_handle(sh);
-    match ss.get(index) {
-        Some(s) if wrk == w.index && s.state != State::AppClosed => Ok(index),
-        _ => Err(Error::BadFd),
-    }
+    ss.lookup(w.index, sh)
 }
 
 fn transport_proto(p: u8) -> Result<TransportProto> {
@@ -160,10 +68,11 @@ pub fn listen(w: &Worker, sh: u32, timeout: Duration) -> Result<()> {
         dscp: 0,
     });
     s.state = State::Binding;
-    send_ctrl_to(w, w.vpp.ctrl, &msg)?;
-    let done = wait::until(w, &mut ss, Some(timeout), |ss| {
+    w.send_ctrl(w.vpp.ctrl, &msg)?;
+    let done = wait::until(w, &mut ss, Some(timeout), Naps::Backoff, |ss| {
         ss.get(i).is_none_or(|s| s.state != State::Binding)
-    });
+    })
+    .is_done();
     let s = ss.get_mut(i).ok_or(Error::BadFd)?;
     match s.state {
         State::Listen => Ok(()),
@@ -189,9 +98,9 @@ pub fn accept(w: &Worker, ls: u32, nonblocking_child: bool) -> Result<(u32, Endp
     }
     if l.accept_q.is_empty() {
         if l.nonblocking {
-            wait::drain(w, &mut ss);
+            w.drain(&mut ss);
         } else {
-            wait::until(w, &mut ss, None, |ss| {
+            wait::until(w, &mut ss, None, Naps::Backoff, |ss| {
                 ss.get(li)
                     .is_none_or(|l| !l.accept_q.is_empty() || l.state != State::Listen)
             });
@@ -207,13 +116,13 @@ pub fn accept(w: &Worker, ls: u32, nonblocking_child: bool) -> Result<(u32, Endp
     };
     let proto = l.proto;
     let (fifos, thread) = match (
-        fifos_of(w, m.segment_handle, m.server_rx_fifo, m.server_tx_fifo),
-        thread_of(w, m.mq_index),
+        w.fifos_of(m.segment_handle, m.server_rx_fifo, m.server_tx_fifo),
+        w.thread_of(m.mq_index),
     ) {
         (Some((rx, tx)), Some(t)) => (Fifos::plain(rx, tx), t),
         _ => {
             tracing::error!("accepted session {:#x}: fifos or mq not usable", m.handle);
-            accepted_reply(w, &m, vcl_codec::session_error::SESSION_E_INVALID, 0);
+            w.accepted_reply(&m, vcl_codec::session_error::SESSION_E_INVALID, 0);
             return Err(Error::ConnAborted);
         }
     };
@@ -238,14 +147,14 @@ pub fn accept(w: &Worker, ls: u32, nonblocking_child: bool) -> Result<(u32, Endp
         None => State::Ready,
     };
     let Some(index) = ss.alloc(s) else {
-        accepted_reply(w, &m, SESSION_E_REFUSED, 0);
+        w.accepted_reply(&m, SESSION_E_REFUSED, 0);
         return Err(Error::NoMem);
     };
     ss.bind_vpp(index, m.handle);
     if let Some(l) = ss.get_mut(li) {
         l.n_accepted += 1;
     }
-    accepted_reply(w, &m, 0, index);
+    w.accepted_reply(&m, 0, index);
     let rmt = ss.get(index).expect("just added").rmt;
     tracing::debug!(
         "worker {}: accepted session {index} ({:#x})",
@@ -283,20 +192,22 @@ pub fn connect(w: &Worker, sh: u32, rmt: Endpoint, timeout: Duration) -> Result<
         parent_handle: u64::MAX,
         ckpair_index: 0,
         crypto_engine: 0,
-        // Upstream sets CONNECTED on every connect (ERRATA D7); VPP reads it for UDP only.
+        // Upstream sets CONNECTED on every connect; VPP reads it for UDP only
+        // (docs/wire.md#session-events).
         flags: 1,
         dscp: 0,
         ext_config: 0,
     });
     s.state = State::Connecting;
     let nonblocking = s.nonblocking;
-    send_ctrl_to(w, w.vpp.ctrl, &msg)?;
+    w.send_ctrl(w.vpp.ctrl, &msg)?;
     if nonblocking {
         return Err(Error::InProgress);
     }
-    let done = wait::until(w, &mut ss, Some(timeout), |ss| {
+    let done = wait::until(w, &mut ss, Some(timeout), Naps::Backoff, |ss| {
         ss.get(i).is_none_or(|s| s.state != State::Connecting)
-    });
+    })
+    .is_done();
     match ss.get(i).map(|s| (s.state, s.vpp_error)) {
         Some((State::Ready, _)) => Ok(()),
         _ if !done => Err(Error::TimedOut),
@@ -321,7 +232,7 @@ pub fn shutdown(w: &Worker, sh: u32, how: i32) -> Result<()> {
     }
     s.shut_wr = true;
     if s.state == State::Ready {
-        send_handle_msg(w, s.vpp_thread, s.vpp_handle, HandleMsg::Shutdown);
+        w.send_handle_msg(s.vpp_thread, s.vpp_handle, HandleMsg::Shutdown);
     }
     Ok(())
 }
@@ -338,8 +249,8 @@ pub fn terminate(w: &Worker, sh: u32) -> Result<()> {
         State::Listen | State::Binding => return Err(Error::BadFd),
         // no VPP session yet (or any more): nothing to abort
         State::Closed | State::Connecting | State::Detached => return Ok(()),
-        State::Reset => send_reply(w, t, h, ReplyKind::Reset),
-        _ => send_handle_msg(w, t, h, HandleMsg::Terminate),
+        State::Reset => w.send_reply(t, h, ReplyKind::Reset),
+        _ => w.send_handle_msg(t, h, HandleMsg::Terminate),
     }
     s.state = State::Closed;
     Ok(())
@@ -349,10 +260,10 @@ pub fn terminate(w: &Worker, sh: u32) -> Result<()> {
 pub fn close(w: &Worker, sh: u32) -> Result<()> {
     let mut ss = w.sessions.lock();
     let i = lookup(w, &ss, sh)?;
-    crate::epoll::unregister(&mut ss, i);
     let s = ss.get_mut(i).expect("looked up");
+    s.ep = None;
     if s.is_vep {
-        crate::epoll::close_vep(&mut ss, i);
+        ss.close_vep(i);
         ss.free(i);
         return Ok(());
     }
@@ -365,9 +276,9 @@ pub fn close(w: &Worker, sh: u32) -> Result<()> {
         }
         State::Listen => return unlisten(w, &mut ss, i),
         State::Binding | State::Connecting => {}
-        State::VppClosing => send_reply(w, t, h, ReplyKind::Disconnected),
-        State::Reset => send_reply(w, t, h, ReplyKind::Reset),
-        _ => send_handle_msg(w, t, h, HandleMsg::Disconnect),
+        State::VppClosing => w.send_reply(t, h, ReplyKind::Disconnected),
+        State::Reset => w.send_reply(t, h, ReplyKind::Reset),
+        _ => w.send_handle_msg(t, h, HandleMsg::Disconnect),
     }
     s.state = State::AppClosed;
     if let Some(l) = ss.get_mut(listener) {
@@ -380,7 +291,7 @@ pub fn close(w: &Worker, sh: u32) -> Result<()> {
 fn unlisten(w: &Worker, ss: &mut Sessions, i: u32) -> Result<()> {
     let s = ss.get_mut(i).expect("listener");
     for m in std::mem::take(&mut s.accept_q) {
-        accepted_reply(w, &m, SESSION_E_REFUSED, 0);
+        w.accepted_reply(&m, SESSION_E_REFUSED, 0);
     }
     s.state = State::AppClosed;
     let msg = CtrlMsg::Unlisten(Unlisten {
@@ -389,5 +300,5 @@ fn unlisten(w: &Worker, ss: &mut Sessions, i: u32) -> Result<()> {
         wrk_index: w.vpp_wrk_index,
         handle: s.vpp_handle,
     });
-    send_ctrl_to(w, w.vpp.ctrl, &msg)
+    w.send_ctrl(w.vpp.ctrl, &msg)
 }

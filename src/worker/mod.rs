@@ -1,12 +1,16 @@
 //! The per-thread worker state table.
 //!
-//! A VCL worker is one app worker in VPP: its own app socket, its own app message queue (in its
-//! first fifo segment), the segments VPP shares with it, and (later) its sessions. Worker 0 is
+//! A VCL worker is one app worker in VPP: its own app socket, its own app message queue (in
+//! its first fifo segment), the segments VPP shares with it, and its session table. The
+//! worker drains its app mq into that table (`session_events`) and sends to VPP's queues
+//! (`send`). Worker 0 is
 //! created by attach; `vppcom_worker_register` adds one per thread. The table of workers lives
 //! in the app ([`crate::app`]); each thread caches a weak reference to its current worker, so
 //! finding it on a hot path takes no lock, and destroying the app frees every worker at once.
 
 mod events;
+mod send;
+mod session_events;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -18,8 +22,11 @@ use parking_lot::Mutex;
 use vcl_svm::mq::MsgQueue;
 use vcl_svm::Segment;
 
+pub use send::{HandleMsg, ReplyKind};
+
 use crate::error::Error;
 use crate::sapi::SapiSocket;
+use crate::table::Sessions;
 
 /// "No worker" (upstream's ~0).
 pub const INVALID: u32 = u32::MAX;
@@ -29,13 +36,6 @@ pub struct VppMqs {
     pub mqs: Vec<MsgQueue<Arc<Segment>>>,
     /// Index of the queue VPP handles control messages on (thread 1 when VPP has workers).
     pub ctrl: usize,
-}
-
-impl VppMqs {
-    /// The queue for connect/listen/detach and other app-level control messages.
-    pub fn ctrl_mq(&self) -> &MsgQueue<Arc<Segment>> {
-        &self.mqs[self.ctrl]
-    }
 }
 
 /// One VCL worker.
@@ -50,7 +50,7 @@ pub struct Worker {
     pub vpp: Arc<VppMqs>,
     pub app_mq: MsgQueue<Arc<Segment>>,
     /// The worker's sessions (touched by its own thread; the lock is per worker).
-    pub sessions: Mutex<crate::session::Sessions>,
+    pub sessions: Mutex<Sessions>,
     sock: Mutex<SapiSocket>,
     segments: Mutex<HashMap<u64, Arc<Segment>>>,
     /// epoll fd over the app mq eventfd and the socket (use-mq-eventfd only).
@@ -188,9 +188,4 @@ pub fn current() -> Option<Arc<Worker>> {
 /// Make `w` (or nothing) this thread's worker.
 pub fn set_current(index: u32, w: Option<&Arc<Worker>>) {
     CURRENT.with(|c| *c.borrow_mut() = (index, w.map(Arc::downgrade).unwrap_or_default()));
-}
-
-/// Whether this thread has a live worker.
-pub fn has_current() -> bool {
-    current().is_some()
 }

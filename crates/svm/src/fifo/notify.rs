@@ -68,25 +68,32 @@ impl Fifo<'_> {
     /// decides alone when set (free space ≥ deq_thresh); otherwise IF_FULL then IF_EMPTY, both
     /// only while no notification is pending acknowledgement.
     pub fn needs_deq_ntf(&self, n_last_deq: u32) -> bool {
-        let want = self.want_deq_ntf();
+        self.needs_deq_ntf_signalled_by(self, n_last_deq)
+    }
+
+    /// [`Fifo::needs_deq_ntf`] for a fifo whose notification flags live in another fifo, `sig`
+    /// (a cut-through session moves data through one fifo and signals through another): the
+    /// fill level is this fifo's, the wishes, threshold and pending flag are `sig`'s.
+    pub fn needs_deq_ntf_signalled_by(&self, sig: &Fifo<'_>, n_last_deq: u32) -> bool {
+        let want = sig.want_deq_ntf();
         if want == 0 {
             return false;
         }
         if want & SVM_FIFO_WANT_DEQ_NOTIF != 0 {
-            return self.max_enqueue() >= self.deq_thresh();
+            return self.max_enqueue() >= sig.deq_thresh();
         }
         if want & SVM_FIFO_WANT_DEQ_NOTIF_IF_FULL != 0 {
             let max_deq = self.max_dequeue_cons();
             let size = self.size();
             if max_deq < size
                 && u64::from(max_deq) + u64::from(n_last_deq) >= u64::from(size)
-                && !self.has_deq_ntf()
+                && !sig.has_deq_ntf()
             {
                 return true;
             }
         }
         want & SVM_FIFO_WANT_DEQ_NOTIF_IF_EMPTY != 0
-            && !self.has_deq_ntf()
+            && !sig.has_deq_ntf()
             && self.max_dequeue() == 0
     }
 

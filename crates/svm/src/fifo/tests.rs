@@ -196,6 +196,42 @@ fn datagrams_round_trip_and_truncate() {
 }
 
 #[test]
+fn deq_notification_with_signals_in_another_fifo() {
+    // Cut-through: fill levels come from the data fifo, wishes and flags from the signal fifo.
+    let seg = new_seg(4 << 20);
+    let fs = FifoSegment::init(&seg, 1).unwrap();
+    let data = fs.alloc_fifo(0, 4096).unwrap();
+    let sig = fs.alloc_fifo(0, 4096).unwrap();
+    data.enqueue(&[1u8; 4096]).unwrap();
+    data.add_want_deq_ntf(SVM_FIFO_WANT_DEQ_NOTIF_IF_FULL);
+    data.dequeue(&mut [0u8; 10]).unwrap();
+    assert!(
+        !data.needs_deq_ntf_signalled_by(&sig, 10),
+        "sig wants nothing"
+    );
+    sig.add_want_deq_ntf(SVM_FIFO_WANT_DEQ_NOTIF_IF_FULL);
+    assert!(
+        data.needs_deq_ntf_signalled_by(&sig, 10),
+        "data went full -> not full"
+    );
+    assert!(!sig.needs_deq_ntf(10), "sig itself was never full");
+    sig.clear_deq_ntf();
+    assert!(
+        !data.needs_deq_ntf_signalled_by(&sig, 10),
+        "pending acknowledgement"
+    );
+    sig.reset_has_deq_ntf();
+    sig.add_want_deq_ntf(SVM_FIFO_WANT_DEQ_NOTIF);
+    sig.set_deq_thresh(100);
+    assert!(
+        !data.needs_deq_ntf_signalled_by(&sig, 10),
+        "10 free < threshold 100"
+    );
+    data.dequeue(&mut [0u8; 200]).unwrap();
+    assert!(data.needs_deq_ntf_signalled_by(&sig, 200));
+}
+
+#[test]
 fn event_flag_and_deq_notifications_follow_errata_d2() {
     let seg = new_seg(4 << 20);
     let fs = FifoSegment::init(&seg, 1).unwrap();

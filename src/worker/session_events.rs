@@ -1,18 +1,31 @@
 //! Events VPP sends to the app about sessions: IO (rx data, tx space) and control (bound,
-//! accepted, connected, disconnected, reset, cleanup, migrated). Every index and handle in them
-//! is checked against the worker's tables; an event naming nothing we know is logged and dropped.
+//! accepted, connected, disconnected, reset, cleanup, migrated), applied to the worker's
+//! session table. Readiness is recorded in the table ([`Sessions::notify`]), so nothing here
+//! calls up into epoll. Every index and handle in them is checked against the table; an event
+//! naming nothing we know is logged and dropped. Sequences: docs/wire.md#session-events.
 
-use libc::{EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP};
 use vcl_codec::event::EventType;
 use vcl_codec::msg::{decode_ctrl, Bound, CleanupType, Connected, CtrlMsg, Migrated};
 use vcl_codec::session_error::{SESSION_E_INVALID, SESSION_E_NONE};
 
-use super::{rx_ready, Endpoint, FifoRef, Fifos, Sessions, State};
-use crate::epoll;
-use crate::worker::Worker;
+use super::{HandleMsg, ReplyKind, Worker};
+use crate::table::{Endpoint, Events, Sessions, State};
+
+impl Worker {
+    /// Apply every message queued on the app mq now to `ss`; returns how many.
+    pub(crate) fn drain(&self, ss: &mut Sessions) -> usize {
+        let mut total = 0;
+        loop {
+            match self.drain_mq(|t, p| handle_event(self, ss, t, p)) {
+                Ok(0) | Err(_) => return total,
+                Ok(n) => total += n,
+            }
+        }
+    }
+}
 
 /// Handle one message from the app mq (segment events were already taken by the worker).
-pub fn handle_event(w: &Worker, ss: &mut Sessions, t: u8, payload: &[u8]) {
+fn handle_event(w: &Worker, ss: &mut Sessions, t: u8, payload: &[u8]) {
     if t == EventType::IoRx.as_u8() || t == EventType::IoTx.as_u8() {
         let Some(b) = payload.get(..4) else { return };
         let si = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
@@ -28,21 +41,21 @@ pub fn handle_event(w: &Worker, ss: &mut Sessions, t: u8, payload: &[u8]) {
     };
     tracing::debug!(worker = w.index, ?msg, "vpp event");
     match msg {
-        CtrlMsg::Bound(m) => bound(w, ss, &m),
+        CtrlMsg::Bound(m) => bound(ss, &m),
         CtrlMsg::Accepted(m) => match ss.index_of_vpp(m.listener_handle) {
             Some(li) if ss.get(li).is_some_and(|l| l.state == State::Listen) => {
                 let l = ss.get_mut(li).expect("checked");
                 l.accept_q.push_back(m);
-                epoll::notify(ss, li, EPOLLIN as u32);
+                ss.notify(li, Events::IN);
             }
             _ => {
                 tracing::warn!("accepted on unknown listener {:#x}", m.listener_handle);
-                super::ops::accepted_reply(w, &m, SESSION_E_INVALID, 0);
+                w.accepted_reply(&m, SESSION_E_INVALID, 0);
             }
         },
         CtrlMsg::Connected(m) => connected(w, ss, &m),
-        CtrlMsg::Disconnected(m) => peer_closed(w, ss, m.handle, false),
-        CtrlMsg::Reset(m) => peer_closed(w, ss, m.handle, true),
+        CtrlMsg::Disconnected(m) => peer_closed(ss, m.handle, false),
+        CtrlMsg::Reset(m) => peer_closed(ss, m.handle, true),
         CtrlMsg::Cleanup(m) => cleanup(w, ss, m.handle, m.cleanup_type),
         CtrlMsg::UnlistenReply(m) => {
             if let Some(i) = ss.index_of_vpp(m.handle) {
@@ -52,7 +65,7 @@ pub fn handle_event(w: &Worker, ss: &mut Sessions, t: u8, payload: &[u8]) {
             }
         }
         CtrlMsg::Migrated(m) => migrated(w, ss, &m),
-        CtrlMsg::TransportAttrReply(m) => crate::session::attr::on_transport_attr_reply(ss, &m),
+        CtrlMsg::TransportAttrReply(m) => ss.transport_attr_reply(&m),
         other => tracing::debug!("worker {}: ignored {other:?}", w.index),
     }
 }
@@ -68,22 +81,20 @@ fn io_event(ss: &mut Sessions, is_rx: bool, si: u32) {
         // already have read what an RX event announces. An empty fifo here means a stale event:
         // clear has_event (else VPP never signals again) and drop the event unless data came.
         if let Some(f) = s.fifos.as_ref() {
-            if rx_ready(s) == 0 {
-                if let Ok(sig) = f.rx_sig.get() {
-                    sig.unset_event();
-                }
-                if rx_ready(s) == 0 {
+            if s.rx_ready() == 0 {
+                f.rx_sig.fifo().unset_event();
+                if s.rx_ready() == 0 {
                     return;
                 }
             }
         }
-        epoll::notify(ss, si, EPOLLIN as u32);
+        ss.notify(si, Events::IN);
     } else {
         // VPP dequeued: acknowledge, so the next deq notification can come, then report space.
-        if let Some(f) = s.fifos.as_ref().and_then(|f| f.tx_sig.get().ok()) {
-            f.reset_has_deq_ntf();
+        if let Some(f) = s.fifos.as_ref() {
+            f.tx_sig.fifo().reset_has_deq_ntf();
         }
-        epoll::notify(ss, si, EPOLLOUT as u32);
+        ss.notify(si, Events::OUT);
     }
 }
 
@@ -91,7 +102,7 @@ fn ep_from(is_ip4: bool, ip: vcl_codec::msg::Ip46, port: u16) -> Endpoint {
     Endpoint { is_ip4, ip, port }
 }
 
-fn bound(w: &Worker, ss: &mut Sessions, m: &Bound) {
+fn bound(ss: &mut Sessions, m: &Bound) {
     let Some(s) = ss.get_mut(m.context) else {
         tracing::warn!("bound for unknown session {}", m.context);
         return;
@@ -103,22 +114,7 @@ fn bound(w: &Worker, ss: &mut Sessions, m: &Bound) {
     }
     s.lcl = ep_from(m.lcl_is_ip4, m.lcl_ip, m.lcl_port);
     s.state = State::Listen;
-    let _ = w;
     ss.bind_vpp(m.context, m.handle);
-}
-
-/// The session's VPP thread, if VPP named one we have.
-pub fn thread_of(w: &Worker, mq_index: u32) -> Option<usize> {
-    let t = mq_index as usize;
-    (t < w.vpp.mqs.len()).then_some(t)
-}
-
-/// Fifos named by an ACCEPTED or CONNECTED message, in segments we map.
-pub fn fifos_of(w: &Worker, seg: u64, rx: u64, tx: u64) -> Option<(FifoRef, FifoRef)> {
-    let s = w.segment(seg)?;
-    let rx = FifoRef::new(s.clone(), rx).ok()?;
-    let tx = FifoRef::new(s, tx).ok()?;
-    Some((rx, tx))
 }
 
 fn connected(w: &Worker, ss: &mut Sessions, m: &Connected) {
@@ -133,26 +129,14 @@ fn connected(w: &Worker, ss: &mut Sessions, m: &Connected) {
     if m.retval != SESSION_E_NONE {
         s.vpp_error = m.retval;
         s.state = State::Detached;
-        epoll::notify(ss, m.context, (EPOLLOUT | EPOLLHUP) as u32);
+        ss.notify(m.context, Events::OUT | Events::HUP);
         return;
     }
-    let fifos = match fifos_of(w, m.segment_handle, m.server_rx_fifo, m.server_tx_fifo) {
-        Some((rx, tx)) if m.ct_rx_fifo != 0 => {
-            fifos_of(w, m.ct_segment_handle, m.ct_rx_fifo, m.ct_tx_fifo).map(|(crx, ctx)| Fifos {
-                rx: crx,
-                tx: ctx,
-                rx_sig: rx,
-                tx_sig: tx,
-            })
-        }
-        Some((rx, tx)) => Some(Fifos::plain(rx, tx)),
-        None => None,
-    };
-    let (Some(fifos), Some(thread)) = (fifos, thread_of(w, m.mq_index)) else {
+    let (Some(fifos), Some(thread)) = (w.connected_fifos(m), w.thread_of(m.mq_index)) else {
         tracing::error!("connected session {}: fifos or mq not usable", m.context);
         s.vpp_error = SESSION_E_INVALID;
         s.state = State::Detached;
-        super::ops::send_handle_msg(w, 0, m.handle, super::ops::HandleMsg::Disconnect);
+        w.send_handle_msg(0, m.handle, HandleMsg::Disconnect);
         return;
     };
     let app_closed = s.state == State::AppClosed;
@@ -166,13 +150,13 @@ fn connected(w: &Worker, ss: &mut Sessions, m: &Connected) {
     };
     ss.bind_vpp(m.context, m.handle);
     if app_closed {
-        super::ops::send_handle_msg(w, thread, m.handle, super::ops::HandleMsg::Disconnect);
+        w.send_handle_msg(thread, m.handle, HandleMsg::Disconnect);
     } else {
-        epoll::notify(ss, m.context, EPOLLOUT as u32);
+        ss.notify(m.context, Events::OUT);
     }
 }
 
-fn peer_closed(w: &Worker, ss: &mut Sessions, handle: u64, reset: bool) {
+fn peer_closed(ss: &mut Sessions, handle: u64, reset: bool) {
     let Some(i) = ss.index_of_vpp(handle) else {
         mark_queued_accept(ss, handle, reset);
         return;
@@ -188,13 +172,12 @@ fn peer_closed(w: &Worker, ss: &mut Sessions, handle: u64, reset: bool) {
         State::Ready | State::Connecting => s.state = State::VppClosing,
         _ => {}
     }
-    let _ = w;
     let ev = if reset {
-        EPOLLERR | EPOLLHUP
+        Events::ERR | Events::HUP
     } else {
-        EPOLLIN | EPOLLRDHUP | EPOLLHUP
+        Events::IN | Events::RDHUP | Events::HUP
     };
-    epoll::notify(ss, i, ev as u32);
+    ss.notify(i, ev);
 }
 
 /// A close for a session still waiting in a listener's accept queue: the app accepts it
@@ -218,13 +201,13 @@ fn cleanup(w: &Worker, ss: &mut Sessions, handle: u64, ty: CleanupType) {
     let s = ss.get_mut(i).expect("indexed");
     if ty == CleanupType::Transport {
         let reply = match s.state {
-            State::VppClosing => Some(super::ops::ReplyKind::Disconnected),
-            State::Reset => Some(super::ops::ReplyKind::Reset),
+            State::VppClosing => Some(ReplyKind::Disconnected),
+            State::Reset => Some(ReplyKind::Reset),
             _ => None,
         };
         if let Some(k) = reply {
             let thread = s.vpp_thread;
-            super::ops::send_reply(w, thread, handle, k);
+            w.send_reply(thread, handle, k);
         }
         return;
     }
@@ -233,12 +216,12 @@ fn cleanup(w: &Worker, ss: &mut Sessions, handle: u64, ty: CleanupType) {
     } else {
         s.state = State::Detached;
         ss.by_vpp.remove(&handle);
-        epoll::notify(ss, i, (EPOLLHUP | EPOLLERR) as u32);
+        ss.notify(i, Events::HUP | Events::ERR);
     }
 }
 
 fn migrated(w: &Worker, ss: &mut Sessions, m: &Migrated) {
-    let (Some(i), Some(t)) = (ss.index_of_vpp(m.handle), thread_of(w, m.vpp_thread_index)) else {
+    let (Some(i), Some(t)) = (ss.index_of_vpp(m.handle), w.thread_of(m.vpp_thread_index)) else {
         return;
     };
     ss.by_vpp.remove(&m.handle);
@@ -248,9 +231,8 @@ fn migrated(w: &Worker, ss: &mut Sessions, m: &Migrated) {
     let resend = s
         .fifos
         .as_ref()
-        .and_then(|f| f.tx_sig.get().ok())
-        .is_some_and(|f| f.has_event());
+        .is_some_and(|f| f.tx_sig.fifo().has_event());
     if resend {
-        super::ops::send_io(w, t, EventType::IoTx, m.new_handle);
+        w.send_io(t, EventType::IoTx, m.new_handle);
     }
 }

@@ -17,10 +17,10 @@ impl FifoRef {
         FifoHandle::new(seg, off).map(FifoRef)
     }
 
-    /// A handle to operate on the fifo. Cheap: the header checks were done in `new`, and each
+    /// A view to operate on the fifo. Cheap: the header checks were done in `new`, and each
     /// fifo operation validates what it reads from shared memory.
-    pub fn get(&self) -> Result<Fifo<'_>, SvmError> {
-        Ok(self.0.fifo())
+    pub(crate) fn fifo(&self) -> Fifo<'_> {
+        self.0.fifo()
     }
 }
 

@@ -1,0 +1,215 @@
+//! Epoll data: which epoll session (vep) watches a session and for what, and each vep's ready
+//! queue. Marking a member ready is a data operation done here, so the event handler records
+//! readiness without calling up into the epoll layer.
+//!
+//! An event marks a registered session pending on its vep's ready queue (once, merging bits);
+//! epoll_wait pops from that queue, so its cost follows the number of ready sessions, not
+//! registered ones. Level-triggered sessions that were ready when delivered sit on the vep's
+//! `lt` list until the next wait re-checks them (upstream's LT list).
+
+use std::collections::{HashMap, VecDeque};
+use std::ops::{BitAnd, BitOr, BitOrAssign};
+
+use super::Sessions;
+
+/// Epoll event bits (`EPOLLIN`, ...), the values of <sys/epoll.h>; unknown bits ride along
+/// untouched. Converted from and to `u32` only at the C ABI.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Events(u32);
+
+impl Events {
+    pub const NONE: Events = Events(0);
+    pub const IN: Events = Events(libc::EPOLLIN as u32);
+    pub const OUT: Events = Events(libc::EPOLLOUT as u32);
+    pub const ERR: Events = Events(libc::EPOLLERR as u32);
+    pub const HUP: Events = Events(libc::EPOLLHUP as u32);
+    pub const RDHUP: Events = Events(libc::EPOLLRDHUP as u32);
+    pub const ET: Events = Events(libc::EPOLLET as u32);
+    pub const ONESHOT: Events = Events(libc::EPOLLONESHOT as u32);
+    /// Reported whether asked for or not.
+    pub const ALWAYS: Events = Events(libc::EPOLLERR as u32 | libc::EPOLLHUP as u32);
+
+    pub const fn from_bits(bits: u32) -> Events {
+        Events(bits)
+    }
+
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether any bit of `other` is set.
+    pub const fn intersects(self, other: Events) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// These bits without `other`'s.
+    pub const fn without(self, other: Events) -> Events {
+        Events(self.0 & !other.0)
+    }
+}
+
+impl BitOr for Events {
+    type Output = Events;
+    fn bitor(self, o: Events) -> Events {
+        Events(self.0 | o.0)
+    }
+}
+
+impl BitOrAssign for Events {
+    fn bitor_assign(&mut self, o: Events) {
+        self.0 |= o.0;
+    }
+}
+
+impl BitAnd for Events {
+    type Output = Events;
+    fn bitand(self, o: Events) -> Events {
+        Events(self.0 & o.0)
+    }
+}
+
+/// A session's membership in an epoll session.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Registration {
+    pub vep: u32,
+    pub events: Events,
+    pub data: u64,
+    /// Bits waiting to be delivered (non-empty: queued on the vep's ready queue).
+    pub pending: Events,
+}
+
+impl Registration {
+    /// Bits this registration reports: what it asked for plus ERR/HUP; a peer close shows as
+    /// RDHUP when asked for, else HUP (upstream's choice).
+    pub fn mask(&self, bits: Events) -> Events {
+        let m = bits & (self.events | Events::ALWAYS);
+        if bits.intersects(Events::RDHUP) && self.events.intersects(Events::RDHUP) {
+            return m.without(Events::HUP);
+        }
+        m
+    }
+}
+
+/// One epoll session's queues.
+#[derive(Default)]
+struct Vep {
+    ready: VecDeque<u32>,
+    lt: Vec<u32>,
+    /// The other half of `lt`'s double buffer, so re-checking allocates nothing.
+    lt_spare: Vec<u32>,
+}
+
+/// Every epoll session of a worker.
+#[derive(Default)]
+pub(crate) struct EpollState {
+    veps: HashMap<u32, Vep>,
+}
+
+impl EpollState {
+    /// A session is gone: drop it from queues (lazily: entries are checked when popped).
+    pub fn forget(&mut self, index: u32) {
+        self.veps.remove(&index);
+    }
+
+    /// Session `vep` is an epoll session now.
+    pub fn add_vep(&mut self, vep: u32) {
+        self.veps.insert(vep, Vep::default());
+    }
+
+    /// The next session queued on `vep`.
+    pub fn pop_ready(&mut self, vep: u32) -> Option<u32> {
+        self.veps.get_mut(&vep).and_then(|v| v.ready.pop_front())
+    }
+
+    /// Session `i` was delivered level-triggered: re-check it on the next wait.
+    pub fn push_lt(&mut self, vep: u32, i: u32) {
+        if let Some(v) = self.veps.get_mut(&vep) {
+            v.lt.push(i);
+        }
+    }
+
+    /// Take `vep`'s LT list (empty: nothing to re-check); give it back with [`Self::put_lt`].
+    pub fn take_lt(&mut self, vep: u32) -> Vec<u32> {
+        match self.veps.get_mut(&vep) {
+            Some(v) if !v.lt.is_empty() => {
+                let spare = std::mem::take(&mut v.lt_spare);
+                std::mem::replace(&mut v.lt, spare)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Return the (drained) buffer [`Self::take_lt`] lent.
+    pub fn put_lt(&mut self, vep: u32, spare: Vec<u32>) {
+        if let Some(v) = self.veps.get_mut(&vep) {
+            v.lt_spare = spare;
+        }
+    }
+}
+
+impl Sessions {
+    /// Something happened to session `i`: queue it on its epoll session if it watches for that.
+    pub(crate) fn notify(&mut self, i: u32, bits: Events) {
+        let Some(s) = self.slab.get_mut(i as usize) else {
+            return;
+        };
+        let Some(reg) = s.ep.as_mut() else { return };
+        let m = reg.mask(bits);
+        if m.is_empty() {
+            return;
+        }
+        let was_queued = !reg.pending.is_empty();
+        reg.pending |= m;
+        if !was_queued {
+            let vep = reg.vep;
+            self.epoll.veps.entry(vep).or_default().ready.push_back(i);
+        }
+    }
+
+    /// An epoll session is closed: its members are no longer watched.
+    pub(crate) fn close_vep(&mut self, vep: u32) {
+        for (_, s) in self.slab.iter_mut() {
+            if s.ep.is_some_and(|r| r.vep == vep) {
+                s.ep = None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(events: Events) -> Registration {
+        Registration {
+            vep: 0,
+            events,
+            data: 0,
+            pending: Events::NONE,
+        }
+    }
+
+    #[test]
+    fn err_and_hup_are_always_reported() {
+        let r = reg(Events::IN);
+        assert_eq!(
+            r.mask(Events::ERR | Events::HUP | Events::OUT),
+            Events::ERR | Events::HUP
+        );
+        assert_eq!(r.mask(Events::OUT), Events::NONE);
+    }
+
+    #[test]
+    fn peer_close_is_rdhup_when_asked_for_else_hup() {
+        let close = Events::IN | Events::RDHUP | Events::HUP;
+        assert_eq!(
+            reg(Events::IN | Events::RDHUP).mask(close),
+            Events::IN | Events::RDHUP
+        );
+        assert_eq!(reg(Events::IN).mask(close), Events::IN | Events::HUP);
+    }
+}

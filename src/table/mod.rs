@@ -1,0 +1,235 @@
+//! The session table: plain data, below every behaviour. A worker's sessions, their state,
+//! endpoints, fifos, attribute state and epoll registrations and ready queues live here, with
+//! the small data operations on them (index by VPP handle, mark an epoll member ready).
+//! Nothing here talks to VPP, waits or knows the C ABI: this module imports no other module
+//! of the crate but `error`.
+//!
+//! The table lives in its worker; all session state is touched only under the worker's own
+//! lock (a per-worker lock, never a global one).
+
+pub(crate) mod attr;
+pub(crate) mod epoll;
+mod fifo;
+
+use std::collections::{HashMap, VecDeque};
+
+use slab::Slab;
+use vcl_codec::msg::{Accepted, Ip46};
+
+pub(crate) use epoll::{EpollState, Events, Registration};
+pub use fifo::{FifoRef, Fifos};
+
+use crate::error::{Error, Result};
+
+/// Session states (upstream's vcl_session_state_t, reduced to what differs in behaviour).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Created, maybe bound; VPP does not know it.
+    Closed,
+    /// CONNECT sent, CONNECTED not yet received.
+    Connecting,
+    /// LISTEN sent, BOUND not yet received.
+    Binding,
+    Listen,
+    Ready,
+    /// The peer closed (DISCONNECTED): remaining data can be read, then 0.
+    VppClosing,
+    /// Reset by VPP (RESET): reads and writes fail with ECONNRESET.
+    Reset,
+    /// The app closed it; waiting for VPP's CLEANUP.
+    AppClosed,
+    /// VPP forgot it (CLEANUP, failed connect/listen): only a close is left to do.
+    Detached,
+}
+
+/// An IPv4/IPv6 address and port as VCL keeps them (address network order, port host order).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Endpoint {
+    pub is_ip4: bool,
+    pub ip: Ip46,
+    pub port: u16,
+}
+
+/// One session.
+pub struct Session {
+    pub proto: u8,
+    pub state: State,
+    pub nonblocking: bool,
+    pub is_vep: bool,
+    /// VPP's session (or listener) handle; u64::MAX while VPP has none.
+    pub vpp_handle: u64,
+    /// Index of the VPP thread mq this session's messages go to.
+    pub vpp_thread: usize,
+    pub lcl: Endpoint,
+    pub rmt: Endpoint,
+    pub fifos: Option<Fifos>,
+    /// Listener: ACCEPTED messages not yet accepted by the app.
+    pub accept_q: VecDeque<Accepted>,
+    pub n_accepted: u32,
+    /// Accepted session: the listener it came from.
+    pub listener: u32,
+    /// VPP's SESSION_E_* reason when a connect or listen failed.
+    pub vpp_error: i32,
+    pub shut_rd: bool,
+    pub shut_wr: bool,
+    /// VPP's STREAM session flag (a QUIC stream): what vppcom_session_is_stream reports.
+    pub stream: bool,
+    /// What vppcom_session_attr sets and listen/connect read (see [`attr`]).
+    pub attr: attr::AttrState,
+    /// The epoll session watching this one, and with what.
+    pub(crate) ep: Option<Registration>,
+}
+
+impl Session {
+    pub(crate) fn new(proto: u8, nonblocking: bool) -> Session {
+        Session {
+            proto,
+            state: State::Closed,
+            nonblocking,
+            is_vep: false,
+            vpp_handle: u64::MAX,
+            vpp_thread: 0,
+            lcl: Endpoint::default(),
+            rmt: Endpoint::default(),
+            fifos: None,
+            accept_q: VecDeque::new(),
+            n_accepted: 0,
+            listener: u32::MAX,
+            vpp_error: 0,
+            shut_rd: false,
+            shut_wr: false,
+            stream: false,
+            attr: attr::AttrState::default(),
+            ep: None,
+        }
+    }
+
+    /// An epoll session.
+    pub(crate) fn new_vep() -> Session {
+        let mut s = Session::new(u8::MAX, false);
+        s.is_vep = true;
+        s
+    }
+
+    /// Datagram protocols: UDP, DTLS, SRTP.
+    pub fn is_dgram(&self) -> bool {
+        matches!(self.proto, 1 | 5 | 6)
+    }
+
+    /// Bytes readable from the rx fifo now.
+    pub(crate) fn rx_ready(&self) -> u32 {
+        self.fifos
+            .as_ref()
+            .map_or(0, |f| f.rx.fifo().max_dequeue_cons())
+    }
+
+    /// Bytes writable into the tx fifo now.
+    pub(crate) fn tx_space(&self) -> u32 {
+        self.fifos
+            .as_ref()
+            .map_or(0, |f| f.tx.fifo().max_enqueue_prod())
+    }
+}
+
+/// A worker's sessions and what indexes them.
+#[derive(Default)]
+pub struct Sessions {
+    pub(crate) slab: Slab<Session>,
+    /// VPP handle -> session index, for the events that name sessions by handle.
+    pub(crate) by_vpp: HashMap<u64, u32>,
+    /// Sessions VPP closed (true: reset) while still in an accept queue.
+    pub(crate) early_close: HashMap<u64, bool>,
+    pub(crate) epoll: EpollState,
+}
+
+/// Session handles carry the worker index in the top 8 bits.
+pub fn handle(wrk: u32, index: u32) -> u32 {
+    (wrk << 24) | (index & 0x00FF_FFFF)
+}
+
+/// Split a handle into (worker, session index).
+pub fn parse_handle(sh: u32) -> (u32, u32) {
+    (sh >> 24, sh & 0x00FF_FFFF)
+}
+
+impl Sessions {
+    pub fn get(&self, index: u32) -> Option<&Session> {
+        self.slab.get(index as usize)
+    }
+
+    pub fn get_mut(&mut self, index: u32) -> Option<&mut Session> {
+        self.slab.get_mut(index as usize)
+    }
+
+    /// The session handle `sh` names on worker `wrk` (EBADFD if none, or closed by the app).
+    pub(crate) fn lookup(&self, wrk: u32, sh: u32) -> Result<u32> {
+        let (w, index) = parse_handle(sh);
+        match self.get(index) {
+            Some(s) if w == wrk && s.state != State::AppClosed => Ok(index),
+            _ => Err(Error::BadFd),
+        }
+    }
+
+    /// Add a session; returns its index (None once the 24-bit index space is full).
+    pub(crate) fn alloc(&mut self, s: Session) -> Option<u32> {
+        if self.slab.vacant_key() > 0x00FF_FFFF {
+            return None;
+        }
+        Some(self.slab.insert(s) as u32)
+    }
+
+    /// Remember VPP's handle for session `index`.
+    pub fn bind_vpp(&mut self, index: u32, vpp_handle: u64) {
+        if let Some(s) = self.slab.get_mut(index as usize) {
+            s.vpp_handle = vpp_handle;
+        }
+        self.by_vpp.insert(vpp_handle, index);
+    }
+
+    pub(crate) fn index_of_vpp(&self, vpp_handle: u64) -> Option<u32> {
+        self.by_vpp.get(&vpp_handle).copied()
+    }
+
+    /// Forget session `index` and its VPP handle.
+    pub(crate) fn free(&mut self, index: u32) {
+        if let Some(s) = self.slab.try_remove(index as usize) {
+            if self.by_vpp.get(&s.vpp_handle) == Some(&index) {
+                self.by_vpp.remove(&s.vpp_handle);
+            }
+        }
+        self.epoll.forget(index);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_carry_worker_and_index() {
+        let h = handle(3, 0x12_3456);
+        assert_eq!(h, 0x0312_3456);
+        assert_eq!(parse_handle(h), (3, 0x12_3456));
+    }
+
+    #[test]
+    fn freeing_forgets_the_vpp_handle() {
+        let mut ss = Sessions::default();
+        let i = ss.alloc(Session::new(0, false)).unwrap();
+        ss.bind_vpp(i, 0xabc);
+        assert_eq!(ss.index_of_vpp(0xabc), Some(i));
+        ss.free(i);
+        assert_eq!(ss.index_of_vpp(0xabc), None);
+        assert!(ss.get(i).is_none());
+    }
+
+    #[test]
+    fn lookup_checks_worker_and_app_close() {
+        let mut ss = Sessions::default();
+        let i = ss.alloc(Session::new(0, false)).unwrap();
+        assert_eq!(ss.lookup(2, handle(2, i)), Ok(i));
+        assert_eq!(ss.lookup(1, handle(2, i)), Err(Error::BadFd));
+        ss.get_mut(i).unwrap().state = State::AppClosed;
+        assert_eq!(ss.lookup(2, handle(2, i)), Err(Error::BadFd));
+    }
+}

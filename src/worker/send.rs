@@ -1,0 +1,136 @@
+//! Messages from a worker to VPP's per-thread queues: control messages, IO events, and the
+//! session messages built on them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use vcl_codec::event::EventType;
+use vcl_codec::msg::{Accepted, AcceptedReply, CtrlMsg, SessionHandleMsg, SessionReplyMsg};
+use vcl_svm::mq::{MsgQueue, SendMode};
+use vcl_svm::Segment;
+
+use super::{VppMqs, Worker};
+use crate::error::{Error, Result};
+use crate::table::{FifoRef, Fifos};
+
+/// How long a send waits for room in a full VPP queue before giving up.
+const SEND_WAIT: Duration = Duration::from_secs(1);
+
+/// Messages that name a session by its VPP handle.
+pub enum HandleMsg {
+    Disconnect,
+    Shutdown,
+    Terminate,
+}
+
+/// Acknowledgements of a close VPP started.
+pub enum ReplyKind {
+    Disconnected,
+    Reset,
+}
+
+impl VppMqs {
+    /// Send a control message to VPP thread `thread`'s queue (waits up to 1 s for room).
+    pub(crate) fn send_ctrl(&self, thread: usize, msg: &CtrlMsg) -> Result<()> {
+        let mut buf = [0u8; 254];
+        let n = vcl_codec::msg::try_encode_ctrl(msg, &mut buf).map_err(|_| Error::Inval)?;
+        let mq: &MsgQueue<Arc<Segment>> = self.mqs.get(thread).ok_or(Error::Inval)?;
+        mq.send_ctrl(
+            msg.evt_type().as_u8(),
+            &buf[..n],
+            SendMode::BlockFor(SEND_WAIT),
+        )
+        .map_err(|e| {
+            tracing::error!("vpp mq {thread}: {e}");
+            Error::NoMem
+        })
+    }
+}
+
+impl Worker {
+    /// Send a control message to VPP thread `thread`'s queue.
+    pub(crate) fn send_ctrl(&self, thread: usize, msg: &CtrlMsg) -> Result<()> {
+        self.vpp.send_ctrl(thread, msg)
+    }
+
+    /// An IO event (TX, RX deq notification, ...) for VPP's session `vpp_handle`.
+    pub(crate) fn send_io(&self, thread: usize, t: EventType, vpp_handle: u64) {
+        tracing::trace!(thread, ?t, vpp_handle, "io event to vpp");
+        let Some(mq) = self.vpp.mqs.get(thread) else {
+            return;
+        };
+        if let Err(e) = mq.send_io(t.as_u8(), vpp_handle as u32, SendMode::BlockFor(SEND_WAIT)) {
+            tracing::error!("vpp mq {thread}: io event not sent: {e}");
+        }
+    }
+
+    pub(crate) fn send_handle_msg(&self, thread: usize, vpp_handle: u64, kind: HandleMsg) {
+        let m = SessionHandleMsg {
+            client_index: self.api_client_handle,
+            context: 0,
+            handle: vpp_handle,
+        };
+        let msg = match kind {
+            HandleMsg::Disconnect => CtrlMsg::Disconnect(m),
+            HandleMsg::Shutdown => CtrlMsg::Shutdown(m),
+            HandleMsg::Terminate => CtrlMsg::Terminate(m),
+        };
+        let _ = self.send_ctrl(thread, &msg);
+    }
+
+    /// DISCONNECTED_REPLY / RESET_REPLY: VPP finds the app by the api client handle in context.
+    pub(crate) fn send_reply(&self, thread: usize, vpp_handle: u64, kind: ReplyKind) {
+        let m = SessionReplyMsg {
+            context: self.api_client_handle,
+            retval: 0,
+            handle: vpp_handle,
+        };
+        let msg = match kind {
+            ReplyKind::Disconnected => CtrlMsg::DisconnectedReply(m),
+            ReplyKind::Reset => CtrlMsg::ResetReply(m),
+        };
+        let _ = self.send_ctrl(thread, &msg);
+    }
+
+    /// ACCEPTED_REPLY on the accepted session's queue; context is ACCEPTED's (the app index).
+    pub(crate) fn accepted_reply(&self, m: &Accepted, retval: i32, app_session_index: u32) {
+        let thread = self.thread_of(m.mq_index).unwrap_or(self.vpp.ctrl);
+        let reply = CtrlMsg::AcceptedReply(AcceptedReply {
+            context: m.context,
+            retval,
+            handle: m.handle,
+            app_session_index,
+        });
+        let _ = self.send_ctrl(thread, &reply);
+    }
+
+    /// The VPP thread queue a message names, if we have it.
+    pub(crate) fn thread_of(&self, mq_index: u32) -> Option<usize> {
+        let t = mq_index as usize;
+        (t < self.vpp.mqs.len()).then_some(t)
+    }
+
+    /// Fifos named by an ACCEPTED or CONNECTED message, in segments we map.
+    pub(crate) fn fifos_of(&self, seg: u64, rx: u64, tx: u64) -> Option<(FifoRef, FifoRef)> {
+        let s = self.segment(seg)?;
+        let rx = FifoRef::new(s.clone(), rx).ok()?;
+        let tx = FifoRef::new(s, tx).ok()?;
+        Some((rx, tx))
+    }
+
+    /// Fifos for a CONNECTED session: cut-through sessions move data through the `ct_*` fifos
+    /// and signal through the server's (see docs/wire.md#cut-through).
+    pub(crate) fn connected_fifos(&self, m: &vcl_codec::msg::Connected) -> Option<Fifos> {
+        let (rx, tx) = self.fifos_of(m.segment_handle, m.server_rx_fifo, m.server_tx_fifo)?;
+        if m.ct_rx_fifo == 0 {
+            return Some(Fifos::plain(rx, tx));
+        }
+        let (crx, ctx) = self.fifos_of(m.ct_segment_handle, m.ct_rx_fifo, m.ct_tx_fifo)?;
+        Some(Fifos {
+            rx: crx,
+            tx: ctx,
+            rx_sig: rx,
+            tx_sig: tx,
+        })
+    }
+}
