@@ -4,10 +4,12 @@
 //! Everything in a segment is reachable only through [`segment::Segment`]'s bounds-checked offset
 //! translation: offsets and lengths read from shared memory are untrusted.
 
+mod chunk;
 pub mod fdpass;
 pub mod fifo;
 pub mod fifo_segment;
 pub mod mq;
 pub mod segment;
+mod shared;
 
 pub use segment::{Segment, SvmError};

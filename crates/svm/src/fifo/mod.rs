@@ -1,10 +1,11 @@
 //! Shared fifos (`svm_fifo_shared_t` + chunk lists) of VPP v26.06, usable from either end.
 //!
-//! This module owns the `#[repr(C)]` layouts of `svm_fifo_chunk_t`, `svm_fifo_shared_t` and
+//! This module owns the `#[repr(C)]` layouts of `svm_fifo_shared_t` and
 //! `svm_fifo_signals_t`, and [`Fifo`], a handle that implements the single-producer /
 //! single-consumer algorithms: enqueue with lazy growth from the segment's slice free lists,
 //! dequeue / drop with release of consumed chunks, peek. Zero-copy segments and datagram framing
-//! live in [`segs`], the notification flags in [`notify`].
+//! live in [`segs`], the notification flags in [`notify`], fifo header allocation in a segment
+//! (VPP's side: the test peer's) in `alloc`; chunk headers in the crate's `chunk` module.
 //!
 //! Every chunk offset read from shared memory (start, end, head, tail chunk, next) is validated
 //! through [`FifoSegment::chunk`] before use; list walks are bounded; a malformed fifo yields
@@ -17,28 +18,19 @@
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
 
-use crate::fifo_segment::{corrupt, shared_ref, FifoSegment, Shared, FIFO_SEGMENT_MAX_FIFO_SIZE};
-use crate::segment::{Result, Segment, SvmError};
+pub use crate::chunk::{pos_geq, pos_gt, pos_lt, ChunkRef, SvmFifoChunk};
+use crate::fifo_segment::{corrupt, FifoSegment, FIFO_SEGMENT_MAX_FIFO_SIZE};
+use crate::segment::{Result, SvmError};
+use crate::shared::shared_ref;
+use crate::shared::Shared;
 
+mod alloc;
 mod handle;
 pub mod notify;
 pub mod segs;
 
 pub use handle::FifoHandle;
 pub use segs::{FifoSeg, SessionDgramHdr, SESSION_CONN_HDR_LEN};
-
-/// `svm_fifo_chunk_t` header (24 bytes); `length` data bytes follow.
-#[repr(C)]
-pub struct SvmFifoChunk {
-    /// Absolute fifo position of data[0].
-    pub start_byte: AtomicU32,
-    pub length: AtomicU32,
-    /// fsh offset of the next chunk, 0 = none.
-    pub next: AtomicU64,
-    /// VPP-private rbtree nodes; 0 (RBTREE_TNIL) in any chunk we link.
-    pub enq_rb_index: AtomicU32,
-    pub deq_rb_index: AtomicU32,
-}
 
 /// `svm_fifo_signals_t` (24 bytes at `svm_fifo_shared_t + 40`).
 #[repr(C)]
@@ -73,11 +65,6 @@ pub struct SvmFifoShared {
 
 const _: () = {
     use std::mem::{align_of, offset_of, size_of};
-    assert!(size_of::<SvmFifoChunk>() == 24 && align_of::<SvmFifoChunk>() == 8);
-    assert!(offset_of!(SvmFifoChunk, length) == 4);
-    assert!(offset_of!(SvmFifoChunk, next) == 8);
-    assert!(offset_of!(SvmFifoChunk, enq_rb_index) == 16);
-    assert!(offset_of!(SvmFifoChunk, deq_rb_index) == 20);
     assert!(size_of::<SvmFifoSignals>() == 24 && align_of::<SvmFifoSignals>() == 4);
     assert!(offset_of!(SvmFifoSignals, want_deq_ntf) == 4);
     assert!(offset_of!(SvmFifoSignals, has_deq_ntf) == 8);
@@ -98,69 +85,12 @@ const _: () = {
 };
 
 // SAFETY: all fields are atomic integers (padding included).
-unsafe impl Shared for SvmFifoChunk {}
-// SAFETY: as above.
 unsafe impl Shared for SvmFifoShared {}
-
-pub(crate) fn chunk_hdr(seg: &Segment, off: u64) -> Result<&SvmFifoChunk> {
-    shared_ref(seg, off)
-}
 
 /// Error codes of `svm_fifo_err_t`, for callers that need VPP's numbers.
 pub const SVM_FIFO_EFULL: i32 = -2;
 pub const SVM_FIFO_EEMPTY: i32 = -3;
 pub const SVM_FIFO_EGROW: i32 = -4;
-
-/// `a < b` on wrapping fifo positions.
-#[inline]
-pub fn pos_lt(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) < 0
-}
-
-/// `a > b` on wrapping fifo positions.
-#[inline]
-pub fn pos_gt(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) > 0
-}
-
-/// `a >= b` on wrapping fifo positions.
-#[inline]
-pub fn pos_geq(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) >= 0
-}
-
-/// A chunk whose offset, alignment and length were validated; `len` is the length as read at
-/// validation and bounds every access to `data`, whatever the peer writes later.
-#[derive(Clone, Copy)]
-pub struct ChunkRef<'a> {
-    pub off: u64,
-    pub hdr: &'a SvmFifoChunk,
-    pub(crate) data: *mut u8,
-    pub len: u32,
-}
-
-impl ChunkRef<'_> {
-    #[inline]
-    pub fn start(&self) -> u32 {
-        self.hdr.start_byte.load(Relaxed)
-    }
-
-    #[inline]
-    pub fn end(&self) -> u32 {
-        self.start().wrapping_add(self.len)
-    }
-
-    #[inline]
-    pub fn includes(&self, pos: u32) -> bool {
-        let s = self.start();
-        pos_geq(pos, s) && pos_lt(pos, s.wrapping_add(self.len))
-    }
-
-    #[inline]
-    fn next(&self) -> u64 {
-        self.hdr.next.load(Acquire)
-    }
-}
 
 /// Cap on chunk-list walks: a legit list holds at most ~2× the fifo size in ≥ 4 KiB chunks.
 fn walk_cap(size: u32) -> u32 {

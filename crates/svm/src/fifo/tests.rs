@@ -4,6 +4,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::notify::*;
 use super::*;
+use crate::Segment;
 use crate::fifo_segment::{fl_size, FS_CHUNK_VEC_LEN};
 
 fn new_seg(size: u64) -> Segment {

@@ -13,7 +13,7 @@ use super::{
     FIFO_SEGMENT_ALLOC_BATCH_SIZE, FL_HEAD_MASK, FL_TAG_INC, FL_TAG_MASK, FS_CHUNK_VEC_LEN,
     FS_MIN_CHUNK_SZ,
 };
-use crate::fifo::ChunkRef;
+use crate::chunk::ChunkRef;
 use crate::segment::Result;
 
 impl<'a> FifoSegment<'a> {
@@ -110,7 +110,7 @@ impl<'a> FifoSegment<'a> {
         let mut prev = 0u64;
         for j in 0..u64::from(batch) {
             let off = start + j * stride;
-            let hdr = crate::fifo::chunk_hdr(self.seg, off)?;
+            let hdr = crate::chunk::chunk_hdr(self.seg, off)?;
             hdr.start_byte.store(0, Relaxed);
             hdr.length.store(size, Relaxed);
             hdr.next.store(prev, Relaxed);

@@ -4,20 +4,21 @@
 //! This module owns: the `#[repr(C)]` layouts of `fifo_segment_header_t` and
 //! `fifo_segment_slice_t`; laying out a fresh segment the way `fifo_segment_init` does (for the
 //! test peer); the bump carve on `byte_index` and the `reserve` carve message queues use; the
-//! chunk free lists and VPP's chunk allocation policy ([`alloc`]); fifo header allocation and
-//! release ([`fifos`]). Every offset read from shared memory is untrusted and is turned into a
-//! reference only through [`Segment::at`].
+//! chunk free lists and VPP's chunk allocation policy ([`alloc`]). Fifo header allocation in a
+//! segment lives with the fifos (`fifo/alloc.rs`), chunk headers below both (`chunk.rs`), so
+//! the fifo segment imports neither fifos nor their allocation. Every offset read from shared
+//! memory is untrusted and is turned into a reference only through [`Segment::at`].
 // Shared memory / fds: typed references to bounds-checked structs in shared memory.
 #![allow(unsafe_code)]
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
 
-use crate::fifo::{ChunkRef, SvmFifoChunk};
+use crate::chunk::{ChunkRef, SvmFifoChunk};
 use crate::segment::{Result, Segment, SvmError, FSH_SIZE, SLICE_SIZE};
+use crate::shared::{shared_ref, Shared};
 
 mod alloc;
-mod fifos;
 
 /// Number of chunk size classes (4 KiB .. 4 MiB).
 pub const FS_CHUNK_VEC_LEN: usize = 11;
@@ -94,27 +95,10 @@ const _: () = {
     assert!(offset_of!(FifoSegmentSlice, num_chunks) == 112);
 };
 
-/// Types that live in shared memory and consist only of atomics, so any bit pattern is valid and
-/// a shared reference stays sound while the peer writes to them.
-///
-/// # Safety
-/// Implementors must be `#[repr(C)]`, contain only atomic integer fields, and have no padding
-/// that is not itself an atomic field.
-pub(crate) unsafe trait Shared: Sized {}
 // SAFETY: every field is an atomic integer or an array of AtomicU8 padding.
 unsafe impl Shared for FifoSegmentHeader {}
 // SAFETY: as above.
 unsafe impl Shared for FifoSegmentSlice {}
-
-/// A reference to a shared structure at an untrusted fsh-relative offset (bounds and alignment
-/// checked by [`Segment::at`]).
-pub(crate) fn shared_ref<T: Shared>(seg: &Segment, off: u64) -> Result<&T> {
-    let p = seg.at(off, std::mem::size_of::<T>(), std::mem::align_of::<T>())?;
-    // SAFETY: `at` checked that `off .. off + size_of::<T>()` lies in the mapping and is aligned
-    // for T; T is made of atomics only (trait contract), so any bytes are a valid T and concurrent
-    // writes by the peer go through atomic cells. The mapping lives as long as `seg`.
-    Ok(unsafe { &*(p as *const T) })
-}
 
 pub(crate) fn corrupt(msg: String) -> SvmError {
     SvmError::Corrupt(msg)
@@ -145,12 +129,12 @@ pub struct FifoSegmentInfo {
 /// A validated view of a fifo segment header. Cheap to copy; borrows the [`Segment`].
 #[derive(Clone, Copy)]
 pub struct FifoSegment<'a> {
-    seg: &'a Segment,
-    fsh: &'a FifoSegmentHeader,
-    n_slices: u8,
+    pub(crate) seg: &'a Segment,
+    pub(crate) fsh: &'a FifoSegmentHeader,
+    pub(crate) n_slices: u8,
     /// Cached at attach: never trust a later, larger value from shared memory.
-    max_byte_index: u64,
-    start_byte_index: u64,
+    pub(crate) max_byte_index: u64,
+    pub(crate) start_byte_index: u64,
 }
 
 impl std::fmt::Debug for FifoSegment<'_> {
@@ -313,7 +297,7 @@ impl<'a> FifoSegment<'a> {
                 self.start_byte_index, self.max_byte_index
             )));
         }
-        let hdr: &SvmFifoChunk = crate::fifo::chunk_hdr(self.seg, off)?;
+        let hdr: &SvmFifoChunk = crate::chunk::chunk_hdr(self.seg, off)?;
         let len = hdr.length.load(Relaxed);
         if !len.is_power_of_two() || !(FS_MIN_CHUNK_SZ..=FS_MAX_CHUNK_SZ).contains(&len) {
             return Err(corrupt(format!("chunk at {off} has length {len}")));

@@ -9,9 +9,10 @@
 
 use std::sync::atomic::Ordering::{Relaxed, Release};
 
-use super::{corrupt, shared_ref, FifoSegment, FifoSegmentSlice, FIFO_SEGMENT_ALLOC_BATCH_SIZE};
-use crate::fifo::{Fifo, SvmFifoShared};
+use super::{Fifo, SvmFifoShared};
+use crate::fifo_segment::{corrupt, FifoSegment, FifoSegmentSlice, FIFO_SEGMENT_ALLOC_BATCH_SIZE};
 use crate::segment::{Result, SvmError};
+use crate::shared::shared_ref;
 
 const FIFO_HDR_SIZE: u64 = std::mem::size_of::<SvmFifoShared>() as u64;
 
