@@ -4,6 +4,7 @@
 //! `ffi` (the C ABI) -> `session`/`epoll` -> `worker` -> `sapi` -> codec (`vcl_codec`)
 //! -> shared memory (`vcl_svm`) ; `config` is read by `ffi` at app create.
 
+pub mod api;
 pub mod app;
 pub mod config;
 pub mod epoll;

@@ -1,0 +1,343 @@
+//! epoll over mixed sets. The app's epoll fd is a real kernel epoll: kernel fds live there as
+//! usual. VPP sockets added to it are kept here (an [`EpSet`] in the fd table under the epoll
+//! fd's number) and the eventfd of each worker owning one of them is added to the kernel set,
+//! so `epoll_wait` sleeps in the kernel and wakes for either kind. On waking, the workers'
+//! events are drained and VPP sockets' readiness is reported with the app's data.
+
+use std::ffi::c_int;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use libc::{epoll_event, sigset_t, timespec, EPOLLET, EPOLLONESHOT};
+use parking_lot::Mutex;
+use vcl::api::{self, Worker};
+
+use crate::fdtab::{self, Entry};
+use crate::poll::{drain_evfd, linux_bits, CAP};
+use crate::real;
+use crate::sock::VSock;
+use crate::{guard, ret};
+
+/// epoll data of a worker's eventfd in the kernel set: "vcl\0" then the worker index.
+const MARK: u64 = 0x7663_6c00_0000_0000;
+const MARK_MASK: u64 = 0xffff_ffff_0000_0000;
+
+struct Reg {
+    fd: c_int,
+    sock: Weak<VSock>,
+    events: u32,
+    data: u64,
+    /// Ready bits seen at the last look (edge-triggered: report only new ones).
+    last: u32,
+    /// One-shot registration already fired (until EPOLL_CTL_MOD).
+    fired: bool,
+}
+
+#[derive(Default)]
+struct Inner {
+    regs: Vec<Reg>,
+    /// Workers whose eventfd is in the kernel set, with that eventfd.
+    workers: Vec<(Worker, Option<c_int>)>,
+    /// Where the next scan starts, so a full `maxevents` does not starve later sockets.
+    cursor: usize,
+}
+
+/// The VPP half of an epoll set.
+#[derive(Default)]
+pub struct EpSet {
+    inner: Mutex<Inner>,
+}
+
+static CREATE: Mutex<()> = Mutex::new(());
+
+/// The set for `epfd`, creating it; EINVAL if `epfd` is not an epoll fd.
+fn set_for(epfd: c_int, probe_fd: c_int) -> Result<Arc<EpSet>, i32> {
+    let _g = CREATE.lock();
+    match fdtab::get(epfd) {
+        Some(Entry::Epoll(s)) => return Ok(s),
+        Some(Entry::Sock(_)) => return Err(libc::EINVAL),
+        None => {}
+    }
+    // A DEL of a descriptor not in the set tells an epoll fd (ENOENT) from anything else.
+    // SAFETY: a NULL event is allowed for EPOLL_CTL_DEL.
+    let r = unsafe { real::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, probe_fd, std::ptr::null_mut()) };
+    if r == 0 || real::errno() != libc::ENOENT {
+        return Err(if r == 0 { libc::EINVAL } else { real::errno() });
+    }
+    let s = Arc::new(EpSet::default());
+    fdtab::set(epfd, Entry::Epoll(s.clone())).map_err(|_| libc::EINVAL)?;
+    Ok(s)
+}
+
+impl EpSet {
+    fn ctl(&self, epfd: c_int, op: c_int, fd: c_int, s: &Arc<VSock>, ev: Option<epoll_event>) -> Result<(), i32> {
+        let mut g = self.inner.lock();
+        g.regs.retain(|r| r.sock.strong_count() > 0);
+        let pos = g
+            .regs
+            .iter()
+            .position(|r| r.fd == fd && r.sock.upgrade().is_some_and(|x| Arc::ptr_eq(&x, s)));
+        match (op, pos) {
+            (libc::EPOLL_CTL_ADD, Some(_)) => return Err(libc::EEXIST),
+            (libc::EPOLL_CTL_MOD, None) | (libc::EPOLL_CTL_DEL, None) => return Err(libc::ENOENT),
+            (libc::EPOLL_CTL_DEL, Some(p)) => {
+                g.regs.remove(p);
+                return Ok(());
+            }
+            (libc::EPOLL_CTL_ADD, None) | (libc::EPOLL_CTL_MOD, Some(_)) => {}
+            _ => return Err(libc::EINVAL),
+        }
+        let ev = ev.ok_or(libc::EFAULT)?;
+        let reg = Reg {
+            fd,
+            sock: Arc::downgrade(s),
+            events: ev.events,
+            data: ev.u64,
+            last: 0,
+            fired: false,
+        };
+        match pos {
+            Some(p) => g.regs[p] = reg,
+            None => g.regs.push(reg),
+        }
+        if !g.workers.iter().any(|(w, _)| w.same(&s.w)) {
+            let evfd = s.w.mq_eventfd();
+            if let Some(e) = evfd {
+                let mut kev = epoll_event {
+                    events: libc::EPOLLIN as u32,
+                    u64: MARK | u64::from(s.w.index()),
+                };
+                // SAFETY: kev is a valid event for the duration of the call.
+                let r = unsafe { real::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, e, &mut kev) };
+                if r < 0 && real::errno() != libc::EEXIST {
+                    return Err(real::errno());
+                }
+            }
+            g.workers.push((s.w.clone(), evfd));
+        }
+        Ok(())
+    }
+
+    /// Fill `out` with ready VPP sockets; returns how many.
+    fn scan(&self, out: &mut [epoll_event]) -> usize {
+        let mut g = self.inner.lock();
+        g.regs.retain(|r| r.sock.strong_count() > 0);
+        let socks: Vec<Option<Arc<VSock>>> = g.regs.iter().map(|r| r.sock.upgrade()).collect();
+        let mut got = vec![0u32; g.regs.len()];
+        for (w, _) in &g.workers {
+            let mut items = Vec::new();
+            let mut idx = Vec::new();
+            for (k, (r, s)) in g.regs.iter().zip(&socks).enumerate() {
+                if let Some(s) = s.as_ref().filter(|s| s.w.same(w)) {
+                    if !r.fired {
+                        items.push((s.sh, r.events, 0));
+                        idx.push(k);
+                    }
+                }
+            }
+            if items.is_empty() {
+                continue;
+            }
+            api::readiness(w, &mut items);
+            for (k, it) in idx.into_iter().zip(items) {
+                got[k] = linux_bits(it.2, it.1);
+            }
+        }
+        let len = g.regs.len();
+        let start = if len == 0 { 0 } else { g.cursor % len };
+        let mut n = 0;
+        for j in 0..len {
+            if n == out.len() {
+                g.cursor = start + j;
+                break;
+            }
+            let k = (start + j) % len;
+            let r = &mut g.regs[k];
+            if r.fired {
+                continue;
+            }
+            let now = got[k];
+            let report = if r.events & EPOLLET as u32 != 0 {
+                now & !r.last
+            } else {
+                now
+            };
+            r.last = now;
+            if report == 0 {
+                continue;
+            }
+            out[n] = epoll_event {
+                events: report,
+                u64: r.data,
+            };
+            n += 1;
+            if r.events & EPOLLONESHOT as u32 != 0 {
+                r.fired = true;
+            }
+        }
+        n
+    }
+
+    fn has_evfd(&self, idx: u64) -> Option<c_int> {
+        let g = self.inner.lock();
+        g.workers
+            .iter()
+            .find(|(w, _)| u64::from(w.index()) == idx)
+            .and_then(|(_, e)| *e)
+    }
+
+    fn all_evfd(&self) -> bool {
+        self.inner.lock().workers.iter().all(|(_, e)| e.is_some())
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut epoll_event) -> c_int {
+    let Some(s) = fdtab::sock(fd) else {
+        // SAFETY: the caller's arguments, passed on.
+        return unsafe { real::epoll_ctl(epfd, op, fd, ev) };
+    };
+    guard(-1, || {
+        if epfd == fd {
+            return ret(Err(libc::EINVAL));
+        }
+        let set = match set_for(epfd, fd) {
+            Ok(s) => s,
+            Err(e) => return ret(Err(e)),
+        };
+        // SAFETY: ev is NULL or a valid event per epoll_ctl(2); read unaligned (packed).
+        let e = (!ev.is_null()).then(|| unsafe { std::ptr::read_unaligned(ev) });
+        ret(set.ctl(epfd, op, fd, &s, e).map(|_| 0))
+    })
+}
+
+/// Wait on a set that holds VPP sockets.
+fn wait(
+    epfd: c_int,
+    set: &EpSet,
+    out: &mut [epoll_event],
+    timeout: Option<Duration>,
+    mask: *const sigset_t,
+) -> c_int {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let cap = if set.all_evfd() { CAP } else { Duration::from_millis(1) };
+    loop {
+        let n = set.scan(out);
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let kt = if n > 0 { Duration::ZERO } else { left.unwrap_or(cap).min(cap) };
+        let ts = timespec {
+            tv_sec: kt.as_secs() as libc::time_t,
+            tv_nsec: kt.subsec_nanos() as libc::c_long,
+        };
+        let rest = &mut out[n..];
+        let k = if rest.is_empty() {
+            0
+        } else {
+            // SAFETY: rest is writable for rest.len() events; ts and mask are valid or NULL.
+            unsafe { real::epoll_pwait2(epfd, rest.as_mut_ptr(), rest.len() as c_int, &ts, mask) }
+        };
+        if k < 0 {
+            return if n > 0 { n as c_int } else { -1 };
+        }
+        let mut kept = 0;
+        for i in 0..k as usize {
+            let e = rest[i];
+            let data = e.u64;
+            if data & MARK_MASK == MARK {
+                if let Some(fd) = set.has_evfd(data & !MARK_MASK) {
+                    drain_evfd(fd);
+                    continue;
+                }
+            }
+            rest[kept] = e;
+            kept += 1;
+        }
+        let total = n + kept;
+        if total > 0 || left.is_some_and(|l| l.is_zero()) {
+            return total as c_int;
+        }
+    }
+}
+
+fn ours(epfd: c_int) -> Option<Arc<EpSet>> {
+    match fdtab::get(epfd)? {
+        Entry::Epoll(s) => Some(s),
+        Entry::Sock(_) => None,
+    }
+}
+
+/// # Safety
+/// `ev` writable for `max` events.
+// SAFETY: callers uphold the contract in the `# Safety` section above.
+unsafe fn wait_c(
+    epfd: c_int,
+    set: Arc<EpSet>,
+    ev: *mut epoll_event,
+    max: c_int,
+    timeout: Option<Duration>,
+    mask: *const sigset_t,
+) -> c_int {
+    if max <= 0 {
+        return ret(Err(libc::EINVAL));
+    }
+    if ev.is_null() {
+        return ret(Err(libc::EFAULT));
+    }
+    // SAFETY: ev is writable for max events per epoll_wait(2).
+    let out = unsafe { std::slice::from_raw_parts_mut(ev, max as usize) };
+    guard(-1, || wait(epfd, &set, out, timeout, mask))
+}
+
+fn ms(timeout: c_int) -> Option<Duration> {
+    (timeout >= 0).then(|| Duration::from_millis(timeout as u64))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn epoll_wait(epfd: c_int, ev: *mut epoll_event, max: c_int, t: c_int) -> c_int {
+    let Some(set) = ours(epfd) else {
+        // SAFETY: the caller's arguments, passed on.
+        return unsafe { real::epoll_wait(epfd, ev, max, t) };
+    };
+    // SAFETY: as epoll_wait(2).
+    unsafe { wait_c(epfd, set, ev, max, ms(t), std::ptr::null()) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn epoll_pwait(
+    epfd: c_int,
+    ev: *mut epoll_event,
+    max: c_int,
+    t: c_int,
+    mask: *const sigset_t,
+) -> c_int {
+    let Some(set) = ours(epfd) else {
+        // SAFETY: the caller's arguments, passed on.
+        return unsafe { real::epoll_pwait(epfd, ev, max, t, mask) };
+    };
+    // SAFETY: as epoll_pwait(2).
+    unsafe { wait_c(epfd, set, ev, max, ms(t), mask) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn epoll_pwait2(
+    epfd: c_int,
+    ev: *mut epoll_event,
+    max: c_int,
+    t: *const timespec,
+    mask: *const sigset_t,
+) -> c_int {
+    let Some(set) = ours(epfd) else {
+        // SAFETY: the caller's arguments, passed on.
+        return unsafe { real::epoll_pwait2(epfd, ev, max, t, mask) };
+    };
+    // SAFETY: t is NULL or a valid timespec per epoll_pwait2(2).
+    let timeout = match unsafe { t.as_ref() } {
+        None => None,
+        Some(t) if t.tv_sec < 0 || !(0..1_000_000_000).contains(&t.tv_nsec) => {
+            return ret(Err(libc::EINVAL))
+        }
+        Some(t) => Some(Duration::new(t.tv_sec as u64, t.tv_nsec as u32)),
+    };
+    // SAFETY: as epoll_pwait2(2).
+    unsafe { wait_c(epfd, set, ev, max, timeout, mask) }
+}

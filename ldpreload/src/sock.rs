@@ -1,0 +1,269 @@
+//! A VPP socket behind a descriptor, and the blocking, timeout and errno semantics of the
+//! socket calls on it. The library's sessions are always non-blocking; blocking is done
+//! here (waiting on the owning worker's events) so SO_RCVTIMEO / SO_SNDTIMEO apply.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use libc::{EPOLLIN, EPOLLOUT};
+use parking_lot::Mutex;
+use vcl::api::{self, Error, Status, Worker};
+
+use crate::addr::errno_of;
+
+pub type Res<T> = Result<T, i32>;
+
+/// Options kept per socket (what was set is what getsockopt reports).
+#[derive(Default)]
+pub struct Opts {
+    pub bound: Option<SocketAddr>,
+    pub rcvtimeo: Option<Duration>,
+    pub sndtimeo: Option<Duration>,
+    /// Other accepted options by (level, name): their raw value.
+    pub vals: HashMap<(i32, i32), Vec<u8>>,
+    /// SO_ERROR already reported the failed connect.
+    pub error_taken: bool,
+}
+
+/// One VPP socket; shared by every descriptor dup'ed from it, closed in VPP when the last
+/// goes away.
+pub struct VSock {
+    /// The worker that owns the session: every call runs on it, from whatever thread.
+    pub w: Worker,
+    pub sh: u32,
+    pub family: i32,
+    pub nonblock: AtomicBool,
+    pub opts: Mutex<Opts>,
+}
+
+impl Drop for VSock {
+    fn drop(&mut self) {
+        if let Err(e) = api::close(&self.w, self.sh) {
+            tracing::debug!("close of session {:#x}: {e}", self.sh);
+        }
+    }
+}
+
+fn err(e: Error) -> i32 {
+    errno_of(&e)
+}
+
+impl VSock {
+    pub fn new(w: Worker, sh: u32, family: i32, nonblock: bool) -> VSock {
+        VSock {
+            w,
+            sh,
+            family,
+            nonblock: AtomicBool::new(nonblock),
+            opts: Mutex::new(Opts::default()),
+        }
+    }
+
+    pub fn is_nonblocking(&self, flags: i32) -> bool {
+        flags & libc::MSG_DONTWAIT != 0 || self.nonblock.load(Ordering::Relaxed)
+    }
+
+    pub fn status(&self) -> Res<Status> {
+        api::status(&self.w, self.sh).map_err(err)
+    }
+
+    /// Wait for `want` (epoll bits) up to `timeout`; EAGAIN when it passes.
+    fn wait(&self, want: i32, timeout: Option<Duration>) -> Res<()> {
+        match api::wait_ready(&self.w, self.sh, want as u32, timeout).map_err(err)? {
+            0 => Err(libc::EAGAIN),
+            _ => Ok(()),
+        }
+    }
+
+    /// recv: MSG_PEEK, MSG_DONTWAIT and MSG_WAITALL honoured.
+    pub fn recv(&self, buf: &mut [u8], flags: i32) -> Res<usize> {
+        if flags & libc::MSG_OOB != 0 {
+            return Err(libc::EOPNOTSUPP);
+        }
+        let peek = flags & libc::MSG_PEEK != 0;
+        let nonblock = self.is_nonblocking(flags);
+        let waitall = flags & libc::MSG_WAITALL != 0 && !peek && !nonblock;
+        let timeout = self.opts.lock().rcvtimeo;
+        let mut got = 0;
+        loop {
+            match api::read(&self.w, self.sh, &mut buf[got..], peek) {
+                Ok(0) => return Ok(got),
+                Ok(n) => {
+                    got += n;
+                    if !waitall || got == buf.len() {
+                        return Ok(got);
+                    }
+                }
+                Err(Error::Again) if !nonblock => {
+                    if let Err(e) = self.wait(EPOLLIN, timeout) {
+                        return if got > 0 { Ok(got) } else { Err(e) };
+                    }
+                }
+                Err(_) if got > 0 => return Ok(got),
+                Err(e) => return Err(err(e)),
+            }
+        }
+    }
+
+    /// send: blocking sockets queue everything (or fail), non-blocking ones what fits.
+    /// EPIPE raises SIGPIPE unless MSG_NOSIGNAL.
+    pub fn send(&self, buf: &[u8], flags: i32) -> Res<usize> {
+        if flags & libc::MSG_OOB != 0 {
+            return Err(libc::EOPNOTSUPP);
+        }
+        let r = self.send_inner(buf, flags);
+        if r == Err(libc::EPIPE) && flags & libc::MSG_NOSIGNAL == 0 {
+            // SAFETY: raise sends a signal to the calling thread; no memory is involved.
+            unsafe { libc::raise(libc::SIGPIPE) };
+        }
+        r
+    }
+
+    fn send_inner(&self, buf: &[u8], flags: i32) -> Res<usize> {
+        if buf.is_empty() {
+            return self.status().map(|_| 0);
+        }
+        let nonblock = self.is_nonblocking(flags);
+        let timeout = self.opts.lock().sndtimeo;
+        let mut sent = 0;
+        loop {
+            match api::write(&self.w, self.sh, &buf[sent..]) {
+                Ok(n) => {
+                    sent += n;
+                    if nonblock || sent == buf.len() {
+                        return Ok(sent);
+                    }
+                }
+                Err(Error::Again) if !nonblock => {}
+                Err(_) if sent > 0 => return Ok(sent),
+                Err(Error::Again) => return Err(libc::EAGAIN),
+                // never connected or shut down for writing
+                Err(Error::NotConn) | Err(Error::Pipe) => return Err(libc::EPIPE),
+                Err(e) => return Err(err(e)),
+            }
+            if let Err(e) = self.wait(EPOLLOUT, timeout) {
+                return if sent > 0 { Ok(sent) } else { Err(e) };
+            }
+        }
+    }
+
+    /// connect: EINPROGRESS / EALREADY / EISCONN as Linux says them.
+    pub fn connect(&self, to: SocketAddr) -> Res<()> {
+        match self.status()? {
+            Status::Connected | Status::PeerClosed => return Err(libc::EISCONN),
+            Status::Connecting => return Err(libc::EALREADY),
+            Status::Listening => return Err(libc::EINVAL),
+            _ => {}
+        }
+        let timeout = self.opts.lock().sndtimeo;
+        self.opts.lock().error_taken = false;
+        match api::connect(&self.w, self.sh, to, timeout) {
+            Ok(()) | Err(Error::InProgress) => {}
+            Err(e) => return Err(err(e)),
+        }
+        if self.nonblock.load(Ordering::Relaxed) {
+            return Err(libc::EINPROGRESS);
+        }
+        if self.wait(EPOLLOUT, timeout).is_err() {
+            return Err(libc::EINPROGRESS);
+        }
+        match self.status()? {
+            Status::Connected | Status::PeerClosed => Ok(()),
+            Status::Failed(e) => {
+                self.opts.lock().error_taken = true;
+                Err(err(e))
+            }
+            Status::Reset => Err(libc::ECONNRESET),
+            _ => Err(libc::ETIMEDOUT),
+        }
+    }
+
+    /// The pending error SO_ERROR reports (once).
+    pub fn take_error(&self) -> i32 {
+        let e = match self.status() {
+            Ok(Status::Failed(e)) => err(e),
+            Ok(Status::Reset) => libc::ECONNRESET,
+            _ => 0,
+        };
+        let mut o = self.opts.lock();
+        if e != 0 && !o.error_taken {
+            o.error_taken = true;
+            e
+        } else {
+            0
+        }
+    }
+
+    /// accept: the new session (on this socket's worker) and the peer's address.
+    pub fn accept(&self) -> Res<(u32, SocketAddr)> {
+        if self.status()? != Status::Listening {
+            return Err(libc::EINVAL);
+        }
+        let nonblock = self.nonblock.load(Ordering::Relaxed);
+        let timeout = self.opts.lock().rcvtimeo;
+        loop {
+            match api::accept(&self.w, self.sh, true) {
+                Ok(r) => return Ok(r),
+                Err(Error::Again) if !nonblock => self.wait(EPOLLIN, timeout)?,
+                Err(Error::Again) => return Err(libc::EAGAIN),
+                Err(Error::BadFd) => return Err(libc::EINVAL),
+                Err(e) => return Err(err(e)),
+            }
+        }
+    }
+
+    pub fn listen(&self) -> Res<()> {
+        match self.status()? {
+            Status::Listening => return Ok(()),
+            Status::Idle => {}
+            _ => return Err(libc::EINVAL),
+        }
+        if self.opts.lock().bound.is_none() {
+            // Linux binds an unbound listener to an ephemeral port; VPP needs a port.
+            return Err(libc::EDESTADDRREQ);
+        }
+        api::listen(&self.w, self.sh).map_err(|e| match e {
+            Error::ConnRefused => libc::EADDRINUSE,
+            e => err(e),
+        })
+    }
+
+    pub fn bind(&self, a: SocketAddr) -> Res<()> {
+        let mut o = self.opts.lock();
+        if o.bound.is_some() || self.status()? != Status::Idle {
+            return Err(libc::EINVAL);
+        }
+        api::bind(&self.w, self.sh, a).map_err(err)?;
+        o.bound = Some(a);
+        Ok(())
+    }
+
+    pub fn local_addr(&self) -> Res<SocketAddr> {
+        let a = api::local_addr(&self.w, self.sh).map_err(err)?;
+        Ok(crate::addr::for_family(a, self.family))
+    }
+
+    pub fn peer_addr(&self) -> Res<SocketAddr> {
+        let a = api::peer_addr(&self.w, self.sh).map_err(err)?;
+        Ok(crate::addr::for_family(a, self.family))
+    }
+
+    pub fn shutdown(&self, how: i32) -> Res<()> {
+        if !matches!(how, libc::SHUT_RD | libc::SHUT_WR | libc::SHUT_RDWR) {
+            return Err(libc::EINVAL);
+        }
+        match self.status()? {
+            Status::Connected | Status::PeerClosed | Status::Reset => {}
+            Status::Listening => return Ok(()),
+            _ => return Err(libc::ENOTCONN),
+        }
+        api::shutdown(&self.w, self.sh, how).map_err(err)
+    }
+
+    /// Bytes readable now (FIONREAD).
+    pub fn nread(&self) -> Res<usize> {
+        api::nread(&self.w, self.sh).or(Ok(0))
+    }
+}
