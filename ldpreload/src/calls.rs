@@ -198,7 +198,7 @@ pub extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
 
 #[no_mangle]
 pub extern "C" fn close(fd: c_int) -> c_int {
-    if !fdtab::is_ours(fd) {
+    if !fdtab::is_ours(fd) || init::in_vfork_child() {
         // SAFETY: plain integer argument.
         return unsafe { real::close(fd) };
     }
@@ -213,7 +213,7 @@ pub extern "C" fn close(fd: c_int) -> c_int {
 pub extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
     // SAFETY: plain integer arguments.
     let r = unsafe { real::close_range(first, last, flags) };
-    if r == 0 && flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 {
+    if r == 0 && !init::in_vfork_child() && flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 {
         let gone = fdtab::take_range(first, last);
         guard((), || drop(gone));
     }
@@ -222,6 +222,9 @@ pub extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_in
 
 /// After a successful dup of `old` to `new`: `new` names what `old` names.
 fn dup_entry(old: Option<Entry>, new: c_int) {
+    if old.is_none() && !fdtab::is_ours(new) || init::in_vfork_child() {
+        return;
+    }
     let prev = match old {
         Some(e) => fdtab::set(new, e).ok().flatten(),
         None => fdtab::take(new),

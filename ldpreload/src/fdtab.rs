@@ -104,3 +104,13 @@ pub fn take_range(first: u32, last: u32) -> Vec<Entry> {
         .filter_map(|fd| take(fd as i32))
         .collect::<Vec<_>>()
 }
+
+/// Forget every entry without dropping it (a forked child: the sessions are the parent's).
+pub fn forget_all() {
+    let high = HIGH.load(Ordering::Relaxed);
+    for fd in 0..=high {
+        if let Some(e) = take(fd) {
+            std::mem::forget(e);
+        }
+    }
+}

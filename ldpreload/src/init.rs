@@ -3,7 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use vcl::api::{self, Worker};
@@ -11,11 +11,15 @@ use vcl::api::{self, Worker};
 const NOT_YET: u8 = 0;
 const READY: u8 = 1;
 const FAILED: u8 = 2;
+/// A forked child: its sockets use the kernel stack (fork support is not done yet).
+const FORKED: u8 = 3;
 
 static STATE: AtomicU8 = AtomicU8::new(NOT_YET);
 static INIT_LOCK: Mutex<()> = Mutex::new(());
 static WORKER0: OnceLock<Worker> = OnceLock::new();
 static SETTINGS: OnceLock<Settings> = OnceLock::new();
+/// The attached process (a vfork child shares our memory but has another pid).
+static OWNER_PID: AtomicI32 = AtomicI32::new(0);
 
 thread_local! {
     /// Set while this thread attaches: its own socket calls then go to the kernel.
@@ -157,6 +161,7 @@ pub fn verdict() -> Verdict {
             Some(w) => Verdict::Vpp(w),
             None => Verdict::Kernel,
         },
+        FORKED => Verdict::Kernel,
         _ if settings().strict => Verdict::Fail(libc::EAFNOSUPPORT),
         _ => Verdict::Kernel,
     }
@@ -214,9 +219,31 @@ fn try_attach() -> Result<(), String> {
         format!("attach at {sock} failed ({e}; VCL_DEBUG=1 says more)")
     })?;
     let w = api::worker_current().ok_or("no worker after attach")?;
+    // SAFETY: getpid has no preconditions.
+    OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
+    // SAFETY: registers a plain function as the fork child handler.
+    unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
     let _ = WORKER0.set(w.clone());
     THREAD_WORKER.with(|t| *t.borrow_mut() = Some(ThreadWorker { w, owned: false }));
     Ok(())
+}
+
+/// In a forked child the parent's VCL workers, sessions and queues must not be touched (they
+/// are the parent's, in shared memory): forget every VPP descriptor (the numbers stay open as
+/// the unconnected kernel sockets they reserve) and let new sockets use the kernel.
+extern "C" fn after_fork_child() {
+    STATE.store(FORKED, Ordering::Release);
+    OWNER_PID.store(0, Ordering::Relaxed);
+    crate::fdtab::forget_all();
+    let _ = THREAD_WORKER.try_with(|t| t.try_borrow_mut().map(|mut t| std::mem::forget(t.take())));
+}
+
+/// Whether we run in a vfork child of the attached process (sharing its memory): then the
+/// fd table and the sessions must be left alone.
+pub fn in_vfork_child() -> bool {
+    let owner = OWNER_PID.load(Ordering::Relaxed);
+    // SAFETY: getpid has no preconditions.
+    owner != 0 && owner != unsafe { libc::getpid() }
 }
 
 /// A thread's worker; registered ones are released at thread exit if no session is left.

@@ -1,0 +1,71 @@
+//! Plain socket programs under libvcl_ldpreload.so against the test peer, over transport and
+//! cut-through: c-examples/sock_echo.c (blocking and non-blocking clients; blocking, epoll,
+//! poll and select servers with a kernel pipe in the wait set) and a python3 socket +
+//! selectors echo. Every program runs under a deadline and is killed when it passes.
+
+mod util;
+
+use std::path::Path;
+
+use util::{free_port, repo, require, Env, RUN, START};
+
+fn echo_round(env: &Env, exe: &Path, conf: &Path, mode: &str) {
+    let port = free_port().to_string();
+    let mut server = env.spawn(conf, exe, &["server", &port, mode, "3"], &[]);
+    server.wait_for_text("listening on port", START);
+    let clients = [
+        env.spawn(conf, exe, &["client", "127.0.0.1", &port, "nonblock", "50", "100000"], &[]),
+        env.spawn(conf, exe, &["client", "127.0.0.1", &port, "block", "300", "1000"], &[]),
+        env.spawn(conf, exe, &["client", "127.0.0.1", &port, "nonblock", "3", "2000000"], &[]),
+    ];
+    for c in clients {
+        let d = c.finish(RUN);
+        d.assert_ok();
+        assert!(d.out.contains("ok ("), "{}: {}", d.name, d.out);
+    }
+    let d = server.finish(RUN);
+    d.assert_ok();
+    assert!(d.out.contains("server: 3 clients"), "{}", d.out);
+}
+
+fn sock_echo(tag: &str, cut_through: bool) {
+    require("cc");
+    let env = Env::new(tag);
+    let exe = env.compile(&repo().join("c-examples/sock_echo.c"), "sock_echo");
+    let conf = if cut_through { &env.cut_through } else { &env.transport };
+    for mode in ["block", "epoll", "poll", "select"] {
+        echo_round(&env, &exe, conf, mode);
+    }
+}
+
+#[test]
+fn sock_echo_over_transport() {
+    sock_echo("echo-tr", false);
+}
+
+#[test]
+fn sock_echo_over_cut_through() {
+    sock_echo("echo-ct", true);
+}
+
+#[test]
+fn python_selectors_echo_with_a_kernel_pipe() {
+    require("python3");
+    let env = Env::new("py");
+    let script = repo().join("ldpreload/tests/py_echo.py");
+    let py = Path::new("python3");
+    for (name, conf) in env.confs() {
+        let port = free_port().to_string();
+        let s = script.to_str().unwrap();
+        let mut server = env.spawn(&conf, py, &[s, "server", &port, "2"], &[]);
+        server.wait_for_text("listening on port", START);
+        assert!(server.output().contains("EpollSelector"), "{name}: {}", server.output());
+        let c1 = env.spawn(&conf, py, &[s, "client", &port, "200", "3000"], &[]);
+        let c2 = env.spawn(&conf, py, &[s, "client", &port, "4", "1000000"], &[]);
+        c1.finish(RUN).assert_ok();
+        c2.finish(RUN).assert_ok();
+        let d = server.finish(RUN);
+        d.assert_ok();
+        assert!(d.out.contains("server: 2 clients, 2 pipe events"), "{name}: {}", d.out);
+    }
+}
