@@ -21,3 +21,46 @@ fn fds_and_bad_input() {
     d.assert_ok();
     println!("{}", d.out.trim());
 }
+
+/// `LDP_KERNEL=port=N` keeps that listener on the kernel stack: a client without the shim
+/// reaches it.
+#[test]
+fn kernel_rule_keeps_a_listener_in_the_kernel() {
+    let env = Env::new("rules");
+    let exe = env.compile(&repo().join("c-examples/sock_echo.c"), "sock_echo");
+    let port = free_port().to_string();
+    let rule = format!("port={port}");
+    let mut server = env.spawn(
+        &env.transport,
+        &exe,
+        &["server", &port, "epoll", "1"],
+        &[("LDP_KERNEL", &rule)],
+    );
+    server.wait_for_text("listening on port", util::START);
+    let c = env.spawn_plain(&exe, &["client", "127.0.0.1", &port, "block", "20", "1000"]);
+    c.finish(RUN).assert_ok();
+    server.finish(RUN).assert_ok();
+}
+
+/// VPP unreachable: one stderr line and the kernel stack by default; with LDP_STRICT socket()
+/// fails (EAFNOSUPPORT) instead.
+#[test]
+fn unreachable_vpp_falls_back_or_fails_strictly() {
+    let env = Env::new("down");
+    let exe = env.compile(&repo().join("c-examples/sock_echo.c"), "sock_echo");
+    let conf = env.dir.join("down.conf");
+    std::fs::write(&conf, "vcl {\n  app-socket-api abstract:vcl-ldp-nobody-here\n}\n").unwrap();
+    let port = free_port().to_string();
+    let args = ["server", &port, "poll", "1"];
+    let mut server = env.spawn(&conf, &exe, &args, &[("LDP_STRICT", "0")]);
+    server.wait_for_text("listening on port", util::START);
+    let c = env.spawn_plain(&exe, &["client", "127.0.0.1", &port, "nonblock", "20", "1000"]);
+    c.finish(RUN).assert_ok();
+    let d = server.finish(RUN);
+    d.assert_ok();
+    let lines: Vec<&str> = d.out.lines().filter(|l| l.contains("vcl_ldpreload")).collect();
+    assert_eq!(lines.len(), 1, "{}", d.out);
+    assert!(lines[0].contains("cannot attach to VPP") && lines[0].contains("kernel"), "{}", d.out);
+    let d = env.spawn(&conf, &exe, &args, &[]).finish(RUN);
+    assert!(!d.ok && d.out.contains("socket: Address family not supported"), "{}", d.out);
+}

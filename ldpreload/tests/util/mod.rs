@@ -114,6 +114,19 @@ impl Env {
     }
 }
 
+impl Env {
+    /// Start `prog args` without the shim (plain kernel sockets).
+    pub fn spawn_plain(&self, prog: &Path, args: &[&str]) -> Bg {
+        let mut cmd = Command::new(prog);
+        cmd.args(args)
+            .env_remove("LD_PRELOAD")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        Bg::start(cmd, format!("{} {} (no shim)", prog.display(), args.join(" ")))
+    }
+}
+
 impl Drop for Env {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
