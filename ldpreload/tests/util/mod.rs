@@ -185,6 +185,10 @@ impl Bg {
         Bg { name, child: Some(child), out, readers }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
     pub fn output(&self) -> String {
         self.out.lock().unwrap().clone()
     }
