@@ -167,12 +167,16 @@ pub fn peer_addr(w: &Worker, sh: u32) -> Result<SocketAddr> {
 
 /// Bytes readable now (a listener: pending accepts).
 pub fn nread(w: &Worker, sh: u32) -> Result<usize> {
-    with_session(w, sh, |s| session::attr::read_ready(s).map(|n| n.max(0) as usize))?
+    with_session(w, sh, |s| {
+        session::attr::read_ready(s).map(|n| n.max(0) as usize)
+    })?
 }
 
 /// Bytes writable now.
 pub fn nwrite(w: &Worker, sh: u32) -> Result<usize> {
-    with_session(w, sh, |s| session::attr::write_ready(s).map(|n| n.max(0) as usize))?
+    with_session(w, sh, |s| {
+        session::attr::write_ready(s).map(|n| n.max(0) as usize)
+    })?
 }
 
 /// (rx, tx) fifo sizes, or the configured ones before the session has fifos.

@@ -34,7 +34,10 @@ pub unsafe fn from_c(a: *const sockaddr, len: socklen_t) -> Result<SocketAddr, i
             // SAFETY: len covers a sockaddr_in; read unaligned in case the caller's buffer is not.
             let s: sockaddr_in = unsafe { std::ptr::read_unaligned(a as *const sockaddr_in) };
             let ip = Ipv4Addr::from(u32::from_be(s.sin_addr.s_addr));
-            Ok(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(s.sin_port))))
+            Ok(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(s.sin_port),
+            )))
         }
         AF_INET6 if len as usize >= std::mem::size_of::<sockaddr_in6>() => {
             // SAFETY: len covers a sockaddr_in6.

@@ -88,6 +88,7 @@ fn to_kernel(fd: c_int, s: &VSock) -> Res<()> {
 }
 
 #[no_mangle]
+// SAFETY: callers uphold bind's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     let Some(s) = fdtab::sock(fd) else {
         // SAFETY: the caller's arguments, passed on.
@@ -118,6 +119,7 @@ pub extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
 }
 
 #[no_mangle]
+// SAFETY: callers uphold connect's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     let Some(s) = fdtab::sock(fd) else {
         // SAFETY: the caller's arguments, passed on.
@@ -142,6 +144,7 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
 }
 
 #[no_mangle]
+// SAFETY: callers uphold accept4's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn accept4(
     fd: c_int,
     addr: *mut sockaddr,
@@ -182,6 +185,7 @@ pub unsafe extern "C" fn accept4(
 }
 
 #[no_mangle]
+// SAFETY: callers uphold accept's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
     // SAFETY: the caller's arguments, passed on.
     unsafe { accept4(fd, addr, len, 0) }
@@ -277,21 +281,33 @@ pub fn dup_fcntl(fd: c_int, cmd: c_int, arg: std::ffi::c_ulong) -> c_int {
 }
 
 #[no_mangle]
+// SAFETY: callers uphold getsockname's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn getsockname(fd: c_int, a: *mut sockaddr, l: *mut socklen_t) -> c_int {
     let Some(s) = fdtab::sock(fd) else {
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real::getsockname(fd, a, l) };
     };
-    // SAFETY: a/l are the caller's out-parameters per getsockname(2).
-    guard(-1, || ret(s.local_addr().and_then(|x| unsafe { to_c(x, a, l) }).map(|_| 0)))
+    guard(-1, || {
+        let r = s.local_addr().and_then(|x| {
+            // SAFETY: a/l are the caller's out-parameters per getsockname(2).
+            unsafe { to_c(x, a, l) }
+        });
+        ret(r.map(|_| 0))
+    })
 }
 
 #[no_mangle]
+// SAFETY: callers uphold getpeername's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn getpeername(fd: c_int, a: *mut sockaddr, l: *mut socklen_t) -> c_int {
     let Some(s) = fdtab::sock(fd) else {
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real::getpeername(fd, a, l) };
     };
-    // SAFETY: a/l are the caller's out-parameters per getpeername(2).
-    guard(-1, || ret(s.peer_addr().and_then(|x| unsafe { to_c(x, a, l) }).map(|_| 0)))
+    guard(-1, || {
+        let r = s.peer_addr().and_then(|x| {
+            // SAFETY: a/l are the caller's out-parameters per getpeername(2).
+            unsafe { to_c(x, a, l) }
+        });
+        ret(r.map(|_| 0))
+    })
 }

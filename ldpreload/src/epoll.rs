@@ -70,7 +70,14 @@ fn set_for(epfd: c_int, probe_fd: c_int) -> Result<Arc<EpSet>, i32> {
 }
 
 impl EpSet {
-    fn ctl(&self, epfd: c_int, op: c_int, fd: c_int, s: &Arc<VSock>, ev: Option<epoll_event>) -> Result<(), i32> {
+    fn ctl(
+        &self,
+        epfd: c_int,
+        op: c_int,
+        fd: c_int,
+        s: &Arc<VSock>,
+        ev: Option<epoll_event>,
+    ) -> Result<(), i32> {
         let mut g = self.inner.lock();
         g.regs.retain(|r| r.sock.strong_count() > 0);
         let pos = g
@@ -192,7 +199,13 @@ impl EpSet {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut epoll_event) -> c_int {
+// SAFETY: callers uphold epoll_ctl's C contract (pointers valid for the lengths given).
+pub unsafe extern "C" fn epoll_ctl(
+    epfd: c_int,
+    op: c_int,
+    fd: c_int,
+    ev: *mut epoll_event,
+) -> c_int {
     let Some(s) = fdtab::sock(fd) else {
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real::epoll_ctl(epfd, op, fd, ev) };
@@ -220,11 +233,19 @@ fn wait(
     mask: *const sigset_t,
 ) -> c_int {
     let deadline = timeout.map(|t| Instant::now() + t);
-    let cap = if set.all_evfd() { CAP } else { Duration::from_millis(1) };
+    let cap = if set.all_evfd() {
+        CAP
+    } else {
+        Duration::from_millis(1)
+    };
     loop {
         let n = set.scan(out);
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let kt = if n > 0 { Duration::ZERO } else { left.unwrap_or(cap).min(cap) };
+        let kt = if n > 0 {
+            Duration::ZERO
+        } else {
+            left.unwrap_or(cap).min(cap)
+        };
         let ts = timespec {
             tv_sec: kt.as_secs() as libc::time_t,
             tv_nsec: kt.subsec_nanos() as libc::c_long,
@@ -293,7 +314,13 @@ fn ms(timeout: c_int) -> Option<Duration> {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn epoll_wait(epfd: c_int, ev: *mut epoll_event, max: c_int, t: c_int) -> c_int {
+// SAFETY: callers uphold epoll_wait's C contract (pointers valid for the lengths given).
+pub unsafe extern "C" fn epoll_wait(
+    epfd: c_int,
+    ev: *mut epoll_event,
+    max: c_int,
+    t: c_int,
+) -> c_int {
     let Some(set) = ours(epfd) else {
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real::epoll_wait(epfd, ev, max, t) };
@@ -303,6 +330,7 @@ pub unsafe extern "C" fn epoll_wait(epfd: c_int, ev: *mut epoll_event, max: c_in
 }
 
 #[no_mangle]
+// SAFETY: callers uphold epoll_pwait's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn epoll_pwait(
     epfd: c_int,
     ev: *mut epoll_event,
@@ -319,6 +347,7 @@ pub unsafe extern "C" fn epoll_pwait(
 }
 
 #[no_mangle]
+// SAFETY: callers uphold epoll_pwait2's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn epoll_pwait2(
     epfd: c_int,
     ev: *mut epoll_event,

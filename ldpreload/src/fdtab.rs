@@ -33,7 +33,9 @@ static TABLE: [AtomicPtr<Slot>; MAX_FDS] = [const { AtomicPtr::new(null_mut()) }
 static HIGH: AtomicI32 = AtomicI32::new(-1);
 
 fn slot(fd: i32) -> Option<&'static Slot> {
-    let p = TABLE.get(usize::try_from(fd).ok()?)?.load(Ordering::Acquire);
+    let p = TABLE
+        .get(usize::try_from(fd).ok()?)?
+        .load(Ordering::Acquire);
     // SAFETY: non-null slot pointers come from Box::leak below and are never freed.
     (!p.is_null()).then(|| unsafe { &*p })
 }

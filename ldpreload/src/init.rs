@@ -70,7 +70,11 @@ fn in_prefix(ip: &IpAddr, net: &IpAddr, len: u8) -> bool {
         return false;
     }
     let len = u32::from(len.min(fa));
-    let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+    let mask = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - len)
+    };
     a & mask == b & mask
 }
 
@@ -91,7 +95,10 @@ pub fn parse_rules(s: &str) -> Result<Vec<Rule>, String> {
             let len = if len.is_empty() {
                 max
             } else {
-                len.parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(bad)?
+                len.parse::<u8>()
+                    .ok()
+                    .filter(|l| *l <= max)
+                    .ok_or_else(bad)?
             };
             out.push(Rule::Prefix(ip, len));
         }
@@ -215,9 +222,8 @@ fn try_attach() -> Result<(), String> {
         .app_name
         .clone()
         .unwrap_or_else(|| format!("ldp-{}-{exe}", std::process::id()));
-    api::app_create(cfg, Some(name)).map_err(|e| {
-        format!("attach at {sock} failed ({e}; VCL_DEBUG=1 says more)")
-    })?;
+    api::app_create(cfg, Some(name))
+        .map_err(|e| format!("attach at {sock} failed ({e}; VCL_DEBUG=1 says more)"))?;
     let w = api::worker_current().ok_or("no worker after attach")?;
     // SAFETY: getpid has no preconditions.
     OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
@@ -279,7 +285,10 @@ fn thread_worker() -> Option<Worker> {
                 }
             },
         };
-        *t.borrow_mut() = Some(ThreadWorker { w: w.clone(), owned });
+        *t.borrow_mut() = Some(ThreadWorker {
+            w: w.clone(),
+            owned,
+        });
         Some(w)
     });
     mine.ok().flatten().or_else(|| WORKER0.get().cloned())
@@ -305,6 +314,9 @@ mod tests {
         assert!(!m("[fe80::1]:5"));
         assert!(parse_rules("port=x").is_err());
         assert!(parse_rules("10.0.0.0/33").is_err());
-        assert_eq!(parse_rules("1.2.3.4").unwrap(), vec![Rule::Prefix("1.2.3.4".parse().unwrap(), 32)]);
+        assert_eq!(
+            parse_rules("1.2.3.4").unwrap(),
+            vec![Rule::Prefix("1.2.3.4".parse().unwrap(), 32)]
+        );
     }
 }

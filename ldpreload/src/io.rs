@@ -64,7 +64,11 @@ unsafe fn recv_iov(s: &VSock, iov: *const iovec, n: usize, flags: c_int) -> Res<
         if b.is_empty() {
             continue;
         }
-        let f = if total > 0 { flags | libc::MSG_DONTWAIT } else { flags };
+        let f = if total > 0 {
+            flags | libc::MSG_DONTWAIT
+        } else {
+            flags
+        };
         match s.recv(b, f) {
             Ok(got) => {
                 total += got;
@@ -100,7 +104,11 @@ unsafe fn send_iov(s: &VSock, iov: *const iovec, n: usize, flags: c_int) -> Res<
         if b.is_empty() {
             continue;
         }
-        let f = if total > 0 { flags | libc::MSG_NOSIGNAL } else { flags };
+        let f = if total > 0 {
+            flags | libc::MSG_NOSIGNAL
+        } else {
+            flags
+        };
         match s.send(b, f) {
             Ok(sent) => {
                 total += sent;
@@ -116,46 +124,55 @@ unsafe fn send_iov(s: &VSock, iov: *const iovec, n: usize, flags: c_int) -> Res<
 }
 
 #[no_mangle]
+// SAFETY: callers uphold read's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn read(fd: c_int, p: *mut c_void, n: size_t) -> ssize_t {
     let Some(s) = fdtab::sock(fd) else {
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real::read(fd, p, n) };
     };
     // SAFETY: p is valid for n bytes per read(2).
-    guard(-1, || sret(unsafe { buf_mut(p, n) }.and_then(|b| s.recv(b, 0))))
+    let b = unsafe { buf_mut(p, n) };
+    guard(-1, || sret(b.and_then(|b| s.recv(b, 0))))
 }
 
 #[no_mangle]
+// SAFETY: callers uphold write's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn write(fd: c_int, p: *const c_void, n: size_t) -> ssize_t {
     let Some(s) = fdtab::sock(fd) else {
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real::write(fd, p, n) };
     };
     // SAFETY: p is valid for n bytes per write(2).
-    guard(-1, || sret(unsafe { buf(p, n) }.and_then(|b| s.send(b, 0))))
+    let b = unsafe { buf(p, n) };
+    guard(-1, || sret(b.and_then(|b| s.send(b, 0))))
 }
 
 #[no_mangle]
+// SAFETY: callers uphold recv's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn recv(fd: c_int, p: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
     let Some(s) = fdtab::sock(fd) else {
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real::recv(fd, p, n, flags) };
     };
     // SAFETY: p is valid for n bytes per recv(2).
-    guard(-1, || sret(unsafe { buf_mut(p, n) }.and_then(|b| s.recv(b, flags))))
+    let b = unsafe { buf_mut(p, n) };
+    guard(-1, || sret(b.and_then(|b| s.recv(b, flags))))
 }
 
 #[no_mangle]
+// SAFETY: callers uphold send's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn send(fd: c_int, p: *const c_void, n: size_t, flags: c_int) -> ssize_t {
     let Some(s) = fdtab::sock(fd) else {
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real::send(fd, p, n, flags) };
     };
     // SAFETY: p is valid for n bytes per send(2).
-    guard(-1, || sret(unsafe { buf(p, n) }.and_then(|b| s.send(b, flags))))
+    let b = unsafe { buf(p, n) };
+    guard(-1, || sret(b.and_then(|b| s.send(b, flags))))
 }
 
 #[no_mangle]
+// SAFETY: callers uphold recvfrom's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn recvfrom(
     fd: c_int,
     p: *mut c_void,
@@ -180,6 +197,7 @@ pub unsafe extern "C" fn recvfrom(
 }
 
 #[no_mangle]
+// SAFETY: callers uphold sendto's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn sendto(
     fd: c_int,
     p: *const c_void,
@@ -194,10 +212,12 @@ pub unsafe extern "C" fn sendto(
     };
     // A connected stream ignores the address, as Linux does.
     // SAFETY: p is valid for n bytes per sendto(2).
-    guard(-1, || sret(unsafe { buf(p, n) }.and_then(|b| s.send(b, flags))))
+    let b = unsafe { buf(p, n) };
+    guard(-1, || sret(b.and_then(|b| s.send(b, flags))))
 }
 
 #[no_mangle]
+// SAFETY: callers uphold readv's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
     let Some(s) = fdtab::sock(fd) else {
         // SAFETY: the caller's arguments, passed on.
@@ -211,6 +231,7 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_
 }
 
 #[no_mangle]
+// SAFETY: callers uphold writev's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
     let Some(s) = fdtab::sock(fd) else {
         // SAFETY: the caller's arguments, passed on.
@@ -254,6 +275,7 @@ unsafe fn send_msg(s: &VSock, m: *const msghdr, flags: c_int) -> Res<usize> {
 }
 
 #[no_mangle]
+// SAFETY: callers uphold recvmsg's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn recvmsg(fd: c_int, m: *mut msghdr, flags: c_int) -> ssize_t {
     let Some(s) = fdtab::sock(fd) else {
         // SAFETY: the caller's arguments, passed on.
@@ -264,6 +286,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, m: *mut msghdr, flags: c_int) -> ssi
 }
 
 #[no_mangle]
+// SAFETY: callers uphold sendmsg's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn sendmsg(fd: c_int, m: *const msghdr, flags: c_int) -> ssize_t {
     let Some(s) = fdtab::sock(fd) else {
         // SAFETY: the caller's arguments, passed on.
@@ -274,6 +297,7 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, m: *const msghdr, flags: c_int) -> s
 }
 
 #[no_mangle]
+// SAFETY: callers uphold recvmmsg's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn recvmmsg(
     fd: c_int,
     v: *mut mmsghdr,
@@ -288,7 +312,11 @@ pub unsafe extern "C" fn recvmmsg(
     guard(-1, || {
         let mut done = 0;
         while done < n as usize {
-            let f = if done > 0 { flags | libc::MSG_DONTWAIT } else { flags };
+            let f = if done > 0 {
+                flags | libc::MSG_DONTWAIT
+            } else {
+                flags
+            };
             // SAFETY: v holds n mmsghdrs per recvmmsg(2).
             let h = unsafe { &mut *v.add(done) };
             // SAFETY: as above.
@@ -305,6 +333,7 @@ pub unsafe extern "C" fn recvmmsg(
 }
 
 #[no_mangle]
+// SAFETY: callers uphold sendmmsg's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn sendmmsg(fd: c_int, v: *mut mmsghdr, n: c_uint, flags: c_int) -> c_int {
     let Some(s) = fdtab::sock(fd) else {
         // SAFETY: the caller's arguments, passed on.
@@ -355,7 +384,11 @@ unsafe fn send_file(s: &VSock, inp: c_int, off: *mut off64_t, count: usize) -> R
             }
         };
         if got < 0 {
-            return if total > 0 { Ok(total) } else { Err(real::errno()) };
+            return if total > 0 {
+                Ok(total)
+            } else {
+                Err(real::errno())
+            };
         }
         if got == 0 {
             break;
@@ -387,7 +420,13 @@ unsafe fn send_file(s: &VSock, inp: c_int, off: *mut off64_t, count: usize) -> R
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn sendfile64(out: c_int, inp: c_int, off: *mut off64_t, n: size_t) -> ssize_t {
+// SAFETY: callers uphold sendfile64's C contract (pointers valid for the lengths given).
+pub unsafe extern "C" fn sendfile64(
+    out: c_int,
+    inp: c_int,
+    off: *mut off64_t,
+    n: size_t,
+) -> ssize_t {
     let Some(s) = fdtab::sock(out) else {
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real::sendfile64(out, inp, off, n) };
@@ -397,6 +436,7 @@ pub unsafe extern "C" fn sendfile64(out: c_int, inp: c_int, off: *mut off64_t, n
 }
 
 #[no_mangle]
+// SAFETY: callers uphold sendfile's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn sendfile(out: c_int, inp: c_int, off: *mut off_t, n: size_t) -> ssize_t {
     if !fdtab::is_ours(out) {
         // SAFETY: the caller's arguments, passed on.
@@ -418,6 +458,7 @@ fn chk(n: size_t, buflen: size_t) {
 }
 
 #[no_mangle]
+// SAFETY: callers uphold read_chk's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn __read_chk(fd: c_int, p: *mut c_void, n: size_t, bl: size_t) -> ssize_t {
     chk(n, bl);
     // SAFETY: as read.
@@ -425,6 +466,7 @@ pub unsafe extern "C" fn __read_chk(fd: c_int, p: *mut c_void, n: size_t, bl: si
 }
 
 #[no_mangle]
+// SAFETY: callers uphold recv_chk's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn __recv_chk(
     fd: c_int,
     p: *mut c_void,
@@ -438,6 +480,7 @@ pub unsafe extern "C" fn __recv_chk(
 }
 
 #[no_mangle]
+// SAFETY: callers uphold recvfrom_chk's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn __recvfrom_chk(
     fd: c_int,
     p: *mut c_void,

@@ -73,11 +73,11 @@ fn timeval(d: Option<Duration>) -> Vec<u8> {
 /// Linux's TCP states for TCP_INFO's tcpi_state.
 fn tcp_state(st: Status) -> u8 {
     match st {
-        Status::Connected => 1,            // ESTABLISHED
-        Status::Connecting => 2,           // SYN_SENT
-        Status::PeerClosed => 8,           // CLOSE_WAIT
-        Status::Listening => 10,           // LISTEN
-        _ => 7,                            // CLOSE
+        Status::Connected => 1,  // ESTABLISHED
+        Status::Connecting => 2, // SYN_SENT
+        Status::PeerClosed => 8, // CLOSE_WAIT
+        Status::Listening => 10, // LISTEN
+        _ => 7,                  // CLOSE
     }
 }
 
@@ -138,7 +138,13 @@ fn parse_timeval(v: &[u8]) -> Res<Option<Duration>> {
 }
 
 fn set(s: &VSock, level: c_int, name: c_int, v: &[u8]) -> Res<()> {
-    let need_int = || if v.len() < 4 { Err(libc::EINVAL) } else { Ok(()) };
+    let need_int = || {
+        if v.len() < 4 {
+            Err(libc::EINVAL)
+        } else {
+            Ok(())
+        }
+    };
     match (level, name) {
         (SOL_SOCKET, libc::SO_RCVTIMEO) => s.opts.lock().rcvtimeo = parse_timeval(v)?,
         (SOL_SOCKET, libc::SO_SNDTIMEO) => s.opts.lock().sndtimeo = parse_timeval(v)?,
@@ -165,6 +171,7 @@ fn set(s: &VSock, level: c_int, name: c_int, v: &[u8]) -> Res<()> {
 }
 
 #[no_mangle]
+// SAFETY: callers uphold getsockopt's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn getsockopt(
     fd: c_int,
     level: c_int,
@@ -176,11 +183,17 @@ pub unsafe extern "C" fn getsockopt(
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real::getsockopt(fd, level, name, v, l) };
     };
-    // SAFETY: v/l are the caller's out-parameters per getsockopt(2).
-    guard(-1, || ret(get(&s, level, name).and_then(|x| unsafe { put(&x, v, l) }).map(|_| 0)))
+    guard(-1, || {
+        let r = get(&s, level, name).and_then(|x| {
+            // SAFETY: v/l are the caller's out-parameters per getsockopt(2).
+            unsafe { put(&x, v, l) }
+        });
+        ret(r.map(|_| 0))
+    })
 }
 
 #[no_mangle]
+// SAFETY: callers uphold setsockopt's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn setsockopt(
     fd: c_int,
     level: c_int,
@@ -218,6 +231,7 @@ fn set_nonblock(s: &VSock, on: bool) {
 }
 
 #[no_mangle]
+// SAFETY: callers uphold fcntl's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     match cmd {
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => return crate::calls::dup_fcntl(fd, cmd, arg),
@@ -234,12 +248,14 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
 }
 
 #[no_mangle]
+// SAFETY: callers uphold fcntl64's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     // SAFETY: as fcntl.
     unsafe { fcntl(fd, cmd, arg) }
 }
 
 #[no_mangle]
+// SAFETY: callers uphold ioctl's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn ioctl(fd: c_int, req: c_ulong, arg: c_ulong) -> c_int {
     let Some(s) = fdtab::sock(fd) else {
         // SAFETY: the caller's arguments, passed on.

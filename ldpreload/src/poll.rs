@@ -126,7 +126,11 @@ fn mixed(fds: &mut [pollfd], timeout: Option<Duration>, mask: *const sigset_t) -
             }
         }
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let kt = if nv > 0 { Duration::ZERO } else { left.unwrap_or(cap).min(cap) };
+        let kt = if nv > 0 {
+            Duration::ZERO
+        } else {
+            left.unwrap_or(cap).min(cap)
+        };
         let ts = timespec {
             tv_sec: kt.as_secs() as libc::time_t,
             tv_nsec: kt.subsec_nanos() as libc::c_long,
@@ -180,6 +184,7 @@ fn ts_duration(t: &timespec) -> Result<Duration, i32> {
 }
 
 #[no_mangle]
+// SAFETY: callers uphold poll's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int {
     // SAFETY: as poll(2).
     match unsafe { fds_of(fds, n) } {
@@ -193,6 +198,7 @@ pub unsafe extern "C" fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_
 }
 
 #[no_mangle]
+// SAFETY: callers uphold ppoll's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn ppoll(
     fds: *mut pollfd,
     n: nfds_t,
@@ -215,6 +221,7 @@ pub unsafe extern "C" fn ppoll(
 }
 
 #[no_mangle]
+// SAFETY: callers uphold poll_chk's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn __poll_chk(fds: *mut pollfd, n: nfds_t, t: c_int, len: usize) -> c_int {
     if (n as usize).saturating_mul(std::mem::size_of::<pollfd>()) > len {
         std::process::abort();
@@ -224,6 +231,7 @@ pub unsafe extern "C" fn __poll_chk(fds: *mut pollfd, n: nfds_t, t: c_int, len: 
 }
 
 #[no_mangle]
+// SAFETY: callers uphold ppoll_chk's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn __ppoll_chk(
     fds: *mut pollfd,
     n: nfds_t,
@@ -302,6 +310,7 @@ unsafe fn poll_to_sets(r: c_int, pfds: &[pollfd], sets: [*mut fd_set; 3]) -> c_i
 }
 
 #[no_mangle]
+// SAFETY: callers uphold select's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn select(
     n: c_int,
     r: *mut fd_set,
@@ -319,7 +328,9 @@ pub unsafe extern "C" fn select(
     let timeout = match unsafe { t.as_ref() } {
         None => None,
         Some(tv) if tv.tv_sec < 0 || tv.tv_usec < 0 => return ret(Err(libc::EINVAL)),
-        Some(tv) => Some(Duration::new(tv.tv_sec as u64, 0) + Duration::from_micros(tv.tv_usec as u64)),
+        Some(tv) => {
+            Some(Duration::new(tv.tv_sec as u64, 0) + Duration::from_micros(tv.tv_usec as u64))
+        }
     };
     let rc = guard(-1, || mixed(&mut pfds, timeout, std::ptr::null()));
     // SAFETY: as above.
@@ -327,6 +338,7 @@ pub unsafe extern "C" fn select(
 }
 
 #[no_mangle]
+// SAFETY: callers uphold pselect's C contract (pointers valid for the lengths given).
 pub unsafe extern "C" fn pselect(
     n: c_int,
     r: *mut fd_set,

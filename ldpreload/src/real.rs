@@ -38,6 +38,7 @@ macro_rules! real_fns {
             ///
             /// # Safety
             /// As the C function's own contract.
+            // SAFETY: callers uphold the contract in the `# Safety` section above.
             pub unsafe fn $name($($arg: $t),*) -> $ret {
                 static P: AtomicUsize = AtomicUsize::new(0);
                 let p = resolve(&P, concat!(stringify!($name), "\0"));
@@ -93,6 +94,7 @@ real_fns! {
 ///
 /// # Safety
 /// As epoll_pwait2(2).
+// SAFETY: callers uphold the contract in the `# Safety` section above.
 pub unsafe fn epoll_pwait2(
     epfd: c_int,
     ev: *mut epoll_event,
@@ -109,6 +111,7 @@ pub unsafe fn epoll_pwait2(
 ///
 /// # Safety
 /// As fcntl(2) for `cmd`.
+// SAFETY: callers uphold the contract in the `# Safety` section above.
 pub unsafe fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     static P: AtomicUsize = AtomicUsize::new(0);
     let p = resolve(&P, "fcntl\0");
@@ -122,6 +125,7 @@ pub unsafe fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
 ///
 /// # Safety
 /// As ioctl(2) for `req`.
+// SAFETY: callers uphold the contract in the `# Safety` section above.
 pub unsafe fn ioctl(fd: c_int, req: c_ulong, arg: c_ulong) -> c_int {
     static P: AtomicUsize = AtomicUsize::new(0);
     let p = resolve(&P, "ioctl\0");

@@ -20,14 +20,28 @@ fn iperf3_tcp_parallel_reverse_bidir() {
     for (name, conf) in env.confs() {
         for args in [&["-P", "4"][..], &["-R"], &["--bidir"]] {
             let port = free_port().to_string();
-            let mut server = env.spawn(&conf, iperf, &["-4", "-s", "-1", "--forceflush", "-p", &port], &[]);
+            let mut server = env.spawn(
+                &conf,
+                iperf,
+                &["-4", "-s", "-1", "--forceflush", "-p", &port],
+                &[],
+            );
             server.wait_for_text("Server listening", START);
             let mut a = vec!["-4", "-c", "127.0.0.1", "-p", &port, "-t", "2"];
             a.extend_from_slice(args);
             let c = env.spawn(&conf, iperf, &a, &[]).finish(RUN);
             c.assert_ok();
-            let summary = c.out.lines().rev().find(|l| l.contains("receiver")).unwrap_or("");
-            assert!(!summary.is_empty(), "{name} {args:?}: no summary:\n{}", c.out);
+            let summary = c
+                .out
+                .lines()
+                .rev()
+                .find(|l| l.contains("receiver"))
+                .unwrap_or("");
+            assert!(
+                !summary.is_empty(),
+                "{name} {args:?}: no summary:\n{}",
+                c.out
+            );
             println!("iperf3 {name} {args:?}: {}", summary.trim());
             server.finish(Duration::from_secs(20)).assert_ok();
         }
@@ -42,20 +56,42 @@ fn redis_server_and_benchmark() {
     for (name, conf) in env.confs() {
         let port = free_port().to_string();
         let args = [
-            "--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--protected-mode", "no",
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
         ];
         let mut server = env.spawn(&conf, Path::new("redis-server"), &args, &[]);
         server.wait_for_text("Ready to accept connections", START);
         for threads in ["1", "2"] {
-            let a = ["-p", &port, "-q", "-n", "20000", "-t", "set,get", "--threads", threads];
-            let c = env.spawn(&conf, Path::new("redis-benchmark"), &a, &[]).finish(RUN);
+            let a = [
+                "-p",
+                &port,
+                "-q",
+                "-n",
+                "20000",
+                "-t",
+                "set,get",
+                "--threads",
+                threads,
+            ];
+            let c = env
+                .spawn(&conf, Path::new("redis-benchmark"), &a, &[])
+                .finish(RUN);
             c.assert_ok();
             for op in ["SET", "GET"] {
                 let line = c
                     .out
                     .split(['\r', '\n'])
-                    .find(|l| l.starts_with(&format!("{op}: ")) && l.contains("requests per second"))
+                    .find(|l| {
+                        l.starts_with(&format!("{op}: ")) && l.contains("requests per second")
+                    })
                     .unwrap_or_else(|| panic!("{name}: no {op} result:\n{}", c.out));
                 println!("redis {name} --threads {threads}: {line}");
             }

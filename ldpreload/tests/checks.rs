@@ -13,11 +13,15 @@ fn fds_and_bad_input() {
     let env = Env::new("checks");
     let exe = env.compile(&repo().join("ldpreload/tests/c/checks.c"), "checks");
     let port = free_port().to_string();
-    let d = env.spawn(&env.transport, &exe, &["errors", &port], &[]).finish(RUN);
+    let d = env
+        .spawn(&env.transport, &exe, &["errors", &port], &[])
+        .finish(RUN);
     d.assert_ok();
     println!("{}", d.out.trim());
     let port = free_port().to_string();
-    let d = env.spawn(&env.transport, &exe, &["fds", &port, "1048576"], &[]).finish(RUN);
+    let d = env
+        .spawn(&env.transport, &exe, &["fds", &port, "1048576"], &[])
+        .finish(RUN);
     d.assert_ok();
     println!("{}", d.out.trim());
 }
@@ -49,18 +53,37 @@ fn unreachable_vpp_falls_back_or_fails_strictly() {
     let env = Env::new("down");
     let exe = env.compile(&repo().join("c-examples/sock_echo.c"), "sock_echo");
     let conf = env.dir.join("down.conf");
-    std::fs::write(&conf, "vcl {\n  app-socket-api abstract:vcl-ldp-nobody-here\n}\n").unwrap();
+    std::fs::write(
+        &conf,
+        "vcl {\n  app-socket-api abstract:vcl-ldp-nobody-here\n}\n",
+    )
+    .unwrap();
     let port = free_port().to_string();
     let args = ["server", &port, "poll", "1"];
     let mut server = env.spawn(&conf, &exe, &args, &[("LDP_STRICT", "0")]);
     server.wait_for_text("listening on port", util::START);
-    let c = env.spawn_plain(&exe, &["client", "127.0.0.1", &port, "nonblock", "20", "1000"]);
+    let c = env.spawn_plain(
+        &exe,
+        &["client", "127.0.0.1", &port, "nonblock", "20", "1000"],
+    );
     c.finish(RUN).assert_ok();
     let d = server.finish(RUN);
     d.assert_ok();
-    let lines: Vec<&str> = d.out.lines().filter(|l| l.contains("vcl_ldpreload")).collect();
+    let lines: Vec<&str> = d
+        .out
+        .lines()
+        .filter(|l| l.contains("vcl_ldpreload"))
+        .collect();
     assert_eq!(lines.len(), 1, "{}", d.out);
-    assert!(lines[0].contains("cannot attach to VPP") && lines[0].contains("kernel"), "{}", d.out);
+    assert!(
+        lines[0].contains("cannot attach to VPP") && lines[0].contains("kernel"),
+        "{}",
+        d.out
+    );
     let d = env.spawn(&conf, &exe, &args, &[]).finish(RUN);
-    assert!(!d.ok && d.out.contains("socket: Address family not supported"), "{}", d.out);
+    assert!(
+        !d.ok && d.out.contains("socket: Address family not supported"),
+        "{}",
+        d.out
+    );
 }

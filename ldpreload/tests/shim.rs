@@ -14,9 +14,24 @@ fn echo_round(env: &Env, exe: &Path, conf: &Path, mode: &str) {
     let mut server = env.spawn(conf, exe, &["server", &port, mode, "3"], &[]);
     server.wait_for_text("listening on port", START);
     let clients = [
-        env.spawn(conf, exe, &["client", "127.0.0.1", &port, "nonblock", "50", "100000"], &[]),
-        env.spawn(conf, exe, &["client", "127.0.0.1", &port, "block", "300", "1000"], &[]),
-        env.spawn(conf, exe, &["client", "127.0.0.1", &port, "nonblock", "3", "2000000"], &[]),
+        env.spawn(
+            conf,
+            exe,
+            &["client", "127.0.0.1", &port, "nonblock", "50", "100000"],
+            &[],
+        ),
+        env.spawn(
+            conf,
+            exe,
+            &["client", "127.0.0.1", &port, "block", "300", "1000"],
+            &[],
+        ),
+        env.spawn(
+            conf,
+            exe,
+            &["client", "127.0.0.1", &port, "nonblock", "3", "2000000"],
+            &[],
+        ),
     ];
     for c in clients {
         let d = c.finish(RUN);
@@ -32,7 +47,11 @@ fn sock_echo(tag: &str, cut_through: bool) {
     require("cc");
     let env = Env::new(tag);
     let exe = env.compile(&repo().join("c-examples/sock_echo.c"), "sock_echo");
-    let conf = if cut_through { &env.cut_through } else { &env.transport };
+    let conf = if cut_through {
+        &env.cut_through
+    } else {
+        &env.transport
+    };
     for mode in ["block", "epoll", "poll", "select"] {
         echo_round(&env, &exe, conf, mode);
     }
@@ -59,14 +78,22 @@ fn python_selectors_echo_with_a_kernel_pipe() {
         let s = script.to_str().unwrap();
         let mut server = env.spawn(&conf, py, &[s, "server", &port, "2"], &[]);
         server.wait_for_text("listening on port", START);
-        assert!(server.output().contains("EpollSelector"), "{name}: {}", server.output());
+        assert!(
+            server.output().contains("EpollSelector"),
+            "{name}: {}",
+            server.output()
+        );
         let c1 = env.spawn(&conf, py, &[s, "client", &port, "200", "3000"], &[]);
         let c2 = env.spawn(&conf, py, &[s, "client", &port, "4", "1000000"], &[]);
         c1.finish(RUN).assert_ok();
         c2.finish(RUN).assert_ok();
         let d = server.finish(RUN);
         d.assert_ok();
-        assert!(d.out.contains("server: 2 clients, 2 pipe events"), "{name}: {}", d.out);
+        assert!(
+            d.out.contains("server: 2 clients, 2 pipe events"),
+            "{name}: {}",
+            d.out
+        );
     }
 }
 
@@ -94,8 +121,16 @@ fn idle_waiters_use_no_cpu() {
         let before = cpu_ticks(pid);
         std::thread::sleep(std::time::Duration::from_secs(2));
         let used = cpu_ticks(pid) - before;
-        assert!(used <= 10, "{mode}: an idle server used {used} ticks in 2 s");
-        let c = env.spawn(&env.cut_through, &exe, &["client", "127.0.0.1", &port, "block", "10", "100"], &[]);
+        assert!(
+            used <= 10,
+            "{mode}: an idle server used {used} ticks in 2 s"
+        );
+        let c = env.spawn(
+            &env.cut_through,
+            &exe,
+            &["client", "127.0.0.1", &port, "block", "10", "100"],
+            &[],
+        );
         c.finish(RUN).assert_ok();
         server.finish(RUN).assert_ok();
         println!("{mode}: {used} ticks of CPU in 2 s idle");

@@ -16,7 +16,10 @@ pub const RUN: Duration = Duration::from_secs(60);
 
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf()
 }
 
 /// The freshest libvcl_ldpreload.so of this profile (cargo leaves one in deps/ too).
@@ -30,12 +33,19 @@ pub fn shim() -> PathBuf {
         (None, Some(_)) => deps,
         _ => up,
     };
-    assert!(p.exists(), "{} is not built (cargo build -p vcl-ldpreload)", p.display());
+    assert!(
+        p.exists(),
+        "{} is not built (cargo build -p vcl-ldpreload)",
+        p.display()
+    );
     p
 }
 
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Fail (never skip) when a program the test needs is missing.
@@ -43,7 +53,10 @@ pub fn require(tool: &str) {
     let found = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
         .unwrap_or(false);
-    assert!(found, "{tool} is not installed: .ci/run installs it (apt-get install)");
+    assert!(
+        found,
+        "{tool} is not installed: .ci/run installs it (apt-get install)"
+    );
 }
 
 /// A scratch directory, a test peer and vcl.conf files for transport and cut-through.
@@ -80,7 +93,10 @@ impl Env {
 
     /// Both configurations, named.
     pub fn confs(&self) -> [(&'static str, PathBuf); 2] {
-        [("transport", self.transport.clone()), ("cut-through", self.cut_through.clone())]
+        [
+            ("transport", self.transport.clone()),
+            ("cut-through", self.cut_through.clone()),
+        ]
     }
 
     /// Build a C program with -Wall -Wextra -Werror.
@@ -92,7 +108,12 @@ impl Env {
             .arg(src)
             .output()
             .expect("a C compiler is installed");
-        assert!(r.status.success(), "compile {}: {}", src.display(), String::from_utf8_lossy(&r.stderr));
+        assert!(
+            r.status.success(),
+            "compile {}: {}",
+            src.display(),
+            String::from_utf8_lossy(&r.stderr)
+        );
         exe
     }
 
@@ -123,7 +144,10 @@ impl Env {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        Bg::start(cmd, format!("{} {} (no shim)", prog.display(), args.join(" ")))
+        Bg::start(
+            cmd,
+            format!("{} {} (no shim)", prog.display(), args.join(" ")),
+        )
     }
 }
 
@@ -148,7 +172,9 @@ fn collect(mut pipe: impl Read + Send + 'static, buf: Arc<Mutex<String>>) -> Joi
             if n == 0 {
                 break;
             }
-            buf.lock().unwrap().push_str(&String::from_utf8_lossy(&chunk[..n]));
+            buf.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&chunk[..n]));
         }
     })
 }
@@ -167,7 +193,11 @@ impl Done {
             self.ok,
             "{} failed{}:\n{}",
             self.name,
-            if self.timed_out { " (deadline passed: killed)" } else { "" },
+            if self.timed_out {
+                " (deadline passed: killed)"
+            } else {
+                ""
+            },
             self.out
         );
         self
@@ -182,7 +212,12 @@ impl Bg {
             collect(child.stdout.take().unwrap(), out.clone()),
             collect(child.stderr.take().unwrap(), out.clone()),
         ];
-        Bg { name, child: Some(child), out, readers }
+        Bg {
+            name,
+            child: Some(child),
+            out,
+            readers,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -199,7 +234,12 @@ impl Bg {
         let end = Instant::now() + deadline;
         while !self.output().contains(what) {
             let exited = self.child.as_mut().unwrap().try_wait().unwrap().is_some();
-            assert!(!exited && Instant::now() < end, "{} never said '{what}':\n{}", self.name, self.output());
+            assert!(
+                !exited && Instant::now() < end,
+                "{} never said '{what}':\n{}",
+                self.name,
+                self.output()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -222,7 +262,12 @@ impl Bg {
         for r in self.readers.drain(..) {
             let _ = r.join();
         }
-        Done { name: self.name.clone(), ok, timed_out, out: self.output() }
+        Done {
+            name: self.name.clone(),
+            ok,
+            timed_out,
+            out: self.output(),
+        }
     }
 }
 
