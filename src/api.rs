@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use vcl_codec::msg::Ip46;
 use vcl_codec::session_error::SESSION_E_ALREADY_LISTENING;
@@ -275,10 +275,32 @@ pub fn wait_ready(w: &Worker, sh: u32, want: u32, timeout: Option<Duration>) -> 
             arm_tx(s);
         }
     }
-    session::until(&w.0, &mut ss, timeout, |ss| {
-        ss.get(i).is_none_or(|s| epoll::readiness(s) & mask != 0)
-    });
-    Ok(ss.get(i).map_or(mask, |s| epoll::readiness(s) & mask))
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut round = 0;
+    loop {
+        session::drain(&w.0, &mut ss);
+        let Some(s) = ss.get(i) else {
+            return Ok(mask);
+        };
+        let ready = epoll::readiness(s) & mask;
+        if ready != 0 {
+            return Ok(ready);
+        }
+        round += 1;
+        let nap = match deadline.map(|d| d.saturating_duration_since(Instant::now())) {
+            Some(left) if left.is_zero() => return Ok(0),
+            Some(left) => left.min(session::nap(round)),
+            None => session::nap(round),
+        };
+        if w.0.is_detached() {
+            return Ok(mask & (libc::EPOLLERR | libc::EPOLLHUP) as u32);
+        }
+        // Wait on the mq's signal without claiming its consumer: other threads using sessions
+        // of this worker may drain it meanwhile (under the worker's lock).
+        parking_lot::MutexGuard::unlocked(&mut ss, || {
+            let _ = w.0.app_mq.wait_signal(nap);
+        });
+    }
 }
 
 /// vppcom_epoll_create on `w`.

@@ -36,11 +36,20 @@ fn echo_round(env: &Env, exe: &Path, conf: &Path, mode: &str) {
     for c in clients {
         let d = c.finish(RUN);
         d.assert_ok();
-        assert!(d.out.contains("ok ("), "{}: {}", d.name, d.out);
+        assert!(
+            d.out.contains("ok (") && !d.out.contains("ERROR"),
+            "{}: {}",
+            d.name,
+            d.out
+        );
     }
     let d = server.finish(RUN);
     d.assert_ok();
-    assert!(d.out.contains("server: 3 clients"), "{}", d.out);
+    assert!(
+        d.out.contains("server: 3 clients") && !d.out.contains("ERROR"),
+        "{}",
+        d.out
+    );
 }
 
 fn sock_echo(tag: &str, cut_through: bool) {
