@@ -80,6 +80,32 @@ pub fn worker_current() -> Option<Worker> {
     worker::current().map(Worker)
 }
 
+/// In a forked child: forget the calling thread's worker (it is the parent's: its queues and
+/// sessions must not be touched), so [`worker_register`] can give the child its own.
+pub fn fork_child_forget_worker() {
+    worker::set_current(worker::INVALID, None);
+}
+
+/// Stop `w`'s listening on listener `sh` in VPP, leaving our session as it is: a forked child
+/// that takes over a listener stops the parent's worker from being handed connections it never
+/// accepts (VPP's app listener keeps the workers that listen).
+pub fn unlisten_worker(w: &Worker, sh: u32) -> Result<()> {
+    use vcl_codec::msg::{CtrlMsg, Unlisten};
+    let ss = w.0.sessions.lock();
+    let i = session::lookup(&w.0, &ss, sh)?;
+    let s = ss.get(i).expect("looked up");
+    if s.state != State::Listen {
+        return Err(Error::BadFd);
+    }
+    let msg = CtrlMsg::Unlisten(Unlisten {
+        client_index: w.0.api_client_handle,
+        context: w.0.index,
+        wrk_index: w.0.vpp_wrk_index,
+        handle: s.vpp_handle,
+    });
+    session::send_ctrl_to(&w.0, w.0.vpp.ctrl, &msg)
+}
+
 /// Unregister the calling thread's worker (its sessions go with it).
 pub fn worker_unregister() {
     app::unregister_worker();

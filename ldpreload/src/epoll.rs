@@ -55,7 +55,7 @@ fn set_for(epfd: c_int, probe_fd: c_int) -> Result<Arc<EpSet>, i32> {
     let _g = CREATE.lock();
     match fdtab::get(epfd) {
         Some(Entry::Epoll(s)) => return Ok(s),
-        Some(Entry::Sock(_)) => return Err(libc::EINVAL),
+        Some(Entry::Sock(_)) | Some(Entry::Inherited(_)) => return Err(libc::EINVAL),
         None => {}
     }
     // A DEL of a descriptor not in the set tells an epoll fd (ENOENT) from anything else.
@@ -95,6 +95,7 @@ impl EpSet {
             _ => return Err(libc::EINVAL),
         }
         let ev = ev.ok_or(libc::EFAULT)?;
+        s.active.store(true, std::sync::atomic::Ordering::Relaxed);
         let reg = Reg {
             fd,
             sock: Arc::downgrade(s),
@@ -283,7 +284,7 @@ fn wait(
 fn ours(epfd: c_int) -> Option<Arc<EpSet>> {
     match fdtab::get(epfd)? {
         Entry::Epoll(s) => Some(s),
-        Entry::Sock(_) => None,
+        _ => None,
     }
 }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::epoll::EpSet;
+use crate::fork::{self, Inherited};
 use crate::sock::VSock;
 
 /// Descriptor numbers the table covers (8 MiB of pointers, only touched pages are mapped).
@@ -23,6 +24,8 @@ pub const MAX_FDS: usize = 1 << 20;
 pub enum Entry {
     Sock(Arc<VSock>),
     Epoll(Arc<EpSet>),
+    /// A forked child's listener from its parent, listened again on first use.
+    Inherited(Arc<Inherited>),
 }
 
 struct Slot(RwLock<Option<Entry>>);
@@ -72,6 +75,7 @@ pub fn sock(fd: i32) -> Option<Arc<VSock>> {
     match get(fd)? {
         Entry::Sock(s) => Some(s),
         Entry::Epoll(_) => None,
+        Entry::Inherited(i) => fork::adopt(fd, &i),
     }
 }
 
@@ -107,12 +111,17 @@ pub fn take_range(first: u32, last: u32) -> Vec<Entry> {
         .collect::<Vec<_>>()
 }
 
-/// Forget every entry without dropping it (a forked child: the sessions are the parent's).
-pub fn forget_all() {
+/// In a forked child: rewrite every entry (see [`fork::convert`]); a slot whose lock another
+/// thread held at fork time is left alone.
+pub fn fork_child() {
     let high = HIGH.load(Ordering::Relaxed);
     for fd in 0..=high {
-        if let Some(e) = take(fd) {
-            std::mem::forget(e);
+        let Some(s) = slot(fd) else { continue };
+        let Some(mut g) = s.0.try_write() else {
+            continue;
+        };
+        if let Some(e) = g.take() {
+            *g = fork::convert(e);
         }
     }
 }

@@ -16,7 +16,9 @@ const FORKED: u8 = 3;
 
 static STATE: AtomicU8 = AtomicU8::new(NOT_YET);
 static INIT_LOCK: Mutex<()> = Mutex::new(());
-static WORKER0: OnceLock<Worker> = OnceLock::new();
+/// The worker of the thread that attached (or of a forked child's first user): the fallback
+/// for threads that cannot register their own.
+static WORKER0: parking_lot::RwLock<Option<Worker>> = parking_lot::RwLock::new(None);
 static SETTINGS: OnceLock<Settings> = OnceLock::new();
 /// The attached process (a vfork child shares our memory but has another pid).
 static OWNER_PID: AtomicI32 = AtomicI32::new(0);
@@ -168,7 +170,10 @@ pub fn verdict() -> Verdict {
             Some(w) => Verdict::Vpp(w),
             None => Verdict::Kernel,
         },
-        FORKED => Verdict::Kernel,
+        FORKED => match child_worker() {
+            Some(w) => Verdict::Vpp(w),
+            None => Verdict::Kernel,
+        },
         _ if settings().strict => Verdict::Fail(libc::EAFNOSUPPORT),
         _ => Verdict::Kernel,
     }
@@ -229,7 +234,7 @@ fn try_attach() -> Result<(), String> {
     OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
     // SAFETY: registers a plain function as the fork child handler.
     unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
-    let _ = WORKER0.set(w.clone());
+    *WORKER0.write() = Some(w.clone());
     THREAD_WORKER.with(|t| *t.borrow_mut() = Some(ThreadWorker { w, owned: false }));
     Ok(())
 }
@@ -238,10 +243,60 @@ fn try_attach() -> Result<(), String> {
 /// are the parent's, in shared memory): forget every VPP descriptor (the numbers stay open as
 /// the unconnected kernel sockets they reserve) and let new sockets use the kernel.
 extern "C" fn after_fork_child() {
+    if STATE.load(Ordering::Acquire) != READY {
+        return;
+    }
     STATE.store(FORKED, Ordering::Release);
     OWNER_PID.store(0, Ordering::Relaxed);
-    crate::fdtab::forget_all();
+    crate::fdtab::fork_child();
     let _ = THREAD_WORKER.try_with(|t| t.try_borrow_mut().map(|mut t| std::mem::forget(t.take())));
+    if let Some(mut w) = WORKER0.try_write() {
+        std::mem::forget(w.take());
+    }
+}
+
+/// A forked child's own worker, registered over a new app-socket connection on first use
+/// (None: the kernel stack, after one stderr line if registering failed).
+pub fn child_worker() -> Option<Worker> {
+    if STATE.load(Ordering::Acquire) == READY {
+        return thread_worker();
+    }
+    let _g = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    match STATE.load(Ordering::Acquire) {
+        READY => return thread_worker(),
+        FORKED => {}
+        _ => return None,
+    }
+    IN_INIT.with(|c| c.set(true));
+    api::fork_child_forget_worker();
+    let r = std::panic::catch_unwind(api::worker_register);
+    IN_INIT.with(|c| c.set(false));
+    match r {
+        Ok(Ok(w)) => {
+            *WORKER0.write() = Some(w.clone());
+            THREAD_WORKER.with(|t| {
+                *t.borrow_mut() = Some(ThreadWorker {
+                    w: w.clone(),
+                    owned: false,
+                })
+            });
+            // SAFETY: getpid has no preconditions.
+            OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
+            STATE.store(READY, Ordering::Release);
+            Some(w)
+        }
+        r => {
+            let why = match r {
+                Ok(Err(e)) => e.to_string(),
+                _ => "panic".into(),
+            };
+            eprintln!(
+                "vcl_ldpreload: forked child: no VCL worker ({why}); sockets use the kernel stack"
+            );
+            STATE.store(FAILED, Ordering::Release);
+            None
+        }
+    }
 }
 
 /// Whether we run in a vfork child of the attached process (sharing its memory): then the
@@ -281,7 +336,7 @@ fn thread_worker() -> Option<Worker> {
                 Ok(w) => (w, true),
                 Err(e) => {
                     tracing::warn!("worker register failed ({e}); this thread shares worker 0");
-                    (WORKER0.get()?.clone(), false)
+                    (WORKER0.read().clone()?, false)
                 }
             },
         };
@@ -291,7 +346,7 @@ fn thread_worker() -> Option<Worker> {
         });
         Some(w)
     });
-    mine.ok().flatten().or_else(|| WORKER0.get().cloned())
+    mine.ok().flatten().or_else(|| WORKER0.read().clone())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod addr;
 mod calls;
 mod epoll;
 mod fdtab;
+mod fork;
 mod init;
 mod io;
 mod opts;

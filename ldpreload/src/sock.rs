@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use libc::{EPOLLIN, EPOLLOUT};
@@ -36,6 +37,11 @@ pub struct VSock {
     pub family: i32,
     pub nonblock: AtomicBool,
     pub opts: Mutex<Opts>,
+    /// Where it listens, once it does (a forked child listens there again).
+    pub listen_addr: OnceLock<SocketAddr>,
+    /// This process accepted on it or waited on it (a listener a forked child takes over stays
+    /// listening in the parent only then).
+    pub active: AtomicBool,
 }
 
 impl Drop for VSock {
@@ -58,6 +64,8 @@ impl VSock {
             family,
             nonblock: AtomicBool::new(nonblock),
             opts: Mutex::new(Opts::default()),
+            listen_addr: OnceLock::new(),
+            active: AtomicBool::new(false),
         }
     }
 
@@ -201,6 +209,7 @@ impl VSock {
         if self.status()? != Status::Listening {
             return Err(libc::EINVAL);
         }
+        self.active.store(true, Ordering::Relaxed);
         let nonblock = self.nonblock.load(Ordering::Relaxed);
         let timeout = self.opts.lock().rcvtimeo;
         loop {
@@ -220,14 +229,16 @@ impl VSock {
             Status::Idle => {}
             _ => return Err(libc::EINVAL),
         }
-        if self.opts.lock().bound.is_none() {
+        let Some(addr) = self.opts.lock().bound else {
             // Linux binds an unbound listener to an ephemeral port; VPP needs a port.
             return Err(libc::EDESTADDRREQ);
-        }
+        };
         api::listen(&self.w, self.sh).map_err(|e| match e {
             Error::ConnRefused => libc::EADDRINUSE,
             e => err(e),
-        })
+        })?;
+        let _ = self.listen_addr.set(addr);
+        Ok(())
     }
 
     pub fn bind(&self, a: SocketAddr) -> Res<()> {
