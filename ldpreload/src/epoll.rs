@@ -29,6 +29,9 @@ struct Reg {
     data: u64,
     /// Ready bits seen at the last look (edge-triggered: report only new ones).
     last: u32,
+    /// The socket's I/O epoch at the last look: I/O since then re-arms every edge, since the
+    /// app may have consumed what was reported and new data is then a new edge.
+    epoch: u32,
     /// One-shot registration already fired (until EPOLL_CTL_MOD).
     fired: bool,
 }
@@ -102,6 +105,7 @@ impl EpSet {
             events: ev.events,
             data: ev.u64,
             last: 0,
+            epoch: s.epoch.load(std::sync::atomic::Ordering::Relaxed),
             fired: false,
         };
         match pos {
@@ -165,6 +169,13 @@ impl EpSet {
                 continue;
             }
             let now = got[k];
+            if let Some(s) = &socks[k] {
+                let e = s.epoch.load(std::sync::atomic::Ordering::Relaxed);
+                if e != r.epoch {
+                    r.epoch = e;
+                    r.last = 0;
+                }
+            }
             let report = if r.events & EPOLLET as u32 != 0 {
                 now & !r.last
             } else {

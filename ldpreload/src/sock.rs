@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -42,6 +42,9 @@ pub struct VSock {
     /// This process accepted on it or waited on it (a listener a forked child takes over stays
     /// listening in the parent only then).
     pub active: AtomicBool,
+    /// Bumped by every read, write and accept: an edge-triggered epoll registration re-arms
+    /// when the app did I/O since it last looked (it may have drained what was reported).
+    pub epoch: AtomicU32,
 }
 
 impl Drop for VSock {
@@ -66,6 +69,7 @@ impl VSock {
             opts: Mutex::new(Opts::default()),
             listen_addr: OnceLock::new(),
             active: AtomicBool::new(false),
+            epoch: AtomicU32::new(0),
         }
     }
 
@@ -90,6 +94,7 @@ impl VSock {
         if flags & libc::MSG_OOB != 0 {
             return Err(libc::EOPNOTSUPP);
         }
+        self.epoch.fetch_add(1, Ordering::Relaxed);
         let peek = flags & libc::MSG_PEEK != 0;
         let nonblock = self.is_nonblocking(flags);
         let waitall = flags & libc::MSG_WAITALL != 0 && !peek && !nonblock;
@@ -130,6 +135,7 @@ impl VSock {
     }
 
     fn send_inner(&self, buf: &[u8], flags: i32) -> Res<usize> {
+        self.epoch.fetch_add(1, Ordering::Relaxed);
         if buf.is_empty() {
             return self.status().map(|_| 0);
         }
@@ -210,6 +216,7 @@ impl VSock {
             return Err(libc::EINVAL);
         }
         self.active.store(true, Ordering::Relaxed);
+        self.epoch.fetch_add(1, Ordering::Relaxed);
         let nonblock = self.nonblock.load(Ordering::Relaxed);
         let timeout = self.opts.lock().rcvtimeo;
         loop {

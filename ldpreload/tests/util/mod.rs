@@ -244,6 +244,14 @@ impl Bg {
         }
     }
 
+    /// SIGTERM, then wait for exit (killed when `deadline` passes): lets a server such as
+    /// nginx's master stop its own children.
+    pub fn terminate(self, deadline: Duration) -> Done {
+        let pid = self.pid().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.finish(deadline)
+    }
+
     /// Wait for exit, killing the program when `deadline` passes.
     pub fn finish(mut self, deadline: Duration) -> Done {
         let end = Instant::now() + deadline;
@@ -272,8 +280,16 @@ impl Bg {
 }
 
 impl Drop for Bg {
+    /// SIGTERM first (a server stops its children), SIGKILL after 2 s.
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let end = Instant::now() + Duration::from_secs(2);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
