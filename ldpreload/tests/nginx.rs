@@ -57,7 +57,7 @@ fn nginx_master_workers_curl_ab_wrk() {
         let nconf = nginx_conf(&env.dir, &port);
         let p = env.dir.to_str().unwrap();
         let args = ["-p", p, "-c", nconf.to_str().unwrap()];
-        let mut server = env.spawn(&conf, Path::new("nginx"), &args, &[]);
+        let server = env.spawn(&conf, Path::new("nginx"), &args, &[]);
         // nginx says nothing on stdout: wait until a plain request is answered
         let url = format!("http://127.0.0.1:{port}/index.html");
         let deadline = std::time::Instant::now() + util::START;
