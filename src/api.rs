@@ -290,6 +290,29 @@ pub fn readiness(w: &Worker, items: &mut [(u32, u32, u32)]) -> usize {
     n
 }
 
+/// Wait until one of several sessions of `w` is ready or `timeout` (None: forever) passes;
+/// `items` as for [`readiness`]. Returns how many are ready (0 on timeout).
+pub fn wait_any(w: &Worker, items: &mut [(u32, u32, u32)], timeout: Option<Duration>) -> usize {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut round = 0;
+    loop {
+        let n = readiness(w, items);
+        if n > 0 {
+            return n;
+        }
+        round += 1;
+        let nap = match deadline.map(|d| d.saturating_duration_since(Instant::now())) {
+            Some(left) if left.is_zero() => return 0,
+            Some(left) => left.min(session::nap(round)),
+            None => session::nap(round),
+        };
+        if w.0.is_detached() {
+            return 0;
+        }
+        let _ = w.0.app_mq.wait_signal(nap);
+    }
+}
+
 /// Wait until session `sh` is ready for `want` (epoll bits; ERR/HUP always count) or
 /// `timeout` (None: forever) passes; returns the ready bits (0 on timeout).
 pub fn wait_ready(w: &Worker, sh: u32, want: u32, timeout: Option<Duration>) -> Result<u32> {

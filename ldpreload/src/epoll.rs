@@ -142,8 +142,10 @@ impl EpSet {
             for (k, (r, s)) in g.regs.iter().zip(&socks).enumerate() {
                 if let Some(s) = s.as_ref().filter(|s| s.w.same(w)) {
                     if !r.fired {
-                        items.push((s.sh, r.events, 0));
-                        idx.push(k);
+                        for sh in std::iter::once(s.sh).chain(s.twin.get().copied()) {
+                            items.push((sh, r.events, 0));
+                            idx.push(k);
+                        }
                     }
                 }
             }
@@ -152,7 +154,7 @@ impl EpSet {
             }
             api::readiness(w, &mut items);
             for (k, it) in idx.into_iter().zip(items) {
-                got[k] = linux_bits(it.2, it.1);
+                got[k] |= linux_bits(it.2, it.1);
             }
         }
         let len = g.regs.len();

@@ -23,8 +23,9 @@ pub struct Inherited {
     addr: SocketAddr,
     family: i32,
     nonblock: bool,
-    /// The parent's worker and session (for the unlisten on its behalf).
-    parent: (Worker, u32),
+    /// The parent's worker and sessions (for the unlisten on its behalf; a dual-stack
+    /// listener has two).
+    parent: (Worker, u32, Option<u32>),
     parent_active: bool,
 }
 
@@ -38,7 +39,7 @@ pub fn convert(e: Entry) -> Option<Entry> {
                     addr: *addr,
                     family: s.family,
                     nonblock: s.nonblock.load(Ordering::Relaxed),
-                    parent: (s.w.clone(), s.sh),
+                    parent: (s.w.clone(), s.sh, s.twin.get().copied()),
                     parent_active: s.active.load(Ordering::Relaxed),
                 }))
             });
@@ -73,9 +74,11 @@ pub fn adopt(fd: i32, inh: &Inherited) -> Option<Arc<VSock>> {
         return None;
     }
     if !inh.parent_active {
-        let (pw, psh) = &inh.parent;
-        if let Err(e) = api::unlisten_worker(pw, *psh) {
-            tracing::debug!("fd {fd}: the parent's listen not stopped: {e}");
+        let (pw, psh, twin) = &inh.parent;
+        for sh in std::iter::once(*psh).chain(*twin) {
+            if let Err(e) = api::unlisten_worker(pw, sh) {
+                tracing::debug!("fd {fd}: the parent's listen not stopped: {e}");
+            }
         }
     }
     let old = fdtab::set(fd, Entry::Sock(s.clone())).ok().flatten();

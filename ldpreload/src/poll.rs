@@ -110,22 +110,24 @@ fn mixed(fds: &mut [pollfd], timeout: Option<Duration>, mask: *const sigset_t) -
     }
     let mut vrev = vec![0i16; vpp.len()];
     loop {
-        let mut nv = 0;
+        vrev.iter_mut().for_each(|r| *r = 0);
         for w in &workers {
             let mut items = Vec::new();
             let mut idx = Vec::new();
             for (k, (i, s)) in vpp.iter().enumerate() {
                 if s.w.same(w) {
-                    items.push((s.sh, to_epoll(fds[*i].events), 0));
-                    idx.push(k);
+                    for sh in std::iter::once(s.sh).chain(s.twin.get().copied()) {
+                        items.push((sh, to_epoll(fds[*i].events), 0));
+                        idx.push(k);
+                    }
                 }
             }
             api::readiness(w, &mut items);
             for (k, it) in idx.into_iter().zip(items) {
-                vrev[k] = to_poll(linux_bits(it.2, it.1));
-                nv += usize::from(vrev[k] != 0);
+                vrev[k] |= to_poll(linux_bits(it.2, it.1));
             }
         }
+        let nv = vrev.iter().filter(|r| **r != 0).count();
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let kt = if nv > 0 {
             Duration::ZERO

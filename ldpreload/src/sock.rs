@@ -45,12 +45,17 @@ pub struct VSock {
     /// Bumped by every read, write and accept: an edge-triggered epoll registration re-arms
     /// when the app did I/O since it last looked (it may have drained what was reported).
     pub epoch: AtomicU32,
+    /// An AF_INET6 listener on `::` (IPV6_V6ONLY off, Linux's default) also takes IPv4
+    /// connections: VPP listens per family, so a second listener on 0.0.0.0 does that part.
+    pub twin: OnceLock<u32>,
 }
 
 impl Drop for VSock {
     fn drop(&mut self) {
-        if let Err(e) = api::close(&self.w, self.sh) {
-            tracing::debug!("close of session {:#x}: {e}", self.sh);
+        for sh in std::iter::once(self.sh).chain(self.twin.get().copied()) {
+            if let Err(e) = api::close(&self.w, sh) {
+                tracing::debug!("close of session {sh:#x}: {e}");
+            }
         }
     }
 }
@@ -70,6 +75,7 @@ impl VSock {
             listen_addr: OnceLock::new(),
             active: AtomicBool::new(false),
             epoch: AtomicU32::new(0),
+            twin: OnceLock::new(),
         }
     }
 
@@ -95,6 +101,13 @@ impl VSock {
             return Err(libc::EOPNOTSUPP);
         }
         self.epoch.fetch_add(1, Ordering::Relaxed);
+        if buf.is_empty() {
+            return match self.status()? {
+                Status::Connected | Status::PeerClosed => Ok(0),
+                Status::Reset => Err(libc::ECONNRESET),
+                _ => Err(libc::ENOTCONN),
+            };
+        }
         let peek = flags & libc::MSG_PEEK != 0;
         let nonblock = self.is_nonblocking(flags);
         let waitall = flags & libc::MSG_WAITALL != 0 && !peek && !nonblock;
@@ -219,13 +232,25 @@ impl VSock {
         self.epoch.fetch_add(1, Ordering::Relaxed);
         let nonblock = self.nonblock.load(Ordering::Relaxed);
         let timeout = self.opts.lock().rcvtimeo;
+        let listeners: Vec<u32> = std::iter::once(self.sh)
+            .chain(self.twin.get().copied())
+            .collect();
         loop {
-            match api::accept(&self.w, self.sh, true) {
-                Ok(r) => return Ok(r),
-                Err(Error::Again) if !nonblock => self.wait(EPOLLIN, timeout)?,
-                Err(Error::Again) => return Err(libc::EAGAIN),
-                Err(Error::BadFd) => return Err(libc::EINVAL),
-                Err(e) => return Err(err(e)),
+            for &l in &listeners {
+                match api::accept(&self.w, l, true) {
+                    Ok(r) => return Ok(r),
+                    Err(Error::Again) => {}
+                    Err(Error::BadFd) => return Err(libc::EINVAL),
+                    Err(e) => return Err(err(e)),
+                }
+            }
+            if nonblock {
+                return Err(libc::EAGAIN);
+            }
+            let mut items: Vec<(u32, u32, u32)> =
+                listeners.iter().map(|&l| (l, EPOLLIN as u32, 0)).collect();
+            if api::wait_any(&self.w, &mut items, timeout) == 0 {
+                return Err(libc::EAGAIN);
             }
         }
     }
@@ -245,7 +270,37 @@ impl VSock {
             e => err(e),
         })?;
         let _ = self.listen_addr.set(addr);
+        let v6only = self
+            .opts
+            .lock()
+            .vals
+            .get(&(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY))
+            .is_some_and(|v| v.iter().any(|b| *b != 0));
+        if self.family == libc::AF_INET6 && addr.ip().is_unspecified() && !v6only {
+            self.listen_twin(addr.port());
+        }
         Ok(())
+    }
+
+    /// The IPv4 half of a dual-stack listener (see [`VSock::twin`]).
+    fn listen_twin(&self, port: u16) {
+        let any4 = SocketAddr::from(([0, 0, 0, 0], port));
+        let r = api::session_create(&self.w, true).and_then(|sh| {
+            let r = api::bind(&self.w, sh, any4).and_then(|_| api::listen(&self.w, sh));
+            match r {
+                Ok(()) => Ok(sh),
+                Err(e) => {
+                    let _ = api::close(&self.w, sh);
+                    Err(e)
+                }
+            }
+        });
+        match r {
+            Ok(sh) => {
+                let _ = self.twin.set(sh);
+            }
+            Err(e) => tracing::warn!("[::]:{port} takes no IPv4 connections: {any4}: {e}"),
+        }
     }
 
     pub fn bind(&self, a: SocketAddr) -> Res<()> {

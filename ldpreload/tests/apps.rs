@@ -48,6 +48,32 @@ fn iperf3_tcp_parallel_reverse_bidir() {
     }
 }
 
+/// `iperf3 -s` without -4 listens on `[::]` (dual-stack): IPv4 and IPv6 clients both reach it.
+#[test]
+fn iperf3_dual_stack_listener() {
+    require("iperf3");
+    let env = Env::new("iperf3-ds");
+    let iperf = Path::new("iperf3");
+    for (name, conf) in env.confs() {
+        for host in ["127.0.0.1", "::1"] {
+            let port = free_port().to_string();
+            let mut server = env.spawn(
+                &conf,
+                iperf,
+                &["-s", "-1", "--forceflush", "-p", &port],
+                &[],
+            );
+            server.wait_for_text("Server listening", START);
+            let c = env
+                .spawn(&conf, iperf, &["-c", host, "-p", &port, "-t", "1"], &[])
+                .finish(RUN);
+            c.assert_ok();
+            assert!(c.out.contains("receiver"), "{name} {host}:\n{}", c.out);
+            server.finish(Duration::from_secs(20)).assert_ok();
+        }
+    }
+}
+
 #[test]
 fn redis_server_and_benchmark() {
     require("redis-server");
