@@ -159,6 +159,10 @@ pub unsafe extern "C" fn accept4(
         if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
             return ret::<c_int>(Err(libc::EINVAL));
         }
+        if !addr.is_null() && len.is_null() {
+            // refused before a connection is taken, so none is lost
+            return ret::<c_int>(Err(libc::EFAULT));
+        }
         let (sh, peer) = match s.accept() {
             Ok(r) => r,
             Err(e) => return ret::<c_int>(Err(e)),

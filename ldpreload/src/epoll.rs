@@ -43,6 +43,16 @@ struct Inner {
     workers: Vec<(Worker, Option<c_int>)>,
     /// Where the next scan starts, so a full `maxevents` does not starve later sockets.
     cursor: usize,
+    /// Epoll fds with VPP members nested in this one.
+    nested: Vec<Nested>,
+}
+
+/// A nested epoll set: also in the kernel set (its kernel fds and worker eventfds wake us);
+/// here so that its VPP sockets' readiness reports it readable.
+struct Nested {
+    fd: c_int,
+    set: Weak<EpSet>,
+    data: u64,
 }
 
 /// The VPP half of an epoll set.
@@ -72,7 +82,103 @@ fn set_for(epfd: c_int, probe_fd: c_int) -> Result<Arc<EpSet>, i32> {
     Ok(s)
 }
 
+/// The set for `epfd`, known to be an epoll fd (a kernel epoll_ctl on it just succeeded).
+fn set_known(epfd: c_int) -> Option<Arc<EpSet>> {
+    let _g = CREATE.lock();
+    match fdtab::get(epfd) {
+        Some(Entry::Epoll(s)) => Some(s),
+        Some(_) => None,
+        None => {
+            let s = Arc::new(EpSet::default());
+            fdtab::set(epfd, Entry::Epoll(s.clone())).ok()?;
+            Some(s)
+        }
+    }
+}
+
+/// Readiness (Linux bits) of every registration now, with the sockets it was computed for.
+fn ready_now(g: &Inner) -> (Vec<Option<Arc<VSock>>>, Vec<u32>) {
+    let socks: Vec<Option<Arc<VSock>>> = g.regs.iter().map(|r| r.sock.upgrade()).collect();
+    let mut got = vec![0u32; g.regs.len()];
+    for (w, _) in &g.workers {
+        let mut items = Vec::new();
+        let mut idx = Vec::new();
+        for (k, (r, s)) in g.regs.iter().zip(&socks).enumerate() {
+            if let Some(s) = s.as_ref().filter(|s| s.w.same(w)) {
+                if !r.fired {
+                    for sh in std::iter::once(s.sh).chain(s.twin.get().copied()) {
+                        items.push((sh, r.events, 0));
+                        idx.push(k);
+                    }
+                }
+            }
+        }
+        if items.is_empty() {
+            continue;
+        }
+        api::readiness(w, &mut items);
+        for (k, it) in idx.into_iter().zip(items) {
+            got[k] |= linux_bits(it.2, it.1);
+        }
+    }
+    (socks, got)
+}
+
+/// Whether `r` reports something now (`now` ready, ET edges re-armed by the app's I/O).
+fn rearm(r: &mut Reg, s: Option<&Arc<VSock>>) {
+    if let Some(s) = s {
+        let e = s.epoch.load(std::sync::atomic::Ordering::Relaxed);
+        if e != r.epoch {
+            r.epoch = e;
+            r.last = 0;
+        }
+    }
+}
+
+fn report_of(r: &Reg, now: u32) -> u32 {
+    if r.fired {
+        0
+    } else if r.events & EPOLLET as u32 != 0 {
+        now & !r.last
+    } else {
+        now
+    }
+}
+
 impl EpSet {
+    /// Whether a wait would report something now (nothing is consumed): a nested set is
+    /// readable.
+    fn peek(&self) -> bool {
+        let g = self.inner.lock();
+        let (socks, got) = ready_now(&g);
+        let mine = g.regs.iter().zip(&socks).zip(&got).any(|((r, s), &now)| {
+            let mut r2 = Reg {
+                sock: Weak::new(),
+                ..*r
+            };
+            rearm(&mut r2, s.as_ref());
+            report_of(&r2, now) != 0
+        });
+        mine || g
+            .nested
+            .iter()
+            .any(|n| n.set.upgrade().is_some_and(|i| i.peek()))
+    }
+
+    fn ctl_nested(&self, op: c_int, fd: c_int, inner: &Arc<EpSet>, ev: Option<epoll_event>) {
+        let mut g = self.inner.lock();
+        g.nested.retain(|n| n.fd != fd);
+        if op != libc::EPOLL_CTL_DEL {
+            if let Some(ev) = ev {
+                g.nested.push(Nested {
+                    fd,
+                    set: Arc::downgrade(inner),
+                    data: ev.u64,
+                });
+            }
+        }
+    }
+
     fn ctl(
         &self,
         epfd: c_int,
@@ -130,33 +236,12 @@ impl EpSet {
         Ok(())
     }
 
-    /// Fill `out` with ready VPP sockets; returns how many.
-    fn scan(&self, out: &mut [epoll_event]) -> usize {
+    /// Fill `out` with ready VPP sockets and readable nested sets; returns how many, and the
+    /// data of the nested sets reported (the kernel may report them too).
+    fn scan(&self, out: &mut [epoll_event]) -> (usize, Vec<u64>) {
         let mut g = self.inner.lock();
         g.regs.retain(|r| r.sock.strong_count() > 0);
-        let socks: Vec<Option<Arc<VSock>>> = g.regs.iter().map(|r| r.sock.upgrade()).collect();
-        let mut got = vec![0u32; g.regs.len()];
-        for (w, _) in &g.workers {
-            let mut items = Vec::new();
-            let mut idx = Vec::new();
-            for (k, (r, s)) in g.regs.iter().zip(&socks).enumerate() {
-                if let Some(s) = s.as_ref().filter(|s| s.w.same(w)) {
-                    if !r.fired {
-                        for sh in std::iter::once(s.sh).chain(s.twin.get().copied()) {
-                            items.push((sh, r.events, 0));
-                            idx.push(k);
-                        }
-                    }
-                }
-            }
-            if items.is_empty() {
-                continue;
-            }
-            api::readiness(w, &mut items);
-            for (k, it) in idx.into_iter().zip(items) {
-                got[k] |= linux_bits(it.2, it.1);
-            }
-        }
+        let (socks, got) = ready_now(&g);
         let len = g.regs.len();
         let start = if len == 0 { 0 } else { g.cursor % len };
         let mut n = 0;
@@ -167,22 +252,9 @@ impl EpSet {
             }
             let k = (start + j) % len;
             let r = &mut g.regs[k];
-            if r.fired {
-                continue;
-            }
+            rearm(r, socks[k].as_ref());
             let now = got[k];
-            if let Some(s) = &socks[k] {
-                let e = s.epoch.load(std::sync::atomic::Ordering::Relaxed);
-                if e != r.epoch {
-                    r.epoch = e;
-                    r.last = 0;
-                }
-            }
-            let report = if r.events & EPOLLET as u32 != 0 {
-                now & !r.last
-            } else {
-                now
-            };
+            let report = report_of(r, now);
             r.last = now;
             if report == 0 {
                 continue;
@@ -196,7 +268,19 @@ impl EpSet {
                 r.fired = true;
             }
         }
-        n
+        let mut nested = Vec::new();
+        g.nested.retain(|x| x.set.strong_count() > 0);
+        for x in &g.nested {
+            if n < out.len() && x.set.upgrade().is_some_and(|i| i.peek()) {
+                out[n] = epoll_event {
+                    events: libc::EPOLLIN as u32,
+                    u64: x.data,
+                };
+                n += 1;
+                nested.push(x.data);
+            }
+        }
+        (n, nested)
     }
 
     fn has_evfd(&self, idx: u64) -> Option<c_int> {
@@ -222,7 +306,19 @@ pub unsafe extern "C" fn epoll_ctl(
 ) -> c_int {
     let Some(s) = fdtab::sock(fd) else {
         // SAFETY: the caller's arguments, passed on.
-        return unsafe { real::epoll_ctl(epfd, op, fd, ev) };
+        let r = unsafe { real::epoll_ctl(epfd, op, fd, ev) };
+        if r == 0 {
+            if let Some(Entry::Epoll(inner)) = fdtab::get(fd) {
+                // SAFETY: ev is NULL or a valid event per epoll_ctl(2); read unaligned (packed).
+                let e = (!ev.is_null()).then(|| unsafe { std::ptr::read_unaligned(ev) });
+                guard((), || {
+                    if let Some(outer) = set_known(epfd) {
+                        outer.ctl_nested(op, fd, &inner, e);
+                    }
+                });
+            }
+        }
+        return r;
     };
     guard(-1, || {
         if epfd == fd {
@@ -253,7 +349,7 @@ fn wait(
         Duration::from_millis(1)
     };
     loop {
-        let n = set.scan(out);
+        let (n, nested) = set.scan(out);
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let kt = if n > 0 {
             Duration::ZERO
@@ -283,6 +379,9 @@ fn wait(
                     drain_evfd(fd);
                     continue;
                 }
+            }
+            if nested.contains(&data) {
+                continue; // reported by the scan already
             }
             rest[kept] = e;
             kept += 1;

@@ -1,6 +1,7 @@
 /* Run under libvcl_ldpreload.so by ldpreload/tests/checks.rs:
  *   checks fds PORT FIFO   2,000 kernel fds and 2,000 VPP sockets at once; select on low fds
  *   checks errors PORT     errno of bad input and wrong-state calls; options; dup; timeouts
+ *   checks nested PORT     an epoll fd with a VPP socket inside another epoll fd
  * Prints "ok: ..." and exits 0, or names the first failed check and exits 1. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -214,11 +215,50 @@ static int errors(int port) {
     return 0;
 }
 
+/* An epoll fd holding a VPP socket, nested in another epoll fd with a kernel pipe. */
+static int nested(int port) {
+    int l = listener(port), c = connected(port), as = accept(l, NULL, NULL);
+    CHECK(as >= 0, "accept");
+    int inner = epoll_create1(0), outer = epoll_create1(0), p[2];
+    CHECK(inner >= 0 && outer >= 0 && pipe(p) == 0, "setup");
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 7};
+    CHECK(epoll_ctl(inner, EPOLL_CTL_ADD, as, &ev) == 0, "inner add");
+    ev.data.u64 = 8;
+    CHECK(epoll_ctl(outer, EPOLL_CTL_ADD, inner, &ev) == 0, "outer add inner");
+    ev.data.u64 = 9;
+    CHECK(epoll_ctl(outer, EPOLL_CTL_ADD, p[0], &ev) == 0, "outer add pipe");
+    struct epoll_event out[4];
+    CHECK(epoll_wait(outer, out, 4, 0) == 0, "nothing ready yet");
+    CHECK(write(c, "abcd", 4) == 4, "write");
+    int n = epoll_wait(outer, out, 4, 10000);
+    CHECK(n == 1 && out[0].data.u64 == 8, "the outer set reports the inner one (%d)", n);
+    CHECK(epoll_wait(inner, out, 4, 0) == 1 && out[0].data.u64 == 7, "the inner set reports the socket");
+    char b[2];
+    CHECK(read(as, b, 2) == 2, "read half");
+    /* level-triggered: what is left keeps both sets readable, with no new signal from VPP */
+    n = epoll_wait(outer, out, 4, 10000);
+    CHECK(n == 1 && out[0].data.u64 == 8, "still readable (%d)", n);
+    CHECK(read(as, b, 2) == 2, "read the rest");
+    CHECK(write(p[1], "x", 1) == 1, "pipe");
+    n = epoll_wait(outer, out, 4, 10000);
+    CHECK(n >= 1 && out[0].data.u64 == 9, "the kernel pipe next to it (%d, %llu)", n,
+          (unsigned long long)out[0].data.u64);
+    close(outer);
+    close(inner);
+    close(as);
+    close(c);
+    close(l);
+    printf("ok: %d checks (nested epoll)\n", checks);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "fds"))
         return fds(atoi(argv[2]), atoi(argv[3]));
     if (argc == 3 && !strcmp(argv[1], "errors"))
         return errors(atoi(argv[2]));
-    fprintf(stderr, "usage: checks fds PORT FIFO | checks errors PORT\n");
+    if (argc == 3 && !strcmp(argv[1], "nested"))
+        return nested(atoi(argv[2]));
+    fprintf(stderr, "usage: checks fds PORT FIFO | checks errors PORT | checks nested PORT\n");
     return 2;
 }
