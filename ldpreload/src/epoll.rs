@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use vcl::api::{self, Worker};
 
 use crate::fdtab::{self, Entry};
-use crate::poll::{drain_evfd, linux_bits, CAP};
+use crate::poll::{check_dead, drain_evfd, is_dead, linux_bits, CAP};
 use crate::real;
 use crate::sock::VSock;
 use crate::{guard, ret};
@@ -116,7 +116,13 @@ fn ready_now(g: &Inner) -> (Vec<Option<Arc<VSock>>>, Vec<u32>) {
         if items.is_empty() {
             continue;
         }
-        api::readiness(w, &mut items);
+        if is_dead(w) {
+            items
+                .iter_mut()
+                .for_each(|it| it.2 = (libc::EPOLLERR | libc::EPOLLHUP) as u32);
+        } else {
+            api::readiness(w, &mut items);
+        }
         for (k, it) in idx.into_iter().zip(items) {
             got[k] |= linux_bits(it.2, it.1);
         }
@@ -271,7 +277,13 @@ impl EpSet {
         let mut nested = Vec::new();
         g.nested.retain(|x| x.set.strong_count() > 0);
         for x in &g.nested {
-            if n < out.len() && x.set.upgrade().is_some_and(|i| i.peek()) {
+            let Some(inner) = x.set.upgrade() else {
+                continue;
+            };
+            // Its workers' eventfds make the nested epoll fd readable in the kernel: consume
+            // them (the peek drains what they announced) so only real readiness shows there.
+            inner.drain_signals();
+            if n < out.len() && inner.peek() {
                 out[n] = epoll_event {
                     events: libc::EPOLLIN as u32,
                     u64: x.data,
@@ -289,6 +301,33 @@ impl EpSet {
             .iter()
             .find(|(w, _)| u64::from(w.index()) == idx)
             .and_then(|(_, e)| *e)
+    }
+
+    /// Consume the eventfd counters of the set's workers (and of sets nested in it).
+    fn drain_signals(&self) {
+        let g = self.inner.lock();
+        for fd in g.workers.iter().filter_map(|(_, e)| *e) {
+            drain_evfd(fd);
+        }
+        for x in &g.nested {
+            if let Some(i) = x.set.upgrade() {
+                i.drain_signals();
+            }
+        }
+    }
+
+    /// An idle wait looks whether VPP went away for any of the set's workers.
+    fn check_dead(&self) {
+        let workers: Vec<Worker> = self
+            .inner
+            .lock()
+            .workers
+            .iter()
+            .map(|(w, _)| w.clone())
+            .collect();
+        for w in &workers {
+            check_dead(w);
+        }
     }
 
     fn all_evfd(&self) -> bool {
@@ -389,6 +428,9 @@ fn wait(
         let total = n + kept;
         if total > 0 || left.is_some_and(|l| l.is_zero()) {
             return total as c_int;
+        }
+        if k == 0 {
+            set.check_dead();
         }
     }
 }

@@ -3,6 +3,7 @@
 //! kind is ready. select is done as a poll.
 
 use std::ffi::c_int;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,27 @@ use crate::{guard, ret};
 /// sleeper at once; this only bounds the cost of a wake-up another thread consumed (a blocked
 /// call on a session of the same worker reads the same eventfd).
 pub const CAP: Duration = Duration::from_millis(20);
+
+/// Workers whose VPP went away (their app socket hung up), by worker index.
+static DEAD: [AtomicBool; 256] = [const { AtomicBool::new(false) }; 256];
+
+/// Whether `w`'s VPP is known to be gone (cheap: checked by [`check_dead`] when idle).
+pub fn is_dead(w: &Worker) -> bool {
+    DEAD.get(w.index() as usize)
+        .is_some_and(|d| d.load(Ordering::Relaxed))
+}
+
+/// Look (a system call) whether `w`'s VPP went away: done by idle waiters, so a VPP that dies
+/// shows as EPOLLHUP|EPOLLERR on its sockets within one [`CAP`].
+pub fn check_dead(w: &Worker) -> bool {
+    if !is_dead(w) && w.is_detached() {
+        if let Some(d) = DEAD.get(w.index() as usize) {
+            d.store(true, Ordering::Relaxed);
+        }
+        tracing::warn!("VPP went away: the sockets of worker {} fail", w.index());
+    }
+    is_dead(w)
+}
 
 /// Consume a worker eventfd's counter (it is non-blocking).
 pub fn drain_evfd(fd: c_int) {
@@ -122,7 +144,13 @@ fn mixed(fds: &mut [pollfd], timeout: Option<Duration>, mask: *const sigset_t) -
                     }
                 }
             }
-            api::readiness(w, &mut items);
+            if is_dead(w) {
+                items
+                    .iter_mut()
+                    .for_each(|it| it.2 = (EPOLLERR | EPOLLHUP) as u32);
+            } else {
+                api::readiness(w, &mut items);
+            }
             for (k, it) in idx.into_iter().zip(items) {
                 vrev[k] |= to_poll(linux_bits(it.2, it.1));
             }
@@ -160,6 +188,11 @@ fn mixed(fds: &mut [pollfd], timeout: Option<Duration>, mask: *const sigset_t) -
         }
         if total > 0 || left.is_some_and(|l| l.is_zero()) {
             return total;
+        }
+        if k == 0 {
+            workers.iter().for_each(|w| {
+                check_dead(w);
+            });
         }
     }
 }

@@ -88,9 +88,16 @@ impl VSock {
     }
 
     /// Wait for `want` (epoll bits) up to `timeout`; EAGAIN when it passes.
+    /// ECONNRESET once VPP went away.
     fn wait(&self, want: i32, timeout: Option<Duration>) -> Res<()> {
+        if crate::poll::is_dead(&self.w) {
+            return Err(libc::ECONNRESET);
+        }
         match api::wait_ready(&self.w, self.sh, want as u32, timeout).map_err(err)? {
             0 => Err(libc::EAGAIN),
+            bits if bits & want as u32 == 0 && crate::poll::check_dead(&self.w) => {
+                Err(libc::ECONNRESET)
+            }
             _ => Ok(()),
         }
     }
@@ -128,6 +135,7 @@ impl VSock {
                     }
                 }
                 Err(_) if got > 0 => return Ok(got),
+                Err(Error::Again) if crate::poll::is_dead(&self.w) => return Err(libc::ECONNRESET),
                 Err(e) => return Err(err(e)),
             }
         }
@@ -149,6 +157,9 @@ impl VSock {
 
     fn send_inner(&self, buf: &[u8], flags: i32) -> Res<usize> {
         self.epoch.fetch_add(1, Ordering::Relaxed);
+        if crate::poll::is_dead(&self.w) {
+            return Err(libc::EPIPE); // nobody takes the data any more
+        }
         if buf.is_empty() {
             return self.status().map(|_| 0);
         }
@@ -165,6 +176,7 @@ impl VSock {
                 }
                 Err(Error::Again) if !nonblock => {}
                 Err(_) if sent > 0 => return Ok(sent),
+                Err(Error::Again) if crate::poll::is_dead(&self.w) => return Err(libc::EPIPE),
                 Err(Error::Again) => return Err(libc::EAGAIN),
                 // never connected or shut down for writing
                 Err(Error::NotConn) | Err(Error::Pipe) => return Err(libc::EPIPE),

@@ -94,3 +94,19 @@ fn unreachable_vpp_falls_back_or_fails_strictly() {
         d.out
     );
 }
+
+/// VPP goes away under a waiter: its sockets report EPOLLHUP|EPOLLERR and fail
+/// (ECONNRESET/EPIPE), a kernel pipe in the same set keeps working.
+#[test]
+fn vpp_going_away_fails_its_sockets_only() {
+    require("cc");
+    let mut env = Env::new("dies");
+    let exe = env.compile(&repo().join("ldpreload/tests/c/checks.c"), "checks");
+    let port = free_port().to_string();
+    let mut p = env.spawn(&env.transport, &exe, &["vppdies", &port], &[]);
+    p.wait_for_text("ready", util::START);
+    env.stop_peer();
+    let d = p.finish(RUN);
+    d.assert_ok();
+    println!("{}", d.out.trim());
+}

@@ -2,6 +2,7 @@
  *   checks fds PORT FIFO   2,000 kernel fds and 2,000 VPP sockets at once; select on low fds
  *   checks errors PORT     errno of bad input and wrong-state calls; options; dup; timeouts
  *   checks nested PORT     an epoll fd with a VPP socket inside another epoll fd
+ *   checks vppdies PORT    VPP goes away while waiting (the test stops it after "ready")
  * Prints "ok: ..." and exits 0, or names the first failed check and exits 1. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -252,6 +253,41 @@ static int nested(int port) {
     return 0;
 }
 
+/* Waiting on a VPP socket and a kernel pipe when VPP goes away (the test stops it after
+ * "ready"): the socket reports EPOLLHUP|EPOLLERR and fails, the pipe keeps working. */
+static int vppdies(int port) {
+    signal(SIGPIPE, SIG_IGN);
+    int l = listener(port), c = connected(port), as = accept(l, NULL, NULL);
+    int ep = epoll_create1(0), p[2];
+    CHECK(as >= 0 && ep >= 0 && pipe(p) == 0, "setup");
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 1};
+    CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, as, &ev) == 0, "add");
+    ev.data.u64 = 2;
+    CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev) == 0, "add pipe");
+    printf("ready\n");
+    fflush(stdout);
+    struct epoll_event out[4];
+    int n = epoll_wait(ep, out, 4, 20000);
+    CHECK(n == 1 && out[0].data.u64 == 1 && (out[0].events & (EPOLLHUP | EPOLLERR)) ==
+              (EPOLLHUP | EPOLLERR), "hang-up reported (%d, %#x)", n, n > 0 ? out[0].events : 0);
+    char b[4];
+    FAILS(read(as, b, sizeof b), ECONNRESET);
+    CHECK((errno = 0, send(as, "x", 1, MSG_NOSIGNAL) < 0 && (errno == EPIPE || errno == ECONNRESET)),
+          "send fails");
+    /* the other end, of which VPP said nothing before it went: found out while waiting */
+    CHECK(epoll_ctl(ep, EPOLL_CTL_DEL, as, NULL) == 0, "del");
+    ev.data.u64 = 3;
+    CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev) == 0, "add the other end");
+    n = epoll_wait(ep, out, 4, 10000);
+    CHECK(n == 1 && out[0].data.u64 == 3 && (out[0].events & (EPOLLHUP | EPOLLERR)),
+          "the other end hangs up too (%d)", n);
+    CHECK((errno = 0, send(c, "x", 1, MSG_NOSIGNAL) < 0 && errno == EPIPE), "send on the other end");
+    CHECK(write(p[1], "k", 1) == 1 && epoll_wait(ep, out, 4, 10000) >= 1, "the pipe still wakes");
+    CHECK(read(p[0], b, 1) == 1 && b[0] == 'k', "the pipe still works");
+    printf("ok: %d checks (VPP went away)\n", checks);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "fds"))
         return fds(atoi(argv[2]), atoi(argv[3]));
@@ -259,6 +295,8 @@ int main(int argc, char **argv) {
         return errors(atoi(argv[2]));
     if (argc == 3 && !strcmp(argv[1], "nested"))
         return nested(atoi(argv[2]));
+    if (argc == 3 && !strcmp(argv[1], "vppdies"))
+        return vppdies(atoi(argv[2]));
     fprintf(stderr, "usage: checks fds PORT FIFO | checks errors PORT | checks nested PORT\n");
     return 2;
 }

@@ -62,7 +62,7 @@ pub fn require(tool: &str) {
 /// A scratch directory, a test peer and vcl.conf files for transport and cut-through.
 pub struct Env {
     pub dir: PathBuf,
-    pub peer: Peer,
+    pub peer: Option<Peer>,
     pub transport: PathBuf,
     pub cut_through: PathBuf,
 }
@@ -87,7 +87,7 @@ impl Env {
             transport: conf("transport.conf", false),
             cut_through: conf("cut-through.conf", true),
             dir,
-            peer,
+            peer: Some(peer),
         }
     }
 
@@ -136,6 +136,13 @@ impl Env {
 }
 
 impl Env {
+    /// Stop the test peer (VPP goes away).
+    pub fn stop_peer(&mut self) {
+        if let Some(p) = self.peer.take() {
+            p.stop();
+        }
+    }
+
     /// Start `prog args` without the shim (plain kernel sockets).
     pub fn spawn_plain(&self, prog: &Path, args: &[&str]) -> Bg {
         let mut cmd = Command::new(prog);
