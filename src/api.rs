@@ -49,6 +49,15 @@ impl Worker {
         self.0.sessions.lock().slab.len()
     }
 
+    /// How many sessions the app has not closed (closed ones only wait for VPP's cleanup).
+    pub fn open_session_count(&self) -> usize {
+        let ss = self.0.sessions.lock();
+        ss.slab
+            .iter()
+            .filter(|(_, s)| s.state != State::AppClosed)
+            .count()
+    }
+
     /// Whether both name the same worker.
     pub fn same(&self, other: &Worker) -> bool {
         Arc::ptr_eq(&self.0, &other.0)

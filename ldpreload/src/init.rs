@@ -315,7 +315,8 @@ struct ThreadWorker {
 
 impl Drop for ThreadWorker {
     fn drop(&mut self) {
-        if self.owned && self.w.session_count() == 0 {
+        // Sessions the app closed only wait for VPP's cleanup, which deleting the worker does.
+        if self.owned && self.w.open_session_count() == 0 {
             let _ = std::panic::catch_unwind(api::worker_unregister);
         }
     }

@@ -273,9 +273,19 @@ impl VSock {
             Status::Idle => {}
             _ => return Err(libc::EINVAL),
         }
-        let Some(addr) = self.opts.lock().bound else {
-            // Linux binds an unbound listener to an ephemeral port; VPP needs a port.
-            return Err(libc::EDESTADDRREQ);
+        let bound = self.opts.lock().bound;
+        let addr = match bound {
+            Some(a) => a,
+            None => {
+                // Linux binds an unbound listener to the wildcard address and a free port.
+                let any = if self.family == libc::AF_INET6 {
+                    SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+                } else {
+                    SocketAddr::from(([0, 0, 0, 0], 0))
+                };
+                self.bind(any)?;
+                any
+            }
         };
         api::listen(&self.w, self.sh).map_err(|e| match e {
             Error::ConnRefused => libc::EADDRINUSE,
