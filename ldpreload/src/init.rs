@@ -214,6 +214,17 @@ fn try_attach() -> Result<(), String> {
     let mut cfg = parsed.config;
     // Waiting on mixed fd sets needs the app mq's eventfd in the kernel's sets.
     cfg.use_mq_eventfd = true;
+    // upstream's LDP_DEBUG: the shim's debug level, through the same tracing as VCL_DEBUG
+    if let Some(n) = std::env::var("LDP_DEBUG")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
+        cfg.debug_level = cfg.debug_level.max(n);
+        vcl::logging::set_debug(cfg.debug_level);
+    }
+    if let Ok(name) = std::env::var("LDP_APP_NAME") {
+        cfg.app_name = Some(name);
+    }
     let sock = cfg
         .app_socket_api
         .as_ref()
