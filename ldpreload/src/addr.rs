@@ -55,6 +55,17 @@ pub unsafe fn from_c(a: *const sockaddr, len: socklen_t) -> Result<SocketAddr, i
     }
 }
 
+/// An IPv4-mapped IPv6 address as the IPv4 address it stands for (VPP keeps them apart).
+pub fn unmap(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(ip) => SocketAddr::V4(SocketAddrV4::new(ip, v6.port())),
+            None => a,
+        },
+        a => a,
+    }
+}
+
 /// `a` as the family `family` wants it (an IPv4 address on an IPv6 socket becomes mapped).
 pub fn for_family(a: SocketAddr, family: i32) -> SocketAddr {
     match (a, family) {

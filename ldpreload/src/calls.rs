@@ -8,7 +8,7 @@ use std::sync::Arc;
 use libc::{sockaddr, socklen_t, AF_INET, AF_INET6, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM};
 use vcl::api;
 
-use crate::addr::{for_family, from_c, to_c};
+use crate::addr::{for_family, from_c, to_c, unmap};
 use crate::fdtab::{self, Entry};
 use crate::init::{self, Verdict};
 use crate::real;
@@ -100,6 +100,7 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
             Ok(a) => a,
             Err(e) => return ret::<c_int>(Err(e)),
         };
+        let a = unmap(a);
         if init::settings().is_kernel(&a) {
             drop(fdtab::take(fd));
             // SAFETY: as above.
@@ -131,6 +132,7 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
             Ok(a) => a,
             Err(e) => return ret::<c_int>(Err(e)),
         };
+        let a = unmap(a);
         let idle = s.status() == Ok(api::Status::Idle);
         if idle && init::settings().is_kernel(&a) {
             if let Err(e) = to_kernel(fd, &s) {
@@ -139,7 +141,7 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
             // SAFETY: as above.
             return unsafe { real::connect(fd, addr, len) };
         }
-        ret(s.connect(for_family(a, AF_INET)).map(|_| 0))
+        ret(s.connect(a).map(|_| 0))
     })
 }
 

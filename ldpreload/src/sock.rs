@@ -299,7 +299,9 @@ impl VSock {
             .get(&(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY))
             .is_some_and(|v| v.iter().any(|b| *b != 0));
         if self.family == libc::AF_INET6 && addr.ip().is_unspecified() && !v6only {
-            self.listen_twin(addr.port());
+            // the port VPP gave (bind to port 0 asks for one)
+            let port = self.local_addr().map_or(addr.port(), |a| a.port());
+            self.listen_twin(port);
         }
         Ok(())
     }

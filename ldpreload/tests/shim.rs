@@ -145,3 +145,27 @@ fn idle_waiters_use_no_cpu() {
         println!("{mode}: {used} ticks of CPU in 2 s idle");
     }
 }
+
+/// An AF_INET6 listener on `[::]:0` (a port VPP picks) takes IPv6, IPv4 and IPv4-mapped
+/// connections; peers show as Linux shows them (over transport: one app connects to itself).
+#[test]
+fn python_dual_stack_listener_on_port_zero() {
+    require("python3");
+    let env = Env::new("dual");
+    let code = "import socket\n\
+        s = socket.socket(socket.AF_INET6); s.bind(('::', 0)); s.listen()\n\
+        p = s.getsockname()[1]; assert p != 0\n\
+        for host, want in [('::1', '::1'), ('127.0.0.1', '::ffff:127.0.0.1'),\n\
+                           ('::ffff:127.0.0.1', '::ffff:127.0.0.1')]:\n\
+        \x20   c = socket.create_connection((host, p), timeout=10)\n\
+        \x20   a, peer = s.accept()\n\
+        \x20   assert peer[0] == want, (host, peer)\n\
+        \x20   c.sendall(b'ping'); assert a.recv(4) == b'ping'\n\
+        \x20   c.close(); a.close()\n\
+        print('dual stack ok')\n";
+    let d = env
+        .spawn(&env.transport, Path::new("python3"), &["-c", code], &[])
+        .finish(RUN);
+    d.assert_ok();
+    assert!(d.out.contains("dual stack ok"), "{}", d.out);
+}
