@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use vcl_codec::msg::Ip46;
 use vcl_codec::session_error::SESSION_E_ALREADY_LISTENING;
@@ -297,68 +297,6 @@ pub fn readiness(w: &Worker, items: &mut [(u32, u32, u32)]) -> usize {
         n += usize::from(*got != 0);
     }
     n
-}
-
-/// Wait until one of several sessions of `w` is ready or `timeout` (None: forever) passes;
-/// `items` as for [`readiness`]. Returns how many are ready (0 on timeout).
-pub fn wait_any(w: &Worker, items: &mut [(u32, u32, u32)], timeout: Option<Duration>) -> usize {
-    let deadline = timeout.map(|t| Instant::now() + t);
-    let mut round = 0;
-    loop {
-        let n = readiness(w, items);
-        if n > 0 {
-            return n;
-        }
-        round += 1;
-        let nap = match deadline.map(|d| d.saturating_duration_since(Instant::now())) {
-            Some(left) if left.is_zero() => return 0,
-            Some(left) => left.min(session::nap(round)),
-            None => session::nap(round),
-        };
-        if w.0.is_detached() {
-            return 0;
-        }
-        let _ = w.0.app_mq.wait_signal(nap);
-    }
-}
-
-/// Wait until session `sh` is ready for `want` (epoll bits; ERR/HUP always count) or
-/// `timeout` (None: forever) passes; returns the ready bits (0 on timeout).
-pub fn wait_ready(w: &Worker, sh: u32, want: u32, timeout: Option<Duration>) -> Result<u32> {
-    let mask = want | (libc::EPOLLERR | libc::EPOLLHUP) as u32;
-    let mut ss = w.0.sessions.lock();
-    let i = session::lookup(&w.0, &ss, sh)?;
-    if want & libc::EPOLLOUT as u32 != 0 {
-        if let Some(s) = ss.get(i) {
-            arm_tx(s);
-        }
-    }
-    let deadline = timeout.map(|t| Instant::now() + t);
-    let mut round = 0;
-    loop {
-        session::drain(&w.0, &mut ss);
-        let Some(s) = ss.get(i) else {
-            return Ok(mask);
-        };
-        let ready = epoll::readiness(s) & mask;
-        if ready != 0 {
-            return Ok(ready);
-        }
-        round += 1;
-        let nap = match deadline.map(|d| d.saturating_duration_since(Instant::now())) {
-            Some(left) if left.is_zero() => return Ok(0),
-            Some(left) => left.min(session::nap(round)),
-            None => session::nap(round),
-        };
-        if w.0.is_detached() {
-            return Ok(mask & (libc::EPOLLERR | libc::EPOLLHUP) as u32);
-        }
-        // Wait on the mq's signal without claiming its consumer: other threads using sessions
-        // of this worker may drain it meanwhile (under the worker's lock).
-        parking_lot::MutexGuard::unlocked(&mut ss, || {
-            let _ = w.0.app_mq.wait_signal(nap);
-        });
-    }
 }
 
 /// vppcom_epoll_create on `w`.

@@ -44,6 +44,20 @@ pub fn check_dead(w: &Worker) -> bool {
     is_dead(w)
 }
 
+/// Whether some signal has a handler installed without SA_RESTART: then a blocking call a
+/// signal interrupted returns EINTR (looked at only when one did).
+pub fn no_restart_handler() -> bool {
+    (1..libc::SIGRTMAX()).any(|sig| {
+        // SAFETY: an all-zero sigaction is a valid out-parameter.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: reads the disposition of `sig` into `old`; changes nothing.
+        let ok = unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } == 0;
+        ok && old.sa_sigaction != libc::SIG_DFL
+            && old.sa_sigaction != libc::SIG_IGN
+            && old.sa_flags & libc::SA_RESTART == 0
+    })
+}
+
 /// Consume a worker eventfd's counter (it is non-blocking).
 pub fn drain_evfd(fd: c_int) {
     let mut v = 0u64;

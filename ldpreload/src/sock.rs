@@ -6,13 +6,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libc::{EPOLLIN, EPOLLOUT};
 use parking_lot::Mutex;
 use vcl::api::{self, Error, Status, Worker};
 
 use crate::addr::errno_of;
+use crate::real;
 
 pub type Res<T> = Result<T, i32>;
 
@@ -87,18 +88,56 @@ impl VSock {
         api::status(&self.w, self.sh).map_err(err)
     }
 
-    /// Wait for `want` (epoll bits) up to `timeout`; EAGAIN when it passes.
-    /// ECONNRESET once VPP went away.
+    /// Wait for `want` (epoll bits) up to `timeout`; see [`VSock::block`].
     fn wait(&self, want: i32, timeout: Option<Duration>) -> Res<()> {
-        if crate::poll::is_dead(&self.w) {
-            return Err(libc::ECONNRESET);
-        }
-        match api::wait_ready(&self.w, self.sh, want as u32, timeout).map_err(err)? {
-            0 => Err(libc::EAGAIN),
-            bits if bits & want as u32 == 0 && crate::poll::check_dead(&self.w) => {
-                Err(libc::ECONNRESET)
+        self.block(&mut [(self.sh, want as u32, 0)], timeout)
+    }
+
+    /// Wait until one of `items` (sessions of this socket, as for `api::readiness`) is ready
+    /// or hung up: EAGAIN when `timeout` passes; EINTR when a signal arrives whose handler was
+    /// installed without SA_RESTART (the kernel's rule for blocking socket calls); ECONNRESET
+    /// once VPP went away. Sleeps on the worker's eventfd, re-checking every 1 ms, then 10 ms
+    /// (VPP does not signal every fifo change, see the library's `session::nap`).
+    fn block(&self, items: &mut [(u32, u32, u32)], timeout: Option<Duration>) -> Res<()> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut round = 0u32;
+        loop {
+            if crate::poll::is_dead(&self.w) {
+                return Err(libc::ECONNRESET);
             }
-            _ => Ok(()),
+            if api::readiness(&self.w, items) > 0 {
+                return Ok(());
+            }
+            round += 1;
+            if round % 100 == 0 && crate::poll::check_dead(&self.w) {
+                return Err(libc::ECONNRESET);
+            }
+            let nap = Duration::from_millis(if round < 200 { 1 } else { 10 });
+            let nap = match deadline {
+                Some(d) => match d.saturating_duration_since(Instant::now()) {
+                    left if left.is_zero() => return Err(libc::EAGAIN),
+                    left => left.min(nap),
+                },
+                None => nap,
+            };
+            let Some(fd) = self.w.mq_eventfd() else {
+                std::thread::sleep(nap);
+                continue;
+            };
+            let mut p = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = nap.as_micros().div_ceil(1000).max(1) as i32;
+            // SAFETY: one valid pollfd for the duration of the call.
+            let r = unsafe { real::poll(&mut p, 1, ms) };
+            if r < 0 && real::errno() == libc::EINTR && crate::poll::no_restart_handler() {
+                return Err(libc::EINTR);
+            }
+            if r > 0 {
+                crate::poll::drain_evfd(fd);
+            }
         }
     }
 
@@ -261,9 +300,7 @@ impl VSock {
             }
             let mut items: Vec<(u32, u32, u32)> =
                 listeners.iter().map(|&l| (l, EPOLLIN as u32, 0)).collect();
-            if api::wait_any(&self.w, &mut items, timeout) == 0 {
-                return Err(libc::EAGAIN);
-            }
+            self.block(&mut items, timeout)?;
         }
     }
 

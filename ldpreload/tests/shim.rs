@@ -169,3 +169,28 @@ fn python_dual_stack_listener_on_port_zero() {
     d.assert_ok();
     assert!(d.out.contains("dual stack ok"), "{}", d.out);
 }
+
+/// A signal whose handler has no SA_RESTART (Python's) interrupts a blocked accept and recv
+/// with EINTR, so the handler's exception surfaces, as with the kernel.
+#[test]
+fn python_signal_interrupts_blocked_calls() {
+    require("python3");
+    let env = Env::new("eintr");
+    let code = "import socket, signal\n\
+        def h(*a): raise TimeoutError('alarm')\n\
+        signal.signal(signal.SIGALRM, h)\n\
+        s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n\
+        signal.alarm(1)\n\
+        try: s.accept(); raise SystemExit('accept returned')\n\
+        except TimeoutError: pass\n\
+        c = socket.create_connection(s.getsockname()); a, _ = s.accept()\n\
+        signal.alarm(1)\n\
+        try: a.recv(10); raise SystemExit('recv returned')\n\
+        except TimeoutError: pass\n\
+        print('interrupted ok')\n";
+    let d = env
+        .spawn(&env.transport, Path::new("python3"), &["-c", code], &[])
+        .finish(RUN);
+    d.assert_ok();
+    assert!(d.out.contains("interrupted ok"), "{}", d.out);
+}

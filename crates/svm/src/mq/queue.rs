@@ -178,23 +178,6 @@ impl<S: SegmentRef> MsgQueue<S> {
         self.evtfd.as_ref().map(|f| f.as_raw_fd())
     }
 
-    /// Wait until the queue is non-empty or its eventfd was signalled, up to `timeout`, without
-    /// claiming the consumer (so several threads may wait while one drains). The eventfd's
-    /// counter is consumed. Without an eventfd this only sleeps (at most 1 ms). Returns whether
-    /// the queue is non-empty.
-    pub fn wait_signal(&self, timeout: Duration) -> Result<bool> {
-        if !self.is_empty() {
-            return Ok(true);
-        }
-        match self.eventfd() {
-            Some(fd) => {
-                super::sync::evt_wait(fd, timeout)?;
-            }
-            None => std::thread::sleep(timeout.min(Duration::from_millis(1))),
-        }
-        Ok(!self.is_empty())
-    }
-
     /// The segment this queue lives in.
     pub fn segment(&self) -> &S {
         &self.seg
