@@ -395,16 +395,14 @@ fn wait(
         } else {
             left.unwrap_or(cap).min(cap)
         };
-        let ts = timespec {
-            tv_sec: kt.as_secs() as libc::time_t,
-            tv_nsec: kt.subsec_nanos() as libc::c_long,
-        };
+        // milliseconds, rounded up (epoll_pwait2 needs Linux 5.11)
+        let ms = kt.as_micros().div_ceil(1000).min(i32::MAX as u128) as c_int;
         let rest = &mut out[n..];
         let k = if rest.is_empty() {
             0
         } else {
-            // SAFETY: rest is writable for rest.len() events; ts and mask are valid or NULL.
-            unsafe { real::epoll_pwait2(epfd, rest.as_mut_ptr(), rest.len() as c_int, &ts, mask) }
+            // SAFETY: rest is writable for rest.len() events; mask is valid or NULL.
+            unsafe { real::epoll_pwait(epfd, rest.as_mut_ptr(), rest.len() as c_int, ms, mask) }
         };
         if k < 0 {
             return if n > 0 { n as c_int } else { -1 };
