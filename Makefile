@@ -10,7 +10,7 @@ CARGO      ?= cargo
 .PHONY: all install uninstall test demo clean
 
 all:
-	$(CARGO) build --release
+	$(CARGO) build --release -p vcl -p vcl-ldpreload
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/vcl
@@ -18,6 +18,7 @@ install: all
 	ln -sf $(SONAME).0 $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libvcl.so
 	install -m 0644 $(TARGET_DIR)/release/libvcl.a $(DESTDIR)$(LIBDIR)/libvcl.a
+	install -m 0755 $(TARGET_DIR)/release/libvcl_ldpreload.so $(DESTDIR)$(LIBDIR)/libvcl_ldpreload.so
 	install -m 0644 include/vcl/vppcom.h $(DESTDIR)$(INCLUDEDIR)/vcl/vppcom.h
 	sed -e 's#@PREFIX@#$(PREFIX)#' -e 's#@LIBDIR@#$(LIBDIR)#' \
 	    -e 's#@INCLUDEDIR@#$(INCLUDEDIR)#' -e 's#@VERSION@#$(VERSION)#' \
@@ -25,6 +26,7 @@ install: all
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libvcl.so* $(DESTDIR)$(LIBDIR)/libvcl.a \
+	      $(DESTDIR)$(LIBDIR)/libvcl_ldpreload.so \
 	      $(DESTDIR)$(LIBDIR)/pkgconfig/vcl.pc $(DESTDIR)$(INCLUDEDIR)/vcl/vppcom.h
 
 # Every test: formatting, lints, the generated header is committed and fresh, unit,

@@ -19,6 +19,7 @@
 //! written down in docs/wire.md.
 
 pub(crate) mod abi;
+pub mod api;
 pub(crate) mod app;
 pub(crate) mod config;
 pub(crate) mod epoll;

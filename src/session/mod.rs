@@ -10,6 +10,6 @@ mod ready;
 
 pub use io::*;
 pub use ops::*;
-pub(crate) use ready::readiness;
+pub(crate) use ready::{read_ready, readiness, write_ready};
 
 pub use crate::table::{handle, Endpoint, Session, Sessions, State};

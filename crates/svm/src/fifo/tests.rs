@@ -4,8 +4,8 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::notify::*;
 use super::*;
-use crate::Segment;
 use crate::fifo_segment::{fl_size, FS_CHUNK_VEC_LEN};
+use crate::Segment;
 
 fn new_seg(size: u64) -> Segment {
     Segment::create("fifo-test", size, 8192).unwrap()

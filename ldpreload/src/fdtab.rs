@@ -1,0 +1,127 @@
+//! The fd table: which descriptor numbers are VPP sockets (or epoll fds watching some).
+//!
+//! Indexed by fd number. A kernel fd costs one atomic load and a bounds check: its slot
+//! pointer is null unless that number was ever a VPP socket. Slots, once allocated, are never
+//! freed (a number is reused by later sockets), so a loaded pointer stays valid without any
+//! reclamation scheme; the entry inside is behind a reader-writer lock held only to clone or
+//! swap an `Arc` (never across a call into the library).
+
+use std::ptr::null_mut;
+use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::epoll::EpSet;
+use crate::fork::{self, Inherited};
+use crate::sock::VSock;
+
+/// Descriptor numbers the table covers (8 MiB of pointers, only touched pages are mapped).
+/// A VPP socket whose reserved fd falls above stays a kernel socket.
+pub const MAX_FDS: usize = 1 << 20;
+
+#[derive(Clone)]
+pub enum Entry {
+    Sock(Arc<VSock>),
+    Epoll(Arc<EpSet>),
+    /// A forked child's listener from its parent, listened again on first use.
+    Inherited(Arc<Inherited>),
+}
+
+struct Slot(RwLock<Option<Entry>>);
+
+static TABLE: [AtomicPtr<Slot>; MAX_FDS] = [const { AtomicPtr::new(null_mut()) }; MAX_FDS];
+
+/// Highest fd ever given a slot (bounds scans such as close_range).
+static HIGH: AtomicI32 = AtomicI32::new(-1);
+
+fn slot(fd: i32) -> Option<&'static Slot> {
+    let p = TABLE
+        .get(usize::try_from(fd).ok()?)?
+        .load(Ordering::Acquire);
+    // SAFETY: non-null slot pointers come from Box::leak below and are never freed.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+fn slot_or_new(fd: i32) -> Option<&'static Slot> {
+    let cell = TABLE.get(usize::try_from(fd).ok()?)?;
+    if let Some(s) = slot(fd) {
+        return Some(s);
+    }
+    let new = Box::into_raw(Box::new(Slot(RwLock::new(None))));
+    match cell.compare_exchange(null_mut(), new, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            HIGH.fetch_max(fd, Ordering::Relaxed);
+            // SAFETY: just published; never freed.
+            Some(unsafe { &*new })
+        }
+        Err(_) => {
+            // SAFETY: `new` was never published; we own it.
+            drop(unsafe { Box::from_raw(new) });
+            slot(fd)
+        }
+    }
+}
+
+/// What `fd` is, if it is ours.
+#[inline]
+pub fn get(fd: i32) -> Option<Entry> {
+    slot(fd).and_then(|s| s.0.read().clone())
+}
+
+/// The VPP socket `fd` names.
+#[inline]
+pub fn sock(fd: i32) -> Option<Arc<VSock>> {
+    match get(fd)? {
+        Entry::Sock(s) => Some(s),
+        Entry::Epoll(_) => None,
+        Entry::Inherited(i) => fork::adopt(fd, &i),
+    }
+}
+
+/// Whether `fd` is ours (a VPP socket or an epoll fd with VPP members).
+#[inline]
+pub fn is_ours(fd: i32) -> bool {
+    slot(fd).is_some_and(|s| s.0.read().is_some())
+}
+
+/// Make `fd` name `e`; returns what it named before (drop it outside any lock of ours).
+/// False if `fd` is beyond the table.
+pub fn set(fd: i32, e: Entry) -> Result<Option<Entry>, Entry> {
+    match slot_or_new(fd) {
+        Some(s) => Ok(s.0.write().replace(e)),
+        None => Err(e),
+    }
+}
+
+/// Forget `fd`; returns what it named.
+pub fn take(fd: i32) -> Option<Entry> {
+    slot(fd).and_then(|s| s.0.write().take())
+}
+
+/// Forget every fd in `first..=last`; returns what they named.
+pub fn take_range(first: u32, last: u32) -> Vec<Entry> {
+    let high = HIGH.load(Ordering::Relaxed);
+    if high < 0 {
+        return Vec::new();
+    }
+    let last = last.min(high as u32);
+    (first..=last)
+        .filter_map(|fd| take(fd as i32))
+        .collect::<Vec<_>>()
+}
+
+/// In a forked child: rewrite every entry (see [`fork::convert`]); a slot whose lock another
+/// thread held at fork time is left alone.
+pub fn fork_child() {
+    let high = HIGH.load(Ordering::Relaxed);
+    for fd in 0..=high {
+        let Some(s) = slot(fd) else { continue };
+        let Some(mut g) = s.0.try_write() else {
+            continue;
+        };
+        if let Some(e) = g.take() {
+            *g = fork::convert(e);
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! Lazy start-up (attach on the first AF_INET/AF_INET6 stream socket), the shim's own
+//! settings, and the per-thread VCL workers.
+
+use std::cell::{Cell, RefCell};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use vcl::api::{self, Worker};
+
+const NOT_YET: u8 = 0;
+const READY: u8 = 1;
+const FAILED: u8 = 2;
+/// A forked child: its sockets use the kernel stack (fork support is not done yet).
+const FORKED: u8 = 3;
+
+static STATE: AtomicU8 = AtomicU8::new(NOT_YET);
+static INIT_LOCK: Mutex<()> = Mutex::new(());
+/// The worker of the thread that attached (or of a forked child's first user): the fallback
+/// for threads that cannot register their own.
+static WORKER0: parking_lot::RwLock<Option<Worker>> = parking_lot::RwLock::new(None);
+static SETTINGS: OnceLock<Settings> = OnceLock::new();
+/// The attached process (a vfork child shares our memory but has another pid).
+static OWNER_PID: AtomicI32 = AtomicI32::new(0);
+
+thread_local! {
+    /// Set while this thread attaches: its own socket calls then go to the kernel.
+    static IN_INIT: Cell<bool> = const { Cell::new(false) };
+    static THREAD_WORKER: RefCell<Option<ThreadWorker>> = const { RefCell::new(None) };
+}
+
+/// Env var and vcl.conf key (`ldp-kernel`) naming what stays on the kernel stack.
+pub const ENV_KERNEL: &str = "LDP_KERNEL";
+/// Env var and vcl.conf key (`ldp-strict`): no kernel fallback when VPP is unreachable.
+pub const ENV_STRICT: &str = "LDP_STRICT";
+
+/// One `ldp-kernel` rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    /// 127.0.0.0/8 and ::1.
+    Loopback,
+    Prefix(IpAddr, u8),
+    Port(u16),
+}
+
+#[derive(Debug, Default)]
+pub struct Settings {
+    pub kernel: Vec<Rule>,
+    pub strict: bool,
+}
+
+impl Settings {
+    /// Whether a socket bound to or connecting to `a` stays in the kernel.
+    pub fn is_kernel(&self, a: &SocketAddr) -> bool {
+        self.kernel.iter().any(|r| match r {
+            Rule::Loopback => a.ip().is_loopback(),
+            Rule::Port(p) => a.port() == *p,
+            Rule::Prefix(net, len) => in_prefix(&a.ip(), net, *len),
+        })
+    }
+}
+
+fn in_prefix(ip: &IpAddr, net: &IpAddr, len: u8) -> bool {
+    let bits = |ip: &IpAddr| -> (u128, u8) {
+        match ip {
+            IpAddr::V4(v) => (u128::from(u32::from(*v)) << 96, 32),
+            IpAddr::V6(v) => (u128::from(*v), 128),
+        }
+    };
+    let ((a, fa), (b, fb)) = (bits(ip), bits(net));
+    if fa != fb {
+        return false;
+    }
+    let len = u32::from(len.min(fa));
+    let mask = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - len)
+    };
+    a & mask == b & mask
+}
+
+/// Parse `ldp-kernel` items: `loopback`, `port=N`, an address or `address/len`, separated by
+/// commas or blanks.
+pub fn parse_rules(s: &str) -> Result<Vec<Rule>, String> {
+    let mut out = Vec::new();
+    for item in s.split([',', ' ', '\t']).filter(|t| !t.is_empty()) {
+        let bad = || format!("ldp-kernel: '{item}' is not loopback, port=N, ADDR or ADDR/LEN");
+        if item == "loopback" {
+            out.push(Rule::Loopback);
+        } else if let Some(p) = item.strip_prefix("port=") {
+            out.push(Rule::Port(p.parse().map_err(|_| bad())?));
+        } else {
+            let (a, len) = item.split_once('/').unwrap_or((item, ""));
+            let ip: IpAddr = a.parse().map_err(|_| bad())?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let len = if len.is_empty() {
+                max
+            } else {
+                len.parse::<u8>()
+                    .ok()
+                    .filter(|l| *l <= max)
+                    .ok_or_else(bad)?
+            };
+            out.push(Rule::Prefix(ip, len));
+        }
+    }
+    Ok(out)
+}
+
+/// The `ldp-*` lines of the vcl.conf the library reads.
+fn conf_values() -> (Option<String>, bool) {
+    let path = std::env::var("VCL_CONFIG")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| vcl::api::CONF_DEFAULT.to_string());
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return (None, false);
+    };
+    let (mut kernel, mut strict) = (None, false);
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        match line.split_once(char::is_whitespace) {
+            Some(("ldp-kernel", v)) => kernel = Some(v.trim().to_string()),
+            _ if line == "ldp-strict" => strict = true,
+            _ => {}
+        }
+    }
+    (kernel, strict)
+}
+
+fn load_settings() -> Settings {
+    let (conf_kernel, conf_strict) = conf_values();
+    let kernel = std::env::var(ENV_KERNEL).ok().or(conf_kernel);
+    let strict = conf_strict || std::env::var_os(ENV_STRICT).is_some_and(|v| v != "0");
+    let kernel = match kernel.as_deref().map(parse_rules) {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
+            eprintln!("vcl_ldpreload: {e}; no kernel rules apply");
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    Settings { kernel, strict }
+}
+
+pub fn settings() -> &'static Settings {
+    SETTINGS.get_or_init(load_settings)
+}
+
+/// What a new AF_INET/AF_INET6 stream socket should be.
+pub enum Verdict {
+    Vpp(Worker),
+    Kernel,
+    /// Strict mode and VPP unusable: fail with this errno.
+    Fail(i32),
+}
+
+/// Attach on first use; then pick the calling thread's worker.
+pub fn verdict() -> Verdict {
+    if IN_INIT.try_with(|c| c.get()).unwrap_or(true) {
+        return Verdict::Kernel;
+    }
+    let state = match STATE.load(Ordering::Acquire) {
+        NOT_YET => attach(),
+        s => s,
+    };
+    match state {
+        READY => match thread_worker() {
+            Some(w) => Verdict::Vpp(w),
+            None => Verdict::Kernel,
+        },
+        FORKED => match child_worker() {
+            Some(w) => Verdict::Vpp(w),
+            None => Verdict::Kernel,
+        },
+        _ if settings().strict => Verdict::Fail(libc::EAFNOSUPPORT),
+        _ => Verdict::Kernel,
+    }
+}
+
+fn attach() -> u8 {
+    let _g = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let s = STATE.load(Ordering::Acquire);
+    if s != NOT_YET {
+        return s;
+    }
+    IN_INIT.with(|c| c.set(true));
+    let r = std::panic::catch_unwind(try_attach).unwrap_or_else(|_| Err("panic".into()));
+    IN_INIT.with(|c| c.set(false));
+    let s = match r {
+        Ok(()) => READY,
+        Err(why) => {
+            let then = if settings().strict {
+                "socket() fails with EAFNOSUPPORT (ldp-strict)"
+            } else {
+                "sockets use the kernel stack"
+            };
+            eprintln!("vcl_ldpreload: cannot attach to VPP: {why}; {then}");
+            FAILED
+        }
+    };
+    STATE.store(s, Ordering::Release);
+    s
+}
+
+fn try_attach() -> Result<(), String> {
+    vcl::api::init_logging();
+    settings();
+    let parsed = vcl::api::load_config().map_err(|e| e.to_string())?;
+    for w in parsed.warnings.iter().filter(|w| !w.contains("'ldp-")) {
+        tracing::warn!("{w}");
+    }
+    let mut cfg = parsed.config;
+    // Waiting on mixed fd sets needs the app mq's eventfd in the kernel's sets.
+    cfg.use_mq_eventfd = true;
+    // upstream's LDP_DEBUG: the shim's debug level, through the same tracing as VCL_DEBUG
+    if let Some(n) = std::env::var("LDP_DEBUG")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
+        cfg.debug_level = cfg.debug_level.max(n);
+        vcl::api::set_debug(cfg.debug_level);
+    }
+    if let Ok(name) = std::env::var("LDP_APP_NAME") {
+        cfg.app_name = Some(name);
+    }
+    let sock = cfg
+        .app_socket_api
+        .as_ref()
+        .map(vcl::api::addr_display)
+        .ok_or("no app-socket-api in vcl.conf (VCL_CONFIG) nor VCL_VPP_SAPI_SOCKET")?;
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "app".into());
+    let name = cfg
+        .app_name
+        .clone()
+        .unwrap_or_else(|| format!("ldp-{}-{exe}", std::process::id()));
+    api::app_create(cfg, Some(name))
+        .map_err(|e| format!("attach at {sock} failed ({e}; VCL_DEBUG=1 says more)"))?;
+    let w = api::worker_current().ok_or("no worker after attach")?;
+    // SAFETY: getpid has no preconditions.
+    OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
+    // SAFETY: registers a plain function as the fork child handler.
+    unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
+    *WORKER0.write() = Some(w.clone());
+    THREAD_WORKER.with(|t| *t.borrow_mut() = Some(ThreadWorker { w, owned: false }));
+    Ok(())
+}
+
+/// In a forked child the parent's VCL workers, sessions and queues must not be touched (they
+/// are the parent's, in shared memory): forget every VPP descriptor (the numbers stay open as
+/// the unconnected kernel sockets they reserve) and let new sockets use the kernel.
+extern "C" fn after_fork_child() {
+    if STATE.load(Ordering::Acquire) != READY {
+        return;
+    }
+    STATE.store(FORKED, Ordering::Release);
+    OWNER_PID.store(0, Ordering::Relaxed);
+    crate::fdtab::fork_child();
+    let _ = THREAD_WORKER.try_with(|t| t.try_borrow_mut().map(|mut t| std::mem::forget(t.take())));
+    if let Some(mut w) = WORKER0.try_write() {
+        std::mem::forget(w.take());
+    }
+}
+
+/// A forked child's own worker, registered over a new app-socket connection on first use
+/// (None: the kernel stack, after one stderr line if registering failed).
+pub fn child_worker() -> Option<Worker> {
+    if STATE.load(Ordering::Acquire) == READY {
+        return thread_worker();
+    }
+    let _g = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    match STATE.load(Ordering::Acquire) {
+        READY => return thread_worker(),
+        FORKED => {}
+        _ => return None,
+    }
+    IN_INIT.with(|c| c.set(true));
+    api::fork_child_forget_worker();
+    let r = std::panic::catch_unwind(api::worker_register);
+    IN_INIT.with(|c| c.set(false));
+    match r {
+        Ok(Ok(w)) => {
+            *WORKER0.write() = Some(w.clone());
+            THREAD_WORKER.with(|t| {
+                *t.borrow_mut() = Some(ThreadWorker {
+                    w: w.clone(),
+                    owned: false,
+                })
+            });
+            // SAFETY: getpid has no preconditions.
+            OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
+            STATE.store(READY, Ordering::Release);
+            Some(w)
+        }
+        r => {
+            let why = match r {
+                Ok(Err(e)) => e.to_string(),
+                _ => "panic".into(),
+            };
+            eprintln!(
+                "vcl_ldpreload: forked child: no VCL worker ({why}); sockets use the kernel stack"
+            );
+            STATE.store(FAILED, Ordering::Release);
+            None
+        }
+    }
+}
+
+/// Whether we run in a vfork child of the attached process (sharing its memory): then the
+/// fd table and the sessions must be left alone.
+pub fn in_vfork_child() -> bool {
+    let owner = OWNER_PID.load(Ordering::Relaxed);
+    // SAFETY: getpid has no preconditions.
+    owner != 0 && owner != unsafe { libc::getpid() }
+}
+
+/// A thread's worker; registered ones are released at thread exit if no session is left.
+struct ThreadWorker {
+    w: Worker,
+    owned: bool,
+}
+
+impl Drop for ThreadWorker {
+    fn drop(&mut self) {
+        // Sessions the app closed only wait for VPP's cleanup, which deleting the worker does.
+        if self.owned && self.w.open_session_count() == 0 {
+            let _ = std::panic::catch_unwind(api::worker_unregister);
+        }
+    }
+}
+
+/// The calling thread's worker, registering one on first use (worker 0 if that fails).
+fn thread_worker() -> Option<Worker> {
+    // The library's own thread-local must be set up before ours so that it is destroyed
+    // after ours at thread exit (destructors run in reverse order of first use).
+    let current = api::worker_current();
+    let mine = THREAD_WORKER.try_with(|t| {
+        if let Some(tw) = &*t.borrow() {
+            return Some(tw.w.clone());
+        }
+        let (w, owned) = match current {
+            Some(w) => (w, false),
+            None => match api::worker_register() {
+                Ok(w) => (w, true),
+                Err(e) => {
+                    tracing::warn!("worker register failed ({e}); this thread shares worker 0");
+                    (WORKER0.read().clone()?, false)
+                }
+            },
+        };
+        *t.borrow_mut() = Some(ThreadWorker {
+            w: w.clone(),
+            owned,
+        });
+        Some(w)
+    });
+    mine.ok().flatten().or_else(|| WORKER0.read().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_parse_and_match() {
+        let s = Settings {
+            kernel: parse_rules("loopback, 10.1.0.0/16 port=8080 fd00::/8").unwrap(),
+            strict: false,
+        };
+        let m = |a: &str| s.is_kernel(&a.parse().unwrap());
+        assert!(m("127.0.0.5:1"));
+        assert!(m("[::1]:1"));
+        assert!(m("10.1.2.3:1"));
+        assert!(!m("10.2.0.1:1"));
+        assert!(m("192.0.2.1:8080"));
+        assert!(m("[fd12::1]:5"));
+        assert!(!m("[fe80::1]:5"));
+        assert!(parse_rules("port=x").is_err());
+        assert!(parse_rules("10.0.0.0/33").is_err());
+        assert_eq!(
+            parse_rules("1.2.3.4").unwrap(),
+            vec![Rule::Prefix("1.2.3.4".parse().unwrap(), 32)]
+        );
+    }
+}

@@ -1,0 +1,414 @@
+//! poll/ppoll/select/pselect over mixed sets: kernel fds are polled by the kernel together with
+//! the eventfd of each worker owning a VPP socket in the set, so the call sleeps until either
+//! kind is ready. select is done as a poll.
+
+use std::ffi::c_int;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use libc::{
+    fd_set, nfds_t, pollfd, sigset_t, timespec, timeval, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT,
+    EPOLLRDHUP, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDHUP,
+};
+use vcl::api::{self, Worker};
+
+use crate::fdtab;
+use crate::real;
+use crate::sock::VSock;
+use crate::{guard, ret};
+
+/// Longest kernel sleep between looks at the VPP sockets. Each worker's eventfd wakes the
+/// sleeper at once; this only bounds the cost of a wake-up another thread consumed (a blocked
+/// call on a session of the same worker reads the same eventfd).
+pub const CAP: Duration = Duration::from_millis(20);
+
+/// Workers whose VPP went away (their app socket hung up), by worker index.
+static DEAD: [AtomicBool; 256] = [const { AtomicBool::new(false) }; 256];
+
+/// Whether `w`'s VPP is known to be gone (cheap: checked by [`check_dead`] when idle).
+pub fn is_dead(w: &Worker) -> bool {
+    DEAD.get(w.index() as usize)
+        .is_some_and(|d| d.load(Ordering::Relaxed))
+}
+
+/// Look (a system call) whether `w`'s VPP went away: done by idle waiters, so a VPP that dies
+/// shows as EPOLLHUP|EPOLLERR on its sockets within one [`CAP`].
+pub fn check_dead(w: &Worker) -> bool {
+    if !is_dead(w) && w.is_detached() {
+        if let Some(d) = DEAD.get(w.index() as usize) {
+            d.store(true, Ordering::Relaxed);
+        }
+        tracing::warn!("VPP went away: the sockets of worker {} fail", w.index());
+    }
+    is_dead(w)
+}
+
+/// Whether some signal has a handler installed without SA_RESTART: then a blocking call a
+/// signal interrupted returns EINTR (looked at only when one did).
+pub fn no_restart_handler() -> bool {
+    (1..libc::SIGRTMAX()).any(|sig| {
+        // SAFETY: an all-zero sigaction is a valid out-parameter.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: reads the disposition of `sig` into `old`; changes nothing.
+        let ok = unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } == 0;
+        ok && old.sa_sigaction != libc::SIG_DFL
+            && old.sa_sigaction != libc::SIG_IGN
+            && old.sa_flags & libc::SA_RESTART == 0
+    })
+}
+
+/// Consume a worker eventfd's counter (it is non-blocking).
+pub fn drain_evfd(fd: c_int) {
+    let mut v = 0u64;
+    // SAFETY: reads 8 bytes into a live u64.
+    unsafe { real::read(fd, &mut v as *mut u64 as *mut libc::c_void, 8) };
+}
+
+/// VCL's readiness bits as Linux reports them for a socket that asked for `want`: a peer's
+/// close (FIN) is IN|RDHUP and still writable, not HUP; RDHUP only when asked for.
+pub fn linux_bits(bits: u32, want: u32) -> u32 {
+    let mut b = bits;
+    let (rdhup, err, hup) = (EPOLLRDHUP as u32, EPOLLERR as u32, EPOLLHUP as u32);
+    if b & rdhup != 0 && b & err == 0 {
+        b &= !hup;
+        b |= EPOLLOUT as u32;
+    }
+    if want & rdhup == 0 {
+        b &= !rdhup;
+    }
+    b & (want | err | hup)
+}
+
+fn to_epoll(ev: i16) -> u32 {
+    let mut e = 0;
+    if ev & POLLIN != 0 {
+        e |= EPOLLIN;
+    }
+    if ev & POLLOUT != 0 {
+        e |= EPOLLOUT;
+    }
+    if ev & POLLRDHUP != 0 {
+        e |= EPOLLRDHUP;
+    }
+    e as u32
+}
+
+fn to_poll(b: u32) -> i16 {
+    let mut r = 0;
+    for (e, p) in [
+        (EPOLLIN, POLLIN),
+        (EPOLLOUT, POLLOUT),
+        (EPOLLRDHUP, POLLRDHUP),
+        (EPOLLHUP, POLLHUP),
+        (EPOLLERR, POLLERR),
+    ] {
+        if b & e as u32 != 0 {
+            r |= p;
+        }
+    }
+    r
+}
+
+/// poll over a set with VPP sockets. `timeout` None waits forever.
+fn mixed(fds: &mut [pollfd], timeout: Option<Duration>, mask: *const sigset_t) -> c_int {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let vpp: Vec<(usize, Arc<VSock>)> = fds
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| fdtab::sock(p.fd).map(|s| (i, s)))
+        .collect();
+    let mut workers: Vec<Worker> = Vec::new();
+    for (_, s) in &vpp {
+        s.active.store(true, std::sync::atomic::Ordering::Relaxed);
+        if !workers.iter().any(|w| w.same(&s.w)) {
+            workers.push(s.w.clone());
+        }
+    }
+    let mut kfds: Vec<pollfd> = fds.to_vec();
+    for (i, _) in &vpp {
+        kfds[*i].fd = -1; // the kernel skips it
+    }
+    let nk = kfds.len();
+    let cap = if workers.iter().all(|w| w.mq_eventfd().is_some()) {
+        CAP
+    } else {
+        Duration::from_millis(1)
+    };
+    for w in &workers {
+        if let Some(e) = w.mq_eventfd() {
+            kfds.push(pollfd {
+                fd: e,
+                events: POLLIN,
+                revents: 0,
+            });
+        }
+    }
+    let mut vrev = vec![0i16; vpp.len()];
+    loop {
+        vrev.iter_mut().for_each(|r| *r = 0);
+        for w in &workers {
+            let mut items = Vec::new();
+            let mut idx = Vec::new();
+            for (k, (i, s)) in vpp.iter().enumerate() {
+                if s.w.same(w) {
+                    for sh in std::iter::once(s.sh).chain(s.twin.get().copied()) {
+                        items.push((sh, to_epoll(fds[*i].events), 0));
+                        idx.push(k);
+                    }
+                }
+            }
+            if is_dead(w) {
+                items
+                    .iter_mut()
+                    .for_each(|it| it.2 = (EPOLLERR | EPOLLHUP) as u32);
+            } else {
+                api::readiness(w, &mut items);
+            }
+            for (k, it) in idx.into_iter().zip(items) {
+                vrev[k] |= to_poll(linux_bits(it.2, it.1));
+            }
+        }
+        let nv = vrev.iter().filter(|r| **r != 0).count();
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let kt = if nv > 0 {
+            Duration::ZERO
+        } else {
+            left.unwrap_or(cap).min(cap)
+        };
+        let ts = timespec {
+            tv_sec: kt.as_secs() as libc::time_t,
+            tv_nsec: kt.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: kfds is a valid array of kfds.len() pollfds; ts and mask valid or NULL.
+        let k = unsafe { real::ppoll(kfds.as_mut_ptr(), kfds.len() as nfds_t, &ts, mask) };
+        if k < 0 && nv == 0 {
+            return -1;
+        }
+        for p in &kfds[nk..] {
+            if p.revents != 0 {
+                drain_evfd(p.fd);
+            }
+        }
+        let mut total = 0;
+        for (i, f) in fds.iter_mut().enumerate() {
+            f.revents = if k >= 0 { kfds[i].revents } else { 0 };
+        }
+        for ((i, _), r) in vpp.iter().zip(&vrev) {
+            fds[*i].revents = *r;
+        }
+        for f in fds.iter() {
+            total += i32::from(f.revents != 0);
+        }
+        if total > 0 || left.is_some_and(|l| l.is_zero()) {
+            return total;
+        }
+        if k == 0 {
+            workers.iter().for_each(|w| {
+                check_dead(w);
+            });
+        }
+    }
+}
+
+fn any_ours(fds: &[pollfd]) -> bool {
+    fds.iter().any(|p| fdtab::is_ours(p.fd))
+}
+
+/// # Safety
+/// `fds` valid for `n` pollfds.
+// SAFETY: callers uphold the contract in the `# Safety` section above.
+unsafe fn fds_of<'a>(fds: *mut pollfd, n: nfds_t) -> Option<&'a mut [pollfd]> {
+    if n == 0 || fds.is_null() {
+        return None;
+    }
+    // SAFETY: fds holds n pollfds per poll(2).
+    Some(unsafe { std::slice::from_raw_parts_mut(fds, n as usize) })
+}
+
+fn ts_duration(t: &timespec) -> Result<Duration, i32> {
+    if t.tv_sec < 0 || !(0..1_000_000_000).contains(&t.tv_nsec) {
+        return Err(libc::EINVAL);
+    }
+    Ok(Duration::new(t.tv_sec as u64, t.tv_nsec as u32))
+}
+
+#[no_mangle]
+// SAFETY: callers uphold poll's C contract (pointers valid for the lengths given).
+pub unsafe extern "C" fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int {
+    // SAFETY: as poll(2).
+    match unsafe { fds_of(fds, n) } {
+        Some(f) if any_ours(f) => {
+            let t = (timeout >= 0).then(|| Duration::from_millis(timeout as u64));
+            guard(-1, || mixed(f, t, std::ptr::null()))
+        }
+        // SAFETY: the caller's arguments, passed on.
+        _ => unsafe { real::poll(fds, n, timeout) },
+    }
+}
+
+#[no_mangle]
+// SAFETY: callers uphold ppoll's C contract (pointers valid for the lengths given).
+pub unsafe extern "C" fn ppoll(
+    fds: *mut pollfd,
+    n: nfds_t,
+    t: *const timespec,
+    mask: *const sigset_t,
+) -> c_int {
+    // SAFETY: as ppoll(2).
+    match unsafe { fds_of(fds, n) } {
+        Some(f) if any_ours(f) => {
+            // SAFETY: t is NULL or a valid timespec per ppoll(2).
+            let t = match unsafe { t.as_ref() }.map(ts_duration).transpose() {
+                Ok(t) => t,
+                Err(e) => return ret(Err(e)),
+            };
+            guard(-1, || mixed(f, t, mask))
+        }
+        // SAFETY: the caller's arguments, passed on.
+        _ => unsafe { real::ppoll(fds, n, t, mask) },
+    }
+}
+
+#[no_mangle]
+// SAFETY: callers uphold poll_chk's C contract (pointers valid for the lengths given).
+pub unsafe extern "C" fn __poll_chk(fds: *mut pollfd, n: nfds_t, t: c_int, len: usize) -> c_int {
+    if (n as usize).saturating_mul(std::mem::size_of::<pollfd>()) > len {
+        std::process::abort();
+    }
+    // SAFETY: as poll.
+    unsafe { poll(fds, n, t) }
+}
+
+#[no_mangle]
+// SAFETY: callers uphold ppoll_chk's C contract (pointers valid for the lengths given).
+pub unsafe extern "C" fn __ppoll_chk(
+    fds: *mut pollfd,
+    n: nfds_t,
+    t: *const timespec,
+    mask: *const sigset_t,
+    len: usize,
+) -> c_int {
+    if (n as usize).saturating_mul(std::mem::size_of::<pollfd>()) > len {
+        std::process::abort();
+    }
+    // SAFETY: as ppoll.
+    unsafe { ppoll(fds, n, t, mask) }
+}
+
+/// The fds set in any of the three sets, below `n`, as pollfds; None if none is ours.
+///
+/// # Safety
+/// Each set NULL or a valid fd_set.
+// SAFETY: callers uphold the contract in the `# Safety` section above.
+unsafe fn sets_to_poll(n: c_int, sets: [*mut fd_set; 3]) -> Option<Vec<pollfd>> {
+    let n = n.clamp(0, libc::FD_SETSIZE as c_int);
+    let mut out = Vec::new();
+    let mut mine = false;
+    for fd in 0..n {
+        let mut ev = 0;
+        for (k, s) in sets.iter().enumerate() {
+            // SAFETY: s is a valid fd_set and fd < FD_SETSIZE.
+            if !s.is_null() && unsafe { libc::FD_ISSET(fd, *s) } {
+                ev |= [POLLIN, POLLOUT, POLLPRI][k];
+            }
+        }
+        if ev != 0 {
+            mine |= fdtab::is_ours(fd);
+            out.push(pollfd {
+                fd,
+                events: ev,
+                revents: 0,
+            });
+        }
+    }
+    mine.then_some(out)
+}
+
+/// select's answer from a poll's: EBADF for a closed fd, else the sets rewritten.
+///
+/// # Safety
+/// Each set NULL or a valid fd_set.
+// SAFETY: callers uphold the contract in the `# Safety` section above.
+unsafe fn poll_to_sets(r: c_int, pfds: &[pollfd], sets: [*mut fd_set; 3]) -> c_int {
+    if r < 0 {
+        return r;
+    }
+    if pfds.iter().any(|p| p.revents & POLLNVAL != 0) {
+        return ret(Err(libc::EBADF));
+    }
+    for s in sets.iter().filter(|s| !s.is_null()) {
+        // SAFETY: s is a valid fd_set.
+        unsafe { libc::FD_ZERO(*s) };
+    }
+    let mut n = 0;
+    for p in pfds {
+        let ready = [
+            p.revents & (POLLIN | POLLHUP | POLLERR) != 0 && p.events & POLLIN != 0,
+            p.revents & (POLLOUT | POLLERR) != 0 && p.events & POLLOUT != 0,
+            p.revents & POLLPRI != 0,
+        ];
+        for (k, s) in sets.iter().enumerate() {
+            if ready[k] && !s.is_null() {
+                // SAFETY: s is a valid fd_set and p.fd < FD_SETSIZE.
+                unsafe { libc::FD_SET(p.fd, *s) };
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[no_mangle]
+// SAFETY: callers uphold select's C contract (pointers valid for the lengths given).
+pub unsafe extern "C" fn select(
+    n: c_int,
+    r: *mut fd_set,
+    w: *mut fd_set,
+    e: *mut fd_set,
+    t: *mut timeval,
+) -> c_int {
+    let sets = [r, w, e];
+    // SAFETY: the sets are NULL or valid per select(2).
+    let Some(mut pfds) = (unsafe { sets_to_poll(n, sets) }) else {
+        // SAFETY: the caller's arguments, passed on.
+        return unsafe { real::select(n, r, w, e, t) };
+    };
+    // SAFETY: t is NULL or a valid timeval per select(2).
+    let timeout = match unsafe { t.as_ref() } {
+        None => None,
+        Some(tv) if tv.tv_sec < 0 || tv.tv_usec < 0 => return ret(Err(libc::EINVAL)),
+        Some(tv) => {
+            Some(Duration::new(tv.tv_sec as u64, 0) + Duration::from_micros(tv.tv_usec as u64))
+        }
+    };
+    let rc = guard(-1, || mixed(&mut pfds, timeout, std::ptr::null()));
+    // SAFETY: as above.
+    unsafe { poll_to_sets(rc, &pfds, sets) }
+}
+
+#[no_mangle]
+// SAFETY: callers uphold pselect's C contract (pointers valid for the lengths given).
+pub unsafe extern "C" fn pselect(
+    n: c_int,
+    r: *mut fd_set,
+    w: *mut fd_set,
+    e: *mut fd_set,
+    t: *const timespec,
+    mask: *const sigset_t,
+) -> c_int {
+    let sets = [r, w, e];
+    // SAFETY: the sets are NULL or valid per pselect(2).
+    let Some(mut pfds) = (unsafe { sets_to_poll(n, sets) }) else {
+        // SAFETY: the caller's arguments, passed on.
+        return unsafe { real::pselect(n, r, w, e, t, mask) };
+    };
+    // SAFETY: t is NULL or a valid timespec per pselect(2).
+    let timeout = match unsafe { t.as_ref() }.map(ts_duration).transpose() {
+        Ok(t) => t,
+        Err(e) => return ret(Err(e)),
+    };
+    let rc = guard(-1, || mixed(&mut pfds, timeout, mask));
+    // SAFETY: as above.
+    unsafe { poll_to_sets(rc, &pfds, sets) }
+}
