@@ -180,18 +180,30 @@ fn spawn_child(test: &str, conf: &std::path::Path, env: &[(&str, String)]) -> Ch
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["--exact", test, "--nocapture", "--test-threads", "1"])
         .env("VCL_CONFIG", conf)
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    for l in lines.by_ref() {
-        if l.unwrap().contains("LISTENING") {
-            break;
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for l in lines {
+            if l.is_ok_and(|l| l.contains("LISTENING")) {
+                if let Some(t) = tx.take() {
+                    let _ = t.send(());
+                }
+            }
         }
+    });
+    // a child that never listens fails the test instead of hanging it
+    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{test} did not start listening");
     }
-    std::thread::spawn(move || for _ in lines {});
     child
 }
 
@@ -204,6 +216,7 @@ fn spawn_server(conf: &std::path::Path, port: u16, n: usize) -> Child {
 }
 
 fn wait_child(mut c: Child) {
+    drop(c.stdin.take()); // EOF: a closer server closes and detaches
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(st) = c.try_wait().unwrap() {
@@ -437,8 +450,13 @@ extern "C" {
     fn vppcom_worker_mqs_epfd() -> i32;
 }
 
-/// Child mode: accept one session, send `bye`, then hold it `hold_ms` and close it.
-fn closer_server(port: u16, hold_ms: u64) {
+/// Child mode: accept one session, send `bye`, close it when the parent says so (a line or EOF
+/// on stdin; `hold` = don't wait for one), then stay attached until stdin's EOF, so the close
+/// reaches the client before this app detaches.
+fn closer_server(port: u16, hold: bool) {
+    use std::io::BufRead;
+    let mut stdin = std::io::stdin().lock();
+    let mut line = String::new();
     // SAFETY (all calls here): plain calls into our own C ABI with valid pointers.
     unsafe {
         assert_eq!(vppcom_app_create(c"closer".as_ptr()), 0);
@@ -452,11 +470,12 @@ fn closer_server(port: u16, hold_ms: u64) {
         pe.ip = pip.as_mut_ptr();
         let cs = vppcom_session_accept(ls, &mut pe, 0);
         assert!(cs >= 0);
-        std::thread::sleep(Duration::from_millis(100));
         assert_eq!(vppcom_session_write(cs as u32, b"bye".as_ptr(), 3), 3);
-        std::thread::sleep(Duration::from_millis(hold_ms));
+        if hold {
+            let _ = stdin.read_line(&mut line);
+        }
         assert_eq!(vppcom_session_close(cs as u32), 0);
-        std::thread::sleep(Duration::from_millis(200));
+        while stdin.read_line(&mut line).is_ok_and(|n| n > 0) {}
         vppcom_app_destroy();
     }
 }
@@ -467,14 +486,14 @@ fn child_closer_server() {
         std::env::var("VCL_TEST_CLOSER_PORT"),
         std::env::var("VCL_TEST_CLOSER_HOLD"),
     ) {
-        closer_server(port.parse().unwrap(), hold.parse().unwrap());
+        closer_server(port.parse().unwrap(), hold == "1");
     }
 }
 
-fn spawn_closer(conf: &std::path::Path, port: u16, hold_ms: u64) -> Child {
+fn spawn_closer(conf: &std::path::Path, port: u16, hold: bool) -> Child {
     let env = [
         ("VCL_TEST_CLOSER_PORT", port.to_string()),
-        ("VCL_TEST_CLOSER_HOLD", hold_ms.to_string()),
+        ("VCL_TEST_CLOSER_HOLD", u8::from(hold).to_string()),
     ];
     spawn_child("child_closer_server", conf, &env)
 }
@@ -492,7 +511,7 @@ fn busy_read_until_close(port: u16) -> Vec<i32> {
         );
         let mut seen = Vec::new();
         let mut buf = [0u8; 16];
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             assert!(Instant::now() < deadline, "close never seen: {seen:?}");
             let r = vppcom_session_read(s, buf.as_mut_ptr(), buf.len());
@@ -510,28 +529,29 @@ fn busy_read_until_close(port: u16) -> Vec<i32> {
     }
 }
 
-fn run_closer(tag: &str, local: bool, hold_ms: u64, client: impl FnOnce(u16, &Peer)) {
-    let spawn = |conf: &std::path::Path, port| spawn_closer(conf, port, hold_ms);
+fn run_closer(tag: &str, local: bool, hold: bool, client: impl FnOnce(u16, &Peer)) {
+    let spawn = |conf: &std::path::Path, port| spawn_closer(conf, port, hold);
     with_peer(tag, local, true, spawn, client);
 }
 
 #[test]
 fn busy_nonblocking_read_sees_peer_close_transport() {
-    run_closer("close-tpt", false, 100, |port, _| {
+    run_closer("close-tpt", false, false, |port, _| {
         assert_eq!(busy_read_until_close(port), vec![3, 0]);
     });
 }
 
 #[test]
 fn busy_nonblocking_read_sees_peer_close_ct() {
-    run_closer("close-ct", true, 100, |port, _| {
+    run_closer("close-ct", true, false, |port, _| {
         assert_eq!(busy_read_until_close(port), vec![3, 0]);
     });
 }
 
 #[test]
 fn busy_nonblocking_read_sees_reset() {
-    run_closer("reset", false, 3000, |port, peer| {
+    // the server holds its session open (its stdin) until the client has seen the reset
+    run_closer("reset", false, true, |port, peer| {
         // SAFETY (all calls here): plain calls into our own C ABI with valid pointers.
         unsafe {
             let s = vppcom_session_create(0, 0) as u32;
@@ -544,28 +564,34 @@ fn busy_nonblocking_read_sees_reset() {
                 0
             );
             let mut buf = [0u8; 16];
-            let deadline = Instant::now() + Duration::from_secs(10);
+            let deadline = Instant::now() + Duration::from_secs(30);
             while vppcom_session_read(s, buf.as_mut_ptr(), 16) != 3 {
                 assert!(Instant::now() < deadline, "no data");
             }
-            // reset every session of ours the peer knows (the client side of this one)
+            // reset every session of this app (the client) the peer knows: exactly this one
+            let me = peer
+                .apps()
+                .iter()
+                .find(|a| a.name == "sessions-client")
+                .expect("client app attached")
+                .app_index;
             let mine: Vec<u64> = peer
                 .sessions()
                 .iter()
-                .filter(|x| !x.is_listener && x.state != "closed")
+                .filter(|x| x.app_index == me && !x.is_listener && x.state != "closed")
                 .map(|x| x.handle)
                 .collect();
-            assert!(
-                mine.iter().any(|&h| peer.reset_session(h)),
-                "peer reset nothing: {mine:?}"
-            );
+            assert_eq!(mine.len(), 1, "the client's sessions: {mine:?}");
+            for &h in &mine {
+                assert!(peer.reset_session(h), "peer did not reset {h:#x}");
+            }
             loop {
                 assert!(Instant::now() < deadline, "reset never seen");
                 let r = vppcom_session_read(s, buf.as_mut_ptr(), 16);
                 if r == EAGAIN {
                     continue;
                 }
-                assert!(r == -libc::ECONNRESET || r == 0, "read after reset: {r}");
+                assert_eq!(r, -libc::ECONNRESET, "read after reset (0 = an orderly close)");
                 break;
             }
             vppcom_session_close(s);
@@ -575,7 +601,7 @@ fn busy_nonblocking_read_sees_reset() {
 
 #[test]
 fn the_mq_epoll_fd_wakes_an_app_owned_epoll() {
-    run_closer("mqsepfd", true, 300, |port, _| {
+    run_closer("mqsepfd", true, true, |port, _| {
         // SAFETY (all calls here): plain calls with valid pointers into our C ABI and libc.
         unsafe {
             let epfd = vppcom_worker_mqs_epfd();
@@ -592,7 +618,7 @@ fn the_mq_epoll_fd_wakes_an_app_owned_epoll() {
             // the app's own event loop: the kernel epoll over VCL's mq eventfd
             let mut kev = [libc::epoll_event { events: 0, u64: 0 }; 4];
             let mut got = 0;
-            let deadline = Instant::now() + Duration::from_secs(5);
+            let deadline = Instant::now() + Duration::from_secs(30);
             while got == 0 {
                 assert!(
                     Instant::now() < deadline,

@@ -136,7 +136,13 @@ pub extern "C" fn vppcom_session_read_segments(
 ) -> c_int {
     guard("vppcom_session_read_segments", VPPCOM_EFAULT, || {
         if ds.is_null() || n_segments == 0 {
-            return VPPCOM_EFAULT;
+            // Upstream's codes when it has nothing to show (EBADFD, ENOTCONN, EWOULDBLOCK...);
+            // EFAULT where upstream would write through the NULL vector.
+            return with_worker(|w| {
+                let mut segs = [(std::ptr::null_mut::<u8>(), 0u32); 2];
+                session::read_segments(w, session_handle, &mut segs, max_bytes)?;
+                Ok(VPPCOM_EFAULT)
+            });
         }
         // SAFETY: ds points at n_segments caller-owned segments, per vppcom.h.
         let out = unsafe { std::slice::from_raw_parts_mut(ds, n_segments as usize) };
