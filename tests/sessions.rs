@@ -591,7 +591,11 @@ fn busy_nonblocking_read_sees_reset() {
                 if r == EAGAIN {
                     continue;
                 }
-                assert_eq!(r, -libc::ECONNRESET, "read after reset (0 = an orderly close)");
+                assert_eq!(
+                    r,
+                    -libc::ECONNRESET,
+                    "read after reset (0 = an orderly close)"
+                );
                 break;
             }
             vppcom_session_close(s);

@@ -50,5 +50,10 @@ fn mq_attach_on_random_inputs() {
 
 #[test]
 fn fifo_segment_map_on_random_inputs() {
-    drive("fifo_segment_map", 0x2545_f491_4f6c_dd1d, 400, targets::fifo_segment_map);
+    drive(
+        "fifo_segment_map",
+        0x2545_f491_4f6c_dd1d,
+        400,
+        targets::fifo_segment_map,
+    );
 }

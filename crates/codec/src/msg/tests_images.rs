@@ -63,8 +63,18 @@ fn images() -> Vec<(&'static str, u8, CtrlMsg, String)> {
             }),
             "24232221 3837363534333231 feffffff".into(),
         ),
-        ("Disconnected", 14, CtrlMsg::Disconnected(sh), sh_img.clone()),
-        ("DisconnectedReply", 15, CtrlMsg::DisconnectedReply(sr), sr_img.clone()),
+        (
+            "Disconnected",
+            14,
+            CtrlMsg::Disconnected(sh),
+            sh_img.clone(),
+        ),
+        (
+            "DisconnectedReply",
+            15,
+            CtrlMsg::DisconnectedReply(sr),
+            sr_img.clone(),
+        ),
         ("ResetReply", 16, CtrlMsg::ResetReply(sr), sr_img),
         (
             "ReqWorkerUpdate",

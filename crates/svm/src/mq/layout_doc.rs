@@ -12,10 +12,9 @@ fn documented() -> Vec<(String, usize)> {
         .filter_map(|l| {
             let cells: Vec<&str> = l.split('|').map(str::trim).collect();
             match cells.as_slice() {
-                ["", name, value, ""] if name.starts_with('`') => Some((
-                    name.trim_matches('`').to_string(),
-                    value.parse().ok()?,
-                )),
+                ["", name, value, ""] if name.starts_with('`') => {
+                    Some((name.trim_matches('`').to_string(), value.parse().ok()?))
+                }
                 _ => None,
             }
         })
@@ -25,7 +24,10 @@ fn documented() -> Vec<(String, usize)> {
 #[test]
 fn offsets_match_the_documented_vpp_layout() {
     let ours: &[(&str, usize)] = &[
-        ("svm_msg_q_shared_t.n_rings", offset_of!(MsgQShared, n_rings)),
+        (
+            "svm_msg_q_shared_t.n_rings",
+            offset_of!(MsgQShared, n_rings),
+        ),
         ("svm_msg_q_shared_t.pad", offset_of!(MsgQShared, pad)),
         ("svm_msg_q_shared_t.q", QUEUE_OFFSET),
         ("svm_msg_q_shared_queue_t.mutex", Q_MUTEX),
@@ -35,7 +37,10 @@ fn offsets_match_the_documented_vpp_layout() {
         ("svm_msg_q_shared_queue_t.cursize", Q_CURSIZE),
         ("svm_msg_q_shared_queue_t.maxsize", Q_MAXSIZE),
         ("svm_msg_q_shared_queue_t.elsize", Q_ELSIZE),
-        ("svm_msg_q_shared_queue_t.pad", offset_of!(MsgQSharedQueue, pad)),
+        (
+            "svm_msg_q_shared_queue_t.pad",
+            offset_of!(MsgQSharedQueue, pad),
+        ),
         ("svm_msg_q_shared_queue_t.data", Q_DATA),
         ("svm_msg_q_ring_shared_t.cursize", R_CURSIZE),
         ("svm_msg_q_ring_shared_t.nitems", R_NITEMS),
@@ -43,7 +48,10 @@ fn offsets_match_the_documented_vpp_layout() {
         ("svm_msg_q_ring_shared_t.tail", R_TAIL),
         ("svm_msg_q_ring_shared_t.elsize", R_ELSIZE),
         ("svm_msg_q_ring_shared_t.data", RING_HDR_SIZE),
-        ("svm_msg_q_msg_t.ring_index", offset_of!(MsgSlot, ring_index)),
+        (
+            "svm_msg_q_msg_t.ring_index",
+            offset_of!(MsgSlot, ring_index),
+        ),
         ("svm_msg_q_msg_t.elt_index", offset_of!(MsgSlot, elt_index)),
         ("sizeof(svm_msg_q_msg_t)", SLOT_SIZE),
     ];

@@ -206,12 +206,17 @@ fn wait_until_blocked(tid: i32) {
     loop {
         let stat = std::fs::read_to_string(format!("{task}/stat")).unwrap_or_default();
         // the state is the first field after the ")" closing the thread's name
-        let state = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next());
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next());
         let sc = std::fs::read_to_string(format!("{task}/syscall")).unwrap_or_default();
         if state == Some("S") && !sc.is_empty() && !sc.starts_with("running") {
             return;
         }
-        assert!(Instant::now() < deadline, "thread {tid} never blocked: {stat} / {sc}");
+        assert!(
+            Instant::now() < deadline,
+            "thread {tid} never blocked: {stat} / {sc}"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }

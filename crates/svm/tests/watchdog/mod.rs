@@ -43,7 +43,10 @@ impl Child {
                 return st;
             }
             assert!(r == 0, "waitpid: {}", std::io::Error::last_os_error());
-            assert!(Instant::now() < deadline, "child still running after {limit:?}");
+            assert!(
+                Instant::now() < deadline,
+                "child still running after {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
