@@ -12,6 +12,8 @@
 #define _GNU_SOURCE /* dladdr */
 #endif
 #ifdef VCL_CHECK_UPSTREAM
+#include <stdint.h>
+typedef uint32_t u32; /* upstream's INVALID_SESSION_ID is written with vppinfra's u32 */
 #include <vppcom.h>
 #include <fcntl.h>
 #include <poll.h>

@@ -72,7 +72,7 @@ fn attach_then_detach_1000_times_leaks_nothing() {
     app::create(cfg.clone(), Some("leak".into())).unwrap();
     app::destroy();
     // the in-process peer's own fds count too: measure when it has let go of the app
-    assert!(p.wait_until(Duration::from_secs(5), |p| p.n_apps() == 0));
+    assert!(p.wait_until(Duration::from_secs(20), |p| p.n_apps() == 0));
     let (fds, maps) = (count_fds(), count_maps());
     for _ in 0..1000 {
         app::create(cfg.clone(), Some("leak".into())).unwrap();
@@ -99,7 +99,7 @@ fn attach_then_detach_1000_times_leaks_nothing() {
         count_maps()
     );
     assert!(
-        p.wait_until(Duration::from_secs(5), |p| p.n_apps() == 0),
+        p.wait_until(Duration::from_secs(20), |p| p.n_apps() == 0),
         "peer still has apps"
     );
     p.stop();
@@ -127,6 +127,8 @@ fn eight_threads_register_and_unregister_workers() {
     let _s = serial();
     let p = peer("wrk", |c| c);
     app::create(config("wrk"), None).unwrap();
+    // all eight hold their worker at once (the barrier), so the indices are given concurrently
+    let all = std::sync::Barrier::new(8);
     let indices: Vec<u32> = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..8)
             .map(|_| {
@@ -134,7 +136,7 @@ fn eight_threads_register_and_unregister_workers() {
                     let i = app::register_worker().expect("register");
                     assert_eq!(vcl::worker::current_index(), i);
                     assert!(app::register_worker().is_err(), "a thread has one worker");
-                    std::thread::sleep(Duration::from_millis(50));
+                    all.wait();
                     i
                 })
             })
@@ -155,7 +157,7 @@ fn eight_threads_register_and_unregister_workers() {
             });
         }
     });
-    assert!(p.wait_until(Duration::from_secs(5), |p| p.n_workers() == 1));
+    assert!(p.wait_until(Duration::from_secs(20), |p| p.n_workers() == 1));
     app::destroy();
     p.stop();
 }
@@ -392,6 +394,6 @@ fn two_processes_attach_concurrently() {
     }
     assert!(both, "both attached at once");
     assert_ne!(apps[0].app_index, apps[1].app_index);
-    assert!(p.wait_until(Duration::from_secs(5), |p| p.n_apps() == 0));
+    assert!(p.wait_until(Duration::from_secs(20), |p| p.n_apps() == 0));
     p.stop();
 }
