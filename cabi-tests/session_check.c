@@ -522,9 +522,10 @@ sessions (int port, int refused_port)
   check ("close accepted", vppcom_session_close (a), 0);
   check ("n_accepted after close", vppcom_session_n_accepted (ls), 0);
   check ("close client", vppcom_session_close (c), 0);
-  check ("close client twice", vppcom_session_close (c), VPPCOM_EBADFD);
-  check ("epoll_ctl DEL closed client", vppcom_epoll_ctl (vep, EPOLL_CTL_DEL, c, NULL),
-	 VPPCOM_EBADFD);
+  /* upstream keeps a closed session until VPP confirms (and took it out of its vep) */
+  differs ("close client twice", vppcom_session_close (c), VPPCOM_EBADFD, 0);
+  differs ("epoll_ctl DEL closed client", vppcom_epoll_ctl (vep, EPOLL_CTL_DEL, c, NULL),
+	   VPPCOM_EBADFD, VPPCOM_ENOENT);
 
   /* data then close: the data arrives, then end of stream */
   a2 = pair (ls, port, &c2);
@@ -543,6 +544,8 @@ sessions (int port, int refused_port)
   check ("read after peer terminate", vppcom_session_read (a2, in, sizeof (in)),
 	 VPPCOM_ECONNRESET);
   check ("close after reset", vppcom_session_close (a2), 0);
+  /* upstream counts an accepted session down only when it disconnects it, not on a reset */
+  differs ("n_accepted after closing a reset session", vppcom_session_n_accepted (ls), 0, 1);
   check ("close terminated (upstream frees it on close)", vppcom_session_close (c2), 0);
 
   /* non-blocking connect that succeeds: EINPROGRESS, then EPOLLOUT */
@@ -596,10 +599,12 @@ sessions (int port, int refused_port)
   check ("terminate listener", rv, VPPCOM_EBADFD);
   if (rv == VPPCOM_EBADFD)
     {
-      check ("n_accepted after terminate attempt", vppcom_session_n_accepted (ls), 0);
+      /* upstream still counts the reset session (above) */
+      check ("n_accepted after terminate attempt", vppcom_session_n_accepted (ls), UPSTREAM);
       check ("close listener", vppcom_session_close (ls), 0);
     }
-  check ("close listener twice", vppcom_session_close (ls), VPPCOM_EBADFD);
+  if (!UPSTREAM) /* hardening: upstream crashes (a reset reply for the unbound listener) */
+    check ("close listener twice", vppcom_session_close (ls), VPPCOM_EBADFD);
   c2 = vppcom_session_create (VPPCOM_PROTO_TCP, 0);
   make_ep (&ep, ip, port);
   check ("connect after listener closed", vppcom_session_connect (c2, &ep),
@@ -637,6 +642,7 @@ main (int argc, char **argv)
       fprintf (stderr, "usage: session_check LISTEN_PORT REFUSED_PORT\n");
       return 2;
     }
+  setvbuf (stdout, NULL, _IOLBF, 0); /* every line out, even if the library crashes */
   port = atoi (argv[1]);
   refused = atoi (argv[2]);
   alarm (60); /* a hang is a failure, not a stuck CI job */
