@@ -507,7 +507,16 @@ fn two_workers_share_a_listener_round_robin() {
         dscp: 0,
     });
     app.send_on(0, &m);
-    assert!(peer.wait_until(TIMEOUT, |p| p.apps()[0].workers[1].pending_events == 0));
+    // worker 1 is on the listener once the peer has sent it BOUND (event type 9)
+    let wrk1 = peer.apps()[0].workers[1].wrk_index;
+    let bound_to_wrk1 = |p: &vcl_testpeer::Peer| {
+        p.log().iter().any(|e| {
+            e.dir == vcl_testpeer::Dir::Tx
+                && e.kind == vcl_testpeer::MsgKind::Mq(9)
+                && e.ctx == wrk1
+        })
+    };
+    assert!(peer.wait_until(TIMEOUT, bound_to_wrk1));
     // The first accept goes to the worker after the rotor (worker 1), the next to worker 0.
     let _c1 = TcpStream::connect(("127.0.0.1", port)).unwrap();
     assert!(peer
