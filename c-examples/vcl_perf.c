@@ -172,7 +172,7 @@ cmp_double (const void *a, const void *b)
 static int
 pingpong (const char *ip, int port, int rounds, int size)
 {
-  int sh = connect_to (ip, port), i;
+  int sh = connect_to (ip, port), i, j;
   double *rtt = malloc (sizeof (double) * rounds), t, total = 0;
   static char in[65536];
 
@@ -180,15 +180,23 @@ pingpong (const char *ip, int port, int rounds, int size)
     return die ("connect", sh);
   if (size > (int) sizeof (in))
     size = sizeof (in);
-  memset (buf, 'p', size);
+  if (size < 1)
+    size = 1;
   write_all (sh, "P", 1);
   for (i = 0; i < rounds; i++)
     {
+      /* a different payload each round, so a stale or misplaced echo cannot pass */
+      buf[0] = (char) i;
+      buf[size - 1] = (char) (i >> 8);
+      for (j = 1; j < size - 1; j++)
+	buf[j] = (char) (i * 31 + j);
       t = now ();
       if (write_all (sh, buf, size) < 0 || read_all (sh, in, size) != size)
 	return die ("round trip", -1);
       rtt[i] = (now () - t) * 1e6;
       total += rtt[i];
+      if (memcmp (in, buf, size))
+	return die ("echo differs from what was sent", i);
     }
   qsort (rtt, rounds, sizeof (double), cmp_double);
   printf ("vcl_perf pingpong: %d round trips of %d bytes: mean %.1f us, p50 %.1f us, "

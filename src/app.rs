@@ -395,9 +395,9 @@ pub fn del_cert_key_pair(index: u32) -> Result<u32, Error> {
 
 fn cert_key_exchange(w: &Worker, req: &SapiMsg, payload: Option<&[u8]>) -> Result<u32, Error> {
     w.with_sock(|s| {
-        s.send(req)?;
-        if let Some(p) = payload {
-            s.send_bytes(p)?;
+        match payload {
+            Some(p) => s.send_with_payload(req, p)?,
+            None => s.send(req)?,
         }
         match s.recv_reply(msg_type::ADD_DEL_CERT_KEY_REPLY)?.0 {
             SapiMsg::AddDelCertKeyReply(r) if r.retval == 0 => Ok(r.index),

@@ -32,11 +32,30 @@ fn run_session_check(name: &str, cxx: bool) {
         &[("VCL_CONFIG", conf.to_str().unwrap()), ("VCL_DEBUG", "0")],
         Duration::from_secs(90),
     );
-    // known differences from upstream are listed on stderr: show them with --nocapture
-    eprint!("{}", out.stderr);
+    // the library line and the labelled differences: see them with --nocapture
+    eprint!("{}{}", out.stdout, out.stderr);
     out.assert_ok();
+    // ... and it is the library this prefix holds (the release install under scripts/test)
+    let lib = out.line("library: ");
+    assert!(lib.starts_with("library: libvcl "), "{lib}");
+    assert!(lib.contains(p.lib().to_str().unwrap()), "{lib}");
     let summary = out.line(" passed, ");
-    assert!(summary.ends_with(" passed, 0 failed"), "{summary}");
+    // every known difference is labelled in the output and listed in the README
+    let readme = std::fs::read_to_string(repo_dir().join("README.md")).unwrap();
+    let diffs: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("DIFFERS ON PURPOSE "))
+        .map(|l| l.split(':').next().unwrap())
+        .collect();
+    for d in &diffs {
+        assert!(
+            readme.contains(&format!("`{d}`")),
+            "README does not list `{d}`"
+        );
+    }
+    let want = format!(" passed, 0 failed, {} known differences", diffs.len());
+    assert!(summary.ends_with(&want), "{summary}");
     assert!(!peer.is_dead(), "the peer died");
     peer.stop();
 }

@@ -133,7 +133,15 @@ pub extern "C" fn vppcom_session_read_segments(
         // SAFETY: ds is NULL or points at n_segments segments the caller lets us fill.
         let out = match unsafe { out_slice(ds, n_segments as usize) } {
             Some(out) if !out.is_empty() => out,
-            _ => return VPPCOM_EFAULT,
+            // Upstream's codes when it has nothing to show (EBADFD, ENOTCONN, EWOULDBLOCK...);
+            // EFAULT where upstream would write through the NULL vector.
+            _ => {
+                return with_worker(|w| {
+                    let mut segs = [(std::ptr::null_mut::<u8>(), 0u32); 2];
+                    session::read_segments(w, session_handle, &mut segs, max_bytes)?;
+                    Ok(VPPCOM_EFAULT)
+                })
+            }
         };
         with_worker(|w| {
             let mut segs = [(std::ptr::null_mut::<u8>(), 0u32); 2];

@@ -60,6 +60,25 @@ impl SapiSocket {
         }
     }
 
+    /// Send `msg` and then `payload` as a second datagram, in one system call (see
+    /// `fdpass::send_two`: VPP gives the payload only microseconds to arrive).
+    pub fn send_with_payload(&self, msg: &SapiMsg, payload: &[u8]) -> Result<(), Error> {
+        tracing::trace!(?msg, len = payload.len(), "sapi send with payload");
+        let head = msg.encode();
+        let n = loop {
+            match fdpass::send_two(self.fd.as_fd(), &head, payload) {
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(io_err("send", e)),
+                Ok(n) => break n,
+            }
+        };
+        match n {
+            2 => Ok(()),
+            1 => self.send_bytes(payload),
+            _ => Err(io_err("send", Errno::EAGAIN)),
+        }
+    }
+
     /// Receive the next datagram: exactly 209 bytes (a shorter one means a broken peer).
     fn recv_one(&self) -> Result<(SapiMsg, Vec<OwnedFd>), Error> {
         let mut buf = [0u8; SAPI_MSG_LEN];

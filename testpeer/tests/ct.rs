@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::app::*;
 use common::*;
 use vcl_codec::msg::{CleanupType, CtrlMsg};
@@ -26,15 +24,20 @@ fn ct_accept_connect_data_and_close() {
     let peer = start(1);
     let mut srv = App::attach(&peer, app_options(LOCAL, 8192));
     let mut cli = App::attach(&peer, app_options(LOCAL, 8192));
-    srv.listen([127, 0, 0, 1], 5555, 1);
+    // a loopback port that was free a moment ago
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    srv.listen([127, 0, 0, 1], port, 1);
     let lh = ctrl_of(&mut srv, |m| match m {
-        CtrlMsg::Bound(b) if b.retval == 0 && b.lcl_port == 5555 => Some(b.handle),
+        CtrlMsg::Bound(b) if b.retval == 0 && b.lcl_port == port => Some(b.handle),
         _ => None,
     });
     // No kernel socket for a local-only listener.
-    assert!(std::net::TcpStream::connect(("127.0.0.1", 5555)).is_err());
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 
-    cli.connect([127, 0, 0, 1], 5555, 21);
+    cli.connect([127, 0, 0, 1], port, 21);
     let a = ctrl_of(&mut srv, |m| match m {
         CtrlMsg::Accepted(a) => Some(a),
         _ => None,
@@ -43,9 +46,10 @@ fn ct_accept_connect_data_and_close() {
     // server with its plain handle.
     assert_eq!(srv.added, vec![a.segment_handle]);
     assert_eq!(a.listener_handle, lh);
-    assert_eq!((a.rmt.port, a.lcl.port, a.rmt.is_ip4), (0, 5555, true));
+    assert_eq!((a.rmt.port, a.lcl.port, a.rmt.is_ip4), (0, port, true));
     assert_eq!(a.context, srv.app_index());
-    cli.quiet(Duration::from_millis(30));
+    // no CONNECTED before the server's reply (the client's segment was announced)
+    cli.barrier();
     let client_wrk = peer.apps()[1].workers[0].wrk_index;
     let client_seg = (u64::from(client_wrk) << 56) | a.segment_handle;
     assert_eq!(

@@ -108,12 +108,39 @@ fn spawn_bin(args: &[&str]) -> (std::process::Child, vcl_testpeer::SockAddr) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), format!("READY {addr}"));
+    // the first line, read on a thread: a peer that never says READY fails the test
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    match rx.recv_timeout(TIMEOUT) {
+        Ok(line) => assert_eq!(line.trim(), format!("READY {addr}")),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("vcl-testpeer did not say READY within {TIMEOUT:?}");
+        }
+    }
     (child, addr)
+}
+
+/// The peer binary's exit status; kill it and fail if it has not exited within TIMEOUT.
+fn exit_status(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("vcl-testpeer still running after {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]
@@ -122,7 +149,7 @@ fn binary_serves_attach_and_exits_zero_on_sigterm() {
     let a = attach_and_map(&addr, options(128));
     assert_eq!(a.reply.vpp_ctrl_mq_thread, 1);
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-    let st = child.wait().unwrap();
+    let st = exit_status(&mut child);
     assert_eq!(st.code(), Some(0));
     assert!(closed_within(&a.sock, TIMEOUT));
 }
@@ -134,7 +161,7 @@ fn binary_refuses_and_aborts_on_request() {
     let (r, _) = attach(&s, options(128));
     assert_eq!(r.retval, SESSION_E_NOSUPPORT);
     send(&s, &SapiMsg::Attach(vcl_codec::sapi::Attach::new("x")));
-    let st = child.wait().unwrap();
+    let st = exit_status(&mut child);
     assert!(!st.success(), "aborted: {st:?}");
     assert!(closed_within(&s, TIMEOUT));
 }

@@ -6,7 +6,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::time::Duration;
 
 use common::app::*;
 use common::*;
@@ -117,7 +116,13 @@ fn listen_accept_data_both_ways_and_peer_close() {
 
     // Data sent before the accept reply waits for it (no RX before RX_READY).
     client.write_all(b"hello").unwrap();
-    app.quiet(Duration::from_millis(30));
+    let rx_seg = app.seg(a.segment_handle);
+    assert!(
+        peer.wait_until(TIMEOUT, |_| with_fifo(&rx_seg, a.server_rx_fifo, |f| f
+            .max_dequeue())
+            == 5)
+    );
+    app.barrier();
     app.accept_reply(0, a.handle, 77, 0);
     assert_eq!(app.next(), Ev::Io(RX, 77));
     let seg = a.segment_handle;
@@ -252,7 +257,7 @@ fn connect_echo_and_app_close() {
     echo.join().unwrap();
     cleanup(&mut app, c.handle, CleanupType::Transport);
     cleanup(&mut app, c.handle, CleanupType::Session);
-    app.quiet(Duration::from_millis(30));
+    app.barrier();
     assert!(peer.sessions().is_empty());
 }
 
@@ -436,7 +441,8 @@ fn terminate_shutdown_and_refused_accept() {
     c3.set_read_timeout(Some(TIMEOUT)).unwrap();
     assert_eq!(c3.read(&mut b).unwrap_or(0), 0);
     drop(c3);
-    app.quiet(Duration::from_millis(250));
+    assert!(peer.wait_until(TIMEOUT, |p| p.sessions().iter().all(|s| s.is_listener)));
+    app.barrier();
     assert!(peer.wait_until(TIMEOUT, |p| p.sessions().iter().all(|s| s.is_listener)));
 }
 
@@ -502,7 +508,16 @@ fn two_workers_share_a_listener_round_robin() {
         dscp: 0,
     });
     app.send_on(0, &m);
-    assert!(peer.wait_until(TIMEOUT, |p| p.apps()[0].workers[1].pending_events == 0));
+    // worker 1 is on the listener once the peer has sent it BOUND (event type 9)
+    let wrk1 = peer.apps()[0].workers[1].wrk_index;
+    let bound_to_wrk1 = |p: &vcl_testpeer::Peer| {
+        p.log().iter().any(|e| {
+            e.dir == vcl_testpeer::Dir::Tx
+                && e.kind == vcl_testpeer::MsgKind::Mq(9)
+                && e.ctx == wrk1
+        })
+    };
+    assert!(peer.wait_until(TIMEOUT, bound_to_wrk1));
     // The first accept goes to the worker after the rotor (worker 1), the next to worker 0.
     let _c1 = TcpStream::connect(("127.0.0.1", port)).unwrap();
     assert!(peer

@@ -96,10 +96,8 @@ fn add_worker_for_unknown_app_is_invalid_and_delete_is_silent() {
             is_add: false,
         }),
     );
-    assert!(matches!(
-        recv_within(&s, std::time::Duration::from_millis(100)),
-        Got::Timeout
-    ));
+    // no reply to the delete: the next datagram is the barrier's
+    sapi_barrier(&s);
 }
 
 #[test]
@@ -112,10 +110,8 @@ fn app_detach_detaches_only_the_sending_worker_and_closes_its_socket() {
     a.send_detach(r2.api_client_handle);
     assert!(closed_within(&s2, TIMEOUT));
     assert!(peer.wait_until(TIMEOUT, |p| p.n_workers() == 1));
-    assert!(matches!(
-        recv_within(&a.sock, std::time::Duration::from_millis(50)),
-        Got::Timeout
-    ));
+    // nothing for worker 0: the next datagram on its socket is the barrier's
+    sapi_barrier(&a.sock);
     // Worker 0 detaches: its socket closes and the app is gone.
     a.send_detach(a.reply.api_client_handle);
     assert!(closed_within(&a.sock, TIMEOUT));

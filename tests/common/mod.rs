@@ -30,15 +30,29 @@ pub fn repo_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A throwaway install prefix: lib/ with the soname links and a vcl.pc pointing at the repo's
-/// include/, as `make install` would lay it out.
+/// Where C programs find libvcl: a throwaway install prefix (lib/ with the soname links to this
+/// build and a vcl.pc pointing at the repo's include/, as `make install` lays it out), or, when
+/// VCL_TEST_PREFIX names one, a real `make install` prefix (scripts/test installs the release
+/// build there, so the C checks also run against what is shipped). `dir` holds what tests
+/// build and write.
 pub struct Prefix {
     pub dir: PathBuf,
+    libdir: PathBuf,
 }
 
 impl Prefix {
     pub fn new(name: &str) -> Prefix {
         let dir = std::env::temp_dir().join(format!("vcl-{name}-{}", std::process::id()));
+        if let Some(inst) = std::env::var_os("VCL_TEST_PREFIX") {
+            let libdir = PathBuf::from(inst).join("lib");
+            assert!(
+                libdir.join("pkgconfig/vcl.pc").exists(),
+                "VCL_TEST_PREFIX: no lib/pkgconfig/vcl.pc in {}",
+                libdir.display()
+            );
+            std::fs::create_dir_all(&dir).unwrap();
+            return Prefix { dir, libdir };
+        }
         let lib = dir.join("lib");
         std::fs::create_dir_all(lib.join("pkgconfig")).unwrap();
         let so = lib_artifact("libvcl.so");
@@ -56,11 +70,11 @@ impl Prefix {
             .replace("@INCLUDEDIR@", repo_dir().join("include").to_str().unwrap())
             .replace("@VERSION@", env!("CARGO_PKG_VERSION"));
         std::fs::write(lib.join("pkgconfig/vcl.pc"), pc).unwrap();
-        Prefix { dir }
+        Prefix { dir, libdir: lib }
     }
 
     pub fn lib(&self) -> PathBuf {
-        self.dir.join("lib")
+        self.libdir.clone()
     }
 
     fn pkg_config(&self, args: &[&str]) -> Vec<String> {

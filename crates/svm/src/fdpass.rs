@@ -21,6 +21,43 @@ pub fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> Result
     sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None)
 }
 
+/// Send two datagrams (no fds) with one system call, so the receiver finds the second queued as
+/// soon as it has read the first: VPP reads the cert/key payload that follows ADD_DEL_CERT_KEY
+/// with a few non-blocking reads microseconds apart, and a sender preempted between two sends
+/// would miss them. Returns how many datagrams went (0 to 2).
+pub fn send_two(sock: BorrowedFd<'_>, a: &[u8], b: &[u8]) -> Result<usize, Errno> {
+    let mut iov = [
+        libc::iovec {
+            iov_base: a.as_ptr() as *mut libc::c_void,
+            iov_len: a.len(),
+        },
+        libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        },
+    ];
+    // SAFETY: an all-zero mmsghdr (null name and control, no iovecs) is a valid value.
+    let mut msgs: [libc::mmsghdr; 2] = unsafe { std::mem::zeroed() };
+    for (m, v) in msgs.iter_mut().zip(iov.iter_mut()) {
+        m.msg_hdr.msg_iov = v;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: msgs and the iovecs they point at live across the call; the kernel only reads
+    // a and b (iov_base is *mut only by the C type).
+    let n = unsafe {
+        libc::sendmmsg(
+            sock.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            2,
+            libc::MSG_NOSIGNAL as _,
+        )
+    };
+    if n < 0 {
+        return Err(Errno::last());
+    }
+    Ok(n as usize)
+}
+
 /// Receive one datagram into `buf`; returns its length and the fds that came with it.
 /// A datagram whose fds did not fit (MSG_CTRUNC) is an error (EMSGSIZE); the fds that did
 /// arrive are closed on that path too (the kernel installs them before it truncates).

@@ -8,11 +8,17 @@
 
 use std::os::fd::{FromRawFd, OwnedFd};
 
-use nix::sys::wait::{waitpid, WaitStatus};
+use std::time::{Duration, Instant};
+
 use nix::unistd::{fork, ForkResult};
 use vcl_svm::fifo::Fifo;
 use vcl_svm::fifo_segment::FifoSegment;
 use vcl_svm::{Segment, SvmError};
+
+mod watchdog;
+
+/// The whole exchange, however slow the machine: a stall or a dead child fails the test.
+const LIMIT: Duration = Duration::from_secs(600);
 
 const VOLUME: u64 = if cfg!(debug_assertions) {
     64 << 20
@@ -105,8 +111,10 @@ fn child(fd: i32, a_off: u64, b_off: u64) -> i32 {
     0
 }
 
-/// The parent: write the stream into `a`, read the echo from `b`, compare.
-fn parent(a: &Fifo, b: &Fifo) {
+/// The parent: write the stream into `a`, read the echo from `b`, compare; fail if the child
+/// stops (a dead echo would otherwise leave this loop spinning for good) or time runs out.
+fn parent(a: &Fifo, b: &Fifo, child: &watchdog::Child) {
+    let deadline = Instant::now() + LIMIT;
     let (mut tx, mut rx) = (Stream::new(), Stream::new());
     let (mut sent, mut got) = (0u64, 0u64);
     let mut wbuf = vec![0u8; 70_000];
@@ -144,6 +152,10 @@ fn parent(a: &Fifo, b: &Fifo) {
             spins = 0;
         } else {
             backoff(&mut spins);
+            if spins % 1024 == 1023 {
+                assert!(child.alive(), "the echo child died after {got} bytes");
+                assert!(Instant::now() < deadline, "stalled after {got} bytes");
+            }
         }
     }
 }
@@ -165,9 +177,13 @@ fn stream_through_a_fifo_pair_across_processes() {
             unsafe { libc::_exit(code) };
         }
         ForkResult::Parent { child } => {
-            parent(&a, &b);
-            let status = waitpid(child, None).unwrap();
-            assert_eq!(status, WaitStatus::Exited(child, 0));
+            let child = watchdog::Child(child.as_raw());
+            parent(&a, &b, &child);
+            let st = child.wait(Duration::from_secs(60));
+            assert!(
+                libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,
+                "child failed ({st:#x})"
+            );
         }
     }
     let secs = start.elapsed().as_secs_f64();

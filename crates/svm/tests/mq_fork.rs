@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use vcl_svm::mq::{MqConfig, MsgQueue, SendMode};
 use vcl_svm::Segment;
 
+mod watchdog;
+
 const N: u32 = 1_000_000;
 const OFF: u64 = 4096;
 
@@ -52,13 +54,17 @@ fn expected_checksum() -> u64 {
     })
 }
 
+/// Send all N messages. A send blocked for 60 s (a dead or stuck consumer) fails the test.
 fn produce(q: &MsgQueue<&Segment>) {
+    let mode = SendMode::BlockFor(Duration::from_secs(60));
     for i in 0..N {
-        if is_ctrl(i) {
-            q.send_ctrl(i as u8, &ctrl_payload(i), SendMode::Block)
-                .unwrap();
+        let r = if is_ctrl(i) {
+            q.send_ctrl(i as u8, &ctrl_payload(i), mode)
         } else {
-            q.send_io(i as u8, i, SendMode::Block).unwrap();
+            q.send_io(i as u8, i, mode)
+        };
+        if let Err(e) = r {
+            panic!("message {i} not sent: {e}");
         }
     }
 }
@@ -118,11 +124,11 @@ fn run(evt: bool) {
         }
     }
     drop(wr);
+    let child = watchdog::Child(pid);
     let t = Instant::now();
     produce(&q);
-    let mut st = 0;
-    // SAFETY: waits for our own child.
-    unsafe { libc::waitpid(pid, &mut st, 0) };
+    // the consumer gives up by itself after 120 s
+    let st = child.wait(Duration::from_secs(180));
     let el = t.elapsed();
     let mut v = 0u64;
     // SAFETY: reads 8 bytes into a live u64.

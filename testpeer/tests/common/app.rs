@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use vcl_codec::msg::{
     decode_ctrl_element, encode_ctrl, AcceptedReply, Connect, CtrlMsg, Ip46, Listen,
-    SessionHandleMsg, SessionReplyMsg, TransportProto,
+    SessionHandleMsg, SessionReplyMsg, TransportProto, Unlisten,
 };
 use vcl_codec::sapi::{app_flags, opt, SapiMsg};
 use vcl_svm::fifo::Fifo;
@@ -205,10 +205,20 @@ impl App {
         }
     }
 
-    /// Nothing arrives within `t`.
-    pub fn quiet(&mut self, t: Duration) {
-        if let Some(e) = self.next_within(t) {
-            panic!("unexpected event {e:?}");
+    /// A positive "nothing else is due for this app": ask the peer for a reply it queues after
+    /// everything already due (UNLISTEN of a handle that is no listener, refused) and require
+    /// it to be the next event. Announced segments are mapped on the way, as always.
+    pub fn barrier(&mut self) {
+        let m = CtrlMsg::Unlisten(Unlisten {
+            client_index: self.api(),
+            context: 0xba55_0001,
+            wrk_index: 0,
+            handle: u64::MAX - 1,
+        });
+        self.send_on(self.ctrl_thread(), &m);
+        match self.next() {
+            Ev::Ctrl(CtrlMsg::UnlistenReply(r)) if r.context == 0xba55_0001 && r.retval != 0 => {}
+            e => panic!("expected only the barrier's reply, got {e:?}"),
         }
     }
 

@@ -20,7 +20,9 @@ use vcl_testpeer::{Peer, PeerConfig, SockAddr};
 
 pub mod app;
 
-pub const TIMEOUT: Duration = Duration::from_secs(2);
+/// How long to wait for something that must happen: generous, a loaded 2-core CI machine can
+/// stall a thread for seconds (a pass returns as soon as the condition holds).
+pub const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A fresh abstract socket name per test.
 pub fn sock_addr() -> SockAddr {
@@ -106,6 +108,24 @@ pub fn recv(fd: &OwnedFd) -> (SapiMsg, Vec<OwnedFd>) {
     match recv_within(fd, TIMEOUT) {
         Got::Msg(m, fds) => (*m, fds),
         other => panic!("expected a datagram, got {other:?}"),
+    }
+}
+
+/// A positive "nothing else was sent on this socket": ask for a reply that the peer sends in
+/// order after anything already due (ADD_DEL_WORKER for an app that does not exist) and require
+/// it to be the next datagram.
+pub fn sapi_barrier(fd: &OwnedFd) {
+    send(
+        fd,
+        &SapiMsg::AddDelWorker(vcl_codec::sapi::WorkerAddDel {
+            app_index: u32::MAX - 1,
+            wrk_index: 0xbabe,
+            is_add: true,
+        }),
+    );
+    match recv(fd) {
+        (SapiMsg::AddDelWorkerReply(r), _) if r.wrk_index == 0xbabe && r.retval != 0 => {}
+        (m, _) => panic!("expected only the barrier's reply, got {m:?}"),
     }
 }
 

@@ -1,27 +1,9 @@
-//! Feeds arbitrary bytes to every session-message decoder. The first byte
-//! picks the event type for `decode_ctrl`; the whole input is also tried as
-//! a ring element, an 18-byte event, an ext config and a datagram header.
-//! Control messages that decode must round-trip unchanged.
+//! Feeds arbitrary bytes to every session-message decoder (see `targets::ctrl_decode`).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use vcl_codec::dgram::DgramHdr;
-use vcl_codec::ext_cfg::ExtCfg;
-use vcl_codec::msg::{decode_ctrl_element, CTRL_MSG_ROOM};
-use vcl_codec::{decode_ctrl, encode_ctrl, SessionEvent};
+#[path = "../targets.rs"]
+mod targets;
 
-fuzz_target!(|data: &[u8]| {
-    if let Some((&t, body)) = data.split_first() {
-        if let Ok(m) = decode_ctrl(t, body) {
-            let mut out = [0u8; CTRL_MSG_ROOM];
-            let n = encode_ctrl(&m, &mut out);
-            assert_eq!(decode_ctrl(t, &out[..n]).as_ref(), Ok(&m));
-        }
-    }
-    let _ = decode_ctrl_element(data);
-    let _ = SessionEvent::decode(data);
-    if let Ok(e) = ExtCfg::decode(data) {
-        let _ = e.encode();
-    }
-    let _ = DgramHdr::decode(data);
-});
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| targets::ctrl_decode(data));

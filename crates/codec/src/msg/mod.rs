@@ -190,4 +190,6 @@ pub fn decode_ctrl_element(elt: &[u8]) -> Result<CtrlMsg, DecodeError> {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_images;
+#[cfg(test)]
 mod tests_prop;

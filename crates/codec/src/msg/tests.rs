@@ -1,6 +1,6 @@
-//! Byte-image tests built from the offset tables of application_interface.h
-//! (docs/wire.md#codec-layouts), round
-//! trips for every control message, and robustness against random input.
+//! Byte-image tests of the large control messages (offsets from VPP v26.06's
+//! application_interface.h, docs/wire.md#codec-layouts), round trips for every control
+//! message, and robustness against random input. Small messages: tests_images.rs.
 
 use super::*;
 use std::net::{Ipv4Addr, Ipv6Addr};

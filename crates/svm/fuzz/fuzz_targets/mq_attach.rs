@@ -1,85 +1,12 @@
-//! cargo-fuzz target for message queues: the input picks a queue shape, a few operations,
-//! then words to corrupt (anywhere in the queue except its pthread objects, which a hostile
-//! peer can only use to block us) and the values written; attaching and non-blocking
-//! operations on the result must return values or errors, never panic or stray out of bounds.
+//! cargo-fuzz target for message queues (see `targets::mq_attach`).
 //! Run: `cd crates/svm/fuzz && cargo +nightly fuzz run mq_attach`.
-
 #![no_main]
 
+#[path = "../common.rs"]
+mod common;
+#[path = "../targets.rs"]
+mod targets;
+
 use libfuzzer_sys::fuzz_target;
-use vcl_svm::mq::{MqConfig, MsgQueue, RingCfg, SendMode};
-use vcl_svm::Segment;
 
-const OFF: u64 = 64;
-const LOCK: std::ops::Range<u64> = OFF + 8..OFF + 96;
-
-struct Input<'d>(&'d [u8], usize);
-
-impl Input<'_> {
-    fn u32(&mut self) -> u32 {
-        let mut b = [0u8; 4];
-        for x in &mut b {
-            *x = self.0.get(self.1).copied().unwrap_or(0);
-            self.1 += 1;
-        }
-        u32::from_le_bytes(b)
-    }
-}
-
-fn ops(q: &MsgQueue<&Segment>, inp: &mut Input, n: u32) {
-    for _ in 0..n {
-        let v = inp.u32();
-        let ring = v % (q.n_rings() + 1);
-        let _ = match v >> 30 {
-            0 => q.send_io(1, v, SendMode::Try),
-            1 => q.send_ctrl(2, &[3; 40], SendMode::Try),
-            2 => q.send(ring, 4, &[5; 2], true, SendMode::Try),
-            _ => q
-                .consumer()
-                .and_then(|mut c| {
-                    c.dequeue((v & 63) as usize, |e| {
-                        std::hint::black_box(e.payload());
-                    })
-                })
-                .map(drop),
-        };
-        let _ = (q.len(), q.ring_len(ring));
-    }
-}
-
-fuzz_target!(|data: &[u8]| {
-    let mut inp = Input(data, 0);
-    let seg = Segment::create("mq-fuzz", 1 << 20, 8192).unwrap();
-    let shape = inp.u32();
-    let cfg = MqConfig {
-        q_nitems: 1 + shape % 32,
-        rings: vec![
-            RingCfg {
-                nitems: 1 + (shape >> 8) % 32,
-                elsize: 18,
-            },
-            RingCfg {
-                nitems: 1 + (shape >> 16) % 8,
-                elsize: 256,
-            },
-        ],
-    };
-    let size = cfg.size() as u64;
-    let q = MsgQueue::init(&seg, OFF, &cfg).unwrap();
-    let n = inp.u32() % 16;
-    ops(&q, &mut inp, n);
-    drop(q);
-    for _ in 0..1 + inp.u32() % 6 {
-        let at = OFF + u64::from(inp.u32()) % (size + 16);
-        let v = inp.u32();
-        if LOCK.contains(&at) || LOCK.contains(&(at + 3)) {
-            continue;
-        }
-        for (i, b) in v.to_ne_bytes().iter().enumerate() {
-            let _ = seg.store::<u8>(at + i as u64, *b);
-        }
-    }
-    if let Ok(q) = MsgQueue::attach(&seg, OFF) {
-        ops(&q, &mut inp, 32);
-    }
-});
+fuzz_target!(|data: &[u8]| targets::mq_attach(data));

@@ -82,6 +82,7 @@ pub const QUEUE_HDR_SIZE: usize = 112;
 pub const RING_HDR_SIZE: usize = 20;
 pub const SLOT_SIZE: usize = 8;
 
+// Field offsets: VPP's values are in docs/wire-images.md, which layout_doc.rs checks these against.
 // Queue header field offsets (from the queue header).
 pub(crate) const Q_MUTEX: usize = 0;
 pub(crate) const Q_COND: usize = 40;

@@ -30,6 +30,8 @@ use crate::segment::{Result, Segment, SvmError};
 mod consumer;
 mod discover;
 mod layout;
+#[cfg(test)]
+mod layout_doc;
 mod queue;
 mod sync;
 #[cfg(test)]
