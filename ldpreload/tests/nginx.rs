@@ -58,12 +58,14 @@ fn nginx_master_workers_curl_ab_wrk() {
         let p = env.dir.to_str().unwrap();
         let args = ["-p", p, "-c", nconf.to_str().unwrap()];
         let server = env.spawn(&conf, Path::new("nginx"), &args, &[]);
-        // nginx says nothing on stdout: wait until a plain request is answered
+        // nginx says nothing on stdout: wait until a plain request is answered. Each try gives
+        // up after 3 s: a connection that lands on the master's listener before a worker has
+        // taken it over is never accepted (as with upstream's shim), so a try can hang.
         let url = format!("http://127.0.0.1:{port}/index.html");
         let deadline = std::time::Instant::now() + util::START;
         loop {
             let c = env
-                .spawn(&conf, Path::new("curl"), &["-sf", &url], &[])
+                .spawn(&conf, Path::new("curl"), &["-sf", "-m", "3", &url], &[])
                 .finish(RUN);
             if c.ok && c.out.contains("hello") {
                 break;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use vcl_testpeer::{Peer, PeerConfig, SockAddr};
 
-pub const START: Duration = Duration::from_secs(15);
+pub const START: Duration = Duration::from_secs(30);
 pub const RUN: Duration = Duration::from_secs(60);
 
 fn profile_dir() -> PathBuf {
