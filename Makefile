@@ -7,7 +7,7 @@ SONAME     := libvcl.so.26.06
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 CARGO      ?= cargo
 
-.PHONY: all install uninstall test demo clean
+.PHONY: all install uninstall test demo bench clean
 
 all:
 	$(CARGO) build --release -p vcl -p vcl-ldpreload
@@ -33,6 +33,10 @@ uninstall:
 # integration and C ABI tests (debug), then the release-only volume tests.
 test:
 	./scripts/test
+
+# vcl_perf figures against the test peer (or VCL_CONFIG's VPP; BENCH_UPSTREAM=libvppcom.so too).
+bench:
+	./scripts/bench
 
 # The main demo: build, then run the C example against the configuration in the environment.
 demo:

@@ -98,6 +98,7 @@ pub fn create(cfg: Config, name: Option<String>) -> Result<(), CreateError> {
     )?;
     let mut workers = Slab::new();
     let entry = workers.vacant_entry();
+    crate::wait::set_busy_poll_usec(cfg.busy_poll_usec);
     let w = Arc::new(Worker::new(entry.key() as u32, parts, cfg.use_mq_eventfd).map_err(failed)?);
     entry.insert(w.clone());
     worker::set_current(0, Some(&w));

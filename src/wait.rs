@@ -2,7 +2,15 @@
 //! attributes, epoll_wait, select, poll) drains the worker's app mq into its session table,
 //! re-checks its condition and sleeps on the mq (condvar or eventfd) with the worker's session
 //! lock released, until the condition holds, its deadline passes or VPP detached the worker.
+//!
+//! Before its first sleep a waiter busy-polls (re-checks its condition without sleeping) for an
+//! adaptive window: in cut-through the peer's bytes are in the shared fifo the moment they are
+//! written, so a spinning reader sees them in microseconds instead of after an mq wake-up. The
+//! window doubles (up to the `busy-poll-usec` ceiling) when spinning paid off and halves when it
+//! did not; only the first round of a wait spins, so an idle waiter then sleeps as before.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use parking_lot::MutexGuard;
@@ -48,6 +56,89 @@ impl Naps {
     }
 }
 
+/// Ceiling of the busy-poll window in µs (vcl.conf `busy-poll-usec`, env VCL_BUSY_POLL_USEC);
+/// 0 turns busy-polling off.
+pub const DEFAULT_BUSY_POLL_USEC: u32 = 300;
+static BUSY_POLL_CEIL_US: AtomicU32 = AtomicU32::new(DEFAULT_BUSY_POLL_USEC);
+/// Smallest window once busy-polling is on: a miss costs at most this much CPU per wait.
+const MIN_WINDOW_US: u32 = 2;
+
+thread_local! {
+    /// This thread's current window in µs (adapted per thread: a thread is one worker's waiter).
+    static WINDOW_US: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Set the busy-poll ceiling (at attach, from the configuration).
+pub(crate) fn set_busy_poll_usec(us: u32) {
+    BUSY_POLL_CEIL_US.store(us, Relaxed);
+}
+
+/// The window to spin for now, in µs (0: don't).
+fn window() -> u32 {
+    let ceil = BUSY_POLL_CEIL_US.load(Relaxed);
+    if ceil == 0 {
+        return 0;
+    }
+    WINDOW_US.with(|w| {
+        let cur = w.get();
+        if cur == 0 {
+            // First wait on this thread: start at the ceiling, adapt from there.
+            w.set(ceil);
+            ceil
+        } else {
+            cur.clamp(MIN_WINDOW_US.min(ceil), ceil)
+        }
+    })
+}
+
+/// Adapt the window: grow after a spin that found the condition, shrink after one that missed.
+fn adapt(paid_off: bool) {
+    let ceil = BUSY_POLL_CEIL_US.load(Relaxed);
+    WINDOW_US.with(|w| {
+        let cur = w.get().max(1);
+        let next = if paid_off {
+            cur.saturating_mul(2)
+        } else {
+            cur / 2
+        };
+        w.set(next.clamp(MIN_WINDOW_US.min(ceil), ceil));
+    });
+}
+
+/// Busy-poll `done` for up to the adaptive window (never past `deadline`), releasing the session
+/// lock briefly between looks so other threads of the worker can get in.
+fn spin(
+    w: &Worker,
+    ss: &mut MutexGuard<'_, Sessions>,
+    deadline: Option<Instant>,
+    done: &mut impl FnMut(&mut Sessions) -> bool,
+) -> bool {
+    let us = window();
+    if us == 0 {
+        return false;
+    }
+    let start = Instant::now();
+    let mut end = start + Duration::from_micros(u64::from(us));
+    if let Some(d) = deadline {
+        end = end.min(d);
+    }
+    loop {
+        for _ in 0..16 {
+            std::hint::spin_loop();
+        }
+        MutexGuard::bump(ss);
+        w.drain(ss);
+        if done(ss) {
+            adapt(true);
+            return true;
+        }
+        if w.is_detached() || Instant::now() >= end {
+            adapt(false);
+            return false;
+        }
+    }
+}
+
 /// Drain and re-check `done` until it holds, `timeout` (None: forever) passes, or the worker
 /// is detached. The worker's session lock is released while sleeping.
 pub(crate) fn until(
@@ -75,7 +166,9 @@ pub(crate) fn until(
         if w.is_detached() {
             return Wake::Detached;
         }
-        // A busy-poll phase (spinning on the mq for a while before sleeping) belongs here.
+        if round == 1 && spin(w, ss, deadline, &mut done) {
+            return Wake::Done;
+        }
         MutexGuard::unlocked(ss, || w.wait_mq(nap));
     }
 }
@@ -83,6 +176,27 @@ pub(crate) fn until(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn busy_poll_window_adapts_within_ceiling() {
+        set_busy_poll_usec(64);
+        WINDOW_US.with(|w| w.set(0));
+        assert_eq!(window(), 64, "first wait starts at the ceiling");
+        adapt(false);
+        adapt(false);
+        assert_eq!(window(), 16, "misses halve it");
+        for _ in 0..10 {
+            adapt(false);
+        }
+        assert_eq!(window(), MIN_WINDOW_US, "never below the floor");
+        for _ in 0..10 {
+            adapt(true);
+        }
+        assert_eq!(window(), 64, "hits double it up to the ceiling");
+        set_busy_poll_usec(0);
+        assert_eq!(window(), 0, "0 turns it off");
+        set_busy_poll_usec(DEFAULT_BUSY_POLL_USEC);
+    }
 
     #[test]
     fn waiters_poll_fast_then_slow() {

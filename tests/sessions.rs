@@ -290,6 +290,48 @@ fn transport_epoll_et_100_sessions() {
     run("tpt-et", false, |p| epoll_clients(p, true));
 }
 
+/// A waiter blocked 2 s on an idle session (epoll_wait: the same wait loop as a blocking read)
+/// busy-polls only for its first window, then sleeps: its CPU time over the wait stays small.
+#[test]
+fn idle_blocked_waiter_sleeps_after_busy_poll() {
+    let spawn = |conf: &std::path::Path, port| spawn_server(conf, port, 1);
+    with_peer("idle", true, false, spawn, |port, _| {
+        let cpu = || {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: clock_gettime writes into the valid timespec.
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+            ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+        };
+        // SAFETY: plain calls into our own C ABI with valid pointers.
+        unsafe {
+            let s = vppcom_session_create(0, 0) as u32;
+            let mut ip = [127, 0, 0, 1];
+            assert_eq!(vppcom_session_connect(s, &mut endpt(&mut ip, port)), 0);
+            let vep = vppcom_epoll_create() as u32;
+            let mut ev = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: u64::from(s),
+            };
+            assert_eq!(vppcom_epoll_ctl(vep, libc::EPOLL_CTL_ADD, s, &mut ev), 0);
+            let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 4];
+            let (c0, t0) = (cpu(), Instant::now());
+            assert_eq!(vppcom_epoll_wait(vep, evs.as_mut_ptr(), 4, 2000.0), 0);
+            let (used, waited) = (cpu() - c0, t0.elapsed());
+            assert!(waited >= Duration::from_millis(1900), "returned early");
+            assert!(used < 0.2, "idle waiter used {used:.3} s CPU in {waited:?}");
+            println!(
+                "idle blocked waiter: {:.1} ms CPU over {waited:?}",
+                used * 1e3
+            );
+            vppcom_session_close(vep);
+            assert_eq!(vppcom_session_close(s), 0);
+        }
+    });
+}
+
 // ------------------------------------------------- one worker per thread (Envoy's model)
 
 extern "C" {

@@ -22,6 +22,7 @@ pub const ENV_APP_SCOPE_GLOBAL: &str = "VCL_APP_SCOPE_GLOBAL";
 pub const ENV_APP_USE_MQ_EVENTFD: &str = "VCL_APP_USE_MQ_EVENTFD";
 pub const ENV_VPP_API_SOCKET: &str = "VCL_VPP_API_SOCKET";
 pub const ENV_VPP_SAPI_SOCKET: &str = "VCL_VPP_SAPI_SOCKET";
+pub const ENV_BUSY_POLL_USEC: &str = "VCL_BUSY_POLL_USEC";
 
 /// Applies every VCL_* override to `cfg`, reading variables through `get`
 /// (so tests need not touch the process environment). Tolerated bad values
@@ -49,6 +50,16 @@ pub(super) fn apply_env_collect(
             match u32::try_from(n) {
                 Ok(n) => cfg.debug_level = n,
                 Err(_) => warnings.push(format!("{ENV_DEBUG}: '{v}' is out of range, ignored")),
+            }
+        }
+    }
+    if let Some(v) = get(ENV_BUSY_POLL_USEC) {
+        if let Some(n) = leading_number(ENV_BUSY_POLL_USEC, &v, warnings) {
+            match u32::try_from(n) {
+                Ok(n) => cfg.busy_poll_usec = n,
+                Err(_) => warnings.push(format!(
+                    "{ENV_BUSY_POLL_USEC}: '{v}' is out of range, ignored"
+                )),
             }
         }
     }

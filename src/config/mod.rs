@@ -66,6 +66,9 @@ pub struct Config {
     pub uid: Option<u32>,
     /// `gid N` (bapi builds only upstream: group of the shared-memory API segment).
     pub gid: Option<u32>,
+    /// `busy-poll-usec N` (ours): ceiling of a blocked waiter's adaptive busy-poll window in
+    /// µs before it sleeps; 0 turns busy-polling off.
+    pub busy_poll_usec: u32,
 }
 
 impl Default for Config {
@@ -100,6 +103,7 @@ impl Default for Config {
             debug_level: 0,
             uid: None,
             gid: None,
+            busy_poll_usec: crate::wait::DEFAULT_BUSY_POLL_USEC,
         }
     }
 }

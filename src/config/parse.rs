@@ -79,6 +79,7 @@ const KEYWORDS: &[(&str, Val)] = &[
     ("api-socket-name", Val::Word),
     ("uid", Val::Dec),
     ("gid", Val::Dec),
+    ("busy-poll-usec", Val::Dec),
 ];
 
 fn lookup(kw: &str) -> Option<Val> {
@@ -278,6 +279,7 @@ fn set_value(cfg: &mut Config, kw: &str, kind: Val, v: Option<&str>) -> Result<(
         ("tls-engine", _) => cfg.tls_engine = number(v, kind)?,
         ("uid", _) => cfg.uid = Some(number(v, kind)?),
         ("gid", _) => cfg.gid = Some(number(v, kind)?),
+        ("busy-poll-usec", _) => cfg.busy_poll_usec = number(v, kind)?,
         _ => unreachable!("valued keyword missing from set_value: {kw}"),
     }
     Ok(())

@@ -496,6 +496,20 @@ fn env_overrides() {
 }
 
 #[test]
+fn busy_poll_usec_from_file_and_env() {
+    assert_eq!(
+        Config::default().busy_poll_usec,
+        crate::wait::DEFAULT_BUSY_POLL_USEC
+    );
+    let mut c = cfg("vcl {\n busy-poll-usec 75\n}");
+    assert_eq!(c.busy_poll_usec, 75);
+    apply_env(&mut c, env(&[("VCL_BUSY_POLL_USEC", "0")])).unwrap();
+    assert_eq!(c.busy_poll_usec, 0, "0 turns busy-polling off");
+    apply_env(&mut c, env(&[("VCL_BUSY_POLL_USEC", "x")])).unwrap();
+    assert_eq!(c.busy_poll_usec, 0, "an unreadable value is ignored");
+}
+
+#[test]
 fn env_bad_values() {
     let mut w = Vec::new();
     let mut c = Config::default();

@@ -430,8 +430,24 @@ impl<'a> Fifo<'a> {
         if len == 0 {
             return Ok(0);
         }
-        let len = self.prepare_write(head, tail, len, size, true)?;
-        let tc = self.tail_chunk(tail)?;
+        // Fast path: the bytes fit in the tail chunk (validated here), so no growth check
+        // against end_chunk is needed (the tail chunk never ends past end_chunk). The tail
+        // chunk is 0 after a write that ended exactly at the end of the last chunk.
+        let fast = match self.shr.tail_chunk.load(Relaxed) {
+            0 => None,
+            off => self
+                .fs
+                .chunk(off)
+                .ok()
+                .filter(|c| c.includes(tail) && !pos_gt(tail.wrapping_add(len), c.end())),
+        };
+        let (len, tc) = match fast {
+            Some(tc) => (len, tc),
+            None => {
+                let len = self.prepare_write(head, tail, len, size, true)?;
+                (len, self.tail_chunk(tail)?)
+            }
+        };
         let new_tc = self.copy_in(tc, tail, &src[..len as usize])?;
         self.shr.tail_chunk.store(new_tc, Relaxed);
         self.shr.tail.store(tail.wrapping_add(len), Release);
@@ -452,7 +468,11 @@ impl<'a> Fifo<'a> {
         let new_hc = self.copy_out(c, head, &mut dst[..len as usize])?;
         self.shr.head_chunk.store(new_hc, Relaxed);
         let head = head.wrapping_add(len);
-        self.release_consumed(head)?;
+        // Fast path: still inside the start chunk (validated just now as `c`), nothing to free.
+        let in_start = c.off == self.shr.start_chunk.load(Relaxed) && pos_lt(head, c.end());
+        if !in_start {
+            self.release_consumed(head)?;
+        }
         self.shr.head.store(head, Release);
         Ok(len as usize)
     }
