@@ -50,7 +50,13 @@ fn failed<E>(_: E) -> CreateError {
 }
 
 fn sock_timeout(cfg: &Config) -> Duration {
-    Duration::from_secs_f64(cfg.app_timeout.clamp(0.001, 3600.0))
+    bounded_secs(cfg.app_timeout, 600.0, 3600.0)
+}
+
+/// `secs` as a duration in [1 ms, `hi`]; NaN (e.g. from a vppcom_cfg_t) means `default`.
+fn bounded_secs(secs: f64, default: f64, hi: f64) -> Duration {
+    let secs = if secs.is_nan() { default } else { secs };
+    Duration::from_secs_f64(secs.clamp(0.001, hi))
 }
 
 /// Attach to VPP with `cfg` under `name` (or `vcl_app_<pid>`).
@@ -351,11 +357,6 @@ pub fn is_attached() -> bool {
     APP.lock().is_some()
 }
 
-/// Whether the configuration asked for eventfd-signalled queues.
-pub fn uses_mq_eventfd() -> bool {
-    APP.lock().as_ref().is_some_and(|a| a.cfg.use_mq_eventfd)
-}
-
 /// Register a certificate + key with VPP over the current worker's socket: the request, then
 /// the payload (cert then key) as a second datagram, then the reply (docs/wire.md#attach).
 pub fn add_cert_key_pair(cert: &[u8], key: &[u8]) -> Result<u32, Error> {
@@ -417,7 +418,7 @@ fn cert_key_exchange(w: &Worker, req: &SapiMsg, payload: Option<&[u8]>) -> Resul
 /// How long blocking listen and connect wait for VPP (vcl.conf session-timeout).
 pub fn session_timeout() -> Duration {
     let secs = APP.lock().as_ref().map_or(600.0, |a| a.cfg.session_timeout);
-    Duration::from_secs_f64(secs.clamp(0.001, 1e9))
+    bounded_secs(secs, 600.0, 1e9)
 }
 
 /// The configured (rx, tx) fifo sizes, for attrs of sessions that have no fifos yet.

@@ -73,7 +73,9 @@ pub(crate) fn until(
             None => naps.nap(round),
         };
         if w.is_detached() {
-            return Wake::Detached;
+            // the sessions now show VPP gone: a waiter for their readiness is done
+            w.apply_detach(ss);
+            return if done(ss) { Wake::Done } else { Wake::Detached };
         }
         // A busy-poll phase (spinning on the mq for a while before sleeping) belongs here.
         MutexGuard::unlocked(ss, || w.wait_mq(nap));

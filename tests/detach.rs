@@ -1,0 +1,377 @@
+//! VPP dying under a running app (the test peer stopped: its app socket hangs up): every
+//! blocked or busy call and every epoll/select/poll caller learns it at once, sessions fail
+//! the way docs/wire.md#vpp-death says, and closing them afterwards costs nothing. Also the
+//! lifetime edge cases around it (closing a session while VPP has not answered yet).
+//!
+//! The library keeps one app per process, so the tests in this file take turns (SERIAL).
+// unsafe here: calls the C ABI the way a C program does (extern "C" calls are unsafe).
+#![allow(unsafe_code)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use vcl::ffi::{vcl_poll_t, vcl_si_set};
+use vcl::testing::app;
+use vcl::testing::config::{Config, SapiAddr};
+use vcl_testpeer::{Peer, PeerConfig, SockAddr};
+
+#[repr(C)]
+struct Endpt {
+    unused: u8,
+    is_ip4: u8,
+    ip: *mut u8,
+    port: u16,
+    unused2: u64,
+    app_tlv_len: u32,
+    app_tlvs: *mut u8,
+}
+
+extern "C" {
+    fn vppcom_session_create(proto: u8, nb: u8) -> i32;
+    fn vppcom_session_bind(sh: u32, ep: *mut Endpt) -> i32;
+    fn vppcom_session_listen(sh: u32, q: u32) -> i32;
+    fn vppcom_session_accept(sh: u32, ep: *mut Endpt, flags: u32) -> i32;
+    fn vppcom_session_connect(sh: u32, ep: *mut Endpt) -> i32;
+    fn vppcom_session_read(sh: u32, buf: *mut u8, n: usize) -> i32;
+    fn vppcom_session_write(sh: u32, buf: *const u8, n: usize) -> i32;
+    fn vppcom_session_close(sh: u32) -> i32;
+    fn vppcom_session_shutdown(sh: u32, how: i32) -> i32;
+    fn vppcom_epoll_create() -> i32;
+    fn vppcom_epoll_ctl(vep: u32, op: i32, sh: u32, ev: *mut libc::epoll_event) -> i32;
+    fn vppcom_epoll_wait(vep: u32, ev: *mut libc::epoll_event, max: i32, ms: f64) -> i32;
+    fn vppcom_poll(vp: *mut vcl_poll_t, n: u32, wait: f64) -> i32;
+    fn vppcom_select(
+        n_bits: i32,
+        rd: *mut vcl_si_set,
+        wr: *mut vcl_si_set,
+        ex: *mut vcl_si_set,
+        wait: f64,
+    ) -> i32;
+    fn vppcom_worker_is_detached() -> i32;
+    fn vppcom_session_attr(sh: u32, op: u32, buf: *mut libc::c_void, len: *mut u32) -> i32;
+}
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// How long a detection may take here (a loaded 2-core CI); typical is a few ms.
+const DETECT: Duration = Duration::from_secs(3);
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    let g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    app::destroy();
+    g
+}
+
+fn name(tag: &str) -> String {
+    format!("vcl-detach-{tag}-{}", std::process::id())
+}
+
+fn attach(tag: &str, eventfd: bool) -> Peer {
+    let p = Peer::start(PeerConfig::new(SockAddr::Abstract(name(tag)))).expect("peer starts");
+    let cfg = Config {
+        app_socket_api: Some(SapiAddr::Abstract(name(tag).into_bytes())),
+        segment_size: 32 << 20,
+        rx_fifo_size: 64 << 10,
+        tx_fifo_size: 64 << 10,
+        app_scope_global: true,
+        app_timeout: 2.0,
+        use_mq_eventfd: eventfd,
+        ..Config::default()
+    };
+    app::create(cfg, None).expect("attached");
+    p
+}
+
+fn endpt(ip: &mut [u8; 4], port: u16) -> Endpt {
+    Endpt {
+        unused: 0,
+        is_ip4: 1,
+        ip: ip.as_mut_ptr(),
+        port: port.to_be(),
+        unused2: 0,
+        app_tlv_len: 0,
+        app_tlvs: std::ptr::null_mut(),
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A blocking session connected (through the peer) to a kernel listener on `port`.
+fn connect(port: u16) -> u32 {
+    let mut ip = [127, 0, 0, 1];
+    let mut ep = endpt(&mut ip, port);
+    // SAFETY: plain calls into our C ABI; ep and ip outlive them.
+    unsafe {
+        let sh = vppcom_session_create(0, 0);
+        assert!(sh >= 0);
+        assert_eq!(vppcom_session_connect(sh as u32, &mut ep), 0);
+        sh as u32
+    }
+}
+
+fn listen(port: u16) -> u32 {
+    let mut ip = [127, 0, 0, 1];
+    let mut ep = endpt(&mut ip, port);
+    // SAFETY: plain calls into our C ABI; ep and ip outlive them.
+    unsafe {
+        let sh = vppcom_session_create(0, 0);
+        assert!(sh >= 0);
+        assert_eq!(vppcom_session_bind(sh as u32, &mut ep), 0);
+        assert_eq!(vppcom_session_listen(sh as u32, 10), 0);
+        sh as u32
+    }
+}
+
+fn read(sh: u32, buf: &mut [u8]) -> i32 {
+    // SAFETY: buf is valid for its length.
+    unsafe { vppcom_session_read(sh, buf.as_mut_ptr(), buf.len()) }
+}
+
+/// Run `f` on another thread of worker 0; its result, or None if it took longer than DETECT
+/// after `start` was signalled.
+fn on_worker<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> mpsc::Receiver<T> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        app::set_current_worker(0);
+        let _ = tx.send(f());
+    });
+    rx
+}
+
+fn vpp_dies_under_every_kind_of_call(eventfd: bool) {
+    let _s = serial();
+    let tag = if eventfd { "evfd" } else { "cond" };
+    let p = attach(tag, eventfd);
+    let kport = free_port();
+    let kl = TcpListener::bind(("127.0.0.1", kport)).unwrap();
+    let with_data = connect(kport);
+    let (mut k1, _) = kl.accept().unwrap();
+    let idle = connect(kport);
+    let _k2 = kl.accept().unwrap();
+    let writer = connect(kport);
+    let _k3 = kl.accept().unwrap(); // never reads: the writer's tx fills up
+    let ls = listen(free_port());
+    k1.write_all(b"hello").unwrap();
+    let mut nread = 0;
+    let t = Instant::now();
+    while nread == 0 && t.elapsed() < Duration::from_secs(10) {
+        let mut fds = [vcl_poll_t {
+            fds_ndx: 0,
+            sh: with_data,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: fds holds 1 entry.
+        nread = unsafe { vppcom_poll(fds.as_mut_ptr(), 1, 100.0) };
+    }
+    assert_eq!(nread, 1, "the data arrived");
+    // SAFETY: no arguments.
+    let vep = unsafe { vppcom_epoll_create() } as u32;
+    for (sh, data) in [(with_data, 1u64), (ls, 2), (idle, 3)] {
+        // edge-triggered: the data already there is reported once, below, not again
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            u64: data,
+        };
+        // SAFETY: ev is valid for the call.
+        assert_eq!(
+            unsafe { vppcom_epoll_ctl(vep, libc::EPOLL_CTL_ADD, sh, &mut ev) },
+            0
+        );
+    }
+    let mut out = [libc::epoll_event { events: 0, u64: 0 }; 8];
+    // SAFETY: out holds 8 entries.
+    let n = unsafe { vppcom_epoll_wait(vep, out.as_mut_ptr(), 8, 0.0) };
+    assert!(n <= 1, "at most the data: {n}");
+    // SAFETY: no arguments.
+    assert_eq!(unsafe { vppcom_worker_is_detached() }, 0);
+
+    // Calls blocked on other threads of the same worker when VPP goes.
+    let blocked_read = on_worker(move || read(idle, &mut [0u8; 16]));
+    let blocked_accept = on_worker(move || {
+        // SAFETY: a null endpoint is allowed.
+        unsafe { vppcom_session_accept(ls, std::ptr::null_mut(), 0) }
+    });
+    let blocked_write = on_worker(move || {
+        let chunk = vec![7u8; 1 << 20];
+        loop {
+            // SAFETY: chunk is valid for its length.
+            let r = unsafe { vppcom_session_write(writer, chunk.as_ptr(), chunk.len()) };
+            if r < 0 {
+                return r;
+            }
+        }
+    });
+    let blocked_epoll = on_worker(move || {
+        let mut out = [libc::epoll_event { events: 0, u64: 0 }; 8];
+        // SAFETY: out holds 8 entries.
+        let n = unsafe { vppcom_epoll_wait(vep, out.as_mut_ptr(), 8, -1.0) };
+        let got: Vec<(u64, u32)> = out[..n.max(0) as usize]
+            .iter()
+            .map(|e| (e.u64, e.events))
+            .collect();
+        (n, got)
+    });
+    let blocked_select = on_worker(move || {
+        let mut bits: vcl_si_set = 1 << (idle & 0xFF_FFFF);
+        // SAFETY: bits holds 64 bits, more than the n_bits passed.
+        let n = unsafe {
+            vppcom_select(
+                (idle & 0xFF_FFFF) as i32 + 1,
+                &mut bits,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                -1.0,
+            )
+        };
+        (n, bits)
+    });
+    let blocked_poll = on_worker(move || {
+        let mut fds = [vcl_poll_t {
+            fds_ndx: 0,
+            sh: idle,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: fds holds 1 entry.
+        let n = unsafe { vppcom_poll(fds.as_mut_ptr(), 1, -1.0) };
+        (n, fds[0].revents)
+    });
+    std::thread::sleep(Duration::from_millis(100)); // let them block (not a synchronisation)
+    let died = Instant::now();
+    p.stop();
+
+    let r = blocked_read.recv_timeout(DETECT);
+    println!("{tag}: blocked read returned after {:?}", died.elapsed());
+    assert_eq!(r, Ok(-libc::ECONNRESET), "blocked read");
+    let w = blocked_write.recv_timeout(DETECT);
+    assert_eq!(w, Ok(-libc::EPIPE), "blocked write on a full fifo");
+    let a = blocked_accept.recv_timeout(DETECT);
+    assert!(matches!(a, Ok(r) if r < 0), "blocked accept fails: {a:?}");
+    let (n, got) = blocked_epoll
+        .recv_timeout(DETECT)
+        .expect("epoll_wait(-1) returns");
+    assert_eq!(n, 3, "every registered session is reported: {got:?}");
+    let hup = (libc::EPOLLHUP | libc::EPOLLERR | libc::EPOLLRDHUP) as u32;
+    for (data, ev) in got {
+        let want = if data == 2 {
+            libc::EPOLLERR as u32
+        } else {
+            hup
+        };
+        assert_eq!(ev & want, want, "session {data}: events {ev:#x}");
+    }
+    let (n, _) = blocked_select.recv_timeout(DETECT).expect("select returns");
+    assert!(n != 0, "select reports the dead session or fails: {n}");
+    let (n, revents) = blocked_poll.recv_timeout(DETECT).expect("poll returns");
+    assert!(n < 0 || revents != 0, "poll: {n} {revents:#x}");
+    println!("{tag}: all waiters back after {:?}", died.elapsed());
+
+    // SAFETY: no arguments.
+    assert_eq!(unsafe { vppcom_worker_is_detached() }, 1);
+    // Buffered data first, then the reset; writes fail with EPIPE.
+    let mut buf = [0u8; 16];
+    assert_eq!(read(with_data, &mut buf), 5);
+    assert_eq!(&buf[..5], b"hello");
+    assert_eq!(read(with_data, &mut buf), -libc::ECONNRESET);
+    // SAFETY: buf is valid for its length.
+    let wr = unsafe { vppcom_session_write(idle, buf.as_ptr(), 4) };
+    assert_eq!(wr, -libc::EPIPE);
+    // Closing after VPP died sends nothing and waits for nothing.
+    let t = Instant::now();
+    for sh in [with_data, idle, writer, ls, vep] {
+        // SAFETY: a plain call.
+        assert_eq!(unsafe { vppcom_session_close(sh) }, 0, "close {sh:#x}");
+    }
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    app::destroy();
+}
+
+#[test]
+fn vpp_death_is_seen_everywhere_without_eventfds() {
+    vpp_dies_under_every_kind_of_call(false);
+}
+
+#[test]
+fn vpp_death_is_seen_everywhere_with_eventfds() {
+    vpp_dies_under_every_kind_of_call(true);
+}
+
+#[test]
+fn a_busy_nonblocking_loop_sees_vpp_die() {
+    let _s = serial();
+    let p = attach("busy", false);
+    let kport = free_port();
+    let kl = TcpListener::bind(("127.0.0.1", kport)).unwrap();
+    let sh = connect(kport);
+    let _k = kl.accept().unwrap();
+    // non-blocking from now on (VPPCOM_ATTR_SET_FLAGS = 3 takes an int of O_ flags)
+    let mut nb: i32 = libc::O_NONBLOCK;
+    let mut len = 4u32;
+    // SAFETY: nb and len outlive the call.
+    let rv = unsafe { vppcom_session_attr(sh, 3, (&mut nb as *mut i32).cast(), &mut len) };
+    assert_eq!(rv, 0);
+    let mut buf = [0u8; 16];
+    assert_eq!(read(sh, &mut buf), -libc::EAGAIN);
+    let died = Instant::now();
+    p.stop();
+    let mut r = -libc::EAGAIN;
+    while r == -libc::EAGAIN && died.elapsed() < DETECT {
+        r = read(sh, &mut buf);
+    }
+    println!("busy loop: {r} after {:?}", died.elapsed());
+    assert_eq!(r, -libc::ECONNRESET);
+    app::destroy();
+}
+
+#[test]
+fn shutdown_of_an_epoll_handle_is_ebadfd() {
+    let _s = serial();
+    let p = attach("shut", false);
+    // SAFETY: plain calls.
+    let rv = unsafe {
+        let vep = vppcom_epoll_create();
+        vppcom_session_shutdown(vep as u32, libc::SHUT_RDWR)
+    };
+    assert_eq!(rv, -libc::EBADFD);
+    app::destroy();
+    p.stop();
+}
+
+#[test]
+fn epoll_wait_with_an_infinite_timeout_waits() {
+    let _s = serial();
+    let p = attach("inf", false);
+    // SAFETY: plain calls.
+    let vep = unsafe { vppcom_epoll_create() } as u32;
+    let waiter = on_worker(move || {
+        let mut out = [libc::epoll_event { events: 0, u64: 0 }; 1];
+        // SAFETY: out holds 1 entry.
+        unsafe { vppcom_epoll_wait(vep, out.as_mut_ptr(), 1, f64::INFINITY) }
+    });
+    assert_eq!(
+        waiter.recv_timeout(Duration::from_millis(300)),
+        Err(mpsc::RecvTimeoutError::Timeout),
+        "still waiting (not EFAULT from a panic)"
+    );
+    p.stop(); // the wait ends once VPP is gone
+    assert_eq!(
+        waiter.recv_timeout(DETECT),
+        Ok(-libc::ENOTCONN),
+        "an empty epoll set on a detached worker"
+    );
+    app::destroy();
+}
