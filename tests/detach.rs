@@ -375,3 +375,91 @@ fn epoll_wait_with_an_infinite_timeout_waits() {
     );
     app::destroy();
 }
+
+fn cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec for the call.
+    assert_eq!(
+        unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) },
+        0
+    );
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[test]
+fn a_corrupt_app_mq_is_a_detach_without_a_spin() {
+    let _s = serial();
+    let p = attach("corrupt", false);
+    let kport = free_port();
+    let kl = TcpListener::bind(("127.0.0.1", kport)).unwrap();
+    let sh = connect(kport);
+    let _k = kl.accept().unwrap();
+    let blocked = on_worker(move || read(sh, &mut [0u8; 16]));
+    let app_index = p.apps()[0].app_index;
+    assert!(p.corrupt_app_mq(app_index));
+    let (t, cpu) = (Instant::now(), cpu_time());
+    assert_eq!(blocked.recv_timeout(DETECT), Ok(-libc::ECONNRESET));
+    println!("corrupt mq: read failed after {:?}", t.elapsed());
+    // SAFETY: no arguments.
+    assert_eq!(unsafe { vppcom_worker_is_detached() }, 1);
+    // later calls fail at once, without spinning on the queue
+    let t = Instant::now();
+    // SAFETY: no arguments.
+    let vep = unsafe { vppcom_epoll_create() } as u32;
+    let mut out = [libc::epoll_event { events: 0, u64: 0 }; 1];
+    // SAFETY: out holds 1 entry.
+    let n = unsafe { vppcom_epoll_wait(vep, out.as_mut_ptr(), 1, -1.0) };
+    assert_eq!(n, -libc::ENOTCONN);
+    assert!(t.elapsed() < DETECT);
+    assert!(cpu_time() - cpu < Duration::from_secs(1), "no spin");
+    app::destroy();
+    p.stop();
+}
+
+#[test]
+fn two_threads_waiting_on_one_worker_do_not_spin() {
+    let _s = serial();
+    let p = attach("twothreads", false);
+    let kport = free_port();
+    let kl = TcpListener::bind(("127.0.0.1", kport)).unwrap();
+    let (a, b) = (connect(kport), connect(kport));
+    let _ka = kl.accept().unwrap();
+    let _kb = kl.accept().unwrap();
+    let ra = on_worker(move || read(a, &mut [0u8; 16]));
+    let rb = on_worker(move || read(b, &mut [0u8; 16]));
+    std::thread::sleep(Duration::from_millis(100)); // both blocked (not a synchronisation)
+    let (t, cpu) = (Instant::now(), cpu_time());
+    std::thread::sleep(Duration::from_millis(500));
+    let used = cpu_time() - cpu;
+    let wall = t.elapsed();
+    println!("two waiters on one worker: {used:?} CPU in {wall:?}");
+    assert!(
+        used < wall * 2 / 5,
+        "one waits, the other sleeps: {used:?} CPU in {wall:?}"
+    );
+    p.stop();
+    assert_eq!(ra.recv_timeout(DETECT), Ok(-libc::ECONNRESET));
+    assert_eq!(rb.recv_timeout(DETECT), Ok(-libc::ECONNRESET));
+    app::destroy();
+}
+
+#[test]
+fn nan_timeouts_in_the_config_mean_the_defaults() {
+    let _s = serial();
+    let p = Peer::start(PeerConfig::new(SockAddr::Abstract(name("nan")))).unwrap();
+    let cfg = Config {
+        app_socket_api: Some(SapiAddr::Abstract(name("nan").into_bytes())),
+        segment_size: 32 << 20,
+        app_scope_global: true,
+        app_timeout: f64::NAN,
+        session_timeout: f64::NAN,
+        ..Config::default()
+    };
+    let r = std::panic::catch_unwind(|| app::create(cfg, None));
+    assert!(matches!(r, Ok(Ok(()))), "attached");
+    app::destroy();
+    p.stop();
+}

@@ -223,6 +223,19 @@ impl Peer {
         self.shared.lock().fault_reset(handle)
     }
 
+    /// Fault: corrupt the app mq of every worker of app `app_index` (see
+    /// [`crate::faults::corrupt_live_mq`]). False if the app has no worker with an mq.
+    pub fn corrupt_app_mq(&self, app_index: u32) -> bool {
+        let st = self.shared.lock();
+        let mut any = false;
+        for (_, w) in st.wrks.iter().filter(|(_, w)| w.app_index == app_index) {
+            if let Some(m) = &w.mq {
+                any |= crate::faults::corrupt_live_mq(&m.mq);
+            }
+        }
+        any
+    }
+
     /// Delete a segment: it is unmapped and closed now and APP_DEL_SEGMENT is sent to its
     /// worker.
     pub fn del_segment(&self, handle: u64) -> io::Result<()> {
