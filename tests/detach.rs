@@ -463,3 +463,59 @@ fn nan_timeouts_in_the_config_mean_the_defaults() {
     app::destroy();
     p.stop();
 }
+
+#[test]
+fn a_late_bound_does_not_revive_a_closed_listener() {
+    use vcl_testpeer::Faults;
+    let _s = serial();
+    let tag = "late-bound";
+    let faults = Faults {
+        ctrl_delay: Some(Duration::from_millis(400)),
+        ..Faults::default()
+    };
+    let p = Peer::start(PeerConfig::new(SockAddr::Abstract(name(tag))).faults(faults)).unwrap();
+    let cfg = Config {
+        app_socket_api: Some(SapiAddr::Abstract(name(tag).into_bytes())),
+        segment_size: 32 << 20,
+        app_scope_global: true,
+        ..Config::default()
+    };
+    app::create(cfg, None).unwrap();
+    let port = free_port();
+    let mut ip = [127, 0, 0, 1];
+    let mut ep = endpt(&mut ip, port);
+    // SAFETY: plain calls; ep and ip outlive them.
+    let ls = unsafe {
+        let ls = vppcom_session_create(0, 0) as u32;
+        assert_eq!(vppcom_session_bind(ls, &mut ep), 0);
+        ls
+    };
+    // SAFETY: a plain call.
+    let listening = on_worker(move || unsafe { vppcom_session_listen(ls, 10) });
+    // Let LISTEN go out (the peer then sits on it for 400 ms); not a synchronisation: if the
+    // close came first, listen fails with EBADFD and nothing is revived either.
+    std::thread::sleep(Duration::from_millis(100));
+    // SAFETY: a plain call.
+    assert_eq!(unsafe { vppcom_session_close(ls) }, 0);
+    let r = listening.recv_timeout(DETECT).expect("listen returns");
+    assert!(r < 0, "listen on a closed session fails: {r}");
+    // SAFETY: no arguments.
+    let vep = unsafe { vppcom_epoll_create() } as u32;
+    let t = Instant::now();
+    let mut listeners = 1;
+    while listeners > 0 && t.elapsed() < Duration::from_secs(10) {
+        let mut out = [libc::epoll_event { events: 0, u64: 0 }; 1];
+        // SAFETY: out holds 1 entry (the wait drains the app mq: the late BOUND lands).
+        unsafe { vppcom_epoll_wait(vep, out.as_mut_ptr(), 1, 20.0) };
+        listeners = p.sessions().iter().filter(|s| s.is_listener).count();
+    }
+    assert_eq!(listeners, 0, "VPP's listener was unlistened");
+    // SAFETY: a plain call.
+    assert_eq!(
+        unsafe { vppcom_session_close(ls) },
+        -libc::EBADFD,
+        "the handle stays dead"
+    );
+    app::destroy();
+    p.stop();
+}
