@@ -239,20 +239,38 @@ fn worker_parts(
 }
 
 /// Register the calling thread as a new worker: its own socket, ADD_DEL_WORKER, its segment.
+/// The app lock is not held across the socket round trip (up to app-timeout): other threads'
+/// listen/connect/attr calls must not stall behind it.
 pub fn register_worker() -> Result<u32, Error> {
-    let mut guard = APP.lock();
-    let app = guard.as_mut().ok_or_else(|| {
-        tracing::error!("worker register: the app is not attached to VPP");
-        Error::Exist
-    })?;
     if let Some(w) = worker::current() {
         tracing::debug!("worker register: thread already has worker {}", w.index);
         return Err(Error::Exist);
     }
-    let fd = sapi::connect_app_socket(&app.addr).map_err(|_| Error::Exist)?;
-    let mut sock = SapiSocket::new(fd, sock_timeout(&app.cfg))?;
+    let (addr, timeout, app_index, vpp) = {
+        let guard = APP.lock();
+        let app = guard.as_ref().ok_or_else(|| {
+            tracing::error!("worker register: the app is not attached to VPP");
+            Error::Exist
+        })?;
+        let cap = app.cfg.max_workers.max(1).min(0x100) as usize;
+        if app.workers.len() >= cap {
+            tracing::error!(
+                "worker register: max-workers ({}) reached",
+                app.cfg.max_workers
+            );
+            return Err(Error::Exist);
+        }
+        (
+            app.addr.clone(),
+            sock_timeout(&app.cfg),
+            app.app_index,
+            app.vpp.clone(),
+        )
+    };
+    let fd = sapi::connect_app_socket(&addr).map_err(|_| Error::Exist)?;
+    let mut sock = SapiSocket::new(fd, timeout)?;
     sock.send(&SapiMsg::AddDelWorker(WorkerAddDel {
-        app_index: app.app_index,
+        app_index,
         wrk_index: 0,
         is_add: true,
     }))?;
@@ -274,10 +292,17 @@ pub fn register_worker() -> Result<u32, Error> {
         &mut fds,
         (r.segment_handle, r.app_event_queue_address),
         sock,
-        (r.wrk_index, r.api_client_handle, app.app_index),
-        app.vpp.clone(),
+        (r.wrk_index, r.api_client_handle, app_index),
+        vpp.clone(),
     )
     .map_err(as_exist)?;
+    let mut guard = APP.lock();
+    // the app may have been destroyed (or re-created) meanwhile: then the new worker's socket
+    // closes with `parts` and VPP forgets it
+    let app = guard
+        .as_mut()
+        .filter(|a| Arc::ptr_eq(&a.vpp, &vpp))
+        .ok_or(Error::Exist)?;
     let entry = app.workers.vacant_entry();
     let index = entry.key() as u32;
     if index >= app.cfg.max_workers.max(1) || index > 0xFF {

@@ -519,3 +519,42 @@ fn a_late_bound_does_not_revive_a_closed_listener() {
     app::destroy();
     p.stop();
 }
+
+#[test]
+fn registering_a_worker_does_not_stall_other_threads() {
+    use vcl_testpeer::Faults;
+    let _s = serial();
+    let tag = "slow-register";
+    let faults = Faults {
+        reply_delay: Some(Duration::from_millis(1000)),
+        ..Faults::default()
+    };
+    let p = Peer::start(PeerConfig::new(SockAddr::Abstract(name(tag))).faults(faults)).unwrap();
+    let cfg = Config {
+        app_socket_api: Some(SapiAddr::Abstract(name(tag).into_bytes())),
+        segment_size: 32 << 20,
+        app_scope_global: true,
+        app_timeout: 10.0,
+        ..Config::default()
+    };
+    app::create(cfg, None).unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(app::register_worker());
+    });
+    // inside the peer's 1 s reply delay (not a synchronisation: if not, the check is weaker)
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    assert!(app::is_attached());
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_millis(400),
+        "the app lock was held across the round trip: {took:?}"
+    );
+    assert!(matches!(
+        rx.recv_timeout(Duration::from_secs(20)),
+        Ok(Ok(_))
+    ));
+    app::destroy();
+    p.stop();
+}
