@@ -354,7 +354,8 @@ pub fn destroy() {
     let Some(app) = APP.lock().take() else {
         return;
     };
-    if let Some(w) = worker::current() {
+    // once VPP is gone there is nobody to tell (and its queue may be locked for good)
+    if let Some(w) = worker::current().filter(|w| !w.is_detached()) {
         let detach = CtrlMsg::AppDetach(AppDetach {
             client_index: w.api_client_handle,
             context: 0,

@@ -558,3 +558,47 @@ fn registering_a_worker_does_not_stall_other_threads() {
     app::destroy();
     p.stop();
 }
+
+#[test]
+fn closes_after_vpp_died_cost_nothing_even_with_its_mq_mutex_held() {
+    let _s = serial();
+    let p = attach("held-mutex", false);
+    let kport = free_port();
+    let kl = TcpListener::bind(("127.0.0.1", kport)).unwrap();
+    let mut shs = Vec::new();
+    let mut ks = Vec::new();
+    for _ in 0..4 {
+        shs.push(connect(kport));
+        ks.push(kl.accept().unwrap());
+    }
+    // VPP dies; a stopped (or hostile) process still holds its queues' mutexes.
+    p.stop();
+    let w = vcl::testing::worker::current().unwrap();
+    let mut holders = Vec::new();
+    for k in 0..w.vpp.mqs.len() {
+        let w = w.clone();
+        let (tx, rx) = mpsc::channel();
+        holders.push(std::thread::spawn(move || {
+            let held = || {
+                let _ = tx.send(());
+            };
+            w.vpp.mqs[k]
+                .hold_shm_lock_for(Duration::from_secs(6), held)
+                .unwrap();
+        }));
+        rx.recv().unwrap();
+    }
+    let t = Instant::now();
+    for sh in shs {
+        // SAFETY: a plain call.
+        assert_eq!(unsafe { vppcom_session_close(sh) }, 0);
+    }
+    let took = t.elapsed();
+    println!("4 closes with VPP gone and its mq mutexes held: {took:?}");
+    assert!(took < Duration::from_millis(500), "{took:?}");
+    drop(w);
+    app::destroy();
+    for h in holders {
+        h.join().unwrap();
+    }
+}

@@ -260,6 +260,10 @@ pub fn terminate(w: &Worker, sh: u32) -> Result<()> {
 pub fn close(w: &Worker, sh: u32) -> Result<()> {
     let mut ss = w.sessions.lock();
     let i = lookup(w, &ss, sh)?;
+    // after VPP died nothing is sent (its queues may be locked or full for good)
+    if w.probe_detached() {
+        w.apply_detach(&mut ss);
+    }
     let detached = ss.detached;
     let s = ss.get_mut(i).expect("looked up");
     s.ep = None;

@@ -223,6 +223,25 @@ impl Peer {
         self.shared.lock().fault_reset(handle)
     }
 
+    /// Fault: hold the shared mutex of VPP thread `thread`'s mq for `d` from another thread,
+    /// as a stopped or hostile app attached to it would. Returns once the mutex is held.
+    pub fn hold_vpp_mq_mutex(&self, thread: usize, d: Duration) -> JoinHandle<()> {
+        let shared = self.shared.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let h = std::thread::spawn(move || {
+            if let Some(q) = shared.vpp_mqs.mqs.get(thread) {
+                if let Err(e) = q.hold_shm_lock_for(d, || {
+                    let _ = tx.send(());
+                }) {
+                    tracing::error!(%e, "fault: could not hold the vpp mq mutex");
+                }
+            }
+        });
+        let _ = rx.recv();
+        tracing::warn!(thread, ?d, "fault: vpp mq mutex held");
+        h
+    }
+
     /// Fault: corrupt the app mq of every worker of app `app_index` (see
     /// [`crate::faults::corrupt_live_mq`]). False if the app has no worker with an mq.
     pub fn corrupt_app_mq(&self, app_index: u32) -> bool {
