@@ -1,6 +1,6 @@
 //! VPP dying under a running app (the test peer stopped: its app socket hangs up): every
 //! blocked or busy call and every epoll/select/poll caller learns it at once, sessions fail
-//! the way docs/wire.md#vpp-death says, and closing them afterwards costs nothing. Also the
+//! the way docs/wire.md ("VPP death") says, and closing them afterwards costs nothing. Also the
 //! lifetime edge cases around it (closing a session while VPP has not answered yet).
 //!
 //! The library keeps one app per process, so the tests in this file take turns (SERIAL).
