@@ -252,7 +252,7 @@ pub fn register_worker() -> Result<u32, Error> {
             tracing::error!("worker register: the app is not attached to VPP");
             Error::Exist
         })?;
-        let cap = app.cfg.max_workers.max(1).min(0x100) as usize;
+        let cap = app.cfg.max_workers.clamp(1, 0x100) as usize;
         if app.workers.len() >= cap {
             tracing::error!(
                 "worker register: max-workers ({}) reached",

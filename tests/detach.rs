@@ -183,10 +183,8 @@ fn vpp_dies_under_every_kind_of_call(eventfd: bool) {
             u64: data,
         };
         // SAFETY: ev is valid for the call.
-        assert_eq!(
-            unsafe { vppcom_epoll_ctl(vep, libc::EPOLL_CTL_ADD, sh, &mut ev) },
-            0
-        );
+        let rv = unsafe { vppcom_epoll_ctl(vep, libc::EPOLL_CTL_ADD, sh, &mut ev) };
+        assert_eq!(rv, 0);
     }
     let mut out = [libc::epoll_event { events: 0, u64: 0 }; 8];
     // SAFETY: out holds 8 entries.
@@ -382,10 +380,8 @@ fn cpu_time() -> Duration {
         tv_nsec: 0,
     };
     // SAFETY: ts is a valid timespec for the call.
-    assert_eq!(
-        unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) },
-        0
-    );
+    let rv = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rv, 0);
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
@@ -511,11 +507,8 @@ fn a_late_bound_does_not_revive_a_closed_listener() {
     }
     assert_eq!(listeners, 0, "VPP's listener was unlistened");
     // SAFETY: a plain call.
-    assert_eq!(
-        unsafe { vppcom_session_close(ls) },
-        -libc::EBADFD,
-        "the handle stays dead"
-    );
+    let rv = unsafe { vppcom_session_close(ls) };
+    assert_eq!(rv, -libc::EBADFD, "the handle stays dead");
     app::destroy();
     p.stop();
 }
