@@ -595,3 +595,25 @@ fn closes_after_vpp_died_cost_nothing_even_with_its_mq_mutex_held() {
         h.join().unwrap();
     }
 }
+
+#[test]
+fn a_peer_cannot_shrink_a_segment_under_the_app() {
+    let _s = serial();
+    let p = attach("shrink", false);
+    let kport = free_port();
+    let kl = TcpListener::bind(("127.0.0.1", kport)).unwrap();
+    let sh = connect(kport);
+    let (mut k, _) = kl.accept().unwrap();
+    let app_index = p.apps()[0].app_index;
+    let e = p
+        .shrink_app_segments(app_index)
+        .expect_err("sealed: refused");
+    assert_eq!(e.raw_os_error(), Some(libc::EPERM));
+    // the fifos in it still work (a shrunk mapping would SIGBUS here)
+    k.write_all(b"still here").unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(read(sh, &mut buf), 10);
+    assert_eq!(&buf[..10], b"still here");
+    app::destroy();
+    p.stop();
+}

@@ -61,3 +61,11 @@ pub fn corrupt_live_mq(mq: &crate::vpp::segments::Mq) -> bool {
     }
     r.is_ok()
 }
+
+/// Try to shrink a segment to one page under the app's mappings, as a hostile peer might
+/// (an app touching past the new end would take SIGBUS). Sealed segments refuse (EPERM).
+pub fn shrink_segment(seg: &Segment) -> std::io::Result<()> {
+    let r = nix::unistd::ftruncate(seg.as_fd(), 4096).map_err(std::io::Error::from);
+    tracing::warn!(ok = r.is_ok(), "fault: segment shrink attempted");
+    r
+}

@@ -242,6 +242,24 @@ impl Peer {
         h
     }
 
+    /// Fault: try to shrink every segment of app `app_index` (see
+    /// [`crate::faults::shrink_segment`]); the first error (EPERM when sealed) if any.
+    pub fn shrink_app_segments(&self, app_index: u32) -> io::Result<()> {
+        let st = self.shared.lock();
+        let mut r = Ok(());
+        for (_, w) in st.wrks.iter().filter(|(_, w)| w.app_index == app_index) {
+            let Some(sm) = st.sms.get(w.sm_index) else {
+                continue;
+            };
+            for (_, s) in sm.segments.iter() {
+                if let (Err(e), Ok(())) = (crate::faults::shrink_segment(&s.seg), &r) {
+                    r = Err(e);
+                }
+            }
+        }
+        r
+    }
+
     /// Fault: corrupt the app mq of every worker of app `app_index` (see
     /// [`crate::faults::corrupt_live_mq`]). False if the app has no worker with an mq.
     pub fn corrupt_app_mq(&self, app_index: u32) -> bool {
