@@ -1,7 +1,7 @@
 //! VPP dying under a running app (the test peer stopped: its app socket hangs up): every
 //! blocked or busy call and every epoll/select/poll caller learns it at once, sessions fail
-//! the way docs/wire.md ("VPP death") says, and closing them afterwards costs nothing. Also the
-//! lifetime edge cases around it (closing a session while VPP has not answered yet).
+//! the way docs/wire.md ("VPP death") says, and closing them afterwards costs nothing. Also a
+//! corrupt app mq (the same as VPP gone), two threads on one worker, infinite timeouts.
 //!
 //! The library keeps one app per process, so the tests in this file take turns (SERIAL).
 // unsafe here: calls the C ABI the way a C program does (extern "C" calls are unsafe).
@@ -10,142 +10,14 @@
 use std::io::Write;
 use std::net::TcpListener;
 use std::sync::mpsc;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use vcl::ffi::{vcl_poll_t, vcl_si_set};
 use vcl::testing::app;
-use vcl::testing::config::{Config, SapiAddr};
-use vcl_testpeer::{Peer, PeerConfig, SockAddr};
 
-#[repr(C)]
-struct Endpt {
-    unused: u8,
-    is_ip4: u8,
-    ip: *mut u8,
-    port: u16,
-    unused2: u64,
-    app_tlv_len: u32,
-    app_tlvs: *mut u8,
-}
-
-extern "C" {
-    fn vppcom_session_create(proto: u8, nb: u8) -> i32;
-    fn vppcom_session_bind(sh: u32, ep: *mut Endpt) -> i32;
-    fn vppcom_session_listen(sh: u32, q: u32) -> i32;
-    fn vppcom_session_accept(sh: u32, ep: *mut Endpt, flags: u32) -> i32;
-    fn vppcom_session_connect(sh: u32, ep: *mut Endpt) -> i32;
-    fn vppcom_session_read(sh: u32, buf: *mut u8, n: usize) -> i32;
-    fn vppcom_session_write(sh: u32, buf: *const u8, n: usize) -> i32;
-    fn vppcom_session_close(sh: u32) -> i32;
-    fn vppcom_session_shutdown(sh: u32, how: i32) -> i32;
-    fn vppcom_epoll_create() -> i32;
-    fn vppcom_epoll_ctl(vep: u32, op: i32, sh: u32, ev: *mut libc::epoll_event) -> i32;
-    fn vppcom_epoll_wait(vep: u32, ev: *mut libc::epoll_event, max: i32, ms: f64) -> i32;
-    fn vppcom_poll(vp: *mut vcl_poll_t, n: u32, wait: f64) -> i32;
-    fn vppcom_select(
-        n_bits: i32,
-        rd: *mut vcl_si_set,
-        wr: *mut vcl_si_set,
-        ex: *mut vcl_si_set,
-        wait: f64,
-    ) -> i32;
-    fn vppcom_worker_is_detached() -> i32;
-    fn vppcom_session_attr(sh: u32, op: u32, buf: *mut libc::c_void, len: *mut u32) -> i32;
-}
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// How long a detection may take here (a loaded 2-core CI); typical is a few ms.
-const DETECT: Duration = Duration::from_secs(3);
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    let g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    app::destroy();
-    g
-}
-
-fn name(tag: &str) -> String {
-    format!("vcl-detach-{tag}-{}", std::process::id())
-}
-
-fn attach(tag: &str, eventfd: bool) -> Peer {
-    let p = Peer::start(PeerConfig::new(SockAddr::Abstract(name(tag)))).expect("peer starts");
-    let cfg = Config {
-        app_socket_api: Some(SapiAddr::Abstract(name(tag).into_bytes())),
-        segment_size: 32 << 20,
-        rx_fifo_size: 64 << 10,
-        tx_fifo_size: 64 << 10,
-        app_scope_global: true,
-        app_timeout: 2.0,
-        use_mq_eventfd: eventfd,
-        ..Config::default()
-    };
-    app::create(cfg, None).expect("attached");
-    p
-}
-
-fn endpt(ip: &mut [u8; 4], port: u16) -> Endpt {
-    Endpt {
-        unused: 0,
-        is_ip4: 1,
-        ip: ip.as_mut_ptr(),
-        port: port.to_be(),
-        unused2: 0,
-        app_tlv_len: 0,
-        app_tlvs: std::ptr::null_mut(),
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A blocking session connected (through the peer) to a kernel listener on `port`.
-fn connect(port: u16) -> u32 {
-    let mut ip = [127, 0, 0, 1];
-    let mut ep = endpt(&mut ip, port);
-    // SAFETY: plain calls into our C ABI; ep and ip outlive them.
-    unsafe {
-        let sh = vppcom_session_create(0, 0);
-        assert!(sh >= 0);
-        assert_eq!(vppcom_session_connect(sh as u32, &mut ep), 0);
-        sh as u32
-    }
-}
-
-fn listen(port: u16) -> u32 {
-    let mut ip = [127, 0, 0, 1];
-    let mut ep = endpt(&mut ip, port);
-    // SAFETY: plain calls into our C ABI; ep and ip outlive them.
-    unsafe {
-        let sh = vppcom_session_create(0, 0);
-        assert!(sh >= 0);
-        assert_eq!(vppcom_session_bind(sh as u32, &mut ep), 0);
-        assert_eq!(vppcom_session_listen(sh as u32, 10), 0);
-        sh as u32
-    }
-}
-
-fn read(sh: u32, buf: &mut [u8]) -> i32 {
-    // SAFETY: buf is valid for its length.
-    unsafe { vppcom_session_read(sh, buf.as_mut_ptr(), buf.len()) }
-}
-
-/// Run `f` on another thread of worker 0; its result, or None if it took longer than DETECT
-/// after `start` was signalled.
-fn on_worker<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> mpsc::Receiver<T> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        app::set_current_worker(0);
-        let _ = tx.send(f());
-    });
-    rx
-}
+#[path = "common/vcl_peer.rs"]
+mod util;
+use util::*;
 
 fn vpp_dies_under_every_kind_of_call(eventfd: bool) {
     let _s = serial();
@@ -336,20 +208,6 @@ fn a_busy_nonblocking_loop_sees_vpp_die() {
 }
 
 #[test]
-fn shutdown_of_an_epoll_handle_is_ebadfd() {
-    let _s = serial();
-    let p = attach("shut", false);
-    // SAFETY: plain calls.
-    let rv = unsafe {
-        let vep = vppcom_epoll_create();
-        vppcom_session_shutdown(vep as u32, libc::SHUT_RDWR)
-    };
-    assert_eq!(rv, -libc::EBADFD);
-    app::destroy();
-    p.stop();
-}
-
-#[test]
 fn epoll_wait_with_an_infinite_timeout_waits() {
     let _s = serial();
     let p = attach("inf", false);
@@ -372,17 +230,6 @@ fn epoll_wait_with_an_infinite_timeout_waits() {
         "an empty epoll set on a detached worker"
     );
     app::destroy();
-}
-
-fn cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec for the call.
-    let rv = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    assert_eq!(rv, 0);
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 #[test]
@@ -443,116 +290,6 @@ fn two_threads_waiting_on_one_worker_do_not_spin() {
 }
 
 #[test]
-fn nan_timeouts_in_the_config_mean_the_defaults() {
-    let _s = serial();
-    let p = Peer::start(PeerConfig::new(SockAddr::Abstract(name("nan")))).unwrap();
-    let cfg = Config {
-        app_socket_api: Some(SapiAddr::Abstract(name("nan").into_bytes())),
-        segment_size: 32 << 20,
-        app_scope_global: true,
-        app_timeout: f64::NAN,
-        session_timeout: f64::NAN,
-        ..Config::default()
-    };
-    let r = std::panic::catch_unwind(|| app::create(cfg, None));
-    assert!(matches!(r, Ok(Ok(()))), "attached");
-    app::destroy();
-    p.stop();
-}
-
-#[test]
-fn a_late_bound_does_not_revive_a_closed_listener() {
-    use vcl_testpeer::Faults;
-    let _s = serial();
-    let tag = "late-bound";
-    let faults = Faults {
-        ctrl_delay: Some(Duration::from_millis(400)),
-        ..Faults::default()
-    };
-    let p = Peer::start(PeerConfig::new(SockAddr::Abstract(name(tag))).faults(faults)).unwrap();
-    let cfg = Config {
-        app_socket_api: Some(SapiAddr::Abstract(name(tag).into_bytes())),
-        segment_size: 32 << 20,
-        app_scope_global: true,
-        ..Config::default()
-    };
-    app::create(cfg, None).unwrap();
-    let port = free_port();
-    let mut ip = [127, 0, 0, 1];
-    let mut ep = endpt(&mut ip, port);
-    // SAFETY: plain calls; ep and ip outlive them.
-    let ls = unsafe {
-        let ls = vppcom_session_create(0, 0) as u32;
-        assert_eq!(vppcom_session_bind(ls, &mut ep), 0);
-        ls
-    };
-    // SAFETY: a plain call.
-    let listening = on_worker(move || unsafe { vppcom_session_listen(ls, 10) });
-    // Let LISTEN go out (the peer then sits on it for 400 ms); not a synchronisation: if the
-    // close came first, listen fails with EBADFD and nothing is revived either.
-    std::thread::sleep(Duration::from_millis(100));
-    // SAFETY: a plain call.
-    assert_eq!(unsafe { vppcom_session_close(ls) }, 0);
-    let r = listening.recv_timeout(DETECT).expect("listen returns");
-    assert!(r < 0, "listen on a closed session fails: {r}");
-    // SAFETY: no arguments.
-    let vep = unsafe { vppcom_epoll_create() } as u32;
-    let t = Instant::now();
-    let mut listeners = 1;
-    while listeners > 0 && t.elapsed() < Duration::from_secs(10) {
-        let mut out = [libc::epoll_event { events: 0, u64: 0 }; 1];
-        // SAFETY: out holds 1 entry (the wait drains the app mq: the late BOUND lands).
-        unsafe { vppcom_epoll_wait(vep, out.as_mut_ptr(), 1, 20.0) };
-        listeners = p.sessions().iter().filter(|s| s.is_listener).count();
-    }
-    assert_eq!(listeners, 0, "VPP's listener was unlistened");
-    // SAFETY: a plain call.
-    let rv = unsafe { vppcom_session_close(ls) };
-    assert_eq!(rv, -libc::EBADFD, "the handle stays dead");
-    app::destroy();
-    p.stop();
-}
-
-#[test]
-fn registering_a_worker_does_not_stall_other_threads() {
-    use vcl_testpeer::Faults;
-    let _s = serial();
-    let tag = "slow-register";
-    let faults = Faults {
-        reply_delay: Some(Duration::from_millis(1000)),
-        ..Faults::default()
-    };
-    let p = Peer::start(PeerConfig::new(SockAddr::Abstract(name(tag))).faults(faults)).unwrap();
-    let cfg = Config {
-        app_socket_api: Some(SapiAddr::Abstract(name(tag).into_bytes())),
-        segment_size: 32 << 20,
-        app_scope_global: true,
-        app_timeout: 10.0,
-        ..Config::default()
-    };
-    app::create(cfg, None).unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(app::register_worker());
-    });
-    // inside the peer's 1 s reply delay (not a synchronisation: if not, the check is weaker)
-    std::thread::sleep(Duration::from_millis(200));
-    let t = Instant::now();
-    assert!(app::is_attached());
-    let took = t.elapsed();
-    assert!(
-        took < Duration::from_millis(400),
-        "the app lock was held across the round trip: {took:?}"
-    );
-    assert!(matches!(
-        rx.recv_timeout(Duration::from_secs(20)),
-        Ok(Ok(_))
-    ));
-    app::destroy();
-    p.stop();
-}
-
-#[test]
 fn closes_after_vpp_died_cost_nothing_even_with_its_mq_mutex_held() {
     let _s = serial();
     let p = attach("held-mutex", false);
@@ -594,26 +331,4 @@ fn closes_after_vpp_died_cost_nothing_even_with_its_mq_mutex_held() {
     for h in holders {
         h.join().unwrap();
     }
-}
-
-#[test]
-fn a_peer_cannot_shrink_a_segment_under_the_app() {
-    let _s = serial();
-    let p = attach("shrink", false);
-    let kport = free_port();
-    let kl = TcpListener::bind(("127.0.0.1", kport)).unwrap();
-    let sh = connect(kport);
-    let (mut k, _) = kl.accept().unwrap();
-    let app_index = p.apps()[0].app_index;
-    let e = p
-        .shrink_app_segments(app_index)
-        .expect_err("sealed: refused");
-    assert_eq!(e.raw_os_error(), Some(libc::EPERM));
-    // the fifos in it still work (a shrunk mapping would SIGBUS here)
-    k.write_all(b"still here").unwrap();
-    let mut buf = [0u8; 16];
-    assert_eq!(read(sh, &mut buf), 10);
-    assert_eq!(&buf[..10], b"still here");
-    app::destroy();
-    p.stop();
 }
