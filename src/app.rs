@@ -50,7 +50,13 @@ fn failed<E>(_: E) -> CreateError {
 }
 
 fn sock_timeout(cfg: &Config) -> Duration {
-    Duration::from_secs_f64(cfg.app_timeout.clamp(0.001, 3600.0))
+    bounded_secs(cfg.app_timeout, 600.0, 3600.0)
+}
+
+/// `secs` as a duration in [1 ms, `hi`]; NaN (e.g. from a vppcom_cfg_t) means `default`.
+fn bounded_secs(secs: f64, default: f64, hi: f64) -> Duration {
+    let secs = if secs.is_nan() { default } else { secs };
+    Duration::from_secs_f64(secs.clamp(0.001, hi))
 }
 
 /// Attach to VPP with `cfg` under `name` (or `vcl_app_<pid>`).
@@ -234,20 +240,38 @@ fn worker_parts(
 }
 
 /// Register the calling thread as a new worker: its own socket, ADD_DEL_WORKER, its segment.
+/// The app lock is not held across the socket round trip (up to app-timeout): other threads'
+/// listen/connect/attr calls must not stall behind it.
 pub fn register_worker() -> Result<u32, Error> {
-    let mut guard = APP.lock();
-    let app = guard.as_mut().ok_or_else(|| {
-        tracing::error!("worker register: the app is not attached to VPP");
-        Error::Exist
-    })?;
     if let Some(w) = worker::current() {
         tracing::debug!("worker register: thread already has worker {}", w.index);
         return Err(Error::Exist);
     }
-    let fd = sapi::connect_app_socket(&app.addr).map_err(|_| Error::Exist)?;
-    let mut sock = SapiSocket::new(fd, sock_timeout(&app.cfg))?;
+    let (addr, timeout, app_index, vpp) = {
+        let guard = APP.lock();
+        let app = guard.as_ref().ok_or_else(|| {
+            tracing::error!("worker register: the app is not attached to VPP");
+            Error::Exist
+        })?;
+        let cap = app.cfg.max_workers.clamp(1, 0x100) as usize;
+        if app.workers.len() >= cap {
+            tracing::error!(
+                "worker register: max-workers ({}) reached",
+                app.cfg.max_workers
+            );
+            return Err(Error::Exist);
+        }
+        (
+            app.addr.clone(),
+            sock_timeout(&app.cfg),
+            app.app_index,
+            app.vpp.clone(),
+        )
+    };
+    let fd = sapi::connect_app_socket(&addr).map_err(|_| Error::Exist)?;
+    let mut sock = SapiSocket::new(fd, timeout)?;
     sock.send(&SapiMsg::AddDelWorker(WorkerAddDel {
-        app_index: app.app_index,
+        app_index,
         wrk_index: 0,
         is_add: true,
     }))?;
@@ -269,10 +293,17 @@ pub fn register_worker() -> Result<u32, Error> {
         &mut fds,
         (r.segment_handle, r.app_event_queue_address),
         sock,
-        (r.wrk_index, r.api_client_handle, app.app_index),
-        app.vpp.clone(),
+        (r.wrk_index, r.api_client_handle, app_index),
+        vpp.clone(),
     )
     .map_err(as_exist)?;
+    let mut guard = APP.lock();
+    // the app may have been destroyed (or re-created) meanwhile: then the new worker's socket
+    // closes with `parts` and VPP forgets it
+    let app = guard
+        .as_mut()
+        .filter(|a| Arc::ptr_eq(&a.vpp, &vpp))
+        .ok_or(Error::Exist)?;
     let entry = app.workers.vacant_entry();
     let index = entry.key() as u32;
     if index >= app.cfg.max_workers.max(1) || index > 0xFF {
@@ -324,7 +355,8 @@ pub fn destroy() {
     let Some(app) = APP.lock().take() else {
         return;
     };
-    if let Some(w) = worker::current() {
+    // once VPP is gone there is nobody to tell (and its queue may be locked for good)
+    if let Some(w) = worker::current().filter(|w| !w.is_detached()) {
         let detach = CtrlMsg::AppDetach(AppDetach {
             client_index: w.api_client_handle,
             context: 0,
@@ -350,11 +382,6 @@ pub fn destroy() {
 /// Whether vppcom_app_create has succeeded and destroy has not run since.
 pub fn is_attached() -> bool {
     APP.lock().is_some()
-}
-
-/// Whether the configuration asked for eventfd-signalled queues.
-pub fn uses_mq_eventfd() -> bool {
-    APP.lock().as_ref().is_some_and(|a| a.cfg.use_mq_eventfd)
 }
 
 /// Register a certificate + key with VPP over the current worker's socket: the request, then
@@ -418,7 +445,7 @@ fn cert_key_exchange(w: &Worker, req: &SapiMsg, payload: Option<&[u8]>) -> Resul
 /// How long blocking listen and connect wait for VPP (vcl.conf session-timeout).
 pub fn session_timeout() -> Duration {
     let secs = APP.lock().as_ref().map_or(600.0, |a| a.cfg.session_timeout);
-    Duration::from_secs_f64(secs.clamp(0.001, 1e9))
+    bounded_secs(secs, 600.0, 1e9)
 }
 
 /// The configured (rx, tx) fifo sizes, for attrs of sessions that have no fifos yet.

@@ -164,7 +164,9 @@ pub(crate) fn until(
             None => naps.nap(round),
         };
         if w.is_detached() {
-            return Wake::Detached;
+            // the sessions now show VPP gone: a waiter for their readiness is done
+            w.apply_detach(ss);
+            return if done(ss) { Wake::Done } else { Wake::Detached };
         }
         if round == 1 && spin(w, ss, deadline, &mut done) {
             return Wake::Done;

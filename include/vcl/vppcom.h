@@ -550,7 +550,8 @@ int vppcom_worker_mqs_epfd(void);
 int vppcom_mq_epoll_fd(void);
 
 /**
- * 1 if the worker lost its connection to VPP; VPPCOM_ENOTSUP without use-mq-eventfd.
+ * 1 if the worker lost its connection to VPP. Upstream answers VPPCOM_ENOTSUP without
+ * use-mq-eventfd; we probe the app socket, which works in both modes.
  */
 int vppcom_worker_is_detached(void);
 

@@ -157,7 +157,11 @@ pub fn wait(w: &Worker, vep_sh: u32, out: &mut [(Events, u64)], wait_ms: f64) ->
     if wait_ms == -2.0 {
         return Ok(collect(&mut ss, vep, out));
     }
-    let timeout = (wait_ms >= 0.0).then(|| Duration::from_secs_f64(wait_ms / 1e3));
+    // as upstream, only a non-negative time bounds the wait (NaN too waits forever); +inf
+    // and other times too long for a Duration mean forever as well
+    let timeout = (wait_ms >= 0.0)
+        .then(|| Duration::try_from_secs_f64(wait_ms / 1e3).ok())
+        .flatten();
     recheck_lt(&mut ss, vep);
     let mut n = 0;
     let naps = Naps::AtMost(EPOLL_NAP);

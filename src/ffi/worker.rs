@@ -2,7 +2,7 @@
 
 use std::ffi::c_int;
 
-use super::{guard, guard_or, VPPCOM_ENOTSUP, VPPCOM_OK};
+use super::{guard, guard_or, VPPCOM_OK};
 use crate::{app, worker};
 
 /// Register the calling thread as a new VCL worker (its own socket and app mq).
@@ -53,13 +53,11 @@ pub extern "C" fn vppcom_mq_epoll_fd() -> c_int {
     })
 }
 
-/// 1 if the worker lost its connection to VPP; VPPCOM_ENOTSUP without use-mq-eventfd.
+/// 1 if the worker lost its connection to VPP. Upstream answers VPPCOM_ENOTSUP without
+/// use-mq-eventfd; we probe the app socket, which works in both modes.
 #[no_mangle]
 pub extern "C" fn vppcom_worker_is_detached() -> c_int {
     guard("vppcom_worker_is_detached", || {
-        if !app::uses_mq_eventfd() {
-            return VPPCOM_ENOTSUP;
-        }
         worker::current().map_or(1, |w| c_int::from(w.is_detached()))
     })
 }

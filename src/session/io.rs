@@ -28,6 +28,7 @@ fn closed_error(s: &Session) -> Error {
 /// What a read on an empty, closing session returns: 0 (EOF) or ECONNRESET.
 fn closing_result(s: &Session) -> Option<Result<usize>> {
     match s.state {
+        State::VppClosing if s.vpp_gone => Some(Err(Error::ConnReset)),
         State::VppClosing => Some(Ok(0)),
         State::Reset => Some(Err(Error::ConnReset)),
         _ => None,
@@ -184,13 +185,16 @@ pub fn write(w: &Worker, sh: u32, buf: &[u8], flush: bool) -> Result<usize> {
     let mut ss = w.sessions.lock();
     let (i, f) = open_session(w, &mut ss, sh)?;
     let s = ss.get(i).expect("open");
-    if s.shut_wr {
+    if s.shut_wr || s.vpp_gone {
         return Err(Error::Pipe);
     }
     let tx = f.tx.fifo();
     if tx.max_enqueue_prod() == 0 {
         if s.nonblocking {
-            return Err(Error::Again);
+            // a busy loop on a full fifo must still see VPP go away
+            w.drain(&mut ss);
+            let gone = ss.get(i).is_none_or(|s| s.vpp_gone);
+            return Err(if gone { Error::Pipe } else { Error::Again });
         }
         let writable = |ss: &Sessions| {
             ss.get(i)
@@ -203,10 +207,13 @@ pub fn write(w: &Worker, sh: u32, buf: &[u8], flush: bool) -> Result<usize> {
                 wait::Wake::Done => break,
                 wait::Wake::TimedOut => {}
                 // nothing will drain the fifo any more
-                wait::Wake::Detached => return Err(Error::NotConn),
+                wait::Wake::Detached => return Err(Error::Pipe),
             }
         }
         let s = ss.get(i).ok_or(Error::BadFd)?;
+        if s.vpp_gone {
+            return Err(Error::Pipe);
+        }
         if !is_open(s) || s.state == State::VppClosing && s.tx_space() == 0 {
             return Err(closed_error(s));
         }

@@ -221,7 +221,7 @@ pub fn shutdown(w: &Worker, sh: u32, how: i32) -> Result<()> {
     let mut ss = w.sessions.lock();
     let i = lookup(w, &ss, sh)?;
     let s = ss.get_mut(i).expect("looked up");
-    if s.state == State::Listen {
+    if s.state == State::Listen || s.is_vep {
         return Err(Error::BadFd);
     }
     if how == libc::SHUT_RD || how == libc::SHUT_RDWR {
@@ -260,6 +260,11 @@ pub fn terminate(w: &Worker, sh: u32) -> Result<()> {
 pub fn close(w: &Worker, sh: u32) -> Result<()> {
     let mut ss = w.sessions.lock();
     let i = lookup(w, &ss, sh)?;
+    // after VPP died nothing is sent (its queues may be locked or full for good)
+    if w.probe_detached() {
+        w.apply_detach(&mut ss);
+    }
+    let detached = ss.detached;
     let s = ss.get_mut(i).expect("looked up");
     s.ep = None;
     if s.is_vep {
@@ -270,6 +275,11 @@ pub fn close(w: &Worker, sh: u32) -> Result<()> {
     let (h, t) = (s.vpp_handle, s.vpp_thread);
     let listener = s.listener;
     match s.state {
+        // once detached VPP will never clean up: free now, send nothing
+        _ if detached => {
+            ss.free(i);
+            return Ok(());
+        }
         State::Closed | State::Detached => {
             ss.free(i);
             return Ok(());

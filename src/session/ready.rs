@@ -24,6 +24,7 @@ pub(crate) fn readiness(s: &Session) -> Events {
             }
             ev
         }
+        State::VppClosing if s.vpp_gone => Events::IN | Events::RDHUP | Events::HUP | Events::ERR,
         State::VppClosing => Events::IN | Events::RDHUP | Events::HUP,
         State::Reset => Events::ERR | Events::HUP | Events::IN,
         // a failed connect shows as writable + hung up (upstream); a session VPP dropped as

@@ -84,10 +84,14 @@ pub(crate) struct Registration {
 
 impl Registration {
     /// Bits this registration reports: what it asked for plus ERR/HUP; a peer close shows as
-    /// RDHUP when asked for, else HUP (upstream's choice).
+    /// RDHUP when asked for, else HUP (upstream's choice). With ERR (VPP gone) it is a full
+    /// hang-up: HUP stays.
     pub fn mask(&self, bits: Events) -> Events {
         let m = bits & (self.events | Events::ALWAYS);
-        if bits.intersects(Events::RDHUP) && self.events.intersects(Events::RDHUP) {
+        if bits.intersects(Events::RDHUP)
+            && !bits.intersects(Events::ERR)
+            && self.events.intersects(Events::RDHUP)
+        {
             return m.without(Events::HUP);
         }
         m

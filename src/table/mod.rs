@@ -74,6 +74,9 @@ pub struct Session {
     pub shut_wr: bool,
     /// VPP's STREAM session flag (a QUIC stream): what vppcom_session_is_stream reports.
     pub stream: bool,
+    /// VPP went away (its app socket hung up or its mq is corrupt) while this session was
+    /// open: buffered data can still be read, then ECONNRESET; writes fail with EPIPE.
+    pub vpp_gone: bool,
     /// What vppcom_session_attr sets and listen/connect read (see [`attr`]).
     pub attr: attr::AttrState,
     /// The epoll session watching this one, and with what.
@@ -99,6 +102,7 @@ impl Session {
             shut_rd: false,
             shut_wr: false,
             stream: false,
+            vpp_gone: false,
             attr: attr::AttrState::default(),
             ep: None,
         }
@@ -140,6 +144,8 @@ pub struct Sessions {
     /// Sessions VPP closed (true: reset) while still in an accept queue.
     pub(crate) early_close: HashMap<u64, bool>,
     pub(crate) epoll: EpollState,
+    /// The worker's detach was applied to these sessions (see `worker::detach`).
+    pub(crate) detached: bool,
 }
 
 /// Session handles carry the worker index in the top 8 bits.

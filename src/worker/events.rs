@@ -19,10 +19,11 @@ impl Worker {
         if self.app_mq.is_empty() {
             return Ok(0); // the common case on data paths: skip setting up a consumer
         }
-        let mut consumer = self.app_mq.consumer().map_err(|e| {
-            tracing::error!("worker {}: app mq: {e}", self.index);
-            Error::Inval
-        })?;
+        // Another thread on this worker is draining (vppcom_worker_index_set): what it takes
+        // lands in the same session table, so there is nothing to do here.
+        let Ok(mut consumer) = self.app_mq.consumer() else {
+            return Ok(0);
+        };
         let n = consumer
             .dequeue(DRAIN_MAX, |e| {
                 let t = e.event_type();
@@ -33,7 +34,8 @@ impl Worker {
                 other(t, payload);
             })
             .map_err(|e| {
-                tracing::error!("worker {}: app mq corrupt: {e}", self.index);
+                // nothing more can be read from it: as good as VPP gone
+                self.mark_detached(&format!("app mq corrupt: {e}"));
                 Error::ConnReset
             })?;
         Ok(n)
@@ -75,10 +77,17 @@ impl Worker {
 }
 
 impl Worker {
-    /// Sleep until the app mq has something or `timeout` passes.
+    /// Sleep until the app mq has something or `timeout` passes. While another thread of
+    /// this worker waits on the mq, this one just sleeps (the other drains for both).
     pub fn wait_mq(&self, timeout: std::time::Duration) {
-        if let Ok(mut c) = self.app_mq.consumer() {
-            let _ = c.wait(timeout);
+        match self.app_mq.consumer() {
+            Ok(mut c) => {
+                if c.wait(timeout).is_err() && c.is_corrupt() {
+                    drop(c);
+                    self.mark_detached("app mq corrupt");
+                }
+            }
+            Err(_) => std::thread::sleep(timeout.min(std::time::Duration::from_millis(10))),
         }
     }
 }

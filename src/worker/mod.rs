@@ -8,6 +8,7 @@
 //! in the app ([`crate::app`]); each thread caches a weak reference to its current worker, so
 //! finding it on a hot path takes no lock, and destroying the app frees every worker at once.
 
+mod detach;
 mod events;
 mod send;
 mod session_events;
@@ -15,7 +16,7 @@ mod session_events;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
@@ -58,6 +59,9 @@ pub struct Worker {
     /// vppcom_select's watch sets (read, write, except), reused between calls.
     pub select_scratch: Mutex<[Vec<u64>; 3]>,
     detached: AtomicBool,
+    /// When the worker was made, and (in µs since) when its socket was last probed.
+    born: std::time::Instant,
+    last_probe: AtomicU64,
 }
 
 /// What a new worker is made of, as attach or worker-add received it.
@@ -101,6 +105,8 @@ impl Worker {
             mqs_epfd,
             select_scratch: Mutex::new(Default::default()),
             detached: AtomicBool::new(false),
+            born: std::time::Instant::now(),
+            last_probe: AtomicU64::new(0),
         })
     }
 
@@ -119,13 +125,12 @@ impl Worker {
         f(&mut self.sock.lock())
     }
 
-    /// Whether VPP dropped this worker (its socket hung up).
+    /// Whether VPP dropped this worker (its socket hung up, or its app mq is corrupt).
     pub fn is_detached(&self) -> bool {
-        if !self.detached.load(Ordering::Relaxed) && self.sock.lock().peer_gone() {
-            tracing::warn!("worker {}: VPP closed the app socket", self.index);
-            self.detached.store(true, Ordering::Relaxed);
+        if !self.known_detached() && self.sock.lock().peer_gone() {
+            self.mark_detached("VPP closed the app socket");
         }
-        self.detached.load(Ordering::Relaxed)
+        self.detached.load(Ordering::Acquire)
     }
 
     /// Map a segment VPP shared with this worker under `handle`.

@@ -49,13 +49,21 @@ impl VppMqs {
 
 impl Worker {
     /// Send a control message to VPP thread `thread`'s queue.
+    /// Nothing is sent once detached: VPP's queues may be full for good (a close must not
+    /// wait for room each).
     pub(crate) fn send_ctrl(&self, thread: usize, msg: &CtrlMsg) -> Result<()> {
+        if self.known_detached() {
+            return Err(Error::NotConn);
+        }
         self.vpp.send_ctrl(thread, msg)
     }
 
     /// An IO event (TX, RX deq notification, ...) for VPP's session `vpp_handle`.
     pub(crate) fn send_io(&self, thread: usize, t: EventType, vpp_handle: u64) {
         tracing::trace!(thread, ?t, vpp_handle, "io event to vpp");
+        if self.known_detached() {
+            return;
+        }
         let Some(mq) = self.vpp.mqs.get(thread) else {
             return;
         };

@@ -5,22 +5,27 @@
 //! naming nothing we know is logged and dropped. Sequences: docs/wire.md#session-events.
 
 use vcl_codec::event::EventType;
-use vcl_codec::msg::{decode_ctrl, Bound, CleanupType, Connected, CtrlMsg, Migrated};
+use vcl_codec::msg::{decode_ctrl, Bound, CleanupType, Connected, CtrlMsg, Migrated, Unlisten};
 use vcl_codec::session_error::{SESSION_E_INVALID, SESSION_E_NONE};
 
 use super::{HandleMsg, ReplyKind, Worker};
 use crate::table::{Endpoint, Events, Sessions, State};
 
 impl Worker {
-    /// Apply every message queued on the app mq now to `ss`; returns how many.
+    /// Apply every message queued on the app mq now to `ss`; returns how many. Also where
+    /// a detach (socket hang-up, probed at most every ms; a corrupt mq) reaches the sessions.
     pub(crate) fn drain(&self, ss: &mut Sessions) -> usize {
         let mut total = 0;
-        loop {
+        while !self.known_detached() {
             match self.drain_mq(|t, p| handle_event(self, ss, t, p)) {
-                Ok(0) | Err(_) => return total,
+                Ok(0) | Err(_) => break,
                 Ok(n) => total += n,
             }
         }
+        if self.probe_detached() {
+            self.apply_detach(ss);
+        }
+        total
     }
 }
 
@@ -41,7 +46,7 @@ fn handle_event(w: &Worker, ss: &mut Sessions, t: u8, payload: &[u8]) {
     };
     tracing::debug!(worker = w.index, ?msg, "vpp event");
     match msg {
-        CtrlMsg::Bound(m) => bound(ss, &m),
+        CtrlMsg::Bound(m) => bound(w, ss, &m),
         CtrlMsg::Accepted(m) => match ss.index_of_vpp(m.listener_handle) {
             Some(li) if ss.get(li).is_some_and(|l| l.state == State::Listen) => {
                 let l = ss.get_mut(li).expect("checked");
@@ -102,11 +107,32 @@ fn ep_from(is_ip4: bool, ip: vcl_codec::msg::Ip46, port: u16) -> Endpoint {
     Endpoint { is_ip4, ip, port }
 }
 
-fn bound(ss: &mut Sessions, m: &Bound) {
+fn bound(w: &Worker, ss: &mut Sessions, m: &Bound) {
     let Some(s) = ss.get_mut(m.context) else {
         tracing::warn!("bound for unknown session {}", m.context);
         return;
     };
+    if s.state == State::AppClosed {
+        // closed while binding: the handle stays dead; VPP's listener goes (freed on
+        // UNLISTEN_REPLY)
+        if m.retval != SESSION_E_NONE {
+            ss.free(m.context);
+            return;
+        }
+        ss.bind_vpp(m.context, m.handle);
+        let msg = CtrlMsg::Unlisten(Unlisten {
+            client_index: w.api_client_handle,
+            context: w.index,
+            wrk_index: w.vpp_wrk_index,
+            handle: m.handle,
+        });
+        let _ = w.send_ctrl(w.vpp.ctrl, &msg);
+        return;
+    }
+    if s.state != State::Binding {
+        tracing::warn!("bound for session {} in state {:?}", m.context, s.state);
+        return;
+    }
     if m.retval != SESSION_E_NONE {
         s.vpp_error = m.retval;
         s.state = State::Detached;
@@ -124,6 +150,10 @@ fn connected(w: &Worker, ss: &mut Sessions, m: &Connected) {
     };
     if s.state != State::Connecting && s.state != State::AppClosed {
         tracing::warn!("connected for session {} in state {:?}", m.context, s.state);
+        return;
+    }
+    if m.retval != SESSION_E_NONE && s.state == State::AppClosed {
+        ss.free(m.context); // closed while connecting; nothing to tell VPP
         return;
     }
     if m.retval != SESSION_E_NONE {

@@ -92,6 +92,9 @@ pub struct Faults {
     pub abort_process: bool,
     /// Sleep this long before every sapi reply (and SEND_FDS).
     pub reply_delay: Option<Duration>,
+    /// Sleep this long (peer state locked) before handling each LISTEN and CONNECT from an
+    /// app: its BOUND/CONNECTED come late, as from a busy VPP.
+    pub ctrl_delay: Option<Duration>,
     /// Break a header of the app's first segment before replying to ATTACH.
     pub corrupt_segment: Option<Corruption>,
 }

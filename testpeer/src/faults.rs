@@ -44,3 +44,28 @@ fn write_hdr(seg: &Segment, off: usize, v: u64) -> std::io::Result<()> {
     map[off..off + 8].copy_from_slice(&v.to_ne_bytes());
     Ok(())
 }
+
+/// `svm_msg_q_shared_t`: the queue header follows an 8-byte shared header; its cursize sits at
+/// +96 in `svm_msg_q_shared_queue_t` (src/svm/message_queue.h).
+const MQ_Q_CURSIZE_OFF: u64 = 8 + 96;
+
+/// Break a live app mq: a cursize far above its capacity, as a hostile or broken peer
+/// might write it (the app must treat its mq as lost, not spin on it).
+pub fn corrupt_live_mq(mq: &crate::vpp::segments::Mq) -> bool {
+    let r = mq
+        .segment()
+        .store::<u32>(mq.offset().wrapping_add(MQ_Q_CURSIZE_OFF), 0xFFFF_FF00);
+    match r {
+        Ok(()) => tracing::warn!(off = mq.offset(), "fault: app mq cursize corrupted"),
+        Err(ref e) => tracing::error!(%e, "fault: could not corrupt the app mq"),
+    }
+    r.is_ok()
+}
+
+/// Try to shrink a segment to one page under the app's mappings, as a hostile peer might
+/// (an app touching past the new end would take SIGBUS). Sealed segments refuse (EPERM).
+pub fn shrink_segment(seg: &Segment) -> std::io::Result<()> {
+    let r = nix::unistd::ftruncate(seg.as_fd(), 4096).map_err(std::io::Error::from);
+    tracing::warn!(ok = r.is_ok(), "fault: segment shrink attempted");
+    r
+}

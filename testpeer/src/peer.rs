@@ -223,6 +223,56 @@ impl Peer {
         self.shared.lock().fault_reset(handle)
     }
 
+    /// Fault: hold the shared mutex of VPP thread `thread`'s mq for `d` from another thread,
+    /// as a stopped or hostile app attached to it would. Returns once the mutex is held.
+    pub fn hold_vpp_mq_mutex(&self, thread: usize, d: Duration) -> JoinHandle<()> {
+        let shared = self.shared.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let h = std::thread::spawn(move || {
+            if let Some(q) = shared.vpp_mqs.mqs.get(thread) {
+                if let Err(e) = q.hold_shm_lock_for(d, || {
+                    let _ = tx.send(());
+                }) {
+                    tracing::error!(%e, "fault: could not hold the vpp mq mutex");
+                }
+            }
+        });
+        let _ = rx.recv();
+        tracing::warn!(thread, ?d, "fault: vpp mq mutex held");
+        h
+    }
+
+    /// Fault: try to shrink every segment of app `app_index` (see
+    /// [`crate::faults::shrink_segment`]); the first error (EPERM when sealed) if any.
+    pub fn shrink_app_segments(&self, app_index: u32) -> io::Result<()> {
+        let st = self.shared.lock();
+        let mut r = Ok(());
+        for (_, w) in st.wrks.iter().filter(|(_, w)| w.app_index == app_index) {
+            let Some(sm) = st.sms.get(w.sm_index) else {
+                continue;
+            };
+            for (_, s) in sm.segments.iter() {
+                if let (Err(e), Ok(())) = (crate::faults::shrink_segment(&s.seg), &r) {
+                    r = Err(e);
+                }
+            }
+        }
+        r
+    }
+
+    /// Fault: corrupt the app mq of every worker of app `app_index` (see
+    /// [`crate::faults::corrupt_live_mq`]). False if the app has no worker with an mq.
+    pub fn corrupt_app_mq(&self, app_index: u32) -> bool {
+        let st = self.shared.lock();
+        let mut any = false;
+        for (_, w) in st.wrks.iter().filter(|(_, w)| w.app_index == app_index) {
+            if let Some(m) = &w.mq {
+                any |= crate::faults::corrupt_live_mq(&m.mq);
+            }
+        }
+        any
+    }
+
     /// Delete a segment: it is unmapped and closed now and APP_DEL_SEGMENT is sent to its
     /// worker.
     pub fn del_segment(&self, handle: u64) -> io::Result<()> {

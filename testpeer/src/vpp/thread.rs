@@ -62,7 +62,12 @@ fn dispatch(st: &mut State, t: u8, e: Event<'_>) {
         st.mq_io(t, ty, e.session_index());
         return;
     }
-    match decode_ctrl_element(e.data) {
+    let msg = decode_ctrl_element(e.data);
+    if let (Some(d), Ok(CtrlMsg::Listen(_) | CtrlMsg::Connect(_))) = (st.faults.ctrl_delay, &msg) {
+        tracing::warn!(?d, "fault: LISTEN/CONNECT handled late");
+        std::thread::sleep(d);
+    }
+    match msg {
         Ok(CtrlMsg::AppDetach(m)) => app_detach(st, m),
         Ok(CtrlMsg::Listen(m)) => st.mq_listen(m),
         Ok(CtrlMsg::Unlisten(m)) => st.mq_unlisten(m),

@@ -300,6 +300,18 @@ impl<S: SegmentRef> MsgQueue<S> {
         Ok(())
     }
 
+    /// Take the queue's shared-memory mutex and keep it for `d`, as a stopped or hostile
+    /// process attached to the same queue would (fault injection for tests); `held` runs
+    /// once it is taken.
+    pub fn hold_shm_lock_for(&self, d: Duration, held: impl FnOnce()) -> Result<()> {
+        let l = shm_lock_at(self.base);
+        l.lock()?;
+        let _g = Guard::Shm(l);
+        held();
+        std::thread::sleep(d);
+        Ok(())
+    }
+
     fn lock_for(&self, mode: SendMode) -> Result<Guard<'_>> {
         match (&self.evtfd, mode) {
             (None, SendMode::Try) => {

@@ -1,0 +1,109 @@
+//! VPP going away, as one worker sees it: its app socket hangs up (VPP died or dropped the
+//! app) or its app mq is corrupt. Either way nothing more will come from VPP, so the worker
+//! is marked detached once (one log line) and its sessions are failed so that every waiter
+//! and every epoll/select/poll caller sees it at once:
+//! - open sessions keep their buffered rx data, then read ECONNRESET; writes fail with EPIPE;
+//!   readiness IN|RDHUP|HUP|ERR (upstream queues a DISCONNECTED for them, see
+//!   vcl_worker_detach_sessions in src/vcl/vcl_private.c);
+//! - listeners, and listens/connects still waiting for VPP, fail (readiness ERR|HUP);
+//! - sessions the app already closed are freed (their CLEANUP will never come).
+//!
+//! Nothing is sent to VPP once detached, so a close costs no queue timeout.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use vcl_codec::session_error::SESSION_E_INVALID;
+
+use super::Worker;
+use crate::session::readiness;
+use crate::table::{Events, Sessions, State};
+
+/// How often a caller that never sleeps (a busy non-blocking loop) probes the app socket.
+const PROBE_EVERY: Duration = Duration::from_millis(1);
+
+impl Worker {
+    /// Mark the worker detached (logged once, whoever sees it first).
+    pub(crate) fn mark_detached(&self, why: &str) {
+        if !self.detached.swap(true, Ordering::AcqRel) {
+            tracing::warn!("worker {}: detached from VPP: {why}", self.index);
+        }
+    }
+
+    /// Whether the worker was already found detached (no system call).
+    pub(crate) fn known_detached(&self) -> bool {
+        self.detached.load(Ordering::Acquire)
+    }
+
+    /// Whether the worker is detached, probing the socket at most every [`PROBE_EVERY`]: cheap
+    /// enough for a non-blocking call's would-block path.
+    pub(crate) fn probe_detached(&self) -> bool {
+        if self.known_detached() {
+            return true;
+        }
+        let now = self.born.elapsed().as_micros() as u64;
+        let last = self.last_probe.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < PROBE_EVERY.as_micros() as u64 {
+            return false;
+        }
+        self.last_probe.store(now, Ordering::Relaxed);
+        self.is_detached()
+    }
+
+    /// Fail `ss`'s sessions once the worker is detached (idempotent); true if detached.
+    pub(crate) fn apply_detach(&self, ss: &mut Sessions) -> bool {
+        if !self.known_detached() {
+            return false;
+        }
+        if !ss.detached {
+            ss.detached = true;
+            fail_sessions(ss);
+        }
+        true
+    }
+}
+
+/// Put every session of a detached worker in its final state and queue its readiness.
+pub(crate) fn fail_sessions(ss: &mut Sessions) {
+    ss.by_vpp.clear();
+    ss.early_close.clear();
+    let mut freed = Vec::new();
+    let mut notify = Vec::new();
+    for (i, s) in ss.slab.iter_mut() {
+        let i = i as u32;
+        if s.is_vep {
+            continue;
+        }
+        match s.state {
+            State::Ready | State::VppClosing => {
+                s.state = State::VppClosing;
+                s.vpp_gone = true;
+            }
+            State::Listen => {
+                // queued ACCEPTEDs name fifos VPP will never serve
+                s.accept_q.clear();
+                s.state = State::Detached;
+                s.vpp_error = 0;
+            }
+            State::Binding | State::Connecting => {
+                s.state = State::Detached;
+                s.vpp_error = SESSION_E_INVALID;
+            }
+            State::AppClosed => {
+                freed.push(i);
+                continue;
+            }
+            // nothing changes for these: no readiness news
+            State::Closed | State::Reset | State::Detached => continue,
+        }
+        if s.ep.is_some() {
+            notify.push((i, readiness(s) | Events::ERR | Events::HUP));
+        }
+    }
+    for i in freed {
+        ss.free(i);
+    }
+    for (i, ev) in notify {
+        ss.notify(i, ev);
+    }
+}
