@@ -147,8 +147,14 @@ mod tests {
         assert_eq!((n, fds.len()), (1, 0));
     }
 
-    fn open_fds() -> usize {
-        std::fs::read_dir("/proc/self/fd").unwrap().count()
+    /// How many of our fds name the memfd called `name` (other tests run in parallel threads
+    /// and open and close fds of their own, so a count of all fds would be racy).
+    fn fds_naming(name: &str) -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|t| t.to_string_lossy().contains(name))
+            .count()
     }
 
     /// A sender attaching more fds than we take gets EMSGSIZE, and none of the fds that did
@@ -165,7 +171,8 @@ mod tests {
         let seg = crate::Segment::create("fdflood", 1 << 16, 8192).unwrap();
         let many = vec![seg.fd(); MAX_FDS * 2];
         let mut buf = [0u8; 16];
-        let before = open_fds();
+        let before = fds_naming("memfd:fdflood");
+        assert_eq!(before, 1);
         for _ in 0..10 {
             send_with_fds(a.as_fd(), b"flood", &many).unwrap();
             assert_eq!(
@@ -173,7 +180,7 @@ mod tests {
                 Some(Errno::EMSGSIZE)
             );
         }
-        assert_eq!(open_fds(), before, "received fds leaked");
+        assert_eq!(fds_naming("memfd:fdflood"), before, "received fds leaked");
         send_with_fds(a.as_fd(), b"ok", &[seg.fd()]).unwrap();
         let (n, fds) = recv_with_fds(b.as_fd(), &mut buf).unwrap();
         assert_eq!((n, fds.len()), (2, 1));
