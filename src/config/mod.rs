@@ -10,6 +10,8 @@ mod parse;
 mod sapi;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_env;
 
 use std::fmt;
 use std::path::PathBuf;
