@@ -56,9 +56,7 @@ impl Naps {
     }
 }
 
-/// Ceiling of the busy-poll window in µs (vcl.conf `busy-poll-usec`, env VCL_BUSY_POLL_USEC);
-/// 0 turns busy-polling off.
-pub const DEFAULT_BUSY_POLL_USEC: u32 = 300;
+pub use crate::config::DEFAULT_BUSY_POLL_USEC;
 static BUSY_POLL_CEIL_US: AtomicU32 = AtomicU32::new(DEFAULT_BUSY_POLL_USEC);
 /// Smallest window once busy-polling is on: a miss costs at most this much CPU per wait.
 const MIN_WINDOW_US: u32 = 2;

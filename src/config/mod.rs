@@ -14,6 +14,10 @@ mod tests;
 mod tests_env;
 
 use std::fmt;
+
+/// Default ceiling of the busy-poll window in µs (vcl.conf `busy-poll-usec`, env
+/// VCL_BUSY_POLL_USEC); 0 turns busy-polling off. Used by the wait loop (`crate::wait`).
+pub const DEFAULT_BUSY_POLL_USEC: u32 = 300;
 use std::path::PathBuf;
 
 pub use parse::parse_str;
@@ -105,7 +109,7 @@ impl Default for Config {
             debug_level: 0,
             uid: None,
             gid: None,
-            busy_poll_usec: crate::wait::DEFAULT_BUSY_POLL_USEC,
+            busy_poll_usec: DEFAULT_BUSY_POLL_USEC,
         }
     }
 }

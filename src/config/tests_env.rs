@@ -38,10 +38,7 @@ fn env_overrides() {
 
 #[test]
 fn busy_poll_usec_from_file_and_env() {
-    assert_eq!(
-        Config::default().busy_poll_usec,
-        crate::wait::DEFAULT_BUSY_POLL_USEC
-    );
+    assert_eq!(Config::default().busy_poll_usec, DEFAULT_BUSY_POLL_USEC);
     let mut c = cfg("vcl {\n busy-poll-usec 75\n}");
     assert_eq!(c.busy_poll_usec, 75);
     apply_env(&mut c, env(&[("VCL_BUSY_POLL_USEC", "0")])).unwrap();
