@@ -101,6 +101,10 @@ impl VSock {
     fn block(&self, items: &mut [(u32, u32, u32)], timeout: Option<Duration>) -> Res<()> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut round = 0u32;
+        // Signals stay blocked while we look at the sessions and are let in only inside ppoll,
+        // atomically: one that arrives between a check and the sleep is then still seen as
+        // EINTR (it was lost before, and a one-shot alarm left the caller blocked for good).
+        let mask = SignalsHeld::new();
         loop {
             if crate::poll::is_dead(&self.w) {
                 return Err(libc::ECONNRESET);
@@ -129,9 +133,13 @@ impl VSock {
                 events: libc::POLLIN,
                 revents: 0,
             };
-            let ms = nap.as_micros().div_ceil(1000).max(1) as i32;
-            // SAFETY: one valid pollfd for the duration of the call.
-            let r = unsafe { real::poll(&mut p, 1, ms) };
+            let ts = libc::timespec {
+                tv_sec: nap.as_secs() as libc::time_t,
+                tv_nsec: nap.subsec_nanos().max(1) as libc::c_long,
+            };
+            // SAFETY: one valid pollfd, a valid timespec and the caller's signal mask, all live
+            // for the duration of the call.
+            let r = unsafe { real::ppoll(&mut p, 1, &ts, mask.original()) };
             if r < 0 && real::errno() == libc::EINTR && crate::poll::no_restart_handler() {
                 return Err(libc::EINTR);
             }
@@ -399,5 +407,35 @@ impl VSock {
     /// Bytes readable now (FIONREAD).
     pub fn nread(&self) -> Res<usize> {
         api::nread(&self.w, self.sh).or(Ok(0))
+    }
+}
+
+/// This thread's signals blocked for as long as the value lives; the mask it had before is
+/// restored on drop (every exit path of a blocking wait).
+struct SignalsHeld {
+    orig: libc::sigset_t,
+}
+
+impl SignalsHeld {
+    fn new() -> SignalsHeld {
+        // SAFETY: sigset_t is plain data; sigfillset and pthread_sigmask fill the sets we own.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut orig: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut orig);
+            SignalsHeld { orig }
+        }
+    }
+
+    fn original(&self) -> *const libc::sigset_t {
+        &self.orig
+    }
+}
+
+impl Drop for SignalsHeld {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved in `new`, a valid sigset_t we own.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.orig, std::ptr::null_mut()) };
     }
 }
