@@ -12,11 +12,6 @@ use std::time::{Duration, Instant};
 use vcl_testpeer::Peer;
 use vclapp::*;
 
-extern "C" {
-    fn vppcom_session_attr(sh: u32, op: u32, buf: *mut u8, len: *mut u32) -> i32;
-    fn vppcom_worker_mqs_epfd() -> i32;
-}
-
 /// Child mode: accept one session, send `bye`, close it when the parent says so (a line or EOF
 /// on stdin; `hold` = don't wait for one), then stay attached until stdin's EOF, so the close
 /// reaches the client before this app detaches.
@@ -127,7 +122,7 @@ fn busy_nonblocking_read_sees_reset() {
             let mut flags = libc::O_NONBLOCK as u32;
             let mut len = 4u32;
             assert_eq!(
-                vppcom_session_attr(s, 3, &mut flags as *mut u32 as *mut u8, &mut len),
+                vppcom_session_attr(s, 3, &mut flags as *mut u32 as *mut libc::c_void, &mut len),
                 0
             );
             let mut buf = [0u8; 16];
