@@ -34,7 +34,7 @@ impl Worker {
 
     /// The app mq's eventfd (use-mq-eventfd): readable when VPP queued events for this worker.
     pub fn mq_eventfd(&self) -> Option<RawFd> {
-        self.0.app_mq.eventfd()
+        self.0.conn().app_mq.eventfd()
     }
 
     /// The worker's epoll fd over its mq eventfd and app socket (-1 without use-mq-eventfd).
@@ -110,12 +110,12 @@ pub fn unlisten_worker(w: &Worker, sh: u32) -> Result<()> {
         return Err(Error::BadFd);
     }
     let msg = CtrlMsg::Unlisten(Unlisten {
-        client_index: w.0.api_client_handle,
+        client_index: w.0.conn().api_client_handle,
         context: w.0.index,
-        wrk_index: w.0.vpp_wrk_index,
+        wrk_index: w.0.conn().vpp_wrk_index,
         handle: s.vpp_handle,
     });
-    w.0.send_ctrl(w.0.vpp.ctrl, &msg)
+    w.0.send_ctrl(w.0.conn().vpp.ctrl, &msg)
 }
 
 /// Unregister the calling thread's worker (its sessions go with it).
