@@ -61,6 +61,17 @@ impl Worker {
             .count()
     }
 
+    /// In a forked child: whether the library took this worker over at fork (it has a VPP
+    /// worker of this process; its listeners listen here too, under the same handles).
+    pub fn adopted(&self) -> bool {
+        self.0.parent_ids().is_some() && !self.0.is_foreign()
+    }
+
+    /// In a forked child: whether this is one of the parent's workers, inert here.
+    pub fn is_foreign(&self) -> bool {
+        self.0.is_foreign()
+    }
+
     /// Whether both name the same worker.
     pub fn same(&self, other: &Worker) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
@@ -102,6 +113,18 @@ pub fn fork_child_forget_worker() {
 /// that takes over a listener stops the parent's worker from being handed connections it never
 /// accepts (VPP's app listener keeps the workers that listen).
 pub fn unlisten_worker(w: &Worker, sh: u32) -> Result<()> {
+    let conn = w.0.conn();
+    unlisten_as(w, sh, (conn.api_client_handle, conn.vpp_wrk_index))
+}
+
+/// In a forked child, for a worker the library took over at fork (see [`Worker::adopted`]):
+/// stop the *parent's* VPP worker listening on listener `sh` (the child listens there too).
+pub fn unlisten_parent(w: &Worker, sh: u32) -> Result<()> {
+    let ids = w.0.parent_ids().ok_or(Error::BadFd)?;
+    unlisten_as(w, sh, ids)
+}
+
+fn unlisten_as(w: &Worker, sh: u32, (client, wrk): (u32, u32)) -> Result<()> {
     use vcl_codec::msg::{CtrlMsg, Unlisten};
     let ss = w.0.sessions.lock();
     let i = session::lookup(&w.0, &ss, sh)?;
@@ -110,12 +133,14 @@ pub fn unlisten_worker(w: &Worker, sh: u32) -> Result<()> {
         return Err(Error::BadFd);
     }
     let msg = CtrlMsg::Unlisten(Unlisten {
-        client_index: w.0.conn().api_client_handle,
+        client_index: client,
         context: w.0.index,
-        wrk_index: w.0.conn().vpp_wrk_index,
+        wrk_index: wrk,
         handle: s.vpp_handle,
     });
-    w.0.send_ctrl(w.0.conn().vpp.ctrl, &msg)
+    // straight to VPP's queue: in a forked child the parent's worker is inert (detached) here
+    let vpp = w.0.conn().vpp.clone();
+    vpp.send_ctrl(vpp.ctrl, &msg)
 }
 
 /// Unregister the calling thread's worker (its sessions go with it).

@@ -325,7 +325,7 @@ fn every_worker_attaches_again() {
         p.wait_until(BACK, |p| p.n_apps() == 1 && p.n_workers() == 2),
         "app and both workers attached again"
     );
-    go.send(()).unwrap();
+    // the peer listens (in the kernel) once worker 1's LISTEN came again
     let _c = loop {
         if let Ok(c) = TcpStream::connect(("127.0.0.1", port)) {
             break c;
@@ -333,6 +333,7 @@ fn every_worker_attaches_again() {
         assert!(back.elapsed() < BACK, "worker 1's listener not back");
         std::thread::sleep(Duration::from_millis(10)); // a retry pace
     };
+    go.send(()).unwrap();
     let cs = rx.recv_timeout(BACK).expect("worker 1 accepts");
     assert!((cs as i32) >= 0, "accepted on worker 1: {}", cs as i32);
     t.join().unwrap();

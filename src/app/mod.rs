@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::sapi::{self, SapiSocket};
 use crate::worker::{self, VppMqs, Worker, WorkerParts};
 
+pub(crate) mod fork;
 mod reattach;
 
 /// What the app knows once vppcom_app_create succeeded.
@@ -98,6 +99,8 @@ pub fn create(cfg: Config, name: Option<String>) -> Result<(), CreateError> {
         sapi::addr_display(&addr),
     );
     reattach::enable(cfg.reattach);
+    // the handlers are C callbacks, so they live with the C ABI (the one place for unsafe)
+    crate::ffi::install_fork_handlers();
     *app = Some(App {
         cfg,
         addr,

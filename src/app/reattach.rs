@@ -38,6 +38,13 @@ pub(super) fn enable(on: bool) {
     let _ = ON_DETACH.set(on_worker_detached);
 }
 
+/// In a forked child: the app is the parent's (a re-attach here would make a second app),
+/// and the parent's re-attach thread does not exist here.
+pub(super) fn forked() {
+    ENABLED.store(false, Ordering::Release);
+    RUNNING.store(false, Ordering::Release);
+}
+
 /// The worker layer's detach hook: start the re-attach thread unless one runs or it is off.
 fn on_worker_detached() {
     if !ENABLED.load(Ordering::Acquire) || RUNNING.swap(true, Ordering::AcqRel) {
@@ -69,7 +76,12 @@ fn snapshot(gen: Option<u64>) -> Option<Snapshot> {
         cfg: app.cfg.clone(),
         addr: app.addr.clone(),
         name: app.name.clone(),
-        workers: app.workers.iter().map(|(_, w)| w.clone()).collect(),
+        workers: app
+            .workers
+            .iter()
+            .map(|(_, w)| w.clone())
+            .filter(|w| !w.is_foreign())
+            .collect(),
     })
 }
 

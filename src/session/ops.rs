@@ -113,6 +113,7 @@ pub(crate) fn relisten(w: &Worker, ss: &mut MutexGuard<'_, Sessions>, timeout: D
             continue;
         };
         s.state = State::Binding;
+        s.relisten_pending = true;
         match w.send_ctrl(w.conn().vpp.ctrl, &msg) {
             Ok(()) => sent.push(i),
             Err(e) => {
@@ -145,6 +146,16 @@ pub fn accept(w: &Worker, ls: u32, nonblocking_child: bool) -> Result<(u32, Endp
     let mut ss = w.sessions.lock();
     let li = lookup(w, &ss, ls)?;
     let l = ss.get(li).expect("looked up");
+    if l.state == State::Binding && l.relisten_pending {
+        // listening again after a re-attach or fork: VPP's BOUND is on its way
+        if l.nonblocking {
+            return Err(Error::Again);
+        }
+        wait::until(w, &mut ss, None, Naps::Backoff, |ss| {
+            ss.get(li).is_none_or(|l| l.state != State::Binding)
+        });
+    }
+    let l = ss.get(li).ok_or(Error::BadFd)?;
     if l.state != State::Listen {
         return Err(Error::BadFd);
     }

@@ -79,6 +79,8 @@ pub struct Session {
     pub vpp_gone: bool,
     /// A listener VPP forgot when it went away: listened again (same handle) on re-attach.
     pub relisten: bool,
+    /// Its LISTEN was sent again (re-attach, fork): a blocking accept waits for the BOUND.
+    pub relisten_pending: bool,
     /// What vppcom_session_attr sets and listen/connect read (see [`attr`]).
     pub attr: attr::AttrState,
     /// The epoll session watching this one, and with what.
@@ -106,6 +108,7 @@ impl Session {
             stream: false,
             vpp_gone: false,
             relisten: false,
+            relisten_pending: false,
             attr: attr::AttrState::default(),
             ep: None,
         }

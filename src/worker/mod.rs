@@ -10,6 +10,7 @@
 
 mod detach;
 mod events;
+mod fork;
 mod send;
 mod session_events;
 
@@ -25,6 +26,7 @@ use vcl_svm::mq::MsgQueue;
 use vcl_svm::Segment;
 
 pub(crate) use detach::ON_DETACH;
+pub(crate) use fork::disown_sessions;
 pub use send::{HandleMsg, ReplyKind};
 
 use crate::error::Error;
@@ -60,11 +62,18 @@ pub struct Worker {
     /// Our index (the high byte of the worker's session handles).
     pub index: u32,
     conn: RwLock<Arc<Conn>>,
-    /// The worker's sessions (touched by its own thread; the lock is per worker).
-    pub sessions: Mutex<Sessions>,
+    /// The worker's sessions (touched by its own thread; the lock is per worker). In an Arc
+    /// so that fork's prepare handler can hold every worker's lock across the fork.
+    pub sessions: Arc<Mutex<Sessions>>,
     /// epoll fd over the app mq eventfd and the socket (use-mq-eventfd only); the same fd
-    /// across a re-attach (the app may have it in its own epoll set).
-    mqs_epfd: Option<Epoll>,
+    /// across a re-attach (the app may have it in its own epoll set), a new one in a forked
+    /// child (the inherited fd names the parent's epoll instance).
+    mqs_epfd: Mutex<Option<Epoll>>,
+    /// In a forked child: the parent's worker, never to be used here (see `fork`).
+    foreign: AtomicBool,
+    /// In a forked child that took this worker over: the parent's (api client handle, VPP
+    /// worker index), to stop the parent's listening on its behalf.
+    parent_ids: Mutex<Option<(u32, u32)>>,
     /// vppcom_select's watch sets (read, write, except), reused between calls.
     pub select_scratch: Mutex<[Vec<u64>; 3]>,
     detached: AtomicBool,
@@ -121,8 +130,10 @@ impl Worker {
         Ok(Worker {
             index,
             conn: RwLock::new(Arc::new(conn)),
-            sessions: Mutex::new(Default::default()),
-            mqs_epfd,
+            sessions: Default::default(),
+            mqs_epfd: Mutex::new(mqs_epfd),
+            foreign: AtomicBool::new(false),
+            parent_ids: Mutex::new(None),
             select_scratch: Mutex::new(Default::default()),
             detached: AtomicBool::new(false),
             born: std::time::Instant::now(),
@@ -140,7 +151,7 @@ impl Worker {
     /// conn; the mqs epoll fd stays the same fd, now over the new eventfd and socket.
     pub(crate) fn replace_conn(&self, p: WorkerParts) -> Result<(), Error> {
         let conn = Arc::new(Conn::new(p));
-        if let Some(ep) = &self.mqs_epfd {
+        if let Some(ep) = &*self.mqs_epfd.lock() {
             let old = self.conn();
             if let Some(fd) = old.app_mq.eventfd_fd() {
                 let _ = ep.delete(fd);
@@ -160,7 +171,10 @@ impl Worker {
 
     /// The worker's mqs epoll fd, or -1 without use-mq-eventfd.
     pub fn mqs_epfd(&self) -> RawFd {
-        self.mqs_epfd.as_ref().map_or(-1, |ep| ep.0.as_raw_fd())
+        self.mqs_epfd
+            .lock()
+            .as_ref()
+            .map_or(-1, |ep| ep.0.as_raw_fd())
     }
 
     /// Run `f` with the worker's app socket.

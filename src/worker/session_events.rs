@@ -133,6 +133,7 @@ fn bound(w: &Worker, ss: &mut Sessions, m: &Bound) {
         tracing::warn!("bound for session {} in state {:?}", m.context, s.state);
         return;
     }
+    s.relisten_pending = false;
     if m.retval != SESSION_E_NONE {
         s.vpp_error = m.retval;
         s.state = State::Detached;
