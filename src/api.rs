@@ -34,7 +34,7 @@ impl Worker {
 
     /// The app mq's eventfd (use-mq-eventfd): readable when VPP queued events for this worker.
     pub fn mq_eventfd(&self) -> Option<RawFd> {
-        self.0.app_mq.eventfd()
+        self.0.conn().app_mq.eventfd()
     }
 
     /// The worker's epoll fd over its mq eventfd and app socket (-1 without use-mq-eventfd).
@@ -59,6 +59,17 @@ impl Worker {
             .iter()
             .filter(|(_, s)| s.state != State::AppClosed)
             .count()
+    }
+
+    /// In a forked child: whether the library took this worker over at fork (it has a VPP
+    /// worker of this process; its listeners listen here too, under the same handles).
+    pub fn adopted(&self) -> bool {
+        self.0.parent_ids().is_some() && !self.0.is_foreign()
+    }
+
+    /// In a forked child: whether this is one of the parent's workers, inert here.
+    pub fn is_foreign(&self) -> bool {
+        self.0.is_foreign()
     }
 
     /// Whether both name the same worker.
@@ -102,6 +113,18 @@ pub fn fork_child_forget_worker() {
 /// that takes over a listener stops the parent's worker from being handed connections it never
 /// accepts (VPP's app listener keeps the workers that listen).
 pub fn unlisten_worker(w: &Worker, sh: u32) -> Result<()> {
+    let conn = w.0.conn();
+    unlisten_as(w, sh, (conn.api_client_handle, conn.vpp_wrk_index))
+}
+
+/// In a forked child, for a worker the library took over at fork (see [`Worker::adopted`]):
+/// stop the *parent's* VPP worker listening on listener `sh` (the child listens there too).
+pub fn unlisten_parent(w: &Worker, sh: u32) -> Result<()> {
+    let ids = w.0.parent_ids().ok_or(Error::BadFd)?;
+    unlisten_as(w, sh, ids)
+}
+
+fn unlisten_as(w: &Worker, sh: u32, (client, wrk): (u32, u32)) -> Result<()> {
     use vcl_codec::msg::{CtrlMsg, Unlisten};
     let ss = w.0.sessions.lock();
     let i = session::lookup(&w.0, &ss, sh)?;
@@ -110,12 +133,14 @@ pub fn unlisten_worker(w: &Worker, sh: u32) -> Result<()> {
         return Err(Error::BadFd);
     }
     let msg = CtrlMsg::Unlisten(Unlisten {
-        client_index: w.0.api_client_handle,
+        client_index: client,
         context: w.0.index,
-        wrk_index: w.0.vpp_wrk_index,
+        wrk_index: wrk,
         handle: s.vpp_handle,
     });
-    w.0.send_ctrl(w.0.vpp.ctrl, &msg)
+    // straight to VPP's queue: in a forked child the parent's worker is inert (detached) here
+    let vpp = w.0.conn().vpp.clone();
+    vpp.send_ctrl(vpp.ctrl, &msg)
 }
 
 /// Unregister the calling thread's worker (its sessions go with it).

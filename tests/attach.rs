@@ -116,10 +116,17 @@ fn attach_reports_what_vpp_handed_out() {
     let apps = p.apps();
     assert_eq!(apps.len(), 1);
     assert_eq!(apps[0].name, "info-app");
-    assert_eq!(w.app_index, apps[0].app_index);
-    assert_eq!(w.api_client_handle, apps[0].workers[0].api_client_index);
-    assert_eq!(w.vpp.mqs.len(), 2, "one mq per VPP thread");
-    assert_eq!(w.vpp.ctrl, 1, "with VPP workers the ctrl mq is thread 1's");
+    assert_eq!(w.conn().app_index, apps[0].app_index);
+    assert_eq!(
+        w.conn().api_client_handle,
+        apps[0].workers[0].api_client_index
+    );
+    assert_eq!(w.conn().vpp.mqs.len(), 2, "one mq per VPP thread");
+    assert_eq!(
+        w.conn().vpp.ctrl,
+        1,
+        "with VPP workers the ctrl mq is thread 1's"
+    );
     app::destroy();
     p.stop();
 }
@@ -193,7 +200,7 @@ fn segments_announced_later_are_mapped_and_unmapped() {
     let p = peer("seg", |c| c);
     app::create(config("seg"), None).unwrap();
     let w = vcl::testing::worker::current().unwrap();
-    let app_index = w.app_index;
+    let app_index = w.conn().app_index;
     let h = p.add_segment(app_index, 0, 4 << 20).unwrap();
     let mut others = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -243,7 +250,7 @@ fn eventfd_mode_gives_an_epoll_fd_and_sees_vpp_go_away() {
     app::create(cfg, None).unwrap();
     let w = vcl::testing::worker::current().unwrap();
     assert!(w.mqs_epfd() >= 0);
-    assert!(w.app_mq.eventfd().is_some());
+    assert!(w.conn().app_mq.eventfd().is_some());
     assert!(!w.is_detached());
     p.stop();
     assert!(w.is_detached(), "a closed app socket means detached");

@@ -392,7 +392,7 @@ fn reply_ahead(w: &Worker, reply: TransportAttrReply) {
     let mut buf = [0u8; 128];
     let len = try_encode_ctrl(&CtrlMsg::TransportAttrReply(reply), &mut buf).unwrap();
     let mode = SendMode::BlockFor(Duration::from_secs(10));
-    w.app_mq.send_ctrl(34, &buf[..len], mode).unwrap();
+    w.conn().app_mq.send_ctrl(34, &buf[..len], mode).unwrap();
 }
 
 /// The peer logged request number `n`.

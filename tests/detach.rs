@@ -309,14 +309,14 @@ fn closes_after_vpp_died_cost_nothing_even_with_its_mq_mutex_held() {
     p.stop();
     let w = vcl::testing::worker::current().unwrap();
     let mut holders = Vec::new();
-    for k in 0..w.vpp.mqs.len() {
+    for k in 0..w.conn().vpp.mqs.len() {
         let w = w.clone();
         let (tx, rx) = mpsc::channel();
         holders.push(std::thread::spawn(move || {
             let held = || {
                 let _ = tx.send(());
             };
-            w.vpp.mqs[k]
+            w.conn().vpp.mqs[k]
                 .hold_shm_lock_for(Duration::from_secs(6), held)
                 .unwrap();
         }));

@@ -1,12 +1,16 @@
-//! fork: a child never touches the parent's VCL worker, queues or sessions (they live in
-//! shared memory and are the parent's). Right after fork the child only rewrites its copy of
-//! the fd table: inherited listeners are remembered, every other VPP descriptor becomes the
-//! plain kernel socket it reserves. On the child's first use of an inherited listener (or its
-//! first new socket) it registers its own VCL worker over a new app-socket connection, and the
-//! listener is listened again from that worker: VPP adds the worker to the app's listener
-//! (nginx's master/worker model). If the parent never accepted on that listener nor waited on
-//! it, the parent's worker stops listening, so VPP does not hand it connections nobody takes.
-//! A child that only uses kernel fds (system(), popen()) costs nothing more.
+//! fork: the library does the work (vcl's `app::fork`, pthread_atfork): in the child, the
+//! forking thread's VCL worker gets a VPP worker of the child's own, its listeners listen
+//! again from it under the same handles (VPP adds the worker to the app's listener: nginx's
+//! master/worker model), its other sessions stay the parent's, and every other worker is the
+//! parent's, inert here. What is left for the shim, right after fork, is its fd table:
+//! - a listener on the worker the library took over stays what it is (same descriptor, same
+//!   session); if the parent never accepted on it nor waited on it, the parent's VPP worker
+//!   stops listening there, so VPP does not hand it connections nobody takes;
+//! - a listener on another (inert) worker is remembered and listened again from this
+//!   process's worker on first use ([`adopt`]), with the same unlisten on the parent's behalf;
+//! - every other VPP descriptor becomes the plain kernel socket it reserves.
+//!
+//! A child that only uses kernel fds costs one worker registration at fork (as upstream).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -29,21 +33,35 @@ pub struct Inherited {
     parent_active: bool,
 }
 
-/// In the child, right after fork: listeners become [`Inherited`], the rest are forgotten.
-/// Only memory operations (no lock another thread could have held, no call into the library).
+/// In the child, right after fork (the library's handler has run): see the module comment.
+/// No lock another thread could have held at fork is taken here.
 pub fn convert(e: Entry) -> Option<Entry> {
     match e {
+        Entry::Sock(s) if s.w.adopted() && s.listen_addr.get().is_some() => {
+            if !s.active.swap(false, Ordering::Relaxed) {
+                for sh in std::iter::once(s.sh).chain(s.twin.get().copied()) {
+                    if let Err(e) = api::unlisten_parent(&s.w, sh) {
+                        tracing::debug!("the parent's listen not stopped: {e}");
+                    }
+                }
+            }
+            Some(Entry::Sock(s))
+        }
         Entry::Sock(s) => {
-            let r = s.listen_addr.get().map(|addr| {
-                Entry::Inherited(Arc::new(Inherited {
-                    addr: *addr,
-                    family: s.family,
-                    nonblock: s.nonblock.load(Ordering::Relaxed),
-                    parent: (s.w.clone(), s.sh, s.twin.get().copied()),
-                    parent_active: s.active.load(Ordering::Relaxed),
-                }))
-            });
-            // never dropped here: that would close the parent's session in VPP
+            let r = s
+                .listen_addr
+                .get()
+                .filter(|_| s.w.is_foreign())
+                .map(|addr| {
+                    Entry::Inherited(Arc::new(Inherited {
+                        addr: *addr,
+                        family: s.family,
+                        nonblock: s.nonblock.load(Ordering::Relaxed),
+                        parent: (s.w.clone(), s.sh, s.twin.get().copied()),
+                        parent_active: s.active.load(Ordering::Relaxed),
+                    }))
+                });
+            // never dropped here: the session is the parent's
             std::mem::forget(s);
             r
         }

@@ -257,6 +257,16 @@ extern "C" fn after_fork_child() {
     if STATE.load(Ordering::Acquire) != READY {
         return;
     }
+    // the library gave this thread's worker a VPP worker of the child's own (crate::fork)
+    if let Some(w) = api::worker_current().filter(|w| w.adopted()) {
+        // SAFETY: getpid has no preconditions.
+        OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
+        crate::fdtab::fork_child();
+        if let Some(mut w0) = WORKER0.try_write() {
+            std::mem::forget(w0.replace(w));
+        }
+        return;
+    }
     STATE.store(FORKED, Ordering::Release);
     OWNER_PID.store(0, Ordering::Relaxed);
     crate::fdtab::fork_child();

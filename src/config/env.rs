@@ -23,6 +23,7 @@ pub const ENV_APP_USE_MQ_EVENTFD: &str = "VCL_APP_USE_MQ_EVENTFD";
 pub const ENV_VPP_API_SOCKET: &str = "VCL_VPP_API_SOCKET";
 pub const ENV_VPP_SAPI_SOCKET: &str = "VCL_VPP_SAPI_SOCKET";
 pub const ENV_BUSY_POLL_USEC: &str = "VCL_BUSY_POLL_USEC";
+pub const ENV_REATTACH: &str = "VCL_REATTACH";
 
 /// Applies every VCL_* override to `cfg`, reading variables through `get`
 /// (so tests need not touch the process environment). Tolerated bad values
@@ -61,6 +62,12 @@ pub(super) fn apply_env_collect(
                     "{ENV_BUSY_POLL_USEC}: '{v}' is out of range, ignored"
                 )),
             }
+        }
+    }
+    if let Some(v) = get(ENV_REATTACH) {
+        match super::parse::on_off(Some(v.trim())) {
+            Ok(on) => cfg.reattach = on,
+            Err(e) => warnings.push(format!("{ENV_REATTACH}: {e}, ignored")),
         }
     }
     if let Some(v) = get(ENV_APP_NAMESPACE_ID) {

@@ -75,6 +75,9 @@ pub struct Config {
     /// `busy-poll-usec N` (ours): ceiling of a blocked waiter's adaptive busy-poll window in
     /// µs before it sleeps; 0 turns busy-polling off.
     pub busy_poll_usec: u32,
+    /// `reattach on|off` (ours; env VCL_REATTACH): once VPP went away, attach again when it
+    /// is back on the same app socket and listen again on the listeners that were open.
+    pub reattach: bool,
 }
 
 impl Default for Config {
@@ -110,6 +113,7 @@ impl Default for Config {
             uid: None,
             gid: None,
             busy_poll_usec: DEFAULT_BUSY_POLL_USEC,
+            reattach: true,
         }
     }
 }

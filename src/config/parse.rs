@@ -80,6 +80,7 @@ const KEYWORDS: &[(&str, Val)] = &[
     ("uid", Val::Dec),
     ("gid", Val::Dec),
     ("busy-poll-usec", Val::Dec),
+    ("reattach", Val::Word),
 ];
 
 fn lookup(kw: &str) -> Option<Val> {
@@ -280,9 +281,19 @@ fn set_value(cfg: &mut Config, kw: &str, kind: Val, v: Option<&str>) -> Result<(
         ("uid", _) => cfg.uid = Some(number(v, kind)?),
         ("gid", _) => cfg.gid = Some(number(v, kind)?),
         ("busy-poll-usec", _) => cfg.busy_poll_usec = number(v, kind)?,
+        ("reattach", _) => cfg.reattach = on_off(v)?,
         _ => unreachable!("valued keyword missing from set_value: {kw}"),
     }
     Ok(())
+}
+
+/// `on` or `off` (also `yes`/`no`, `1`/`0`).
+pub(super) fn on_off(v: Option<&str>) -> Result<bool, String> {
+    match v {
+        Some("on" | "yes" | "1") => Ok(true),
+        Some("off" | "no" | "0") => Ok(false),
+        _ => Err(format!("expected on or off, got {}", got(v))),
+    }
 }
 
 /// How a missing or bad token reads in an error message.

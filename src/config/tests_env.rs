@@ -48,6 +48,24 @@ fn busy_poll_usec_from_file_and_env() {
 }
 
 #[test]
+fn reattach_from_file_and_env() {
+    assert!(Config::default().reattach, "on by default");
+    let mut c = cfg("vcl {\n reattach off\n}");
+    assert!(!c.reattach);
+    assert!(cfg("vcl {\n reattach on\n}").reattach);
+    let e = parse_str("vcl {\n reattach maybe\n}", "t.conf")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("expected on or off"), "{e}");
+    apply_env(&mut c, env(&[("VCL_REATTACH", "on")])).unwrap();
+    assert!(c.reattach);
+    apply_env(&mut c, env(&[("VCL_REATTACH", "0")])).unwrap();
+    assert!(!c.reattach, "VCL_REATTACH=0 turns it off");
+    apply_env(&mut c, env(&[("VCL_REATTACH", "sometimes")])).unwrap();
+    assert!(!c.reattach, "an unreadable value is ignored");
+}
+
+#[test]
 fn env_bad_values() {
     let mut w = Vec::new();
     let mut c = Config::default();

@@ -16,6 +16,7 @@ mod app;
 mod attr;
 mod epoll;
 mod ext;
+mod fork;
 mod io;
 mod misc;
 mod ptr;
@@ -23,6 +24,7 @@ mod session;
 mod worker;
 
 pub use crate::abi::*;
+pub(crate) use fork::install_fork_handlers;
 pub use types::*;
 
 use std::ffi::c_int;

@@ -13,20 +13,7 @@ use crate::config::SapiAddr;
 /// Connect a blocking SOCK_SEQPACKET socket to VPP's app socket (a path or an abstract name).
 /// On failure returns the errno, after one log line naming the address.
 pub fn connect_app_socket(addr: &SapiAddr) -> Result<OwnedFd, nix::errno::Errno> {
-    let ua = match addr {
-        SapiAddr::Path(p) => UnixAddr::new(p.as_path()),
-        SapiAddr::Abstract(name) => UnixAddr::new_abstract(name),
-    };
-    let result = ua.and_then(|ua| {
-        let fd = socket(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )?;
-        connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &ua)?;
-        Ok(fd)
-    });
+    let result = connect_app_socket_quiet(addr);
     if let Err(e) = result {
         tracing::error!(
             "cannot connect to VPP's app socket {}: {} ({})",
@@ -36,6 +23,24 @@ pub fn connect_app_socket(addr: &SapiAddr) -> Result<OwnedFd, nix::errno::Errno>
         );
     }
     result
+}
+
+/// [`connect_app_socket`] without the log line (a re-attach retrying while VPP is down).
+pub fn connect_app_socket_quiet(addr: &SapiAddr) -> Result<OwnedFd, nix::errno::Errno> {
+    let ua = match addr {
+        SapiAddr::Path(p) => UnixAddr::new(p.as_path()),
+        SapiAddr::Abstract(name) => UnixAddr::new_abstract(name),
+    };
+    ua.and_then(|ua| {
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &ua)?;
+        Ok(fd)
+    })
 }
 
 /// How we name a socket address in messages (`abstract:NAME` or the path).

@@ -168,6 +168,22 @@ impl SapiSocket {
         }
     }
 
+    /// In a forked child, for a socket that is the parent's: close our copy (VPP must see the
+    /// parent's socket close when the parent closes it, not when the child exits too), leaving
+    /// a socket whose peer is gone in its place.
+    pub fn orphan(&mut self) {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        if let Ok((mine, _gone)) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        ) {
+            self.fd = mine;
+            self.pending_fds.clear();
+        }
+    }
+
     /// Whether VPP hung up (poll without waiting).
     pub fn peer_gone(&self) -> bool {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};

@@ -6,6 +6,8 @@ use std::time::Duration;
 use vcl_codec::msg::{Connect, CtrlMsg, Listen, TransportProto, Unlisten};
 use vcl_codec::session_error::{SESSION_E_ALREADY_LISTENING, SESSION_E_REFUSED};
 
+use parking_lot::MutexGuard;
+
 use crate::error::{Error, Result};
 use crate::table::{handle, Endpoint, Fifos, Session, Sessions, State};
 use crate::wait::{self, Naps};
@@ -54,21 +56,9 @@ pub fn listen(w: &Worker, sh: u32, timeout: Duration) -> Result<()> {
     if s.state == State::Listen {
         return Ok(());
     }
-    let msg = CtrlMsg::Listen(Listen {
-        client_index: w.api_client_handle,
-        context: i,
-        wrk_index: w.vpp_wrk_index,
-        vrf: 0,
-        port: s.lcl.port,
-        proto: transport_proto(s.proto)?,
-        is_ip4: s.lcl.is_ip4,
-        ip: s.lcl.ip,
-        flags: 0,
-        ext_config: 0,
-        dscp: 0,
-    });
+    let msg = listen_msg(w, i, s)?;
     s.state = State::Binding;
-    w.send_ctrl(w.vpp.ctrl, &msg)?;
+    w.send_ctrl(w.conn().vpp.ctrl, &msg)?;
     let done = wait::until(w, &mut ss, Some(timeout), Naps::Backoff, |ss| {
         ss.get(i).is_none_or(|s| s.state != State::Binding)
     })
@@ -88,11 +78,84 @@ pub fn listen(w: &Worker, sh: u32, timeout: Duration) -> Result<()> {
     }
 }
 
+fn listen_msg(w: &Worker, i: u32, s: &Session) -> Result<CtrlMsg> {
+    let conn = w.conn();
+    Ok(CtrlMsg::Listen(Listen {
+        client_index: conn.api_client_handle,
+        context: i,
+        wrk_index: conn.vpp_wrk_index,
+        vrf: 0,
+        port: s.lcl.port,
+        proto: transport_proto(s.proto)?,
+        is_ip4: s.lcl.is_ip4,
+        ip: s.lcl.ip,
+        flags: 0,
+        ext_config: 0,
+        dscp: 0,
+    }))
+}
+
+/// After a re-attach: LISTEN again for every listener VPP forgot when it went away (same
+/// session, so the app's handle stays valid), then wait (up to `timeout`) for VPP's BOUNDs.
+/// Returns how many listen again.
+pub(crate) fn relisten(w: &Worker, ss: &mut MutexGuard<'_, Sessions>, timeout: Duration) -> usize {
+    let lost: Vec<u32> = ss
+        .slab
+        .iter()
+        .filter(|(_, s)| s.relisten && s.state == State::Detached)
+        .map(|(i, _)| i as u32)
+        .collect();
+    let mut sent = Vec::new();
+    for i in lost {
+        let Some(s) = ss.get_mut(i) else { continue };
+        s.relisten = false;
+        let Ok(msg) = listen_msg(w, i, s) else {
+            continue;
+        };
+        s.state = State::Binding;
+        s.relisten_pending = true;
+        match w.send_ctrl(w.conn().vpp.ctrl, &msg) {
+            Ok(()) => sent.push(i),
+            Err(e) => {
+                tracing::warn!("worker {}: listener {i} not listened again: {e}", w.index);
+                s.state = State::Detached;
+            }
+        }
+    }
+    let binding = |ss: &Sessions, i: u32| ss.get(i).is_some_and(|s| s.state == State::Binding);
+    wait::until(w, ss, Some(timeout), Naps::Backoff, |ss| {
+        !sent.iter().any(|&i| binding(ss, i))
+    });
+    let mut n = 0;
+    for &i in &sent {
+        match ss.get(i).map(|s| (s.state, s.vpp_error)) {
+            Some((State::Listen, _)) => n += 1,
+            Some((state, err)) => tracing::warn!(
+                "worker {}: listener {i} not listened again: {state:?}, {}",
+                w.index,
+                vcl_codec::session_error::session_error_str(err)
+            ),
+            None => {}
+        }
+    }
+    n
+}
+
 /// vppcom_session_accept: take the next ACCEPTED of a listener (waiting if blocking).
 pub fn accept(w: &Worker, ls: u32, nonblocking_child: bool) -> Result<(u32, Endpoint)> {
     let mut ss = w.sessions.lock();
     let li = lookup(w, &ss, ls)?;
     let l = ss.get(li).expect("looked up");
+    if l.state == State::Binding && l.relisten_pending {
+        // listening again after a re-attach or fork: VPP's BOUND is on its way
+        if l.nonblocking {
+            return Err(Error::Again);
+        }
+        wait::until(w, &mut ss, None, Naps::Backoff, |ss| {
+            ss.get(li).is_none_or(|l| l.state != State::Binding)
+        });
+    }
+    let l = ss.get(li).ok_or(Error::BadFd)?;
     if l.state != State::Listen {
         return Err(Error::BadFd);
     }
@@ -179,9 +242,9 @@ pub fn connect(w: &Worker, sh: u32, rmt: Endpoint, timeout: Duration) -> Result<
     }
     s.rmt = rmt;
     let msg = CtrlMsg::Connect(Connect {
-        client_index: w.api_client_handle,
+        client_index: w.conn().api_client_handle,
         context: i,
-        wrk_index: w.vpp_wrk_index,
+        wrk_index: w.conn().vpp_wrk_index,
         vrf: 0,
         port: rmt.port,
         lcl_port: s.lcl.port,
@@ -200,7 +263,7 @@ pub fn connect(w: &Worker, sh: u32, rmt: Endpoint, timeout: Duration) -> Result<
     });
     s.state = State::Connecting;
     let nonblocking = s.nonblocking;
-    w.send_ctrl(w.vpp.ctrl, &msg)?;
+    w.send_ctrl(w.conn().vpp.ctrl, &msg)?;
     if nonblocking {
         return Err(Error::InProgress);
     }
@@ -305,10 +368,10 @@ fn unlisten(w: &Worker, ss: &mut Sessions, i: u32) -> Result<()> {
     }
     s.state = State::AppClosed;
     let msg = CtrlMsg::Unlisten(Unlisten {
-        client_index: w.api_client_handle,
+        client_index: w.conn().api_client_handle,
         context: w.index,
-        wrk_index: w.vpp_wrk_index,
+        wrk_index: w.conn().vpp_wrk_index,
         handle: s.vpp_handle,
     });
-    w.send_ctrl(w.vpp.ctrl, &msg)
+    w.send_ctrl(w.conn().vpp.ctrl, &msg)
 }

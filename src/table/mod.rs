@@ -77,6 +77,10 @@ pub struct Session {
     /// VPP went away (its app socket hung up or its mq is corrupt) while this session was
     /// open: buffered data can still be read, then ECONNRESET; writes fail with EPIPE.
     pub vpp_gone: bool,
+    /// A listener VPP forgot when it went away: listened again (same handle) on re-attach.
+    pub relisten: bool,
+    /// Its LISTEN was sent again (re-attach, fork): a blocking accept waits for the BOUND.
+    pub relisten_pending: bool,
     /// What vppcom_session_attr sets and listen/connect read (see [`attr`]).
     pub attr: attr::AttrState,
     /// The epoll session watching this one, and with what.
@@ -103,6 +107,8 @@ impl Session {
             shut_wr: false,
             stream: false,
             vpp_gone: false,
+            relisten: false,
+            relisten_pending: false,
             attr: attr::AttrState::default(),
             ep: None,
         }

@@ -19,6 +19,10 @@ use super::Worker;
 use crate::session::readiness;
 use crate::table::{Events, Sessions, State};
 
+/// Called once per worker when it becomes detached (the app starts its re-attach there); set
+/// by the app layer, which sits above this one.
+pub(crate) static ON_DETACH: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
 /// How often a caller that never sleeps (a busy non-blocking loop) probes the app socket.
 const PROBE_EVERY: Duration = Duration::from_millis(1);
 
@@ -27,6 +31,9 @@ impl Worker {
     pub(crate) fn mark_detached(&self, why: &str) {
         if !self.detached.swap(true, Ordering::AcqRel) {
             tracing::warn!("worker {}: detached from VPP: {why}", self.index);
+            if let Some(hook) = ON_DETACH.get() {
+                hook();
+            }
         }
     }
 
@@ -83,6 +90,7 @@ pub(crate) fn fail_sessions(ss: &mut Sessions) {
                 // queued ACCEPTEDs name fifos VPP will never serve
                 s.accept_q.clear();
                 s.state = State::Detached;
+                s.relisten = true;
                 s.vpp_error = 0;
             }
             State::Binding | State::Connecting => {

@@ -16,12 +16,16 @@ impl Worker {
     /// Take every queued message (up to a batch); APP_ADD_SEGMENT / APP_DEL_SEGMENT map and
     /// unmap segments, the rest are passed to `other(event_type, payload)`.
     pub fn drain_mq(&self, mut other: impl FnMut(u8, &[u8])) -> Result<usize, Error> {
-        if self.app_mq.is_empty() {
+        if self.is_foreign() {
+            return Ok(0); // the parent's queue, in a forked child
+        }
+        let conn = self.conn();
+        if conn.app_mq.is_empty() {
             return Ok(0); // the common case on data paths: skip setting up a consumer
         }
         // Another thread on this worker is draining (vppcom_worker_index_set): what it takes
         // lands in the same session table, so there is nothing to do here.
-        let Ok(mut consumer) = self.app_mq.consumer() else {
+        let Ok(mut consumer) = conn.app_mq.consumer() else {
             return Ok(0);
         };
         let n = consumer
@@ -80,14 +84,20 @@ impl Worker {
     /// Sleep until the app mq has something or `timeout` passes. While another thread of
     /// this worker waits on the mq, this one just sleeps (the other drains for both).
     pub fn wait_mq(&self, timeout: std::time::Duration) {
-        match self.app_mq.consumer() {
-            Ok(mut c) => {
-                if c.wait(timeout).is_err() && c.is_corrupt() {
-                    drop(c);
-                    self.mark_detached("app mq corrupt");
-                }
+        if self.is_foreign() {
+            std::thread::sleep(timeout.min(std::time::Duration::from_millis(10)));
+            return;
+        }
+        let conn = self.conn();
+        let corrupt = match conn.app_mq.consumer() {
+            Ok(mut c) => c.wait(timeout).is_err() && c.is_corrupt(),
+            Err(_) => {
+                std::thread::sleep(timeout.min(std::time::Duration::from_millis(10)));
+                false
             }
-            Err(_) => std::thread::sleep(timeout.min(std::time::Duration::from_millis(10))),
+        };
+        if corrupt {
+            self.mark_detached("app mq corrupt");
         }
     }
 }

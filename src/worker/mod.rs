@@ -10,6 +10,7 @@
 
 mod detach;
 mod events;
+mod fork;
 mod send;
 mod session_events;
 
@@ -19,10 +20,13 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use parking_lot::Mutex;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use parking_lot::{Mutex, RwLock};
 use vcl_svm::mq::MsgQueue;
 use vcl_svm::Segment;
 
+pub(crate) use detach::ON_DETACH;
+pub(crate) use fork::disown_sessions;
 pub use send::{HandleMsg, ReplyKind};
 
 use crate::error::Error;
@@ -39,10 +43,9 @@ pub struct VppMqs {
     pub ctrl: usize,
 }
 
-/// One VCL worker.
-pub struct Worker {
-    /// Our index (the high byte of the worker's session handles).
-    pub index: u32,
+/// What ties a worker to one VPP instance: replaced as a whole when the app re-attaches after
+/// VPP restarted (see `app::reattach`); sessions keep the segments their fifos live in.
+pub struct Conn {
     /// VPP's wrk_map_index for this worker (0 for the attach worker).
     pub vpp_wrk_index: u32,
     /// The handle VPP knows this worker's socket by; every control message carries it.
@@ -50,12 +53,27 @@ pub struct Worker {
     pub app_index: u32,
     pub vpp: Arc<VppMqs>,
     pub app_mq: MsgQueue<Arc<Segment>>,
-    /// The worker's sessions (touched by its own thread; the lock is per worker).
-    pub sessions: Mutex<Sessions>,
     sock: Mutex<SapiSocket>,
     segments: Mutex<HashMap<u64, Arc<Segment>>>,
-    /// epoll fd over the app mq eventfd and the socket (use-mq-eventfd only).
-    mqs_epfd: Option<OwnedFd>,
+}
+
+/// One VCL worker.
+pub struct Worker {
+    /// Our index (the high byte of the worker's session handles).
+    pub index: u32,
+    conn: RwLock<Arc<Conn>>,
+    /// The worker's sessions (touched by its own thread; the lock is per worker). In an Arc
+    /// so that fork's prepare handler can hold every worker's lock across the fork.
+    pub sessions: Arc<Mutex<Sessions>>,
+    /// epoll fd over the app mq eventfd and the socket (use-mq-eventfd only); the same fd
+    /// across a re-attach (the app may have it in its own epoll set), a new one in a forked
+    /// child (the inherited fd names the parent's epoll instance).
+    mqs_epfd: Mutex<Option<Epoll>>,
+    /// In a forked child: the parent's worker, never to be used here (see `fork`).
+    foreign: AtomicBool,
+    /// In a forked child that took this worker over: the parent's (api client handle, VPP
+    /// worker index), to stop the parent's listening on its behalf.
+    parent_ids: Mutex<Option<(u32, u32)>>,
     /// vppcom_select's watch sets (read, write, except), reused between calls.
     pub select_scratch: Mutex<[Vec<u64>; 3]>,
     detached: AtomicBool,
@@ -78,31 +96,44 @@ pub struct WorkerParts {
     pub mq_eventfd: Option<OwnedFd>,
 }
 
-impl Worker {
-    /// Assemble a worker; with `use_mq_eventfd` also its epoll fd over the mq eventfd and the
-    /// socket (events 0: only HUP/ERR, which is how a VPP restart shows).
-    pub fn new(index: u32, mut p: WorkerParts, use_mq_eventfd: bool) -> Result<Worker, Error> {
-        let mqs_epfd = if use_mq_eventfd {
-            Some(mqs_epoll(p.mq_eventfd.as_ref(), &p.sock)?)
-        } else {
-            None
-        };
+impl Conn {
+    fn new(mut p: WorkerParts) -> Conn {
         if let Some(fd) = p.mq_eventfd.take() {
             p.app_mq.set_eventfd(fd);
         }
         let mut segments = HashMap::new();
         segments.insert(p.first_segment.0, p.first_segment.1);
-        Ok(Worker {
-            index,
+        Conn {
             vpp_wrk_index: p.vpp_wrk_index,
             api_client_handle: p.api_client_handle,
             app_index: p.app_index,
             vpp: p.vpp,
             app_mq: p.app_mq,
-            sessions: Mutex::new(Default::default()),
             sock: Mutex::new(p.sock),
             segments: Mutex::new(segments),
-            mqs_epfd,
+        }
+    }
+}
+
+impl Worker {
+    /// Assemble a worker; with `use_mq_eventfd` also its epoll fd over the mq eventfd and the
+    /// socket (events 0: only HUP/ERR, which is how a VPP restart shows).
+    pub fn new(index: u32, p: WorkerParts, use_mq_eventfd: bool) -> Result<Worker, Error> {
+        let conn = Conn::new(p);
+        let mqs_epfd = if use_mq_eventfd {
+            let ep = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(errno)?;
+            mqs_epoll_add(&ep, &conn)?;
+            Some(ep)
+        } else {
+            None
+        };
+        Ok(Worker {
+            index,
+            conn: RwLock::new(Arc::new(conn)),
+            sessions: Default::default(),
+            mqs_epfd: Mutex::new(mqs_epfd),
+            foreign: AtomicBool::new(false),
+            parent_ids: Mutex::new(None),
             select_scratch: Mutex::new(Default::default()),
             detached: AtomicBool::new(false),
             born: std::time::Instant::now(),
@@ -110,24 +141,55 @@ impl Worker {
         })
     }
 
+    /// The worker's current tie to VPP (a new one after a re-attach).
+    pub fn conn(&self) -> Arc<Conn> {
+        self.conn.read().clone()
+    }
+
+    /// Install what a re-attach made (the caller holds the sessions lock, so no session call
+    /// runs meanwhile) and clear the detached mark. The old socket and app mq go with the old
+    /// conn; the mqs epoll fd stays the same fd, now over the new eventfd and socket.
+    pub(crate) fn replace_conn(&self, p: WorkerParts) -> Result<(), Error> {
+        let conn = Arc::new(Conn::new(p));
+        if let Some(ep) = &*self.mqs_epfd.lock() {
+            let old = self.conn();
+            if let Some(fd) = old.app_mq.eventfd_fd() {
+                let _ = ep.delete(fd);
+            }
+            let _ = ep.delete(old.sock.lock().as_fd());
+            mqs_epoll_add(ep, &conn)?;
+        }
+        *self.conn.write() = conn;
+        self.detached.store(false, Ordering::Release);
+        Ok(())
+    }
+
     /// Whether the app mq signals through an eventfd (use-mq-eventfd).
     pub fn uses_eventfd(&self) -> bool {
-        self.app_mq.eventfd().is_some()
+        self.conn().app_mq.eventfd().is_some()
     }
 
     /// The worker's mqs epoll fd, or -1 without use-mq-eventfd.
     pub fn mqs_epfd(&self) -> RawFd {
-        self.mqs_epfd.as_ref().map_or(-1, |fd| fd.as_raw_fd())
+        self.mqs_epfd
+            .lock()
+            .as_ref()
+            .map_or(-1, |ep| ep.0.as_raw_fd())
     }
 
     /// Run `f` with the worker's app socket.
     pub fn with_sock<T>(&self, f: impl FnOnce(&mut SapiSocket) -> T) -> T {
-        f(&mut self.sock.lock())
+        f(&mut self.conn().sock.lock())
+    }
+
+    /// Whether the worker's app socket hung up (VPP died or dropped the worker).
+    pub(crate) fn sock_gone(&self) -> bool {
+        self.conn().sock.lock().peer_gone()
     }
 
     /// Whether VPP dropped this worker (its socket hung up, or its app mq is corrupt).
     pub fn is_detached(&self) -> bool {
-        if !self.known_detached() && self.sock.lock().peer_gone() {
+        if !self.known_detached() && self.sock_gone() {
             self.mark_detached("VPP closed the app socket");
         }
         self.detached.load(Ordering::Acquire)
@@ -142,38 +204,41 @@ impl Worker {
             "worker {}: segment mapped",
             self.index
         );
-        self.segments.lock().insert(handle, Arc::new(seg));
+        self.conn().segments.lock().insert(handle, Arc::new(seg));
     }
 
     /// Unmap the segment `handle` (its fd closes when the last fifo on it is gone).
     pub fn del_segment(&self, handle: u64) -> bool {
-        let found = self.segments.lock().remove(&handle).is_some();
+        let found = self.conn().segments.lock().remove(&handle).is_some();
         tracing::debug!(handle, found, "worker {}: segment unmapped", self.index);
         found
     }
 
     /// The segment VPP shared under `handle`, if mapped.
     pub fn segment(&self, handle: u64) -> Option<Arc<Segment>> {
-        self.segments.lock().get(&handle).cloned()
+        self.conn().segments.lock().get(&handle).cloned()
     }
 
     /// Handles of the segments this worker maps.
     pub fn segment_handles(&self) -> Vec<u64> {
-        self.segments.lock().keys().copied().collect()
+        self.conn().segments.lock().keys().copied().collect()
     }
 }
 
-fn mqs_epoll(evfd: Option<&OwnedFd>, sock: &SapiSocket) -> Result<OwnedFd, Error> {
-    use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
-    let errno = |e: nix::errno::Errno| Error::from_errno(e as i32);
-    let ep = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(errno)?;
-    if let Some(evfd) = evfd {
+fn errno(e: nix::errno::Errno) -> Error {
+    Error::from_errno(e as i32)
+}
+
+fn mqs_epoll_add(ep: &Epoll, conn: &Conn) -> Result<(), Error> {
+    if let Some(evfd) = conn.app_mq.eventfd_fd() {
         ep.add(evfd, EpollEvent::new(EpollFlags::EPOLLIN, 0))
             .map_err(errno)?;
     }
-    ep.add(sock.as_fd(), EpollEvent::new(EpollFlags::empty(), u64::MAX))
-        .map_err(errno)?;
-    Ok(ep.0)
+    ep.add(
+        conn.sock.lock().as_fd(),
+        EpollEvent::new(EpollFlags::empty(), u64::MAX),
+    )
+    .map_err(errno)
 }
 
 thread_local! {

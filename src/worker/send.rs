@@ -55,7 +55,7 @@ impl Worker {
         if self.known_detached() {
             return Err(Error::NotConn);
         }
-        self.vpp.send_ctrl(thread, msg)
+        self.conn().vpp.send_ctrl(thread, msg)
     }
 
     /// An IO event (TX, RX deq notification, ...) for VPP's session `vpp_handle`.
@@ -64,7 +64,8 @@ impl Worker {
         if self.known_detached() {
             return;
         }
-        let Some(mq) = self.vpp.mqs.get(thread) else {
+        let conn = self.conn();
+        let Some(mq) = conn.vpp.mqs.get(thread) else {
             return;
         };
         if let Err(e) = mq.send_io(t.as_u8(), vpp_handle as u32, SendMode::BlockFor(SEND_WAIT)) {
@@ -74,7 +75,7 @@ impl Worker {
 
     pub(crate) fn send_handle_msg(&self, thread: usize, vpp_handle: u64, kind: HandleMsg) {
         let m = SessionHandleMsg {
-            client_index: self.api_client_handle,
+            client_index: self.conn().api_client_handle,
             context: 0,
             handle: vpp_handle,
         };
@@ -89,7 +90,7 @@ impl Worker {
     /// DISCONNECTED_REPLY / RESET_REPLY: VPP finds the app by the api client handle in context.
     pub(crate) fn send_reply(&self, thread: usize, vpp_handle: u64, kind: ReplyKind) {
         let m = SessionReplyMsg {
-            context: self.api_client_handle,
+            context: self.conn().api_client_handle,
             retval: 0,
             handle: vpp_handle,
         };
@@ -102,7 +103,7 @@ impl Worker {
 
     /// ACCEPTED_REPLY on the accepted session's queue; context is ACCEPTED's (the app index).
     pub(crate) fn accepted_reply(&self, m: &Accepted, retval: i32, app_session_index: u32) {
-        let thread = self.thread_of(m.mq_index).unwrap_or(self.vpp.ctrl);
+        let thread = self.thread_of(m.mq_index).unwrap_or(self.conn().vpp.ctrl);
         let reply = CtrlMsg::AcceptedReply(AcceptedReply {
             context: m.context,
             retval,
@@ -115,7 +116,7 @@ impl Worker {
     /// The VPP thread queue a message names, if we have it.
     pub(crate) fn thread_of(&self, mq_index: u32) -> Option<usize> {
         let t = mq_index as usize;
-        (t < self.vpp.mqs.len()).then_some(t)
+        (t < self.conn().vpp.mqs.len()).then_some(t)
     }
 
     /// Fifos named by an ACCEPTED or CONNECTED message, in segments we map.

@@ -121,18 +121,19 @@ fn bound(w: &Worker, ss: &mut Sessions, m: &Bound) {
         }
         ss.bind_vpp(m.context, m.handle);
         let msg = CtrlMsg::Unlisten(Unlisten {
-            client_index: w.api_client_handle,
+            client_index: w.conn().api_client_handle,
             context: w.index,
-            wrk_index: w.vpp_wrk_index,
+            wrk_index: w.conn().vpp_wrk_index,
             handle: m.handle,
         });
-        let _ = w.send_ctrl(w.vpp.ctrl, &msg);
+        let _ = w.send_ctrl(w.conn().vpp.ctrl, &msg);
         return;
     }
     if s.state != State::Binding {
         tracing::warn!("bound for session {} in state {:?}", m.context, s.state);
         return;
     }
+    s.relisten_pending = false;
     if m.retval != SESSION_E_NONE {
         s.vpp_error = m.retval;
         s.state = State::Detached;

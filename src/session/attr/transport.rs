@@ -53,7 +53,7 @@ pub(super) fn round_trip(
     let seq = next_seq();
     s.attr.pending = Some(Pending { seq, result: None });
     let msg = CtrlMsg::TransportAttr(TransportAttrMsg {
-        client_index: w.api_client_handle,
+        client_index: w.conn().api_client_handle,
         handle: s.vpp_handle,
         attr,
         is_get,

@@ -186,6 +186,11 @@ impl<S: SegmentRef> MsgQueue<S> {
         self.evtfd.as_ref().map(|f| f.as_raw_fd())
     }
 
+    /// The eventfd, borrowed (to add it to or remove it from an epoll set).
+    pub fn eventfd_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.evtfd.as_ref().map(std::os::fd::AsFd::as_fd)
+    }
+
     /// The segment this queue lives in.
     pub fn segment(&self) -> &S {
         &self.seg

@@ -22,16 +22,25 @@ use crate::error::Error;
 use crate::sapi::{self, SapiSocket};
 use crate::worker::{self, VppMqs, Worker, WorkerParts};
 
+pub(crate) mod fork;
+mod reattach;
+
 /// What the app knows once vppcom_app_create succeeded.
 struct App {
     cfg: Config,
     addr: SapiAddr,
+    name: String,
+    /// Which create this is (a re-attach started for one app never touches the next).
+    gen: u64,
     app_index: u32,
     vpp: Arc<VppMqs>,
     workers: Slab<Arc<Worker>>,
+    /// A re-attach's attach socket when worker 0 was unregistered (it keeps the app in VPP).
+    spare: Option<WorkerParts>,
 }
 
 static APP: Mutex<Option<App>> = Mutex::new(None);
+static GEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// How long destroy waits for VPP to acknowledge APP_DETACH by closing the socket.
 const DETACH_WAIT: Duration = Duration::from_millis(500);
@@ -76,8 +85,44 @@ pub fn create(cfg: Config, name: Option<String>) -> Result<(), CreateError> {
         return Err(CreateError::AttachFailed);
     };
     let fd = sapi::connect_app_socket(&addr).map_err(failed)?;
-    let mut sock = SapiSocket::new(fd, sock_timeout(&cfg)).map_err(failed)?;
-    sock.send(&SapiMsg::Attach(attach_msg(&cfg, &name)))
+    let (vpp, parts) = attach_exchange(fd, &cfg, &addr, &name)?;
+    let (app_index, api_client_handle) = (parts.app_index, parts.api_client_handle);
+    let mut workers = Slab::new();
+    let entry = workers.vacant_entry();
+    crate::wait::set_busy_poll_usec(cfg.busy_poll_usec);
+    let w = Arc::new(Worker::new(entry.key() as u32, parts, cfg.use_mq_eventfd).map_err(failed)?);
+    entry.insert(w.clone());
+    worker::set_current(0, Some(&w));
+    tracing::info!(
+        "attached to VPP at {} as '{name}': app index {app_index}, api client handle \
+         {api_client_handle:#x}",
+        sapi::addr_display(&addr),
+    );
+    reattach::enable(cfg.reattach);
+    // the handlers are C callbacks, so they live with the C ABI (the one place for unsafe)
+    crate::ffi::install_fork_handlers();
+    *app = Some(App {
+        cfg,
+        addr,
+        name,
+        gen: GEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+        app_index,
+        vpp,
+        workers,
+        spare: None,
+    });
+    Ok(())
+}
+
+/// ATTACH over the new app socket `fd`: VPP's mqs and what makes worker 0.
+fn attach_exchange(
+    fd: OwnedFd,
+    cfg: &Config,
+    addr: &SapiAddr,
+    name: &str,
+) -> Result<(Arc<VppMqs>, WorkerParts), CreateError> {
+    let mut sock = SapiSocket::new(fd, sock_timeout(cfg)).map_err(failed)?;
+    sock.send(&SapiMsg::Attach(attach_msg(cfg, name)))
         .map_err(failed)?;
     let (reply, fds) = sock.recv_reply(msg_type::ATTACH_REPLY).map_err(failed)?;
     let SapiMsg::AttachReply(r) = reply else {
@@ -86,7 +131,7 @@ pub fn create(cfg: Config, name: Option<String>) -> Result<(), CreateError> {
     if r.retval != 0 {
         tracing::error!(
             "attach to VPP at {} refused: {} ({})",
-            sapi::addr_display(&addr),
+            sapi::addr_display(addr),
             session_error_str(r.retval),
             r.retval
         );
@@ -102,26 +147,7 @@ pub fn create(cfg: Config, name: Option<String>) -> Result<(), CreateError> {
         (0, r.api_client_handle, r.app_index),
         vpp.clone(),
     )?;
-    let mut workers = Slab::new();
-    let entry = workers.vacant_entry();
-    crate::wait::set_busy_poll_usec(cfg.busy_poll_usec);
-    let w = Arc::new(Worker::new(entry.key() as u32, parts, cfg.use_mq_eventfd).map_err(failed)?);
-    entry.insert(w.clone());
-    worker::set_current(0, Some(&w));
-    tracing::info!(
-        "attached to VPP at {} as '{name}': app index {}, api client handle {:#x}",
-        sapi::addr_display(&addr),
-        r.app_index,
-        r.api_client_handle
-    );
-    *app = Some(App {
-        cfg,
-        addr,
-        app_index: r.app_index,
-        vpp,
-        workers,
-    });
-    Ok(())
+    Ok((vpp, parts))
 }
 
 fn attach_msg(cfg: &Config, name: &str) -> Attach {
@@ -269,6 +295,38 @@ pub fn register_worker() -> Result<u32, Error> {
         )
     };
     let fd = sapi::connect_app_socket(&addr).map_err(|_| Error::Exist)?;
+    let parts = add_worker_exchange(fd, timeout, app_index, vpp.clone())?;
+    let vpp_wrk_index = parts.vpp_wrk_index;
+    let mut guard = APP.lock();
+    // the app may have been destroyed (or re-created) meanwhile: then the new worker's socket
+    // closes with `parts` and VPP forgets it
+    let app = guard
+        .as_mut()
+        .filter(|a| Arc::ptr_eq(&a.vpp, &vpp))
+        .ok_or(Error::Exist)?;
+    let entry = app.workers.vacant_entry();
+    let index = entry.key() as u32;
+    if index >= app.cfg.max_workers.max(1) || index > 0xFF {
+        tracing::error!(
+            "worker register: max-workers ({}) reached",
+            app.cfg.max_workers
+        );
+        return Err(Error::Exist);
+    }
+    let w = Arc::new(Worker::new(index, parts, app.cfg.use_mq_eventfd)?);
+    entry.insert(w.clone());
+    worker::set_current(index, Some(&w));
+    tracing::debug!("worker {index} registered, vpp worker {vpp_wrk_index}");
+    Ok(index)
+}
+
+/// ADD_DEL_WORKER (add) over the new app socket `fd`: what makes the new worker.
+fn add_worker_exchange(
+    fd: OwnedFd,
+    timeout: Duration,
+    app_index: u32,
+    vpp: Arc<VppMqs>,
+) -> Result<WorkerParts, Error> {
     let mut sock = SapiSocket::new(fd, timeout)?;
     sock.send(&SapiMsg::AddDelWorker(WorkerAddDel {
         app_index,
@@ -289,35 +347,14 @@ pub fn register_worker() -> Result<u32, Error> {
     }
     let as_exist = |_| Error::Exist;
     let mut fds = ReplyFds::new(fds, r.n_fds, r.fd_flags).map_err(as_exist)?;
-    let parts = worker_parts(
+    worker_parts(
         &mut fds,
         (r.segment_handle, r.app_event_queue_address),
         sock,
         (r.wrk_index, r.api_client_handle, app_index),
-        vpp.clone(),
+        vpp,
     )
-    .map_err(as_exist)?;
-    let mut guard = APP.lock();
-    // the app may have been destroyed (or re-created) meanwhile: then the new worker's socket
-    // closes with `parts` and VPP forgets it
-    let app = guard
-        .as_mut()
-        .filter(|a| Arc::ptr_eq(&a.vpp, &vpp))
-        .ok_or(Error::Exist)?;
-    let entry = app.workers.vacant_entry();
-    let index = entry.key() as u32;
-    if index >= app.cfg.max_workers.max(1) || index > 0xFF {
-        tracing::error!(
-            "worker register: max-workers ({}) reached",
-            app.cfg.max_workers
-        );
-        return Err(Error::Exist);
-    }
-    let w = Arc::new(Worker::new(index, parts, app.cfg.use_mq_eventfd)?);
-    entry.insert(w.clone());
-    worker::set_current(index, Some(&w));
-    tracing::debug!("worker {index} registered, vpp worker {}", r.wrk_index);
-    Ok(index)
+    .map_err(as_exist)
 }
 
 /// Unregister the calling thread's worker: ADD_DEL_WORKER delete, then close its socket.
@@ -330,7 +367,7 @@ pub fn unregister_worker() {
     if let Some(app) = guard.as_mut() {
         let del = SapiMsg::AddDelWorker(WorkerAddDel {
             app_index: app.app_index,
-            wrk_index: w.vpp_wrk_index,
+            wrk_index: w.conn().vpp_wrk_index,
             is_add: false,
         });
         if let Err(e) = w.with_sock(|s| s.send(&del)) {
@@ -358,7 +395,7 @@ pub fn destroy() {
     // once VPP is gone there is nobody to tell (and its queue may be locked for good)
     if let Some(w) = worker::current().filter(|w| !w.is_detached()) {
         let detach = CtrlMsg::AppDetach(AppDetach {
-            client_index: w.api_client_handle,
+            client_index: w.conn().api_client_handle,
             context: 0,
         });
         match app.vpp.send_ctrl(app.vpp.ctrl, &detach) {
