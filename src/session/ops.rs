@@ -54,6 +54,7 @@ pub fn listen(w: &Worker, sh: u32, timeout: Duration) -> Result<()> {
     if s.state == State::Listen {
         return Ok(());
     }
+    let ext_config = super::place_ext_config(w, s);
     let msg = CtrlMsg::Listen(Listen {
         client_index: w.api_client_handle,
         context: i,
@@ -64,7 +65,7 @@ pub fn listen(w: &Worker, sh: u32, timeout: Duration) -> Result<()> {
         is_ip4: s.lcl.is_ip4,
         ip: s.lcl.ip,
         flags: 0,
-        ext_config: 0,
+        ext_config,
         dscp: 0,
     });
     s.state = State::Binding;
@@ -92,27 +93,24 @@ pub fn listen(w: &Worker, sh: u32, timeout: Duration) -> Result<()> {
 pub fn accept(w: &Worker, ls: u32, nonblocking_child: bool) -> Result<(u32, Endpoint)> {
     let mut ss = w.sessions.lock();
     let li = lookup(w, &ss, ls)?;
-    let l = ss.get(li).expect("looked up");
-    if l.state != State::Listen {
+    // a listener, or a QUIC connection (its streams)
+    if !super::accepts(&ss, li) {
         return Err(Error::BadFd);
     }
+    let l = ss.get(li).expect("looked up");
     if l.accept_q.is_empty() {
         if l.nonblocking {
             w.drain(&mut ss);
         } else {
             wait::until(w, &mut ss, None, Naps::Backoff, |ss| {
-                ss.get(li)
-                    .is_none_or(|l| !l.accept_q.is_empty() || l.state != State::Listen)
+                ss.get(li).is_none_or(|l| !l.accept_q.is_empty()) || !super::accepts(ss, li)
             });
         }
     }
+    let still = super::accepts(&ss, li);
     let l = ss.get_mut(li).ok_or(Error::BadFd)?;
     let Some(m) = l.accept_q.pop_front() else {
-        return Err(if l.state == State::Listen {
-            Error::Again
-        } else {
-            Error::BadFd
-        });
+        return Err(if still { Error::Again } else { Error::BadFd });
     };
     let proto = l.proto;
     let (fifos, thread) = match (
@@ -178,6 +176,7 @@ pub fn connect(w: &Worker, sh: u32, rmt: Endpoint, timeout: Duration) -> Result<
         _ => return Err(Error::BadFd),
     }
     s.rmt = rmt;
+    let ext_config = super::place_ext_config(w, s);
     let msg = CtrlMsg::Connect(Connect {
         client_index: w.api_client_handle,
         context: i,
@@ -196,7 +195,7 @@ pub fn connect(w: &Worker, sh: u32, rmt: Endpoint, timeout: Duration) -> Result<
         // (docs/wire.md#session-events).
         flags: 1,
         dscp: 0,
-        ext_config: 0,
+        ext_config,
     });
     s.state = State::Connecting;
     let nonblocking = s.nonblocking;

@@ -62,6 +62,7 @@ impl Peer {
             vpp_mqs.seg.fd(),
             cfg.log_capacity,
         );
+        state.vpp_mqs_seg = Some(vpp_mqs.seg.clone());
         state.reserve_builtins(cfg.builtin_apps);
         state.max_segment_size = cfg.max_segment_size;
         let listener = socket::bind_listener(&cfg.socket)?;
