@@ -23,12 +23,7 @@ fn run_check(name: &str, src: &str, cxx: bool) {
     let peer = Peer::start(PeerConfig::new(SockAddr::Abstract(sock.clone()))).expect("peer");
     let p = Prefix::new(name);
     let conf = write_vcl_conf(&p.dir, "vcl.conf", &format!("abstract:{sock}"), false);
-    let exe = p.compile(
-        &[repo_dir().join(src)],
-        name,
-        cxx,
-        false,
-    );
+    let exe = p.compile(&[repo_dir().join(src)], name, cxx, false);
     let (port, refused) = (free_port().to_string(), free_port().to_string());
     let out = p.run_for(
         &exe,

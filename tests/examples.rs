@@ -241,7 +241,15 @@ fn tls_echo(tag: &str, ct: bool) {
     let srv = s.server(&exe, &["server", cert, key, &port, "2"]);
     let mut seen = Seen::default();
     let args = |rounds: &'static str, size: &'static str| {
-        ["client", cert, key, "127.0.0.1", port.as_str(), rounds, size]
+        [
+            "client",
+            cert,
+            key,
+            "127.0.0.1",
+            port.as_str(),
+            rounds,
+            size,
+        ]
     };
     let small = s.run_watched(&exe, &args("200", "1024"), &mut seen);
     small.line("200 echoes of 1024 bytes ok");

@@ -251,10 +251,8 @@ fn quic_connection() -> (u32, u32, u32) {
 fn quic_stream(conn: u32, peer_conn: u32) -> (u32, u32) {
     let s = session(QUIC, true);
     // SAFETY: a plain call into our own C ABI.
-    assert_eq!(
-        unsafe { vppcom_session_stream_connect(s, conn) },
-        EINPROGRESS
-    );
+    let rv = unsafe { vppcom_session_stream_connect(s, conn) };
+    assert_eq!(rv, EINPROGRESS);
     let a = accept(peer_conn);
     wait_for(s, libc::EPOLLOUT as u32);
     (s, a)
