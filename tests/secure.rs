@@ -9,6 +9,7 @@ mod vclapp;
 
 use std::time::{Duration, Instant};
 
+use vcl_codec::ext_cfg::{CryptoCfg, ExtCfgBody, ExtCfgType};
 use vcl_testpeer::{Peer, PeerConfig, SockAddr};
 use vclapp::*;
 
@@ -38,7 +39,7 @@ extern "C" {
 }
 
 /// This process attached (global scope) to a fresh peer while `f` runs.
-fn world(tag: &str, f: impl FnOnce()) {
+fn world(tag: &str, f: impl FnOnce(&Peer)) {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     vcl::testing::app::destroy();
     let sock = format!("vcl-secure-{tag}-{}", std::process::id());
@@ -47,7 +48,7 @@ fn world(tag: &str, f: impl FnOnce()) {
     std::env::set_var("VCL_CONFIG", &conf);
     // SAFETY: a plain call into our own C ABI.
     assert_eq!(unsafe { vppcom_app_create(c"secure-test".as_ptr()) }, 0);
-    f();
+    f(&peer);
     // SAFETY: a plain call into our own C ABI.
     unsafe { vppcom_app_destroy() };
     peer.stop();
@@ -171,16 +172,31 @@ fn blob(n: usize, seed: u8) -> Vec<u8> {
 
 #[test]
 fn tls_listen_and_connect_carry_the_ext_config() {
-    world("tls", || {
+    world("tls", |peer| {
         let ck = add_ckpair();
         let (ls, port, rv) = listener(TLS, Some(ck));
         assert_eq!(rv, 0, "TLS listen with a cert/key pair");
+        // what VPP reads from the chunk: upstream's SET_CKPAIR blob, only the index filled in
+        let cfgs = peer.ext_configs();
+        let Some(Some(cfg)) = cfgs.last() else {
+            panic!("no ext config reached the peer: {cfgs:?}")
+        };
+        let mut want = CryptoCfg {
+            ckpair_index: ck,
+            ..Default::default()
+        };
+        want.set_hostname("");
+        assert_eq!(cfg.cfg_type, ExtCfgType::Crypto);
+        assert_eq!(cfg.len, 288, "upstream writes the whole struct's size");
+        assert_eq!(cfg.body, ExtCfgBody::Crypto(Box::new(want)));
         let c = session(TLS, true);
         assert_eq!(set_ckpair(c, 0), 0);
         assert_eq!(connect(c, port), EINPROGRESS);
         let a = accept(ls);
         wait_for(c, libc::EPOLLOUT as u32);
         assert_eq!(connect(c, port), 0, "connected");
+        let n = peer.ext_configs().len();
+        assert_eq!(n, 2, "one config per listen/connect");
         send_recv(c, a, &blob(60_000, 1));
         send_recv(a, c, &blob(40_000, 2));
         // SAFETY: plain calls into our own C ABI.
@@ -194,7 +210,7 @@ fn tls_listen_and_connect_carry_the_ext_config() {
 
 #[test]
 fn tls_without_or_with_a_bad_ext_config_is_refused() {
-    world("tls-bad", || {
+    world("tls-bad", |_| {
         // no SET_CKPAIR: VPP's TLS refuses the listen and the connect (SESSION_E_NOEXTCFG)
         let (_, _, rv) = listener(TLS, None);
         assert_eq!(rv, ECONNREFUSED);
@@ -212,7 +228,7 @@ fn tls_without_or_with_a_bad_ext_config_is_refused() {
 
 #[test]
 fn tls_handshake_failure_is_a_connect_error() {
-    world("tls-hs", || {
+    world("tls-hs", |_| {
         let ck = add_ckpair();
         // a TLS client reaching a plain TCP listener
         let (_, tcp_port, rv) = listener(TCP, None);
@@ -260,7 +276,7 @@ fn quic_stream(conn: u32, peer_conn: u32) -> (u32, u32) {
 
 #[test]
 fn quic_connections_and_streams() {
-    world("quic", || {
+    world("quic", |_| {
         let (c, sc, ls) = quic_connection();
         // SAFETY: (every call in this block) plain calls into our own C ABI with valid pointers.
         unsafe {
@@ -300,7 +316,7 @@ fn quic_connections_and_streams() {
 
 #[test]
 fn stream_connect_needs_a_quic_connection() {
-    world("quic-bad", || {
+    world("quic-bad", |_| {
         let (_, port, rv) = listener(TCP, None);
         assert_eq!(rv, 0);
         let t = session(TCP, false);

@@ -218,6 +218,12 @@ impl Peer {
         self.shared.lock().session_infos()
     }
 
+    /// The last ext configs apps sent with LISTEN/CONNECT/CONNECT_STREAM (at most 16, oldest
+    /// first), as decoded from their chunks; None for a chunk that did not decode.
+    pub fn ext_configs(&self) -> Vec<Option<vcl_codec::ext_cfg::ExtCfg>> {
+        self.shared.lock().ext_configs.iter().cloned().collect()
+    }
+
     /// Fault: make session `handle` reset as if its transport peer had sent a RST (the kernel
     /// socket of a TCP session is reset too). False if there is no such session.
     pub fn reset_session(&self, handle: u64) -> bool {

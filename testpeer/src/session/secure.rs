@@ -53,11 +53,16 @@ impl State {
             tracing::warn!(%e, off, "ext config chunk not freed");
         }
         if !read {
+            self.ext_configs.push_back(None);
             return None;
         }
-        let cfg = ExtCfg::decode(&buf);
+        let cfg = ExtCfg::decode(&buf).ok();
         tracing::debug!(?cfg, "ext config");
-        cfg.ok()
+        if self.ext_configs.len() == 16 {
+            self.ext_configs.pop_front();
+        }
+        self.ext_configs.push_back(cfg.clone());
+        cfg
     }
 
     /// What tls.c checks before listening or connecting: a crypto ext config (NOEXTCFG) and an
