@@ -17,6 +17,8 @@ const TLS: u8 = 3;
 const QUIC: u8 = 4;
 const TCP: u8 = 0;
 const ATTR_SET_CKPAIR: u32 = 35;
+const ATTR_GET_STREAM_FLAGS: u32 = 48;
+const ATTR_SET_STREAM_FLAGS: u32 = 49;
 const ECONNREFUSED: i32 = -libc::ECONNREFUSED;
 const ECONNRESET: i32 = -libc::ECONNRESET;
 
@@ -301,13 +303,36 @@ fn quic_connections_and_streams() {
             let mut b = [0u8; 16];
             assert_eq!(vppcom_session_read(a1, b.as_mut_ptr(), 16), ECONNRESET);
             send_recv(s2, a2, b"still alive");
+            // a one-way stream: the accepting side sees the flag (VPPCOM_STREAM_F_UNIDIRECTIONAL)
+            let u = session(QUIC, true);
+            let (mut f, mut len) = (1u32, 4u32);
+            let fp = (&mut f as *mut u32).cast();
+            assert_eq!(
+                vppcom_session_attr(u, ATTR_SET_STREAM_FLAGS, fp, &mut len),
+                0
+            );
+            assert_eq!(vppcom_session_stream_connect(u, c), EINPROGRESS);
+            let ua = accept(sc);
+            let (mut g, mut glen) = (0u32, 4u32);
+            let gp = (&mut g as *mut u32).cast();
+            assert_eq!(
+                vppcom_session_attr(ua, ATTR_GET_STREAM_FLAGS, gp, &mut glen),
+                0
+            );
+            assert_eq!(g, 1, "accepted stream is unidirectional");
+            let (s3, a3) = quic_stream(c, sc);
+            assert_eq!(
+                vppcom_session_attr(a3, ATTR_GET_STREAM_FLAGS, gp, &mut glen),
+                0
+            );
+            assert_eq!(g, 0, "a two-way stream is not");
             // closing the connection closes its streams on both ends and the other end
             assert_eq!(vppcom_session_close(c), 0);
             for h in [sc, s2, a2] {
                 wait_for(h, libc::EPOLLRDHUP as u32);
             }
             assert_eq!(vppcom_session_read(a2, b.as_mut_ptr(), 16), 0);
-            for h in [s1, a1, s2, a2, sc, ls] {
+            for h in [s1, a1, s2, a2, u, ua, s3, a3, sc, ls] {
                 assert_eq!(vppcom_session_close(h), 0);
             }
         }

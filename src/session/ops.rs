@@ -126,6 +126,8 @@ pub fn accept(w: &Worker, ls: u32, nonblocking_child: bool) -> Result<(u32, Endp
     };
     let mut s = Session::new(proto, nonblocking_child);
     s.stream = m.flags & vcl_codec::msg::session_flags::STREAM != 0;
+    // a QUIC stream the peer opened one-way (upstream's VCL_SESSION_VPP_F_UNIDIRECTIONAL)
+    s.attr.unidirectional = m.flags & vcl_codec::msg::session_flags::UNIDIRECTIONAL != 0;
     s.fifos = Some(fifos);
     s.vpp_thread = thread;
     s.listener = li;

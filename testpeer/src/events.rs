@@ -296,8 +296,11 @@ fn accepted_msg(st: &State, s: &Session) -> CtrlMsg {
         ..Default::default()
     };
     if let Kind::Ct(c) = &s.kind {
-        if matches!(c.quic, crate::quic::Quic::Stream { .. }) {
+        if let crate::quic::Quic::Stream { unidir, .. } = c.quic {
             m.flags = vcl_codec::msg::session_flags::STREAM;
+            if unidir {
+                m.flags |= vcl_codec::msg::session_flags::UNIDIRECTIONAL;
+            }
         }
     }
     if s.is_ct() {

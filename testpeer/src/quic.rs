@@ -11,7 +11,8 @@
 //!
 //! Peer specifics (docs/wire.md#tls-and-quic): reachable only between apps of this peer; a
 //! connect with no QUIC listener there is refused at once (VPP would time out); stream data
-//! moves through cut-through fifos; the UNIDIRECTIONAL flag is not enforced.
+//! moves through cut-through fifos; the UNIDIRECTIONAL flag reaches the accepting side (ACCEPTED
+//! flags) but is not enforced.
 
 use vcl_codec::msg::{Connect, Ip46, TransportProto};
 use vcl_codec::session_error::*;
@@ -27,17 +28,23 @@ pub enum Quic {
     No,
     /// A QUIC connection.
     Conn,
-    /// A stream of connection `conn` (this side's); `other` is the other end's connection.
-    Stream { conn: u64, other: u64 },
+    /// A stream of connection `conn` (this side's); `other` is the other end's connection;
+    /// `unidir`: opened one-way (TRANSPORT_CFG_F_UNIDIRECTIONAL).
+    Stream { conn: u64, other: u64, unidir: bool },
 }
 
 impl Quic {
     /// The role of the client side of a pair whose server side has this one.
     pub fn client_side(self) -> Quic {
         match self {
-            Quic::Stream { conn, other } => Quic::Stream {
+            Quic::Stream {
+                conn,
+                other,
+                unidir,
+            } => Quic::Stream {
                 conn: other,
                 other: conn,
+                unidir,
             },
             q => q,
         }
@@ -116,6 +123,7 @@ impl State {
         let role = Quic::Stream {
             conn: other,
             other: parent,
+            unidir: m.flags & vcl_codec::msg::cfg_flags::UNIDIRECTIONAL != 0,
         };
         self.ct_connect_to(wrk, other, m.context, is_ip4, Some((owrk, osm, t)), role);
         Ok(())
@@ -131,7 +139,7 @@ impl State {
         for pool in &self.sessions.pools {
             for (_, s) in pool.iter() {
                 if let Kind::Ct(c) = &s.kind {
-                    if let Quic::Stream { conn, other } = c.quic {
+                    if let Quic::Stream { conn, other, .. } = c.quic {
                         if conn == h || other == h {
                             streams.push(s.handle());
                         }
