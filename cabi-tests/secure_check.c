@@ -83,7 +83,7 @@ ckpair_attrs (void)
 static void
 refused (int port, int port2)
 {
-  int tls, ls, t, s, q;
+  int tls, ls, t, s, q, a;
 
   /* VPP's TLS wants a crypto ext config (SESSION_E_NOEXTCFG) */
   tls = vppcom_session_create (VPPCOM_PROTO_TLS, 0);
@@ -106,6 +106,9 @@ refused (int port, int port2)
   /* streams: VPP refuses them on TCP (SESSION_E_TRANSPORT_NO_REG), QUIC on a non-QUIC parent */
   t = vppcom_session_create (VPPCOM_PROTO_TCP, 0);
   check ("tcp connect", connect_to (t, port), 0);
+  /* take it off the listener: upstream crashes closing a listener with a pending accept */
+  a = vppcom_session_accept (ls, NULL, 0);
+  check_true ("tcp accept", a >= 0);
   s = vppcom_session_create (VPPCOM_PROTO_TCP, 0);
   check ("stream_connect tcp on tcp", vppcom_session_stream_connect (s, t), VPPCOM_ECONNREFUSED);
   q = vppcom_session_create (VPPCOM_PROTO_QUIC, 0);
@@ -125,6 +128,7 @@ refused (int port, int port2)
     }
   vppcom_session_close (s);
   vppcom_session_close (t);
+  vppcom_session_close (a);
   vppcom_session_close (ls);
 
   /* a QUIC connect with no QUIC listener there, and with no ext config */
