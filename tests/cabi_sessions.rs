@@ -15,16 +15,15 @@ use common::{free_port, repo_dir, write_vcl_conf, Prefix};
 use vcl_testpeer::{Peer, PeerConfig, SockAddr};
 
 fn run_session_check(name: &str, cxx: bool) {
+    run_check(name, "cabi-tests/session_check.c", cxx);
+}
+
+fn run_check(name: &str, src: &str, cxx: bool) {
     let sock = format!("vcl-{name}-{}", std::process::id());
     let peer = Peer::start(PeerConfig::new(SockAddr::Abstract(sock.clone()))).expect("peer");
     let p = Prefix::new(name);
     let conf = write_vcl_conf(&p.dir, "vcl.conf", &format!("abstract:{sock}"), false);
-    let exe = p.compile(
-        &[repo_dir().join("cabi-tests/session_check.c")],
-        name,
-        cxx,
-        false,
-    );
+    let exe = p.compile(&[repo_dir().join(src)], name, cxx, false);
     let (port, refused) = (free_port().to_string(), free_port().to_string());
     let out = p.run_for(
         &exe,
@@ -68,4 +67,10 @@ fn session_check_c() {
 #[test]
 fn session_check_cxx() {
     run_session_check("sessions_cxx", true);
+}
+
+/// cabi-tests/secure_check.c: TLS/QUIC entry points with bad input.
+#[test]
+fn secure_check_c() {
+    run_check("secure_c", "cabi-tests/secure_check.c", false);
 }

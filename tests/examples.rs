@@ -227,3 +227,45 @@ fn perf_transport() {
 fn perf_cut_through() {
     perf("perf-ct", true);
 }
+
+/// The TLS echo example with the committed test certificate (tests/data/): the server's
+/// listener and the client carry a cert/key pair in their ext config; the peer checks it and
+/// carries the data as plaintext.
+fn tls_echo(tag: &str, ct: bool) {
+    let s = Setup::new(tag, ct);
+    let exe = s.build("vcl_tls_echo");
+    let data = repo_dir().join("tests/data");
+    let (cert, key) = (data.join("tls-test.crt"), data.join("tls-test.key"));
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let port = free_port().to_string();
+    let srv = s.server(&exe, &["server", cert, key, &port, "2"]);
+    let mut seen = Seen::default();
+    let args = |rounds: &'static str, size: &'static str| {
+        [
+            "client",
+            cert,
+            key,
+            "127.0.0.1",
+            port.as_str(),
+            rounds,
+            size,
+        ]
+    };
+    let small = s.run_watched(&exe, &args("200", "1024"), &mut seen);
+    small.line("200 echoes of 1024 bytes ok");
+    let big = s.run_watched(&exe, &args("5", "300000"), &mut seen);
+    big.line("5 echoes of 300000 bytes ok");
+    let done = s.finish(srv);
+    done.line("2 sessions served, 1704800 bytes echoed");
+    seen.assert_only(ct);
+}
+
+#[test]
+fn tls_echo_transport() {
+    tls_echo("tls-tcp", false);
+}
+
+#[test]
+fn tls_echo_cut_through() {
+    tls_echo("tls-ct", true);
+}

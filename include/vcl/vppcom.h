@@ -486,8 +486,9 @@ int vppcom_session_accept(uint32_t session_handle,
 int vppcom_session_connect(uint32_t session_handle, struct vppcom_endpt_t *server_ep);
 
 /**
- * Open a stream on a connected parent session (QUIC). Streams need VPP's QUIC; not supported
- * by this vcl yet.
+ * Open a stream on a connected parent session (QUIC): CONNECT_STREAM on the parent's VPP
+ * thread; blocking sessions wait for VPP's reply (ECONNREFUSED when VPP refuses, e.g. a
+ * parent whose transport has no streams).
  */
 int vppcom_session_stream_connect(uint32_t session_handle, uint32_t parent_session_handle);
 
@@ -498,8 +499,8 @@ int vppcom_session_stream_connect(uint32_t session_handle, uint32_t parent_sessi
 int vppcom_session_is_stream(uint32_t session_handle);
 
 /**
- * 1 if the session is a listener a client can open streams on (QUIC): never, without QUIC
- * support; 0 for unknown handles, as upstream.
+ * 1 if the session is a QUIC connection streams can be opened or accepted on (connected by
+ * the app, or accepted from a listener); 0 otherwise.
  */
 int vppcom_session_is_connectable_listener(uint32_t session_handle);
 

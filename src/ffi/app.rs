@@ -47,6 +47,7 @@ pub extern "C" fn vppcom_app_create(app_name: *const c_char) -> c_int {
         for w in &parsed.warnings {
             tracing::warn!("{w}");
         }
+        super::vppinfra::init_heap(parsed.config.heapsize);
         create_rv(app::create(parsed.config, name))
     })
 }
@@ -115,6 +116,7 @@ pub extern "C" fn vppcom_app_create_with_config(vcl_cfg: *mut vppcom_cfg_t) -> c
             },
         };
         let name = cfg.app_name.clone();
+        super::vppinfra::init_heap(cfg.heapsize);
         create_rv(app::create(cfg, name))
     })
 }

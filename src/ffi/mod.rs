@@ -21,6 +21,7 @@ mod io;
 mod misc;
 mod ptr;
 mod session;
+mod vppinfra;
 mod worker;
 
 pub use crate::abi::*;

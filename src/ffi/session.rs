@@ -142,8 +142,9 @@ pub extern "C" fn vppcom_session_connect(
     })
 }
 
-/// Open a stream on a connected parent session (QUIC). Streams need VPP's QUIC; not supported
-/// by this vcl yet.
+/// Open a stream on a connected parent session (QUIC): CONNECT_STREAM on the parent's VPP
+/// thread; blocking sessions wait for VPP's reply (ECONNREFUSED when VPP refuses, e.g. a
+/// parent whose transport has no streams).
 #[no_mangle]
 pub extern "C" fn vppcom_session_stream_connect(
     session_handle: u32,
@@ -151,10 +152,13 @@ pub extern "C" fn vppcom_session_stream_connect(
 ) -> c_int {
     guard("vppcom_session_stream_connect", || {
         with_worker(|w| {
-            let ss = w.sessions.lock();
-            session::lookup(w, &ss, session_handle)?;
-            session::lookup(w, &ss, parent_session_handle)?;
-            Err(Error::NotSup)
+            session::stream_connect(
+                w,
+                session_handle,
+                parent_session_handle,
+                crate::app::session_timeout(),
+            )
+            .map(|_| 0)
         })
     })
 }
@@ -180,12 +184,15 @@ pub extern "C" fn vppcom_session_is_stream(session_handle: u32) -> c_int {
     })
 }
 
-/// 1 if the session is a listener a client can open streams on (QUIC): never, without QUIC
-/// support; 0 for unknown handles, as upstream.
+/// 1 if the session is a QUIC connection streams can be opened or accepted on (connected by
+/// the app, or accepted from a listener); 0 otherwise.
 #[no_mangle]
 pub extern "C" fn vppcom_session_is_connectable_listener(session_handle: u32) -> c_int {
     guard("vppcom_session_is_connectable_listener", || {
-        query(session_handle, |_, _| 0).max(0)
+        query(session_handle, |ss, i| {
+            i32::from(session::is_connectable_listener(ss, i))
+        })
+        .max(0)
     })
 }
 

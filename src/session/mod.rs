@@ -7,9 +7,12 @@ pub mod attr;
 mod io;
 mod ops;
 mod ready;
+mod secure;
 
 pub use io::*;
 pub use ops::*;
 pub(crate) use ready::{read_ready, readiness, write_ready};
+pub(crate) use secure::{accepts, place_ext_config};
+pub use secure::{is_connectable_listener, stream_connect};
 
 pub use crate::table::{handle, Endpoint, Session, Sessions, State};

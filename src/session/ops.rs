@@ -56,7 +56,8 @@ pub fn listen(w: &Worker, sh: u32, timeout: Duration) -> Result<()> {
     if s.state == State::Listen {
         return Ok(());
     }
-    let msg = listen_msg(w, i, s)?;
+    let ext_config = super::place_ext_config(w, s);
+    let msg = listen_msg(w, i, s, ext_config)?;
     s.state = State::Binding;
     w.send_ctrl(w.conn().vpp.ctrl, &msg)?;
     let done = wait::until(w, &mut ss, Some(timeout), Naps::Backoff, |ss| {
@@ -78,7 +79,7 @@ pub fn listen(w: &Worker, sh: u32, timeout: Duration) -> Result<()> {
     }
 }
 
-fn listen_msg(w: &Worker, i: u32, s: &Session) -> Result<CtrlMsg> {
+fn listen_msg(w: &Worker, i: u32, s: &Session, ext_config: u64) -> Result<CtrlMsg> {
     let conn = w.conn();
     Ok(CtrlMsg::Listen(Listen {
         client_index: conn.api_client_handle,
@@ -90,7 +91,7 @@ fn listen_msg(w: &Worker, i: u32, s: &Session) -> Result<CtrlMsg> {
         is_ip4: s.lcl.is_ip4,
         ip: s.lcl.ip,
         flags: 0,
-        ext_config: 0,
+        ext_config,
         dscp: 0,
     }))
 }
@@ -109,7 +110,9 @@ pub(crate) fn relisten(w: &Worker, ss: &mut MutexGuard<'_, Sessions>, timeout: D
     for i in lost {
         let Some(s) = ss.get_mut(i) else { continue };
         s.relisten = false;
-        let Ok(msg) = listen_msg(w, i, s) else {
+        // a TLS listener's ext config went with its first LISTEN (freed once sent, as upstream
+        // does): it listens again without one
+        let Ok(msg) = listen_msg(w, i, s, 0) else {
             continue;
         };
         s.state = State::Binding;
@@ -155,27 +158,24 @@ pub fn accept(w: &Worker, ls: u32, nonblocking_child: bool) -> Result<(u32, Endp
             ss.get(li).is_none_or(|l| l.state != State::Binding)
         });
     }
-    let l = ss.get(li).ok_or(Error::BadFd)?;
-    if l.state != State::Listen {
+    // a listener, or a QUIC connection (its streams)
+    if !super::accepts(&ss, li) {
         return Err(Error::BadFd);
     }
+    let l = ss.get(li).expect("looked up");
     if l.accept_q.is_empty() {
         if l.nonblocking {
             w.drain(&mut ss);
         } else {
             wait::until(w, &mut ss, None, Naps::Backoff, |ss| {
-                ss.get(li)
-                    .is_none_or(|l| !l.accept_q.is_empty() || l.state != State::Listen)
+                ss.get(li).is_none_or(|l| !l.accept_q.is_empty()) || !super::accepts(ss, li)
             });
         }
     }
+    let still = super::accepts(&ss, li);
     let l = ss.get_mut(li).ok_or(Error::BadFd)?;
     let Some(m) = l.accept_q.pop_front() else {
-        return Err(if l.state == State::Listen {
-            Error::Again
-        } else {
-            Error::BadFd
-        });
+        return Err(if still { Error::Again } else { Error::BadFd });
     };
     let proto = l.proto;
     let (fifos, thread) = match (
@@ -191,6 +191,8 @@ pub fn accept(w: &Worker, ls: u32, nonblocking_child: bool) -> Result<(u32, Endp
     };
     let mut s = Session::new(proto, nonblocking_child);
     s.stream = m.flags & vcl_codec::msg::session_flags::STREAM != 0;
+    // a QUIC stream the peer opened one-way (upstream's VCL_SESSION_VPP_F_UNIDIRECTIONAL)
+    s.attr.unidirectional = m.flags & vcl_codec::msg::session_flags::UNIDIRECTIONAL != 0;
     s.fifos = Some(fifos);
     s.vpp_thread = thread;
     s.listener = li;
@@ -241,6 +243,7 @@ pub fn connect(w: &Worker, sh: u32, rmt: Endpoint, timeout: Duration) -> Result<
         _ => return Err(Error::BadFd),
     }
     s.rmt = rmt;
+    let ext_config = super::place_ext_config(w, s);
     let msg = CtrlMsg::Connect(Connect {
         client_index: w.conn().api_client_handle,
         context: i,
@@ -259,7 +262,7 @@ pub fn connect(w: &Worker, sh: u32, rmt: Endpoint, timeout: Duration) -> Result<
         // (docs/wire.md#session-events).
         flags: 1,
         dscp: 0,
-        ext_config: 0,
+        ext_config,
     });
     s.state = State::Connecting;
     let nonblocking = s.nonblocking;

@@ -16,7 +16,8 @@ pub(crate) fn readiness(s: &Session) -> Events {
         State::Listen if !s.accept_q.is_empty() => Events::IN,
         State::Ready => {
             let mut ev = Events::NONE;
-            if s.rx_ready() > 0 {
+            // a QUIC connection's accept queue holds its peer's new streams
+            if s.rx_ready() > 0 || !s.accept_q.is_empty() {
                 ev |= Events::IN;
             }
             if s.tx_space() > 0 && !s.shut_wr {

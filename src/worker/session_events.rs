@@ -48,7 +48,7 @@ fn handle_event(w: &Worker, ss: &mut Sessions, t: u8, payload: &[u8]) {
     match msg {
         CtrlMsg::Bound(m) => bound(w, ss, &m),
         CtrlMsg::Accepted(m) => match ss.index_of_vpp(m.listener_handle) {
-            Some(li) if ss.get(li).is_some_and(|l| l.state == State::Listen) => {
+            Some(li) if crate::session::accepts(ss, li) => {
                 let l = ss.get_mut(li).expect("checked");
                 l.accept_q.push_back(m);
                 ss.notify(li, Events::IN);
@@ -158,6 +158,13 @@ fn connected(w: &Worker, ss: &mut Sessions, m: &Connected) {
         return;
     }
     if m.retval != SESSION_E_NONE {
+        // as upstream, VPP's reason (a failed TLS handshake, a missing ext config, ...) is
+        // only logged: the app sees ECONNREFUSED
+        tracing::error!(
+            "session {}: connect failed: {}",
+            m.context,
+            vcl_codec::session_error::session_error_str(m.retval)
+        );
         s.vpp_error = m.retval;
         s.state = State::Detached;
         ss.notify(m.context, Events::OUT | Events::HUP);

@@ -35,6 +35,8 @@ pub struct CtConn {
     pub client_wrk: u32,
     pub client_opaque: u32,
     pub pending_client: bool,
+    /// What the pair stands for when it models QUIC (`crate::quic`).
+    pub quic: crate::quic::Quic,
 }
 
 /// `ct_client_seg_handle`.
@@ -60,10 +62,31 @@ impl State {
     /// `ct_connect` + `ct_accept_one`: the server session on a worker, CT fifos, ACCEPTED.
     /// Errors go back to the client as CONNECTED with a retval.
     pub fn ct_connect(&mut self, client_wrk: u32, ll: u64, ctx: u32, is_ip4: bool) {
-        let thread = self.pick_thread();
+        self.ct_connect_to(client_wrk, ll, ctx, is_ip4, None, Default::default());
+    }
+
+    /// [`State::ct_connect`] with the accepting (worker, segment manager) given instead of
+    /// picked from `ll`'s app listener (QUIC streams are accepted on a connection), on `thread`
+    /// if given. Returns the server session.
+    pub fn ct_connect_to(
+        &mut self,
+        client_wrk: u32,
+        ll: u64,
+        ctx: u32,
+        is_ip4: bool,
+        target: Option<(u32, u32, u8)>,
+        quic: crate::quic::Quic,
+    ) -> Option<u64> {
+        let thread = match target {
+            Some((_, _, t)) => t,
+            None => self.pick_thread(),
+        };
         let (al, lcl) = match self.sess(ll) {
             Some(l) => (l.al, l.lcl),
-            None => return self.connect_error(client_wrk, thread, ctx, SESSION_E_REFUSED),
+            None => {
+                self.connect_error(client_wrk, thread, ctx, SESSION_E_REFUSED);
+                return None;
+            }
         };
         let h = self.session_alloc(
             thread,
@@ -76,16 +99,23 @@ impl State {
                 client_wrk,
                 client_opaque: ctx,
                 pending_client: true,
+                quic,
             }),
         );
-        let Some((server_wrk, sm)) = self.listener_select_worker(al) else {
+        let picked = match target {
+            Some((w, sm, _)) => Some((w, sm)),
+            None => self.listener_select_worker(al),
+        };
+        let Some((server_wrk, sm)) = picked else {
             self.sessions.pools[usize::from(thread)].remove(h as u32);
-            return self.connect_error(client_wrk, thread, ctx, SESSION_E_ALLOC);
+            self.connect_error(client_wrk, thread, ctx, SESSION_E_ALLOC);
+            return None;
         };
         let fifos = self.ct_alloc_fifos(sm, server_wrk, client_wrk, thread);
         let Some((rx, tx, client_seg_handle)) = fifos else {
             self.sessions.pools[usize::from(thread)].remove(h as u32);
-            return self.connect_error(client_wrk, thread, ctx, SESSION_E_ALLOC);
+            self.connect_error(client_wrk, thread, ctx, SESSION_E_ALLOC);
+            return None;
         };
         self.sessions.ct_refs.insert((rx.seg_handle, rx.off), 2);
         if let Some(s) = self.sess_mut(h) {
@@ -103,6 +133,7 @@ impl State {
             }
         }
         self.sess_event(h, WrkEvt::Accepted);
+        Some(h)
     }
 
     /// CT fifos in the pair's custom segment, created (and announced to both workers) on first
@@ -164,6 +195,7 @@ impl State {
         let (client_wrk, opaque) = (c.client_wrk, c.client_opaque);
         let fifos = c.fifos.clone();
         let client_seg_handle = c.client_seg_handle;
+        let quic = c.quic.client_side();
         let Some(ssess) = self.sess(ss) else { return };
         let (thread, lcl) = (ssess.thread, ssess.lcl);
         if let Some(c) = self.ct_mut(ss) {
@@ -185,6 +217,7 @@ impl State {
                 client_wrk,
                 client_opaque: opaque,
                 pending_client: false,
+                quic,
             }),
         );
         let own = self.alloc_session_fifos(client_sm, thread);
@@ -286,6 +319,7 @@ impl State {
     /// the peer learns of the close (RESET if this side left unread data or reset), this side's
     /// transport is closed and deleted (CLEANUP TRANSPORT then SESSION once the app closed).
     pub fn ct_close(&mut self, h: u64, reset: bool) {
+        self.quic_conn_closing(h);
         let Some(c) = self.ct_mut(h) else { return };
         c.reset |= reset;
         let (peer, pending, client_wrk, opaque) =

@@ -295,6 +295,14 @@ fn accepted_msg(st: &State, s: &Session) -> CtrlMsg {
         flags: 0,
         ..Default::default()
     };
+    if let Kind::Ct(c) = &s.kind {
+        if let crate::quic::Quic::Stream { unidir, .. } = c.quic {
+            m.flags = vcl_codec::msg::session_flags::STREAM;
+            if unidir {
+                m.flags |= vcl_codec::msg::session_flags::UNIDIRECTIONAL;
+            }
+        }
+    }
     if s.is_ct() {
         // Only rmt.is_ip4, rmt.port (0: docs/wire.md#cut-through-accepted) and lcl.port are filled.
         m.rmt.is_ip4 = s.lcl.is_ip4;

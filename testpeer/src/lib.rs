@@ -37,6 +37,7 @@ pub mod shared;
 mod ct;
 mod events;
 mod faults;
+mod quic;
 mod sapi;
 mod session;
 mod transport;

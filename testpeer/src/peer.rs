@@ -62,6 +62,7 @@ impl Peer {
             vpp_mqs.seg.fd(),
             cfg.log_capacity,
         );
+        state.vpp_mqs_seg = Some(vpp_mqs.seg.clone());
         state.reserve_builtins(cfg.builtin_apps);
         state.max_segment_size = cfg.max_segment_size;
         let listener = socket::bind_listener(&cfg.socket)?;
@@ -215,6 +216,12 @@ impl Peer {
     /// Sessions and listeners (all threads), for introspection.
     pub fn sessions(&self) -> Vec<crate::SessionInfo> {
         self.shared.lock().session_infos()
+    }
+
+    /// The last ext configs apps sent with LISTEN/CONNECT/CONNECT_STREAM (at most 16, oldest
+    /// first), as decoded from their chunks; None for a chunk that did not decode.
+    pub fn ext_configs(&self) -> Vec<Option<vcl_codec::ext_cfg::ExtCfg>> {
+        self.shared.lock().ext_configs.iter().cloned().collect()
     }
 
     /// Fault: make session `handle` reset as if its transport peer had sent a RST (the kernel

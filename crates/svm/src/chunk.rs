@@ -84,6 +84,34 @@ impl ChunkRef<'_> {
         pos_geq(pos, s) && pos_lt(pos, s.wrapping_add(self.len))
     }
 
+    /// Copy `src` into this chunk's data at byte `at`; false (nothing copied) if it does not
+    /// fit in this one chunk. For small blobs an app places in a chunk (ext configs).
+    pub fn write_at(&self, at: usize, src: &[u8]) -> bool {
+        if at
+            .checked_add(src.len())
+            .is_none_or(|end| end > self.len as usize)
+        {
+            return false;
+        }
+        // SAFETY: `data .. data + len` was bounds-checked when the chunk was validated and
+        // `at + src.len() <= len`; `copy` tolerates a peer writing the same bytes.
+        unsafe { std::ptr::copy(src.as_ptr(), self.data.add(at), src.len()) };
+        true
+    }
+
+    /// Copy this chunk's data from byte `at` into `dst`; false (nothing copied) if out of it.
+    pub fn read_at(&self, at: usize, dst: &mut [u8]) -> bool {
+        if at
+            .checked_add(dst.len())
+            .is_none_or(|end| end > self.len as usize)
+        {
+            return false;
+        }
+        // SAFETY: as in `write_at`, with source and destination swapped.
+        unsafe { std::ptr::copy(self.data.add(at), dst.as_mut_ptr(), dst.len()) };
+        true
+    }
+
     #[inline]
     pub(crate) fn next(&self) -> u64 {
         self.hdr.next.load(Acquire)

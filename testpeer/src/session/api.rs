@@ -6,8 +6,8 @@
 //! function, RX → `transport_app_rx_evt`). Also what an app worker's removal does to its
 //! sessions and listeners, and the test-facing introspection.
 //!
-//! Peer specifics: transport connects are TCP only (other protocols: CONNECTED with
-//! SESSION_E_NOSUPPORT) and reach 127.0.0.0/8 and ::1 only (anything else: SESSION_E_NOROUTE,
+//! Peer specifics: transport connects are TCP, TLS (plaintext, `secure`) and QUIC (`crate::quic`;
+//! other protocols: CONNECTED with SESSION_E_NOSUPPORT, DTLS after its ext config is checked) and reach 127.0.0.0/8 and ::1 only (anything else: SESSION_E_NOROUTE,
 //! as if VPP had no route).
 
 use std::net::{IpAddr, SocketAddr};
@@ -19,7 +19,10 @@ use vcl_codec::msg::{
 use vcl_codec::sapi::app_flags;
 use vcl_codec::session_error::*;
 
+use vcl_codec::ext_cfg::ExtCfg;
+
 use crate::session::listen::ip_is_local;
+use crate::session::secure::has_crypto;
 use crate::session::{Kind, SessState};
 use crate::vpp::state::{State, WrkEvt, INVALID};
 
@@ -48,14 +51,36 @@ impl State {
             tracing::warn!(app, map = m.wrk_index, "CONNECT for unknown worker");
             return;
         };
-        if let Err(rv) = self.vnet_connect(app, wrk, &m) {
+        let cfg = self.take_ext_config(m.ext_config);
+        if let Err(rv) = self.vnet_connect(app, wrk, &m, cfg.as_ref()) {
             self.connect_error(wrk, t, m.context, rv);
         }
     }
 
-    fn vnet_connect(&mut self, app: u32, wrk: u32, m: &Connect) -> Result<(), i32> {
+    fn vnet_connect(
+        &mut self,
+        app: u32,
+        wrk: u32,
+        m: &Connect,
+        cfg: Option<&ExtCfg>,
+    ) -> Result<(), i32> {
         if m.ip == Ip46::ZERO {
             return Err(SESSION_E_INVALID_RMT_IP);
+        }
+        match m.proto {
+            TransportProto::Tcp => {}
+            TransportProto::Tls => {
+                self.crypto_check(m.proto, cfg)?;
+            }
+            TransportProto::Quic => {
+                self.crypto_check(m.proto, cfg)?;
+                return self.quic_connect(app, wrk, m);
+            }
+            TransportProto::Dtls => {
+                self.crypto_check(m.proto, cfg)?;
+                return Err(SESSION_E_NOSUPPORT);
+            }
+            _ => return Err(SESSION_E_NOSUPPORT),
         }
         let flags = self.apps.get(app).map_or(0, |a| a.flags);
         if flags & app_flags::USE_LOCAL_SCOPE != 0 {
@@ -64,9 +89,7 @@ impl State {
                 r => return r,
             }
         }
-        if m.proto != TransportProto::Tcp {
-            return Err(SESSION_E_NOSUPPORT);
-        }
+        self.handshake_check(m.proto, m.is_ip4, m.ip, m.port)?;
         let dst = m.ip.to_ip(m.is_ip4);
         if !dst.is_loopback() {
             return Err(SESSION_E_NOROUTE);
@@ -101,6 +124,22 @@ impl State {
                 .and_then(|l| st.sessions.listeners.get(l.al))
                 .map_or(INVALID, |al| al.app_index)
         };
+        // VPP's lookup tables key on the protocol too: another protocol's listener is no match
+        let same_proto = |st: &State, h: u64| {
+            st.sess(h)
+                .and_then(|l| st.sessions.listeners.get(l.al))
+                .is_none_or(|al| al.proto == m.proto)
+        };
+        let handshake = |st: &State, h: u64| {
+            let ck = st
+                .sess(h)
+                .and_then(|l| st.sessions.listeners.get(l.al))
+                .map_or(0, |al| al.crypto.ckpair);
+            if has_crypto(m.proto) && !st.ckpair_usable(ck) {
+                return Err(SESSION_E_TLS_HANDSHAKE);
+            }
+            Ok(())
+        };
         let local = self
             .sessions
             .local
@@ -108,7 +147,8 @@ impl State {
             .or_else(|| self.sessions.local.get(&wild))
             .copied();
         if let Some(ll) = local {
-            if owner(self, ll) != app {
+            if same_proto(self, ll) && owner(self, ll) != app {
+                handshake(self, ll)?;
                 self.ct_connect(wrk, ll, m.context, m.is_ip4);
                 return Ok(());
             }
@@ -126,7 +166,8 @@ impl State {
             .or_else(|| self.sessions.global.get(&wild))
             .copied();
         if let Some(ll) = global {
-            if owner(self, ll) != app {
+            if same_proto(self, ll) && owner(self, ll) != app {
+                handshake(self, ll)?;
                 self.ct_connect(wrk, ll, m.context, m.is_ip4);
                 return Ok(());
             }

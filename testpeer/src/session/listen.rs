@@ -7,8 +7,9 @@
 //! `app_worker_stop_listen`, `vnet_unlisten`. BOUND goes out on thread 0 and is flushed right
 //! away (`app_wrk_flush_wrk_events (app_wrk, 0)`), UNLISTEN_REPLY on thread 0.
 //!
-//! Peer specifics (documented deviations): only TCP is emulated (other protocols get BOUND with
-//! SESSION_E_NOSUPPORT); a global-scope listener also opens a kernel listening socket, only ever
+//! Peer specifics (documented deviations): TCP, TLS (plaintext, see `secure`) and QUIC (see
+//! `crate::quic`) listen; others get BOUND with SESSION_E_NOSUPPORT (DTLS after its ext config
+//! is checked); a global-scope listener also opens a kernel listening socket, only ever
 //! on a loopback address — `0.0.0.0`/`::` and 127.0.0.0/8 / `::1` are served on loopback, any
 //! other address gets SESSION_E_NOINTF; a kernel port already taken by another process gives
 //! SESSION_E_PORTINUSE; port 0 takes the kernel's ephemeral port (or one from 49152 up for
@@ -21,6 +22,9 @@ use vcl_codec::msg::{Bound, CtrlMsg, Ip46, Listen, TransportProto, Unlisten, Unl
 use vcl_codec::sapi::app_flags;
 use vcl_codec::session_error::*;
 
+use vcl_codec::ext_cfg::ExtCfg;
+
+use crate::session::secure::ListenCrypto;
 use crate::session::{AppListener, EpKey, Kind, SessState};
 use crate::vpp::segment_manager::SegManager;
 use crate::vpp::state::{State, WrkEvt, INVALID};
@@ -55,7 +59,8 @@ impl State {
         let Some(app) = self.app_lookup(m.client_index) else {
             return;
         };
-        let r = self.vnet_listen(app, &m);
+        let cfg = self.take_ext_config(m.ext_config);
+        let r = self.vnet_listen(app, &m, cfg.as_ref());
         let Some(wrk) = self.worker_of(app, m.wrk_index) else {
             tracing::warn!(app, map = m.wrk_index, "LISTEN for unknown worker");
             return;
@@ -90,13 +95,19 @@ impl State {
     }
 
     /// `vnet_listen`: the listener handle or a SESSION_E_* value.
-    fn vnet_listen(&mut self, app: u32, m: &Listen) -> Result<u64, i32> {
+    fn vnet_listen(&mut self, app: u32, m: &Listen, cfg: Option<&ExtCfg>) -> Result<u64, i32> {
         let wrk = self
             .worker_of(app, m.wrk_index)
             .ok_or(SESSION_E_INVALID_APPWRK)?;
-        if m.proto != TransportProto::Tcp {
-            return Err(SESSION_E_NOSUPPORT);
-        }
+        let crypto = match m.proto {
+            TransportProto::Tcp => ListenCrypto::default(),
+            TransportProto::Tls | TransportProto::Quic => self.crypto_listen(m.proto, cfg)?,
+            TransportProto::Dtls => {
+                self.crypto_listen(m.proto, cfg)?;
+                return Err(SESSION_E_NOSUPPORT);
+            }
+            _ => return Err(SESSION_E_NOSUPPORT),
+        };
         let flags = self.apps.get(app).map_or(0, |a| a.flags);
         let local_scope = flags & app_flags::USE_LOCAL_SCOPE != 0;
         let global_scope = flags & app_flags::USE_GLOBAL_SCOPE != 0;
@@ -114,7 +125,13 @@ impl State {
                 }
                 al
             }
-            None => self.listen_sep(app, m, local_scope && is_local, global_scope)?,
+            None => {
+                let al = self.listen_sep(app, m, local_scope && is_local, global_scope)?;
+                if let Some(l) = self.sessions.listeners.get_mut(al) {
+                    l.crypto = crypto;
+                }
+                al
+            }
         };
         // app_worker_start_listen: one listener segment manager per worker.
         let l = self.sessions.listeners.get(al).ok_or(SESSION_E_INVALID)?;
@@ -163,6 +180,8 @@ impl State {
             session: None,
             local: None,
             ls_handle: u64::MAX,
+            proto: m.proto,
+            crypto: ListenCrypto::default(),
         });
         let mut lcl = vcl_codec::msg::TransportEndpoint {
             ip: m.ip,

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod fifos;
 pub mod listen;
+pub mod secure;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -134,6 +135,9 @@ pub struct AppListener {
     /// Local-scope (CT) listen session handle.
     pub local: Option<u64>,
     pub ls_handle: u64,
+    /// The transport it listens with, and (TLS/QUIC) its crypto.
+    pub proto: vcl_codec::msg::TransportProto,
+    pub crypto: secure::ListenCrypto,
 }
 
 /// Session layer tables.

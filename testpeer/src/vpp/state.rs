@@ -124,6 +124,10 @@ pub struct State {
     pub vpp_mq_offsets: Vec<u64>,
     /// The vpp mqs segment's memfd (sent with every attach reply).
     pub vpp_mqs_fd: RawFd,
+    /// The vpp mqs segment itself (apps place ext configs in chunks of it).
+    pub vpp_mqs_seg: Option<std::sync::Arc<vcl_svm::Segment>>,
+    /// The last ext configs received (tests look at them).
+    pub ext_configs: std::collections::VecDeque<Option<vcl_codec::ext_cfg::ExtCfg>>,
     /// Closed connections whose fds the sapi thread drops once it is not polling them.
     pub graveyard: Vec<OwnedFd>,
     pub log: MsgLog,
@@ -161,6 +165,8 @@ impl State {
             seg_name_counter: 0,
             vpp_mq_offsets,
             vpp_mqs_fd,
+            vpp_mqs_seg: None,
+            ext_configs: Default::default(),
             graveyard: Vec::new(),
             log: MsgLog::new(log_cap),
             dead: false,

@@ -72,6 +72,7 @@ fn dispatch(st: &mut State, t: u8, e: Event<'_>) {
         Ok(CtrlMsg::Listen(m)) => st.mq_listen(m),
         Ok(CtrlMsg::Unlisten(m)) => st.mq_unlisten(m),
         Ok(CtrlMsg::Connect(m)) => st.mq_connect(t, m),
+        Ok(CtrlMsg::ConnectStream(m)) => st.mq_connect_stream(t, m),
         Ok(CtrlMsg::AcceptedReply(m)) => st.mq_accepted_reply(m),
         Ok(CtrlMsg::Disconnect(m)) => st.mq_close(EventType::Disconnect, m),
         Ok(CtrlMsg::Shutdown(m)) => st.mq_close(EventType::Shutdown, m),
