@@ -31,7 +31,6 @@ struct CertKey {
 }
 
 extern "C" {
-    fn vppcom_session_attr(sh: u32, op: u32, buf: *mut u8, len: *mut u32) -> i32;
     fn vppcom_add_cert_key_pair(ck: *mut CertKey) -> i32;
     fn vppcom_del_cert_key_pair(i: u32) -> i32;
     fn vppcom_session_stream_connect(sh: u32, parent: u32) -> i32;
