@@ -63,9 +63,11 @@ pub fn listen(w: &Worker, sh: u32, timeout: Duration) -> Result<()> {
         proto: transport_proto(s.proto)?,
         is_ip4: s.lcl.is_ip4,
         ip: s.lcl.ip,
-        flags: 0,
+        // a UDP listener with VPPCOM_ATTR_SET_CONNECTED accepts one session per peer;
+        // without, it is connectionless (docs/wire.md#datagram-framing)
+        flags: u8::from(s.attr.connected),
         ext_config: 0,
-        dscp: 0,
+        dscp: s.attr.dscp,
     });
     s.state = State::Binding;
     w.send_ctrl(w.vpp.ctrl, &msg)?;
@@ -115,6 +117,7 @@ pub fn accept(w: &Worker, ls: u32, nonblocking_child: bool) -> Result<(u32, Endp
         });
     };
     let proto = l.proto;
+    let connected = l.attr.connected;
     let (fifos, thread) = match (
         w.fifos_of(m.segment_handle, m.server_rx_fifo, m.server_tx_fifo),
         w.thread_of(m.mq_index),
@@ -127,6 +130,7 @@ pub fn accept(w: &Worker, ls: u32, nonblocking_child: bool) -> Result<(u32, Endp
         }
     };
     let mut s = Session::new(proto, nonblocking_child);
+    s.attr.connected = connected;
     s.stream = m.flags & vcl_codec::msg::session_flags::STREAM != 0;
     s.fifos = Some(fifos);
     s.vpp_thread = thread;
@@ -178,6 +182,7 @@ pub fn connect(w: &Worker, sh: u32, rmt: Endpoint, timeout: Duration) -> Result<
         _ => return Err(Error::BadFd),
     }
     s.rmt = rmt;
+    s.attr.connected = true;
     let msg = CtrlMsg::Connect(Connect {
         client_index: w.api_client_handle,
         context: i,
@@ -195,7 +200,7 @@ pub fn connect(w: &Worker, sh: u32, rmt: Endpoint, timeout: Duration) -> Result<
         // Upstream sets CONNECTED on every connect; VPP reads it for UDP only
         // (docs/wire.md#session-events).
         flags: 1,
-        dscp: 0,
+        dscp: s.attr.dscp,
         ext_config: 0,
     });
     s.state = State::Connecting;

@@ -64,7 +64,7 @@ impl State {
                 r => return r,
             }
         }
-        if m.proto != TransportProto::Tcp {
+        if !matches!(m.proto, TransportProto::Tcp | TransportProto::Udp) {
             return Err(SESSION_E_NOSUPPORT);
         }
         let dst = m.ip.to_ip(m.is_ip4);
@@ -82,7 +82,11 @@ impl State {
             };
             SocketAddr::new(ip, m.lcl_port)
         });
-        self.tcp_connect_start(wrk, m.context, SocketAddr::new(dst, m.port), lcl)
+        let dst = SocketAddr::new(dst, m.port);
+        if m.proto == TransportProto::Udp {
+            return self.udp_connect(wrk, m.context, dst, lcl);
+        }
+        self.tcp_connect_start(wrk, m.context, dst, lcl)
     }
 
     /// `ct_session_connect`: Ok when a CT connect was started, LOCAL_CONNECT to fall back to
@@ -233,12 +237,23 @@ impl State {
 
     /// An IO event on thread `t` for VPP session index `si`.
     pub fn mq_io(&mut self, t: u8, ty: u8, si: u32) {
-        let h = (u64::from(t) << 32) | u64::from(si);
+        let mut h = (u64::from(t) << 32) | u64::from(si);
+        // TX_MAIN names a session of the main thread (session_node.c), whichever queue it
+        // came on; one naming no connectionless session there is taken as a plain TX
+        if ty == EventType::IoTxMain.as_u8()
+            && self
+                .sess(u64::from(si))
+                .is_some_and(|s| matches!(s.kind, Kind::UdpCl(_)))
+        {
+            h = u64::from(si);
+        }
         let Some(s) = self.sess(h) else { return };
         let is_ct = s.is_ct();
         match EventType::from_u8(ty) {
-            Ok(EventType::IoTx) | Ok(EventType::IoTxFlush) => {
-                if is_ct {
+            Ok(EventType::IoTx) | Ok(EventType::IoTxFlush) | Ok(EventType::IoTxMain) => {
+                if s.kind.is_udp() {
+                    self.udp_tx(h);
+                } else if is_ct {
                     self.ct_tx(h);
                 } else if matches!(s.kind, Kind::Tcp(_)) {
                     self.tcp_tx(h);
@@ -250,6 +265,8 @@ impl State {
                 }
                 if is_ct {
                     self.ct_app_rx_evt(h);
+                } else if s.kind.is_udp() {
+                    // udp has no window: dequeue notifications need nothing
                 } else {
                     self.tcp_app_rx_evt(h);
                 }
@@ -317,7 +334,7 @@ impl State {
             .flat_map(|p| p.iter())
             .map(|(_, s)| {
                 let app_index = match &s.kind {
-                    Kind::Listener(_) => self
+                    Kind::Listener(_) | Kind::UdpListener(_) => self
                         .sessions
                         .listeners
                         .get(s.al)
@@ -330,7 +347,7 @@ impl State {
                     app_wrk: s.app_wrk,
                     state: format!("{:?}", s.state),
                     is_ct: s.is_ct(),
-                    is_listener: matches!(s.kind, Kind::Listener(_)),
+                    is_listener: s.kind.is_listener(),
                 }
             })
             .collect()
@@ -351,7 +368,11 @@ impl State {
                 self.transport_reset_notify(h);
                 true
             }
-            Kind::Listener(_) => false,
+            Kind::Udp(_) => {
+                self.transport_reset_notify(h);
+                true
+            }
+            Kind::Listener(_) | Kind::UdpListener(_) | Kind::UdpCl(_) => false,
         }
     }
 }
