@@ -95,8 +95,16 @@ pub(crate) fn readiness(s: &Session) -> Events {
     if next_dgram_len(s).is_some() {
         ev |= Events::IN;
     }
-    if !s.shut_wr && s.tx_space() >= HDR + max_dgram(s) {
+    let need = HDR + max_dgram(s);
+    if !s.shut_wr && s.tx_space() >= need {
         ev |= Events::OUT;
+    } else if !s.shut_wr {
+        // ask VPP for a TX event once it has dequeued enough for a whole datagram
+        if let Some(f) = s.fifos.as_ref() {
+            let sig = f.tx_sig.fifo();
+            sig.set_deq_thresh(need);
+            sig.add_want_deq_ntf(SVM_FIFO_WANT_DEQ_NOTIF);
+        }
     }
     ev
 }
