@@ -24,7 +24,10 @@ extern "C" {
     fn vppcom_worker_register() -> i32;
     fn vppcom_session_sendto(sh: u32, buf: *const u8, n: u32, flags: i32, ep: *mut Endpt) -> i32;
     fn vppcom_session_recvfrom(sh: u32, buf: *mut u8, n: u32, flags: i32, ep: *mut Endpt) -> i32;
+    fn vppcom_session_attr(sh: u32, op: u32, buf: *mut u8, len: *mut u32) -> i32;
 }
+
+const VPPCOM_ATTR_SET_CONNECTED: u32 = 34;
 
 const PROTO_UDP: u8 = 1;
 const N_FLOWS: usize = 100;
@@ -70,13 +73,18 @@ fn check(d: &[u8]) -> (u32, u32) {
     (flow, seq)
 }
 
-fn conf(sock: &str, tag: &str, fifo: u32) -> std::path::PathBuf {
+fn conf(sock: &str, tag: &str, fifo: u32, local: bool) -> std::path::PathBuf {
+    let scope = if local {
+        "app-scope-local\n  app-scope-global"
+    } else {
+        "app-scope-global"
+    };
     let p = std::env::temp_dir().join(format!("vcl-udp-{tag}-{}.conf", std::process::id()));
     std::fs::write(
         &p,
         format!(
             "vcl {{\n  rx-fifo-size {fifo}\n  tx-fifo-size {fifo}\n  segment-size 134217728\n  \
-             app-scope-global\n  app-socket-api abstract:{sock}\n}}\n"
+             {scope}\n  app-socket-api abstract:{sock}\n}}\n"
         ),
     )
     .unwrap();
@@ -85,9 +93,11 @@ fn conf(sock: &str, tag: &str, fifo: u32) -> std::path::PathBuf {
 
 // ---------------------------------------------------------------- the echo server (child)
 
-/// Child mode: `workers` threads, each its own VCL worker listening (connectionless) on the
-/// same port and echoing every datagram to its sender with recvfrom/sendto, until stdin ends.
-fn cl_echo_server(port: u16, workers: usize) {
+/// Child mode: `workers` threads, each its own VCL worker listening on the same port and
+/// echoing every datagram to its sender, until stdin ends. Connectionless: recvfrom/sendto on
+/// the listener; `connected` (VPPCOM_ATTR_SET_CONNECTED): a session accepted per sender,
+/// read/write on it.
+fn echo_server(port: u16, workers: usize, connected: bool) {
     // SAFETY: (every call in this block) plain calls into our own C ABI with valid pointers.
     unsafe {
         assert_eq!(vppcom_app_create(c"udp-echo".as_ptr()), 0);
@@ -101,18 +111,34 @@ fn cl_echo_server(port: u16, workers: usize) {
                     let ls = vppcom_session_create(PROTO_UDP, 1) as u32;
                     let mut ip = [127, 0, 0, 1];
                     assert_eq!(vppcom_session_bind(ls, &mut endpt(&mut ip, port)), 0);
+                    if connected {
+                        let rv = vppcom_session_attr(
+                            ls,
+                            VPPCOM_ATTR_SET_CONNECTED,
+                            std::ptr::null_mut(),
+                            std::ptr::null_mut(),
+                        );
+                        assert_eq!(rv, 0);
+                    }
                     assert_eq!(vppcom_session_listen(ls, 10), 0);
                     let vep = vppcom_epoll_create() as u32;
                     let mut ev = libc::epoll_event {
                         events: libc::EPOLLIN as u32,
-                        u64: 0,
+                        u64: u64::from(ls),
                     };
                     assert_eq!(vppcom_epoll_ctl(vep, libc::EPOLL_CTL_ADD, ls, &mut ev), 0);
                     ready.wait();
                     let mut buf = vec![0u8; 65536];
-                    let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 4];
+                    let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 64];
                     while !stop.load(Ordering::Relaxed) {
-                        if vppcom_epoll_wait(vep, evs.as_mut_ptr(), 4, 50.0) <= 0 {
+                        let k = vppcom_epoll_wait(vep, evs.as_mut_ptr(), 64, 50.0);
+                        if connected {
+                            for e in &evs[..k.max(0) as usize] {
+                                serve_connected(vep, ls, e.u64 as u32, &mut buf);
+                            }
+                            continue;
+                        }
+                        if k <= 0 {
                             continue;
                         }
                         loop {
@@ -144,29 +170,80 @@ fn cl_echo_server(port: u16, workers: usize) {
     }
 }
 
+/// One epoll event of the connected-mode server: accept on the listener, echo on a session.
+///
+/// # Safety
+/// Plain calls into our own C ABI with valid pointers.
+unsafe fn serve_connected(vep: u32, ls: u32, sh: u32, buf: &mut [u8]) {
+    if sh == ls {
+        let mut rip = [0u8; 16];
+        let mut rep = endpt(&mut [0; 4], 0);
+        rep.ip = rip.as_mut_ptr();
+        while let cs @ 0.. = vppcom_session_accept(ls, &mut rep, libc::O_NONBLOCK as u32) {
+            let mut ev = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: cs as u64,
+            };
+            assert_eq!(
+                vppcom_epoll_ctl(vep, libc::EPOLL_CTL_ADD, cs as u32, &mut ev),
+                0
+            );
+        }
+        return;
+    }
+    loop {
+        let n = vppcom_session_read(sh, buf.as_mut_ptr(), buf.len());
+        if n == EAGAIN {
+            return;
+        }
+        if n <= 0 {
+            vppcom_epoll_ctl(vep, libc::EPOLL_CTL_DEL, sh, std::ptr::null_mut());
+            vppcom_session_close(sh);
+            return;
+        }
+        let w = vppcom_session_write(sh, buf.as_ptr(), n as usize);
+        assert!(w == n || w == EAGAIN, "write {w}");
+    }
+}
+
 #[test]
 fn child_udp_echo_server() {
     if let (Ok(port), Ok(w)) = (
         std::env::var("VCL_TEST_UDP_PORT"),
         std::env::var("VCL_TEST_UDP_WORKERS"),
     ) {
-        cl_echo_server(port.parse().unwrap(), w.parse().unwrap());
+        let connected = std::env::var("VCL_TEST_UDP_CONNECTED").is_ok_and(|v| v == "1");
+        echo_server(port.parse().unwrap(), w.parse().unwrap(), connected);
     }
 }
 
 /// One test's world: a peer with `threads` VPP threads, an echo server child with `workers`
 /// workers, this process attached as the client app while `client` runs.
-fn with_server(tag: &str, threads: u8, workers: usize, client: impl FnOnce(u16, &Peer)) {
+struct Setup {
+    threads: u8,
+    workers: usize,
+    connected: bool,
+    local: bool,
+}
+
+fn with_server(tag: &str, su: Setup, client: impl FnOnce(u16, &Peer)) {
+    let Setup {
+        threads,
+        workers,
+        connected,
+        local,
+    } = su;
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     vcl::testing::app::destroy();
     let sock = format!("vcl-udp-{tag}-{}", std::process::id());
     let peer =
         Peer::start(PeerConfig::new(SockAddr::Abstract(sock.clone())).threads(threads)).unwrap();
-    let conf = conf(&sock, tag, 1 << 20);
+    let conf = conf(&sock, tag, 1 << 20, local);
     let port = free_udp_port();
     let env = [
         ("VCL_TEST_UDP_PORT", port.to_string()),
         ("VCL_TEST_UDP_WORKERS", workers.to_string()),
+        ("VCL_TEST_UDP_CONNECTED", u8::from(connected).to_string()),
     ];
     let server: Child = spawn_child("child_udp_echo_server", &conf, &env);
     std::env::set_var("VCL_CONFIG", &conf);
@@ -261,7 +338,13 @@ fn flows(port: u16, n: usize, per_flow: u32, peer: &Peer) -> (usize, usize) {
 
 #[test]
 fn udp_100_connected_flows_migrating_two_server_workers() {
-    with_server("flows", 3, 2, |port, peer| {
+    let su = Setup {
+        threads: 3,
+        workers: 2,
+        connected: false,
+        local: false,
+    };
+    with_server("flows", su, |port, peer| {
         let t = Instant::now();
         let (resent, migrated) = flows(port, N_FLOWS, DGRAMS_PER_FLOW, peer);
         println!(
@@ -275,8 +358,44 @@ fn udp_100_connected_flows_migrating_two_server_workers() {
 
 #[test]
 fn udp_cl_server_answers_50_clients() {
-    with_server("cl50", 1, 1, |port, peer| {
+    let su = Setup {
+        threads: 1,
+        workers: 1,
+        connected: false,
+        local: false,
+    };
+    with_server("cl50", su, |port, peer| {
         let (resent, _) = flows(port, 50, 10, peer);
         println!("50 clients answered, {resent} resent");
+    });
+}
+
+#[test]
+fn udp_connected_listener_accepts_100_flows() {
+    let su = Setup {
+        threads: 2,
+        workers: 1,
+        connected: true,
+        local: false,
+    };
+    with_server("acc", su, |port, peer| {
+        let (resent, _) = flows(port, N_FLOWS, 20, peer);
+        println!("accepted: {N_FLOWS} flows echoed, {resent} resent");
+    });
+}
+
+#[test]
+fn udp_cut_through_100_flows() {
+    let su = Setup {
+        threads: 1,
+        workers: 1,
+        connected: true,
+        local: true,
+    };
+    with_server("ct", su, |port, peer| {
+        let (resent, _) = flows(port, N_FLOWS, 20, peer);
+        let ct = peer.sessions().iter().filter(|s| s.is_ct).count();
+        println!("cut-through: {N_FLOWS} flows echoed, {resent} resent, {ct} ct sessions");
+        assert!(ct >= N_FLOWS, "the flows went through the transport");
     });
 }

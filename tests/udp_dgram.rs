@@ -17,8 +17,7 @@ use vclapp::*;
 
 extern "C" {
     fn vppcom_session_sendto(sh: u32, buf: *const u8, n: u32, flags: i32, ep: *mut Endpt) -> i32;
-    fn vppcom_session_recvfrom(sh: u32, buf: *mut u8, n: u32, flags: i32, ep: *mut Endpt)
-        -> i32;
+    fn vppcom_session_recvfrom(sh: u32, buf: *mut u8, n: u32, flags: i32, ep: *mut Endpt) -> i32;
     fn vppcom_session_attr(sh: u32, op: u32, buf: *mut u8, len: *mut u32) -> i32;
 }
 
@@ -66,7 +65,10 @@ fn connected_to(k: &UdpSocket) -> (u32, SocketAddr) {
     unsafe {
         let s = vppcom_session_create(PROTO_UDP, 0) as u32;
         let mut ip = [127, 0, 0, 1];
-        assert_eq!(vppcom_session_connect(s, &mut endpt(&mut ip, port_of(k))), 0);
+        assert_eq!(
+            vppcom_session_connect(s, &mut endpt(&mut ip, port_of(k))),
+            0
+        );
         assert_eq!(vppcom_session_write(s, b"hi".as_ptr(), 2), 2);
         let mut b = [0u8; 8];
         let (n, from) = k.recv_from(&mut b).unwrap();
