@@ -15,7 +15,12 @@ fn run_udp_check(name: &str, cxx: bool) {
     let peer = Peer::start(PeerConfig::new(SockAddr::Abstract(sock.clone()))).expect("peer");
     let p = Prefix::new(name);
     let conf = write_vcl_conf(&p.dir, "vcl.conf", &format!("abstract:{sock}"), false);
-    let exe = p.compile(&[repo_dir().join("cabi-tests/udp_check.c")], name, cxx, false);
+    let exe = p.compile(
+        &[repo_dir().join("cabi-tests/udp_check.c")],
+        name,
+        cxx,
+        false,
+    );
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

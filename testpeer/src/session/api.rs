@@ -281,6 +281,8 @@ impl State {
         let Some((app, map)) = self.wrks.get(wrk).map(|w| (w.app_index, w.wrk_map_index)) else {
             return;
         };
+        // a later worker reusing this index must get CT segments announced afresh
+        self.sessions.ct_segs.retain(|k, _| k.1 != wrk);
         let als: Vec<u32> = self
             .sessions
             .listeners
