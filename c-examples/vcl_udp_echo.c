@@ -128,11 +128,12 @@ server (int port, const char *mode, long n)
   ls = vppcom_session_create (VPPCOM_PROTO_UDP, connected);
   if (ls < 0)
     return die ("session_create", ls);
+  /* before bind: binding a UDP session listens (as upstream) */
+  if (connected && (rv = vppcom_session_attr (ls, VPPCOM_ATTR_SET_CONNECTED, 0, 0)))
+    return die ("attr connected", rv);
   make_ep (&e, any, port);
   if ((rv = vppcom_session_bind (ls, &e)))
     return die ("bind", rv);
-  if (connected && (rv = vppcom_session_attr (ls, VPPCOM_ATTR_SET_CONNECTED, 0, 0)))
-    return die ("attr connected", rv);
   if ((rv = vppcom_session_listen (ls, 10)))
     return die ("listen", rv);
   printf ("listening on port %d (udp, %s)\n", port, mode);

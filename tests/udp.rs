@@ -109,8 +109,6 @@ fn echo_server(port: u16, workers: usize, connected: bool) {
                 std::thread::spawn(move || {
                     assert!(vppcom_worker_register() >= 0);
                     let ls = vppcom_session_create(PROTO_UDP, 1) as u32;
-                    let mut ip = [127, 0, 0, 1];
-                    assert_eq!(vppcom_session_bind(ls, &mut endpt(&mut ip, port)), 0);
                     if connected {
                         let rv = vppcom_session_attr(
                             ls,
@@ -120,6 +118,10 @@ fn echo_server(port: u16, workers: usize, connected: bool) {
                         );
                         assert_eq!(rv, 0);
                     }
+                    // as upstream, binding a UDP session listens (connected or not: the
+                    // attribute must come first)
+                    let mut ip = [127, 0, 0, 1];
+                    assert_eq!(vppcom_session_bind(ls, &mut endpt(&mut ip, port)), 0);
                     assert_eq!(vppcom_session_listen(ls, 10), 0);
                     let vep = vppcom_epoll_create() as u32;
                     let mut ev = libc::epoll_event {

@@ -6,6 +6,8 @@
 //! `vcl_session_is_cl`) uses the fifos VPP attached to its BOUND and signals TX_MAIN; each read
 //! records the sender, which recvfrom reports and the next write answers (`transport.rmt`).
 
+use std::time::Duration;
+
 use vcl_codec::event::EventType;
 use vcl_codec::msg::Ip46;
 use vcl_svm::fifo::notify::SVM_FIFO_WANT_DEQ_NOTIF;
@@ -285,8 +287,7 @@ pub(crate) fn write(
 
 /// sendto with an address: only connectionless UDP sessions take one (else EINVAL, upstream);
 /// it becomes the session's remote, and a session VPP does not know yet is bound first by a
-/// LISTEN on its local endpoint (upstream also connects and disconnects first when it has no
-/// local address or no remote port, to learn one; here VPP picks the port at LISTEN).
+/// LISTEN on its local endpoint, learnt first by a connect when it has no address (upstream).
 pub(crate) fn set_remote(w: &Worker, sh: u32, rmt: Endpoint) -> Result<()> {
     let mut ss = w.sessions.lock();
     let i = ss.lookup(w.index, sh)?;
@@ -297,11 +298,12 @@ pub(crate) fn set_remote(w: &Worker, sh: u32, rmt: Endpoint) -> Result<()> {
     s.rmt = rmt;
     let closed = s.state == State::Closed;
     if closed {
-        if !s.lcl.is_ip4 && s.lcl.ip == Ip46::ZERO {
-            s.lcl.is_ip4 = rmt.is_ip4;
-        }
+        let learn = rmt.port == 0 || s.lcl.ip == Ip46::ZERO;
         drop(ss);
         let timeout = crate::app::session_timeout();
+        if learn {
+            learn_local(w, sh, i, rmt, timeout)?;
+        }
         super::ops::listen(w, sh, timeout)?;
         // LISTEN's BOUND recorded the bound address; the remote stays the one asked for
         let mut ss = w.sessions.lock();
@@ -309,5 +311,38 @@ pub(crate) fn set_remote(w: &Worker, sh: u32, rmt: Endpoint) -> Result<()> {
             s.rmt = rmt;
         }
     }
+    Ok(())
+}
+
+/// Upstream's way to give an unbound connectionless session a local address VPP accepts:
+/// connect it to `rmt` (VPP picks the local address and port), disconnect, and listen on what
+/// CONNECTED reported (vppcom_session_sendto).
+fn learn_local(w: &Worker, sh: u32, i: u32, rmt: Endpoint, timeout: Duration) -> Result<()> {
+    let nonblocking = {
+        let mut ss = w.sessions.lock();
+        let s = ss.get_mut(i).ok_or(Error::BadFd)?;
+        std::mem::replace(&mut s.nonblocking, false)
+    };
+    let r = super::ops::connect(w, sh, rmt, timeout);
+    let mut ss = w.sessions.lock();
+    let s = ss.get_mut(i).ok_or(Error::BadFd)?;
+    s.nonblocking = nonblocking;
+    r?;
+    let (t, h) = (s.vpp_thread, s.vpp_handle);
+    w.send_handle_msg(t, h, crate::worker::HandleMsg::Disconnect);
+    wait::until(w, &mut ss, Some(timeout), Naps::Backoff, |ss| {
+        ss.get(i).is_none_or(|s| s.state == State::Detached)
+    });
+    let s = ss.get_mut(i).ok_or(Error::BadFd)?;
+    if s.state != State::Detached {
+        return Err(Error::TimedOut);
+    }
+    // back to a fresh, connectionless session bound where VPP put it
+    s.state = State::Closed;
+    s.fifos = None;
+    s.vpp_handle = u64::MAX;
+    s.attr.connected = false;
+    s.vpp_error = 0;
+    s.rmt = rmt;
     Ok(())
 }

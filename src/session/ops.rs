@@ -31,7 +31,9 @@ pub fn create(w: &Worker, proto: u8, nonblocking: bool) -> Result<u32> {
     Ok(handle(w.index, index))
 }
 
-/// vppcom_session_bind: remember the local endpoint (VPP learns it at listen/connect).
+/// vppcom_session_bind: remember the local endpoint (VPP learns it at listen/connect). As
+/// upstream, binding a UDP session also listens (connectionless unless
+/// VPPCOM_ATTR_SET_CONNECTED came first).
 pub fn bind(w: &Worker, sh: u32, ep: Endpoint) -> Result<()> {
     let mut ss = w.sessions.lock();
     let i = lookup(w, &ss, sh)?;
@@ -40,8 +42,15 @@ pub fn bind(w: &Worker, sh: u32, ep: Endpoint) -> Result<()> {
         return Err(Error::BadFd);
     }
     s.lcl = ep;
+    if s.proto == PROTO_UDP {
+        drop(ss);
+        return listen(w, sh, crate::app::session_timeout());
+    }
     Ok(())
 }
+
+/// VPPCOM_PROTO_UDP.
+const PROTO_UDP: u8 = 1;
 
 /// vppcom_session_listen: LISTEN on the ctrl mq, then wait for BOUND (always blocking).
 pub fn listen(w: &Worker, sh: u32, timeout: Duration) -> Result<()> {
