@@ -103,9 +103,15 @@ pub(crate) fn readiness(s: &Session) -> Events {
     } else if !s.shut_wr {
         // ask VPP for a TX event once it has dequeued enough for a whole datagram
         if let Some(f) = s.fifos.as_ref() {
+            // only when not armed yet: VPP reads these on every dequeue, a busy select or
+            // epoll loop rewriting them would keep stealing its cache line
             let sig = f.tx_sig.fifo();
-            sig.set_deq_thresh(need);
-            sig.add_want_deq_ntf(SVM_FIFO_WANT_DEQ_NOTIF);
+            if sig.deq_thresh() != need {
+                sig.set_deq_thresh(need);
+            }
+            if sig.want_deq_ntf() & SVM_FIFO_WANT_DEQ_NOTIF == 0 {
+                sig.add_want_deq_ntf(SVM_FIFO_WANT_DEQ_NOTIF);
+            }
         }
     }
     ev
