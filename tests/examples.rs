@@ -1,6 +1,7 @@
 //! c-examples/: every example builds through pkg-config with -Wall -Wextra -Werror, and runs
 //! against an in-process test peer: vcl_info, vcl_workers, the echo server and client and
-//! vcl_perf (server, stream, pingpong), over transport (both apps app-scope-global: kernel TCP
+//! vcl_perf (server, stream, pingpong), the UDP echo (connectionless and connected server),
+//! over transport (both apps app-scope-global: kernel TCP
 //! in the peer) and over cut-through (both apps app-scope-local + app-scope-global).
 //!
 //! Servers are separate processes; every program runs under a deadline and is killed when it
@@ -187,6 +188,51 @@ fn echo_transport() {
 #[test]
 fn echo_cut_through() {
     echo("echo-ct", true);
+}
+
+/// c-examples/vcl_udp_echo: a server in `mode` (cl or connected) and two clients.
+fn udp_echo(tag: &str, ct: bool, mode: &str) {
+    let s = Setup::new(tag, ct);
+    let exe = s.build("vcl_udp_echo");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let srv = s.server(&exe, &["server", &port, mode, "400"]);
+    let mut seen = Seen::default();
+    let a = s.run_watched(
+        &exe,
+        &["client", "127.0.0.1", &port, "300", "512"],
+        &mut seen,
+    );
+    a.line("300 echoes of 512 bytes ok");
+    let b = s.run_watched(
+        &exe,
+        &["client", "127.0.0.1", &port, "100", "9000"],
+        &mut seen,
+    );
+    b.line("100 echoes of 9000 bytes ok");
+    let done = s.finish(srv);
+    done.line("400 datagrams echoed");
+    seen.assert_only(ct);
+    eprintln!("{tag}: {}\n{tag}: {}", a.line("echoes"), b.line("echoes"));
+}
+
+#[test]
+fn udp_echo_connectionless() {
+    udp_echo("udp-cl", false, "cl");
+}
+
+#[test]
+fn udp_echo_connected() {
+    udp_echo("udp-conn", false, "connected");
+}
+
+#[test]
+fn udp_echo_cut_through() {
+    udp_echo("udp-ct", true, "connected");
 }
 
 fn perf(tag: &str, ct: bool) {

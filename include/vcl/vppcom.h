@@ -376,8 +376,8 @@ int vppcom_session_recvfrom(uint32_t session_handle,
                             struct vppcom_endpt_t *ep);
 
 /**
- * Send to the connected peer (`ep` must be NULL or the peer: connectionless sends need UDP,
- * which this vcl does not do yet).
+ * Send one message (TX_FLUSH). With `ep`, only on a connectionless UDP session (else
+ * EINVAL, upstream): `ep` becomes its remote and the session is bound in VPP if it was not.
  */
 int vppcom_session_sendto(uint32_t session_handle,
                           void *buffer,

@@ -3,7 +3,7 @@
 use std::ffi::{c_int, c_void};
 
 use super::ptr::{in_slice, out_slice};
-use super::session::{endpoint_out, with_worker};
+use super::session::{endpoint_in, endpoint_out, with_worker};
 use super::types::{vppcom_data_segment_t, vppcom_endpt_t};
 use super::{guard, VPPCOM_EAFNOSUPPORT, VPPCOM_EFAULT, VPPCOM_OK};
 use crate::error::Error;
@@ -94,8 +94,8 @@ pub extern "C" fn vppcom_session_recvfrom(
     })
 }
 
-/// Send to the connected peer (`ep` must be NULL or the peer: connectionless sends need UDP,
-/// which this vcl does not do yet).
+/// Send one message (TX_FLUSH). With `ep`, only on a connectionless UDP session (else
+/// EINVAL, upstream): `ep` becomes its remote and the session is bound in VPP if it was not.
 #[no_mangle]
 pub extern "C" fn vppcom_session_sendto(
     session_handle: u32,
@@ -105,19 +105,19 @@ pub extern "C" fn vppcom_session_sendto(
     ep: *mut vppcom_endpt_t,
 ) -> c_int {
     guard("vppcom_session_sendto", || {
-        let _ = flags;
+        let _ = flags; // upstream ignores them too
         let looked_up = with_worker(|w| {
-            let ss = w.sessions.lock();
-            let i = session::lookup(w, &ss, session_handle)?;
-            if !ep.is_null() && !ss.get(i).expect("found").is_dgram() {
-                return Err(Error::Inval);
+            session::lookup(w, &w.sessions.lock(), session_handle)?;
+            if !ep.is_null() {
+                let rmt = endpoint_in(ep).ok_or(Error::Inval)?;
+                session::dgram_set_remote(w, session_handle, rmt)?;
             }
             Ok(0)
         });
         if looked_up < 0 {
             return looked_up;
         }
-        write_common(session_handle, buffer, buflen as usize, false)
+        write_common(session_handle, buffer, buflen as usize, true)
     })
 }
 

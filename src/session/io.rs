@@ -107,6 +107,9 @@ fn ensure_readable(
 /// vppcom_session_read (and peek).
 pub fn read(w: &Worker, sh: u32, buf: &mut [u8], peek: bool) -> Result<usize> {
     let mut ss = w.sessions.lock();
+    if super::dgram::is_dgram_handle(w, &ss, sh) {
+        return super::dgram::read(w, ss, sh, buf, peek);
+    }
     let (i, f) = open_session(w, &mut ss, sh)?;
     if let Some(n) = ensure_readable(w, &mut ss, i, &f)? {
         return Ok(n);
@@ -183,6 +186,9 @@ pub fn write(w: &Worker, sh: u32, buf: &[u8], flush: bool) -> Result<usize> {
         return Ok(0);
     }
     let mut ss = w.sessions.lock();
+    if super::dgram::is_dgram_handle(w, &ss, sh) {
+        return super::dgram::write(w, ss, sh, buf, flush);
+    }
     let (i, f) = open_session(w, &mut ss, sh)?;
     let s = ss.get(i).expect("open");
     if s.shut_wr || s.vpp_gone {

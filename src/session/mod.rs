@@ -4,11 +4,13 @@
 //! [`crate::table`]; waiting is [`crate::wait`]'s; the events are applied by the worker.
 
 pub mod attr;
+mod dgram;
 mod io;
 mod ops;
 mod ready;
 mod secure;
 
+pub(crate) use dgram::set_remote as dgram_set_remote;
 pub use io::*;
 pub use ops::*;
 pub(crate) use ready::{read_ready, readiness, write_ready};

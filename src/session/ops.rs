@@ -33,7 +33,9 @@ pub fn create(w: &Worker, proto: u8, nonblocking: bool) -> Result<u32> {
     Ok(handle(w.index, index))
 }
 
-/// vppcom_session_bind: remember the local endpoint (VPP learns it at listen/connect).
+/// vppcom_session_bind: remember the local endpoint (VPP learns it at listen/connect). As
+/// upstream, binding a UDP session also listens (connectionless unless
+/// VPPCOM_ATTR_SET_CONNECTED came first).
 pub fn bind(w: &Worker, sh: u32, ep: Endpoint) -> Result<()> {
     let mut ss = w.sessions.lock();
     let i = lookup(w, &ss, sh)?;
@@ -42,8 +44,15 @@ pub fn bind(w: &Worker, sh: u32, ep: Endpoint) -> Result<()> {
         return Err(Error::BadFd);
     }
     s.lcl = ep;
+    if s.proto == PROTO_UDP {
+        drop(ss);
+        return listen(w, sh, crate::app::session_timeout());
+    }
     Ok(())
 }
+
+/// VPPCOM_PROTO_UDP.
+const PROTO_UDP: u8 = 1;
 
 /// vppcom_session_listen: LISTEN on the ctrl mq, then wait for BOUND (always blocking).
 pub fn listen(w: &Worker, sh: u32, timeout: Duration) -> Result<()> {
@@ -90,9 +99,11 @@ fn listen_msg(w: &Worker, i: u32, s: &Session, ext_config: u64) -> Result<CtrlMs
         proto: transport_proto(s.proto)?,
         is_ip4: s.lcl.is_ip4,
         ip: s.lcl.ip,
-        flags: 0,
+        // a UDP listener with VPPCOM_ATTR_SET_CONNECTED accepts one session per peer;
+        // without, it is connectionless (docs/wire.md#datagram-framing)
+        flags: u8::from(s.attr.connected),
         ext_config,
-        dscp: 0,
+        dscp: s.attr.dscp,
     }))
 }
 
@@ -178,6 +189,7 @@ pub fn accept(w: &Worker, ls: u32, nonblocking_child: bool) -> Result<(u32, Endp
         return Err(if still { Error::Again } else { Error::BadFd });
     };
     let proto = l.proto;
+    let connected = l.attr.connected;
     let (fifos, thread) = match (
         w.fifos_of(m.segment_handle, m.server_rx_fifo, m.server_tx_fifo),
         w.thread_of(m.mq_index),
@@ -190,6 +202,7 @@ pub fn accept(w: &Worker, ls: u32, nonblocking_child: bool) -> Result<(u32, Endp
         }
     };
     let mut s = Session::new(proto, nonblocking_child);
+    s.attr.connected = connected;
     s.stream = m.flags & vcl_codec::msg::session_flags::STREAM != 0;
     // a QUIC stream the peer opened one-way (upstream's VCL_SESSION_VPP_F_UNIDIRECTIONAL)
     s.attr.unidirectional = m.flags & vcl_codec::msg::session_flags::UNIDIRECTIONAL != 0;
@@ -244,6 +257,7 @@ pub fn connect(w: &Worker, sh: u32, rmt: Endpoint, timeout: Duration) -> Result<
     }
     s.rmt = rmt;
     let ext_config = super::place_ext_config(w, s);
+    s.attr.connected = true;
     let msg = CtrlMsg::Connect(Connect {
         client_index: w.conn().api_client_handle,
         context: i,
@@ -261,7 +275,7 @@ pub fn connect(w: &Worker, sh: u32, rmt: Endpoint, timeout: Duration) -> Result<
         // Upstream sets CONNECTED on every connect; VPP reads it for UDP only
         // (docs/wire.md#session-events).
         flags: 1,
-        dscp: 0,
+        dscp: s.attr.dscp,
         ext_config,
     });
     s.state = State::Connecting;

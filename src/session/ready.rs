@@ -7,11 +7,14 @@ use vcl_svm::fifo::segs::SESSION_CONN_HDR_LEN;
 use crate::error::{Error, Result};
 use crate::table::{Events, Session, State};
 
-/// VPPCOM_PROTO_UDP.
-const PROTO_UDP: u8 = 1;
+use super::dgram::is_cl;
 
 /// What a session is ready for now, as epoll bits (before masking with its registration).
 pub(crate) fn readiness(s: &Session) -> Events {
+    let dgram_open = s.state == State::Ready || s.state == State::Listen && is_cl(s);
+    if s.is_dgram() && dgram_open && s.fifos.is_some() {
+        return super::dgram::readiness(s);
+    }
     match s.state {
         State::Listen if !s.accept_q.is_empty() => Events::IN,
         State::Ready => {
@@ -34,11 +37,6 @@ pub(crate) fn readiness(s: &Session) -> Events {
         State::Detached => Events::HUP | Events::ERR,
         _ => Events::NONE,
     }
-}
-
-/// Datagram sessions not connected to one peer (upstream's vcl_session_is_cl).
-fn is_cl(s: &Session) -> bool {
-    s.proto == PROTO_UDP && !s.attr.connected
 }
 
 /// Whether the attr ops see the session's fifos as usable (upstream's vcl_session_is_open).

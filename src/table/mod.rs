@@ -58,6 +58,9 @@ pub struct Session {
     pub is_vep: bool,
     /// VPP's session (or listener) handle; u64::MAX while VPP has none.
     pub vpp_handle: u64,
+    /// A connectionless listener's per-worker VPP session (BOUND's cl_sh_handle): what the
+    /// IO events of its fifos name.
+    pub cl_vpp_handle: Option<u64>,
     /// Index of the VPP thread mq this session's messages go to.
     pub vpp_thread: usize,
     pub lcl: Endpoint,
@@ -95,6 +98,7 @@ impl Session {
             nonblocking,
             is_vep: false,
             vpp_handle: u64::MAX,
+            cl_vpp_handle: None,
             vpp_thread: 0,
             lcl: Endpoint::default(),
             rmt: Endpoint::default(),

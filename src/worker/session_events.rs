@@ -9,7 +9,10 @@ use vcl_codec::msg::{decode_ctrl, Bound, CleanupType, Connected, CtrlMsg, Migrat
 use vcl_codec::session_error::{SESSION_E_INVALID, SESSION_E_NONE};
 
 use super::{HandleMsg, ReplyKind, Worker};
-use crate::table::{Endpoint, Events, Sessions, State};
+use crate::table::{Endpoint, Events, Fifos, Sessions, State};
+
+/// VPPCOM_PROTO_UDP.
+const PROTO_UDP: u8 = 1;
 
 impl Worker {
     /// Apply every message queued on the app mq now to `ss`; returns how many. Also where
@@ -140,8 +143,24 @@ fn bound(w: &Worker, ss: &mut Sessions, m: &Bound) {
         return;
     }
     s.lcl = ep_from(m.lcl_is_ip4, m.lcl_ip, m.lcl_port);
+    if s.proto == PROTO_UDP && !s.attr.connected {
+        // connectionless: this worker's fifos and VPP session come with BOUND
+        let fifos = w.fifos_of(m.segment_handle, m.rx_fifo, m.tx_fifo);
+        let (Some((rx, tx)), Some(t)) = (fifos, w.thread_of(m.mq_index)) else {
+            tracing::error!("bound session {}: cl fifos or mq not usable", m.context);
+            s.vpp_error = SESSION_E_INVALID;
+            s.state = State::Detached;
+            return;
+        };
+        s.fifos = Some(Fifos::plain(rx, tx));
+        s.vpp_thread = t;
+        s.cl_vpp_handle = Some(m.cl_sh_handle);
+    }
     s.state = State::Listen;
     ss.bind_vpp(m.context, m.handle);
+    if ss.get(m.context).is_some_and(|s| s.fifos.is_some()) {
+        ss.notify(m.context, Events::OUT);
+    }
 }
 
 fn connected(w: &Worker, ss: &mut Sessions, m: &Connected) {
@@ -258,10 +277,23 @@ fn cleanup(w: &Worker, ss: &mut Sessions, handle: u64, ty: CleanupType) {
     }
 }
 
+/// A session moved to another VPP thread (v26.06 sends it for connected UDP sessions whose
+/// first datagram arrived on another thread): same fifos, new handle and thread.
 fn migrated(w: &Worker, ss: &mut Sessions, m: &Migrated) {
     let (Some(i), Some(t)) = (ss.index_of_vpp(m.handle), w.thread_of(m.vpp_thread_index)) else {
+        tracing::debug!("migrated: unknown handle {:#x} or thread", m.handle);
         return;
     };
+    if m.segment_handle != u64::MAX && w.segment(m.segment_handle).is_none() {
+        tracing::warn!(
+            "migrated session {i}: segment {:#x} not mapped",
+            m.segment_handle
+        );
+        if let Some(s) = ss.get_mut(i) {
+            s.state = State::Detached;
+        }
+        return;
+    }
     ss.by_vpp.remove(&m.handle);
     ss.bind_vpp(i, m.new_handle);
     let s = ss.get_mut(i).expect("indexed");

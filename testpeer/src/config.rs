@@ -97,6 +97,10 @@ pub struct Faults {
     pub ctrl_delay: Option<Duration>,
     /// Break a header of the app's first segment before replying to ATTACH.
     pub corrupt_segment: Option<Corruption>,
+    /// UDP: drop every N-th datagram received from the network (per socket).
+    pub udp_drop_every: Option<u32>,
+    /// UDP: deliver datagrams received from the network pairwise swapped.
+    pub udp_reorder: bool,
 }
 
 /// Configuration of a [`crate::Peer`].

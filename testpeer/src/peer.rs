@@ -224,6 +224,14 @@ impl Peer {
         self.shared.lock().ext_configs.iter().cloned().collect()
     }
 
+    /// Faults on datagrams UDP sessions receive from the network from now on: drop every
+    /// `drop_every`-th (per socket), deliver pairs swapped.
+    pub fn set_udp_faults(&self, drop_every: Option<u32>, reorder: bool) {
+        let mut st = self.shared.lock();
+        st.faults.udp_drop_every = drop_every;
+        st.faults.udp_reorder = reorder;
+    }
+
     /// Fault: make session `handle` reset as if its transport peer had sent a RST (the kernel
     /// socket of a TCP session is reset too). False if there is no such session.
     pub fn reset_session(&self, handle: u64) -> bool {

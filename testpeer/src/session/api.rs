@@ -68,7 +68,7 @@ impl State {
             return Err(SESSION_E_INVALID_RMT_IP);
         }
         match m.proto {
-            TransportProto::Tcp => {}
+            TransportProto::Tcp | TransportProto::Udp => {}
             TransportProto::Tls => {
                 self.crypto_check(m.proto, cfg)?;
             }
@@ -105,7 +105,11 @@ impl State {
             };
             SocketAddr::new(ip, m.lcl_port)
         });
-        self.tcp_connect_start(wrk, m.context, SocketAddr::new(dst, m.port), lcl)
+        let dst = SocketAddr::new(dst, m.port);
+        if m.proto == TransportProto::Udp {
+            return self.udp_connect(wrk, m.context, dst, lcl);
+        }
+        self.tcp_connect_start(wrk, m.context, dst, lcl)
     }
 
     /// `ct_session_connect`: Ok when a CT connect was started, LOCAL_CONNECT to fall back to
@@ -274,12 +278,23 @@ impl State {
 
     /// An IO event on thread `t` for VPP session index `si`.
     pub fn mq_io(&mut self, t: u8, ty: u8, si: u32) {
-        let h = (u64::from(t) << 32) | u64::from(si);
+        let mut h = (u64::from(t) << 32) | u64::from(si);
+        // TX_MAIN names a session of the main thread (session_node.c), whichever queue it
+        // came on; one naming no connectionless session there is taken as a plain TX
+        if ty == EventType::IoTxMain.as_u8()
+            && self
+                .sess(u64::from(si))
+                .is_some_and(|s| matches!(s.kind, Kind::UdpCl(_)))
+        {
+            h = u64::from(si);
+        }
         let Some(s) = self.sess(h) else { return };
         let is_ct = s.is_ct();
         match EventType::from_u8(ty) {
-            Ok(EventType::IoTx) | Ok(EventType::IoTxFlush) => {
-                if is_ct {
+            Ok(EventType::IoTx) | Ok(EventType::IoTxFlush) | Ok(EventType::IoTxMain) => {
+                if s.kind.is_udp() {
+                    self.udp_tx(h);
+                } else if is_ct {
                     self.ct_tx(h);
                 } else if matches!(s.kind, Kind::Tcp(_)) {
                     self.tcp_tx(h);
@@ -291,6 +306,8 @@ impl State {
                 }
                 if is_ct {
                     self.ct_app_rx_evt(h);
+                } else if s.kind.is_udp() {
+                    // udp has no window: dequeue notifications need nothing
                 } else {
                     self.tcp_app_rx_evt(h);
                 }
@@ -305,6 +322,8 @@ impl State {
         let Some((app, map)) = self.wrks.get(wrk).map(|w| (w.app_index, w.wrk_map_index)) else {
             return;
         };
+        // a later worker reusing this index must get CT segments announced afresh
+        self.sessions.ct_segs.retain(|k, _| k.1 != wrk);
         let als: Vec<u32> = self
             .sessions
             .listeners
@@ -358,7 +377,7 @@ impl State {
             .flat_map(|p| p.iter())
             .map(|(_, s)| {
                 let app_index = match &s.kind {
-                    Kind::Listener(_) => self
+                    Kind::Listener(_) | Kind::UdpListener(_) => self
                         .sessions
                         .listeners
                         .get(s.al)
@@ -371,7 +390,7 @@ impl State {
                     app_wrk: s.app_wrk,
                     state: format!("{:?}", s.state),
                     is_ct: s.is_ct(),
-                    is_listener: matches!(s.kind, Kind::Listener(_)),
+                    is_listener: s.kind.is_listener(),
                 }
             })
             .collect()
@@ -392,7 +411,11 @@ impl State {
                 self.transport_reset_notify(h);
                 true
             }
-            Kind::Listener(_) => false,
+            Kind::Udp(_) => {
+                self.transport_reset_notify(h);
+                true
+            }
+            Kind::Listener(_) | Kind::UdpListener(_) | Kind::UdpCl(_) => false,
         }
     }
 }

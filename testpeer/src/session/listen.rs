@@ -7,9 +7,11 @@
 //! `app_worker_stop_listen`, `vnet_unlisten`. BOUND goes out on thread 0 and is flushed right
 //! away (`app_wrk_flush_wrk_events (app_wrk, 0)`), UNLISTEN_REPLY on thread 0.
 //!
-//! Peer specifics (documented deviations): TCP, TLS (plaintext, see `secure`) and QUIC (see
-//! `crate::quic`) listen; others get BOUND with SESSION_E_NOSUPPORT (DTLS after its ext config
-//! is checked); a global-scope listener also opens a kernel listening socket, only ever
+//! Peer specifics (documented deviations): TCP, UDP (see `crate::transport::udp`), TLS
+//! (plaintext, see `secure`) and QUIC (see `crate::quic`) listen; others get BOUND with
+//! SESSION_E_NOSUPPORT (DTLS after its ext config is checked); the listen tables are keyed by
+//! address and port only, so a TCP and a UDP listener cannot share a port; a global-scope
+//! listener also opens a kernel listening socket, only ever
 //! on a loopback address — `0.0.0.0`/`::` and 127.0.0.0/8 / `::1` are served on loopback, any
 //! other address gets SESSION_E_NOINTF; a kernel port already taken by another process gives
 //! SESSION_E_PORTINUSE; port 0 takes the kernel's ephemeral port (or one from 49152 up for
@@ -66,7 +68,7 @@ impl State {
             return;
         };
         let bound = match r {
-            Ok(handle) => self.bound_msg(m.context, handle),
+            Ok(handle) => self.bound_msg(m.context, handle, m.wrk_index),
             Err(rv) => Bound {
                 context: m.context,
                 retval: rv,
@@ -78,9 +80,31 @@ impl State {
         crate::events::flush_worker_now(self, wrk, 0);
     }
 
-    /// `mq_send_session_bound_cb` for a stream listener.
-    fn bound_msg(&self, context: u32, handle: u64) -> Bound {
+    /// `mq_send_session_bound_cb`; a connectionless listener's also names the worker's cl
+    /// session, its fifos and the cl thread's queue.
+    fn bound_msg(&self, context: u32, handle: u64, wrk_map: u32) -> Bound {
         let ls = self.sess(handle);
+        let cl = match ls.map(|l| &l.kind) {
+            Some(Kind::UdpListener(u)) => u.cl.get(&wrk_map).and_then(|&h| self.sess(h)),
+            _ => None,
+        };
+        if let Some(c) = cl {
+            let t = crate::transport::udp::cl_thread(self);
+            return Bound {
+                context,
+                handle,
+                retval: 0,
+                lcl_is_ip4: c.lcl.is_ip4,
+                lcl_ip: c.lcl.ip,
+                lcl_port: c.lcl.port,
+                vpp_evt_q: self.vpp_mq_offsets[usize::from(t)],
+                mq_index: u32::from(t),
+                cl_sh_handle: c.handle(),
+                rx_fifo: c.rx.as_ref().map_or(0, |f| f.off),
+                tx_fifo: c.tx.as_ref().map_or(0, |f| f.off),
+                segment_handle: c.rx.as_ref().map_or(u64::MAX, |f| f.seg_handle),
+            };
+        }
         Bound {
             context,
             handle,
@@ -100,7 +124,7 @@ impl State {
             .worker_of(app, m.wrk_index)
             .ok_or(SESSION_E_INVALID_APPWRK)?;
         let crypto = match m.proto {
-            TransportProto::Tcp => ListenCrypto::default(),
+            TransportProto::Tcp | TransportProto::Udp => ListenCrypto::default(),
             TransportProto::Tls | TransportProto::Quic => self.crypto_listen(m.proto, cfg)?,
             TransportProto::Dtls => {
                 self.crypto_listen(m.proto, cfg)?;
@@ -145,7 +169,14 @@ impl State {
             .get_mut(al)
             .ok_or(SESSION_E_INVALID)?;
         l.workers.insert(m.wrk_index, sm);
-        Ok(l.ls_handle)
+        let (ls_handle, global) = (l.ls_handle, l.session);
+        let cl = global
+            .and_then(|g| self.sess(g))
+            .is_some_and(|g| matches!(&g.kind, Kind::UdpListener(u) if !u.connected));
+        if let (true, Some(g)) = (cl, global) {
+            self.udp_alloc_cl_session(g, wrk, m.wrk_index, sm, m.context)?;
+        }
+        Ok(ls_handle)
     }
 
     /// `app_listener_alloc` + `app_worker_listen_sep`.
@@ -153,7 +184,13 @@ impl State {
         // The kernel socket first: it decides the port when 0 was asked for.
         let mut port = m.port;
         let mut sock = None;
-        if global {
+        let mut udp = None;
+        if global && m.proto == TransportProto::Udp {
+            let ip = loopback_for(&m.ip, m.is_ip4).ok_or(SESSION_E_NOINTF)?;
+            let s = State::udp_listen_socket(ip, port)?;
+            port = s.local_addr().map_err(|_| SESSION_E_SYSCALL)?.port();
+            udp = Some(s);
+        } else if global {
             let ip = loopback_for(&m.ip, m.is_ip4).ok_or(SESSION_E_NOINTF)?;
             let l = TcpListener::bind(SocketAddr::new(ip, port)).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -210,7 +247,18 @@ impl State {
             }
         }
         if global {
-            let h = alloc_ls(self, Kind::Listener(sock));
+            let kind = match udp {
+                Some(sock) => Kind::UdpListener(Box::new(crate::transport::udp::UdpListen {
+                    sock,
+                    connected: m.flags & 1 != 0,
+                    cl: BTreeMap::new(),
+                    flows: std::collections::HashMap::new(),
+                    n_rx: 0,
+                    held: None,
+                })),
+                None => Kind::Listener(sock),
+            };
+            let h = alloc_ls(self, kind);
             self.sessions.global.insert(k, h);
             if let Some(l) = self.sessions.listeners.get_mut(al) {
                 l.session = Some(h);
@@ -247,7 +295,7 @@ impl State {
     fn vnet_unlisten(&mut self, app: u32, handle: u64, wrk_map: u32) -> Result<(), i32> {
         let al = self
             .sess(handle)
-            .filter(|s| matches!(s.kind, Kind::Listener(_)))
+            .filter(|s| s.kind.is_listener())
             .map(|s| s.al)
             .ok_or(SESSION_E_NOLISTEN)?;
         let owner = self.sessions.listeners.get(al).map(|l| l.app_index);
@@ -271,6 +319,9 @@ impl State {
             return;
         };
         let empty = l.workers.is_empty();
+        if let Some(g) = l.session {
+            self.udp_free_cl_session(g, wrk_map);
+        }
         if let Some(m) = self.sms.get_mut(sm) {
             m.detached = true;
         }

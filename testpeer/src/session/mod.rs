@@ -81,6 +81,24 @@ pub enum Kind {
     Tcp(Box<TcpConn>),
     /// A cut-through session.
     Ct(CtConn),
+    /// A UDP listener (global scope) with its kernel socket.
+    UdpListener(Box<crate::transport::udp::UdpListen>),
+    /// A connected or accepted UDP session.
+    Udp(Box<crate::transport::udp::UdpConn>),
+    /// A worker's connectionless session of the UDP listener (its handle).
+    UdpCl(u64),
+}
+
+impl Kind {
+    /// Listen sessions (TCP or UDP), not the per-worker connectionless ones.
+    pub fn is_listener(&self) -> bool {
+        matches!(self, Kind::Listener(_) | Kind::UdpListener(_))
+    }
+
+    /// Sessions whose fifos carry datagrams through a kernel UDP socket.
+    pub fn is_udp(&self) -> bool {
+        matches!(self, Kind::Udp(_) | Kind::UdpCl(_))
+    }
 }
 
 /// `session_t`.
@@ -403,8 +421,10 @@ impl State {
         }
         self.set_state(h, SessState::AppClosed);
         let is_ct = self.sess(h).is_some_and(Session::is_ct);
+        let is_udp = self.sess(h).is_some_and(|s| s.kind.is_udp());
         match (is_ct, reset) {
             (true, r) => self.ct_close(h, r),
+            (false, _) if is_udp => self.udp_close(h),
             (false, false) => self.tcp_close(h),
             (false, true) => self.tcp_reset(h),
         }

@@ -34,6 +34,8 @@ const ACCEPT_BATCH: usize = 16;
 enum Key {
     Listener(u64),
     Conn(u64),
+    UdpListener(u64),
+    Udp(u64),
     HalfOpen(u32),
 }
 
@@ -56,6 +58,16 @@ fn targets(st: &State) -> Vec<(RawFd, PollFlags, Key)> {
                     }
                     if !ev.is_empty() {
                         v.push((sock.as_raw_fd(), ev, Key::Conn(s.handle())));
+                    }
+                }
+                Kind::UdpListener(l) => v.push((
+                    l.sock.as_raw_fd(),
+                    PollFlags::POLLIN,
+                    Key::UdpListener(s.handle()),
+                )),
+                Kind::Udp(u) => {
+                    if let Some(sock) = &u.sock {
+                        v.push((sock.as_raw_fd(), PollFlags::POLLIN, Key::Udp(s.handle())));
                     }
                 }
                 _ => {}
@@ -139,6 +151,8 @@ fn handle(st: &mut State, k: Key, r: PollFlags, buf: &mut [u8]) {
                 st.tcp_tx(h);
             }
         }
+        Key::UdpListener(h) => st.udp_listener_rx(h, buf),
+        Key::Udp(h) => st.udp_rx(h, buf),
         Key::HalfOpen(i) => {
             let Some(ho) = st.sessions.half_opens.remove(i) else {
                 return;
@@ -166,6 +180,7 @@ fn timers(st: &mut State) {
     for h in tcp {
         st.tcp_timers(h, now);
     }
+    st.udp_timers();
     let expired: Vec<u32> = st
         .sessions
         .half_opens

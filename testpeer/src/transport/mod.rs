@@ -13,6 +13,7 @@
 //! so LAST_ACK completes at once, and TIME_WAIT lasts [`TIME_WAIT`] instead of 10 s.
 
 pub mod io;
+pub mod udp;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

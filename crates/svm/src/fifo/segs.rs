@@ -230,8 +230,9 @@ impl<'a> Fifo<'a> {
         if max_deq as usize <= SESSION_CONN_HDR_LEN {
             return Ok(None);
         }
+        // more than a header is queued: read all of it at once
         let mut raw = [0u8; SESSION_CONN_HDR_LEN];
-        self.peek(0, &mut raw[..8])?;
+        self.peek(0, &mut raw)?;
         let ph = SessionDgramHdr::from_bytes(&raw);
         if ph.data_offset > ph.data_length {
             return Err(crate::fifo_segment::corrupt(format!(
@@ -243,8 +244,7 @@ impl<'a> Fifo<'a> {
         if u64::from(max_deq) < whole {
             return Ok(None);
         }
-        self.peek(0, &mut raw)?;
-        let hdr = SessionDgramHdr::from_bytes(&raw);
+        let hdr = ph;
         let len = buf.len().min((ph.data_length - ph.data_offset) as usize);
         let n = self.peek(
             ph.data_offset + SESSION_CONN_HDR_LEN as u32,
