@@ -2,6 +2,7 @@
  *   vcl_perf server PORT [N_TESTS=0 (forever)]
  *   vcl_perf stream IP PORT [SECONDS=5] [WRITE_SIZE=65536]   one connection streaming
  *   vcl_perf pingpong IP PORT [ROUNDS=10000] [SIZE=64]        round trips, latency percentiles
+ *     (with VCL_PERF_RTT_FILE=PATH also every round trip's time in us, sorted, one a line)
  * The first byte a client sends picks the test: 'S' (server counts what arrives until the client
  * closes, and prints it) or 'P' (server echoes). Closing rather than half-closing, because a
  * cut-through session in VPP has no half-close. */
@@ -199,6 +200,14 @@ pingpong (const char *ip, int port, int rounds, int size)
 	return die ("echo differs from what was sent", i);
     }
   qsort (rtt, rounds, sizeof (double), cmp_double);
+  if (getenv ("VCL_PERF_RTT_FILE"))
+    {
+      FILE *f = fopen (getenv ("VCL_PERF_RTT_FILE"), "w");
+      for (i = 0; f && i < rounds; i++)
+	fprintf (f, "%.2f\n", rtt[i]);
+      if (f)
+	fclose (f);
+    }
   printf ("vcl_perf pingpong: %d round trips of %d bytes: mean %.1f us, p50 %.1f us, "
 	  "p99 %.1f us, max %.1f us\n",
 	  rounds, size, total / rounds, rtt[rounds / 2], rtt[rounds * 99 / 100],

@@ -146,13 +146,21 @@ pub(crate) fn until(
     naps: Naps,
     mut done: impl FnMut(&mut Sessions) -> bool,
 ) -> Wake {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    // the clock is read only once the first look found nothing (a select or epoll_wait that
+    // finds something, or polls with timeout 0, reads no clock)
+    let mut deadline = None;
     let mut round = 0;
     loop {
         round += 1;
         w.drain(ss);
         if done(ss) {
             return Wake::Done;
+        }
+        if round == 1 {
+            if timeout.is_some_and(|t| t.is_zero()) {
+                return Wake::TimedOut;
+            }
+            deadline = timeout.map(|t| Instant::now() + t);
         }
         let nap = match deadline {
             Some(d) => match d.checked_duration_since(Instant::now()) {
