@@ -130,7 +130,8 @@ fn spin(
             adapt(true);
             return true;
         }
-        if w.is_detached() || Instant::now() >= end {
+        // the rate-limited probe: a socket poll per look would make every look a syscall
+        if w.probe_detached() || Instant::now() >= end {
             adapt(false);
             return false;
         }

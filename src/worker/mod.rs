@@ -63,8 +63,7 @@ pub struct Worker {
     detached: AtomicBool,
     /// Out of the app's table: threads that still cache it must let it go.
     retired: AtomicBool,
-    /// When the worker was made, and (in µs since) when its socket was last probed.
-    born: std::time::Instant,
+    /// When its socket was last probed (coarse monotonic clock, µs).
     last_probe: AtomicU64,
 }
 
@@ -110,7 +109,6 @@ impl Worker {
             select_scratch: Mutex::new(Default::default()),
             detached: AtomicBool::new(false),
             retired: AtomicBool::new(false),
-            born: std::time::Instant::now(),
             last_probe: AtomicU64::new(0),
         })
     }

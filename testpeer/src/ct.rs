@@ -67,7 +67,7 @@ impl State {
         };
         let h = self.session_alloc(
             thread,
-            Kind::Ct(CtConn {
+            Kind::Ct(Box::new(CtConn {
                 is_client: false,
                 peer: None,
                 fifos: None,
@@ -76,7 +76,7 @@ impl State {
                 client_wrk,
                 client_opaque: ctx,
                 pending_client: true,
-            }),
+            })),
         );
         let Some((server_wrk, sm)) = self.listener_select_worker(al) else {
             self.sessions.pools[usize::from(thread)].remove(h as u32);
@@ -176,7 +176,7 @@ impl State {
         };
         let cs = self.session_alloc(
             thread,
-            Kind::Ct(CtConn {
+            Kind::Ct(Box::new(CtConn {
                 is_client: true,
                 peer: Some(ss),
                 fifos,
@@ -185,7 +185,7 @@ impl State {
                 client_wrk,
                 client_opaque: opaque,
                 pending_client: false,
-            }),
+            })),
         );
         let own = self.alloc_session_fifos(client_sm, thread);
         let Ok((rx, tx)) = own else {

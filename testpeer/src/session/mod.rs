@@ -79,7 +79,7 @@ pub enum Kind {
     /// A TCP session backed by a kernel socket on loopback.
     Tcp(Box<TcpConn>),
     /// A cut-through session.
-    Ct(CtConn),
+    Ct(Box<CtConn>),
 }
 
 /// `session_t`.
