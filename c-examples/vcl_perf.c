@@ -2,6 +2,10 @@
  *   vcl_perf server PORT [N_TESTS=0 (forever)]
  *   vcl_perf stream IP PORT [SECONDS=5] [WRITE_SIZE=65536]   one connection streaming
  *   vcl_perf pingpong IP PORT [ROUNDS=10000] [SIZE=64]        round trips, latency percentiles
+ *     (with VCL_PERF_RTT_FILE=PATH also every round trip's time in us, sorted, one a line)
+ *   vcl_perf wcost IP PORT [SIZE=1024] [BURSTS=200]   cost of one write call: bursts of 256
+ *     writes that fit the fifo (a pause after each lets the server drain), best and median
+ *     burst in ns per write; the best burst is the per-call cost with the least interference
  * The first byte a client sends picks the test: 'S' (server counts what arrives until the client
  * closes, and prints it) or 'P' (server echoes). Closing rather than half-closing, because a
  * cut-through session in VPP has no half-close. */
@@ -170,6 +174,36 @@ cmp_double (const void *a, const void *b)
 }
 
 static int
+wcost (const char *ip, int port, int size, int bursts)
+{
+  int sh = connect_to (ip, port), rv, b, i;
+  double *ns = malloc (sizeof (double) * bursts), t;
+  struct timespec pause = { 0, 20 * 1000 * 1000 };
+
+  if (sh < 0)
+    return die ("connect", sh);
+  if (size > (int) sizeof (buf) / 256)
+    size = sizeof (buf) / 256;
+  memset (buf, 'x', size);
+  write_all (sh, "S", 1);
+  for (b = 0; b < bursts; b++)
+    {
+      nanosleep (&pause, 0);
+      t = now ();
+      for (i = 0; i < 256; i++)
+	if ((rv = vppcom_session_write (sh, buf, size)) != size)
+	  return die ("write (a burst must fit the fifo)", rv);
+      ns[b] = (now () - t) / 256 * 1e9;
+    }
+  qsort (ns, bursts, sizeof (double), cmp_double);
+  printf ("vcl_perf wcost: %d-byte writes: best %.1f ns, median %.1f ns per write\n", size,
+	  ns[0], ns[bursts / 2]);
+  vppcom_session_close (sh);
+  free (ns);
+  return 0;
+}
+
+static int
 pingpong (const char *ip, int port, int rounds, int size)
 {
   int sh = connect_to (ip, port), i, j;
@@ -199,6 +233,14 @@ pingpong (const char *ip, int port, int rounds, int size)
 	return die ("echo differs from what was sent", i);
     }
   qsort (rtt, rounds, sizeof (double), cmp_double);
+  if (getenv ("VCL_PERF_RTT_FILE"))
+    {
+      FILE *f = fopen (getenv ("VCL_PERF_RTT_FILE"), "w");
+      for (i = 0; f && i < rounds; i++)
+	fprintf (f, "%.2f\n", rtt[i]);
+      if (f)
+	fclose (f);
+    }
   printf ("vcl_perf pingpong: %d round trips of %d bytes: mean %.1f us, p50 %.1f us, "
 	  "p99 %.1f us, max %.1f us\n",
 	  rounds, size, total / rounds, rtt[rounds / 2], rtt[rounds * 99 / 100],
@@ -216,7 +258,7 @@ main (int argc, char **argv)
   if (argc < 3)
     {
       fprintf (stderr, "usage: vcl_perf server PORT [N] | stream IP PORT [SECS] [SIZE] | "
-		       "pingpong IP PORT [ROUNDS] [SIZE]\n");
+		       "pingpong IP PORT [ROUNDS] [SIZE] | wcost IP PORT [SIZE] [BURSTS]\n");
       return 2;
     }
   if ((rv = vppcom_app_create ("vcl_perf")))
@@ -226,6 +268,9 @@ main (int argc, char **argv)
   else if (!strcmp (argv[1], "stream") && argc > 3)
     rv = stream (argv[2], atoi (argv[3]), argc > 4 ? atof (argv[4]) : 5,
 		 argc > 5 ? atoi (argv[5]) : 65536);
+  else if (!strcmp (argv[1], "wcost") && argc > 3)
+    rv = wcost (argv[2], atoi (argv[3]), argc > 4 ? atoi (argv[4]) : 1024,
+		argc > 5 ? atoi (argv[5]) : 200);
   else if (!strcmp (argv[1], "pingpong") && argc > 3)
     rv = pingpong (argv[2], atoi (argv[3]), argc > 4 ? atoi (argv[4]) : 10000,
 		   argc > 5 ? atoi (argv[5]) : 64);

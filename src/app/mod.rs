@@ -39,6 +39,16 @@ struct App {
     spare: Option<WorkerParts>,
 }
 
+impl Drop for App {
+    /// Every way the app goes (destroy, a fork's re-attach) retires its workers, so threads
+    /// that cache one stop using it.
+    fn drop(&mut self) {
+        for (_, w) in &self.workers {
+            w.retire();
+        }
+    }
+}
+
 static APP: Mutex<Option<App>> = Mutex::new(None);
 static GEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -373,7 +383,9 @@ pub fn unregister_worker() {
         if let Err(e) = w.with_sock(|s| s.send(&del)) {
             tracing::warn!("worker {}: delete not sent: {e}", w.index);
         }
-        app.workers.try_remove(w.index as usize);
+        if let Some(w) = app.workers.try_remove(w.index as usize) {
+            w.retire();
+        }
     }
     worker::set_current(worker::INVALID, None);
 }

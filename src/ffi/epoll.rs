@@ -15,6 +15,8 @@ pub type EpollEvent = libc::epoll_event;
 
 /// Most events one epoll_wait call gathers (the caller's array may be longer).
 const MAX_BATCH: usize = 1024;
+/// Batches up to this many events need no allocation.
+const SMALL_BATCH: usize = 64;
 
 /// Create an epoll session; returns its handle.
 #[no_mangle]
@@ -63,9 +65,18 @@ pub extern "C" fn vppcom_epoll_wait(
         let Some(out) = (unsafe { out_slice(events, n_max) }) else {
             return VPPCOM_EFAULT;
         };
-        let mut buf = [(Events::NONE, 0u64); MAX_BATCH];
+        // a small batch on the stack (zeroing MAX_BATCH entries per call cost more than the
+        // wait), a larger one on the heap
+        let mut small = [(Events::NONE, 0u64); SMALL_BATCH];
+        let mut large = Vec::new();
+        let buf = if n_max <= SMALL_BATCH {
+            &mut small[..n_max]
+        } else {
+            large.resize(n_max, (Events::NONE, 0u64));
+            &mut large[..]
+        };
         with_worker(|w| {
-            let n = epoll::wait(w, vep_handle, &mut buf[..n_max], wait_for_time)?;
+            let n = epoll::wait(w, vep_handle, buf, wait_for_time)?;
             for (o, (bits, data)) in out.iter_mut().zip(&buf[..n]) {
                 o.events = bits.bits();
                 o.u64 = *data;

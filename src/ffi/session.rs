@@ -2,7 +2,6 @@
 //! session queries. Argument checks come in upstream's order, then the session lookup.
 
 use std::ffi::c_int;
-use std::sync::Arc;
 
 use super::ptr::{in_slice, opt_mut, opt_ref, out_slice};
 use super::{guard, no_worker, rv, types::vppcom_endpt_t, VPPCOM_EINVAL};
@@ -10,11 +9,6 @@ use crate::error::{Error, Result};
 use crate::session::{self, Endpoint};
 use crate::worker::{self, Worker};
 use vcl_codec::msg::Ip46;
-
-/// This thread's worker (EBADFD without one: no handle can name a session).
-pub(crate) fn current() -> Result<Arc<Worker>> {
-    worker::current().ok_or_else(no_worker)
-}
 
 /// A caller's endpoint as ours (address copied, port to host order).
 pub(crate) fn endpoint_in(ep: *const vppcom_endpt_t) -> Option<Endpoint> {
@@ -54,7 +48,7 @@ pub(crate) fn endpoint_out(ep: *mut vppcom_endpt_t, from: &Endpoint) {
 
 /// Run `f` on this thread's worker, returning its result or error code.
 pub(crate) fn with_worker(f: impl FnOnce(&Worker) -> Result<i32>) -> i32 {
-    rv(current().and_then(|w| f(&w)))
+    rv(worker::with_current(|w| f(w)).unwrap_or_else(|| Err(no_worker())))
 }
 
 /// Create a session of protocol `proto` (VPPCOM_PROTO_*), returns its handle.

@@ -104,11 +104,53 @@ fn ensure_readable(
     }
 }
 
+/// The open session `sh` names and its fifos, borrowed (the fast paths: no clone).
+fn open_ref<'s>(w: &Worker, ss: &'s Sessions, sh: u32) -> Option<(u32, &'s Session, &'s Fifos)> {
+    let i = lookup(w, ss, sh).ok()?;
+    let s = ss.get(i)?;
+    match &s.fifos {
+        Some(f) if !s.is_vep && is_open(s) => Some((i, s, f)),
+        _ => None,
+    }
+}
+
+/// Read's fast path: an open session with bytes queued (what the general path does in that
+/// case, without cloning the fifo handles). None: take the general path.
+fn read_ready(
+    w: &Worker,
+    ss: &mut Sessions,
+    sh: u32,
+    buf: &mut [u8],
+    peek: bool,
+) -> Option<Result<usize>> {
+    let (i, _, f) = open_ref(w, ss, sh)?;
+    let rx = f.rx.fifo();
+    if rx.max_dequeue_cons() == 0 {
+        return None;
+    }
+    let r = if peek {
+        rx.peek(0, buf)
+    } else {
+        rx.dequeue(buf)
+    };
+    let n = match r {
+        Ok(n) => n,
+        Err(e) => return Some(Err(fifo_err(e))),
+    };
+    if after_read(w, ss, i, f, &rx, n as u32, peek) {
+        ss.notify(i, Events::IN);
+    }
+    Some(Ok(n))
+}
+
 /// vppcom_session_read (and peek).
 pub fn read(w: &Worker, sh: u32, buf: &mut [u8], peek: bool) -> Result<usize> {
     let mut ss = w.sessions.lock();
     if super::dgram::is_dgram_handle(w, &ss, sh) {
         return super::dgram::read(w, ss, sh, buf, peek);
+    }
+    if let Some(r) = read_ready(w, &mut ss, sh, buf, peek) {
+        return r;
     }
     let (i, f) = open_session(w, &mut ss, sh)?;
     if let Some(n) = ensure_readable(w, &mut ss, i, &f)? {
@@ -120,7 +162,9 @@ pub fn read(w: &Worker, sh: u32, buf: &mut [u8], peek: bool) -> Result<usize> {
     } else {
         rx.dequeue(buf).map_err(fifo_err)?
     };
-    after_read(w, &mut ss, i, &f, &rx, n as u32, peek);
+    if after_read(w, &ss, i, &f, &rx, n as u32, peek) {
+        ss.notify(i, Events::IN);
+    }
     Ok(n)
 }
 
@@ -155,28 +199,63 @@ pub fn free_segments(w: &Worker, sh: u32, n_bytes: u32) -> Result<()> {
     let (i, f) = open_session(w, &mut ss, sh)?;
     let rx = f.rx.fifo();
     let n = rx.dequeue_drop(n_bytes).map_err(fifo_err)?;
-    after_read(w, &mut ss, i, &f, &rx, n as u32, false);
+    if after_read(w, &ss, i, &f, &rx, n as u32, false) {
+        ss.notify(i, Events::IN);
+    }
     Ok(())
 }
 
 /// Clear has_event when drained (re-checking for a race), and send a dequeue notification
-/// if the producer asked for one.
-fn after_read(w: &Worker, ss: &mut Sessions, i: u32, f: &Fifos, rx: &Fifo<'_>, n: u32, peek: bool) {
+/// if the producer asked for one. True when the caller must mark the session readable again
+/// (bytes arrived between the drain and the clear).
+fn after_read(
+    w: &Worker,
+    ss: &Sessions,
+    i: u32,
+    f: &Fifos,
+    rx: &Fifo<'_>,
+    n: u32,
+    peek: bool,
+) -> bool {
     let sig = f.rx_sig.fifo();
+    let mut renotify = false;
     if rx.max_dequeue_cons() == 0 {
         sig.unset_event();
-        if rx.max_dequeue_cons() > 0 && sig.set_event() {
-            ss.notify(i, Events::IN);
-        }
+        renotify = rx.max_dequeue_cons() > 0 && sig.set_event();
     }
     if peek || n == 0 {
-        return;
+        return renotify;
     }
     if rx.needs_deq_ntf_signalled_by(&sig, n) {
         sig.clear_deq_ntf();
         if let Some(s) = ss.get(i) {
             w.send_io(s.vpp_thread, EventType::IoRx, s.vpp_handle);
         }
+    }
+    renotify
+}
+
+/// Enqueue into an open session's tx fifo, then TX (or TX_FLUSH) if has_event was 0.
+fn enqueue_and_signal(
+    w: &Worker,
+    s: &Session,
+    f: &Fifos,
+    buf: &[u8],
+    flush: bool,
+) -> Result<usize> {
+    let r = f.tx.fifo().enqueue(buf);
+    if f.tx_sig.fifo().set_event() {
+        let et = if flush {
+            EventType::IoTxFlush
+        } else {
+            EventType::IoTx
+        };
+        w.send_io(s.vpp_thread, et, s.vpp_handle);
+    }
+    match r {
+        Ok(n) => Ok(n),
+        Err(vcl_svm::SvmError::Full) => Err(Error::Again),
+        Err(e) => Err(fifo_err(e)),
     }
 }
 
@@ -188,6 +267,12 @@ pub fn write(w: &Worker, sh: u32, buf: &[u8], flush: bool) -> Result<usize> {
     let mut ss = w.sessions.lock();
     if super::dgram::is_dgram_handle(w, &ss, sh) {
         return super::dgram::write(w, ss, sh, buf, flush);
+    }
+    // Fast path: open, writable and room in the fifo (no clone of the fifo handles).
+    if let Some((_, s, f)) = open_ref(w, &ss, sh) {
+        if !s.shut_wr && !s.vpp_gone && f.tx.fifo().max_enqueue_prod() > 0 {
+            return enqueue_and_signal(w, s, f, buf, flush);
+        }
     }
     let (i, f) = open_session(w, &mut ss, sh)?;
     let s = ss.get(i).expect("open");
@@ -224,20 +309,6 @@ pub fn write(w: &Worker, sh: u32, buf: &[u8], flush: bool) -> Result<usize> {
             return Err(closed_error(s));
         }
     }
-    let tx = f.tx.fifo();
-    let r = tx.enqueue(buf);
     let s = ss.get(i).ok_or(Error::BadFd)?;
-    if f.tx_sig.fifo().set_event() {
-        let et = if flush {
-            EventType::IoTxFlush
-        } else {
-            EventType::IoTx
-        };
-        w.send_io(s.vpp_thread, et, s.vpp_handle);
-    }
-    match r {
-        Ok(n) => Ok(n),
-        Err(vcl_svm::SvmError::Full) => Err(Error::Again),
-        Err(e) => Err(fifo_err(e)),
-    }
+    enqueue_and_signal(w, s, &f, buf, flush)
 }

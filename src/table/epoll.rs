@@ -8,6 +8,7 @@
 //! `lt` list until the next wait re-checks them (upstream's LT list).
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::{BitAnd, BitOr, BitOrAssign};
 
 use super::Sessions;
@@ -107,10 +108,32 @@ struct Vep {
     lt_spare: Vec<u32>,
 }
 
+/// Hashes a session index (the only key here) with one multiply: SipHash cost more than the
+/// rest of an epoll_wait that delivers a few events (several lookups per event).
+#[derive(Default)]
+struct IndexHasher(u64);
+
+impl Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        // the multiply moves the index into the high bits the table's control bytes use
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// Every epoll session of a worker.
 #[derive(Default)]
 pub(crate) struct EpollState {
-    veps: HashMap<u32, Vep>,
+    veps: HashMap<u32, Vep, BuildHasherDefault<IndexHasher>>,
 }
 
 impl EpollState {

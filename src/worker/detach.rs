@@ -26,6 +26,17 @@ pub(crate) static ON_DETACH: std::sync::OnceLock<fn()> = std::sync::OnceLock::ne
 /// How often a caller that never sleeps (a busy non-blocking loop) probes the app socket.
 const PROBE_EVERY: Duration = Duration::from_millis(1);
 
+/// Microseconds on the coarse monotonic clock: a few ms resolution (enough for a 1 ms rate
+/// limit) at a fraction of the precise clock's cost, which every drain paid here.
+fn coarse_us() -> u64 {
+    use nix::time::{clock_gettime, ClockId};
+    clock_gettime(ClockId::CLOCK_MONOTONIC_COARSE).map_or(u64::MAX, |t| {
+        (t.tv_sec() as u64)
+            .saturating_mul(1_000_000)
+            .saturating_add(t.tv_nsec() as u64 / 1000)
+    })
+}
+
 impl Worker {
     /// Mark the worker detached (logged once, whoever sees it first).
     pub(crate) fn mark_detached(&self, why: &str) {
@@ -48,7 +59,7 @@ impl Worker {
         if self.known_detached() {
             return true;
         }
-        let now = self.born.elapsed().as_micros() as u64;
+        let now = coarse_us();
         let last = self.last_probe.load(Ordering::Relaxed);
         if now.saturating_sub(last) < PROBE_EVERY.as_micros() as u64 {
             return false;

@@ -5,8 +5,10 @@
 //! worker drains its app mq into that table (`session_events`) and sends to VPP's queues
 //! (`send`). Worker 0 is
 //! created by attach; `vppcom_worker_register` adds one per thread. The table of workers lives
-//! in the app ([`crate::app`]); each thread caches a weak reference to its current worker, so
-//! finding it on a hot path takes no lock, and destroying the app frees every worker at once.
+//! in the app ([`crate::app`]); each thread caches a reference to its current worker, so
+//! finding it on a hot path takes no lock and no reference-count traffic. The app marks a
+//! worker retired when it leaves the table (unregister, destroy, fork): a thread whose cached
+//! worker is retired drops it on its next call (or when it exits).
 
 mod detach;
 mod events;
@@ -18,7 +20,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use parking_lot::{Mutex, RwLock};
@@ -77,8 +79,9 @@ pub struct Worker {
     /// vppcom_select's watch sets (read, write, except), reused between calls.
     pub select_scratch: Mutex<[Vec<u64>; 3]>,
     detached: AtomicBool,
-    /// When the worker was made, and (in µs since) when its socket was last probed.
-    born: std::time::Instant,
+    /// Out of the app's table: threads that still cache it must let it go.
+    retired: AtomicBool,
+    /// When its socket was last probed (coarse monotonic clock, µs).
     last_probe: AtomicU64,
 }
 
@@ -136,7 +139,7 @@ impl Worker {
             parent_ids: Mutex::new(None),
             select_scratch: Mutex::new(Default::default()),
             detached: AtomicBool::new(false),
-            born: std::time::Instant::now(),
+            retired: AtomicBool::new(false),
             last_probe: AtomicU64::new(0),
         })
     }
@@ -242,7 +245,16 @@ fn mqs_epoll_add(ep: &Epoll, conn: &Conn) -> Result<(), Error> {
 }
 
 thread_local! {
-    static CURRENT: RefCell<(u32, Weak<Worker>)> = const { RefCell::new((INVALID, Weak::new())) };
+    /// This thread's worker index and worker. A strong reference, so the hot path borrows it
+    /// without touching reference counts; [`Worker::retire`] makes the next look drop it.
+    static CURRENT: RefCell<(u32, Option<Arc<Worker>>)> = const { RefCell::new((INVALID, None)) };
+}
+
+impl Worker {
+    /// The app no longer has this worker: threads caching it forget it on their next call.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
 }
 
 /// This thread's worker index, or [`INVALID`].
@@ -250,12 +262,31 @@ pub fn current_index() -> u32 {
     CURRENT.with(|c| c.borrow().0)
 }
 
-/// This thread's worker, if it still exists (no lock: a weak upgrade).
+/// Run `f` on this thread's worker, if it has one that the app still holds. No lock and no
+/// reference counting; `f` must not change the thread's worker ([`set_current`]).
+pub fn with_current<T>(f: impl FnOnce(&Arc<Worker>) -> T) -> Option<T> {
+    CURRENT.with(|c| {
+        {
+            let cur = c.borrow();
+            match &cur.1 {
+                Some(w) if !w.retired.load(Ordering::Acquire) => return Some(f(w)),
+                None => return None,
+                Some(_) => {}
+            }
+        }
+        // retired: let it go (the index stays, as a dead weak reference's did)
+        c.borrow_mut().1 = None;
+        None
+    })
+}
+
+/// This thread's worker, if it still exists.
 pub fn current() -> Option<Arc<Worker>> {
-    CURRENT.with(|c| c.borrow().1.upgrade())
+    with_current(Arc::clone)
 }
 
 /// Make `w` (or nothing) this thread's worker.
 pub fn set_current(index: u32, w: Option<&Arc<Worker>>) {
-    CURRENT.with(|c| *c.borrow_mut() = (index, w.map(Arc::downgrade).unwrap_or_default()));
+    let old = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), (index, w.cloned())));
+    drop(old); // outside the borrow: a worker's drop closes its socket and unmaps segments
 }

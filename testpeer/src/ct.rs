@@ -90,7 +90,7 @@ impl State {
         };
         let h = self.session_alloc(
             thread,
-            Kind::Ct(CtConn {
+            Kind::Ct(Box::new(CtConn {
                 is_client: false,
                 peer: None,
                 fifos: None,
@@ -100,7 +100,7 @@ impl State {
                 client_opaque: ctx,
                 pending_client: true,
                 quic,
-            }),
+            })),
         );
         let picked = match target {
             Some((w, sm, _)) => Some((w, sm)),
@@ -208,7 +208,7 @@ impl State {
         };
         let cs = self.session_alloc(
             thread,
-            Kind::Ct(CtConn {
+            Kind::Ct(Box::new(CtConn {
                 is_client: true,
                 peer: Some(ss),
                 fifos,
@@ -218,7 +218,7 @@ impl State {
                 client_opaque: opaque,
                 pending_client: false,
                 quic,
-            }),
+            })),
         );
         let own = self.alloc_session_fifos(client_sm, thread);
         let Ok((rx, tx)) = own else {

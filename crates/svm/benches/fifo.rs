@@ -14,7 +14,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use vcl_svm::fifo::Fifo;
+use vcl_svm::fifo::{Fifo, PosCache};
 use vcl_svm::fifo_segment::FifoSegment;
 use vcl_svm::{Segment, SvmError};
 
@@ -72,16 +72,25 @@ fn consume(f: Fifo, size: usize, total: u64) -> u64 {
     sum
 }
 
-/// GB/s through the fifo with one producer and one consumer thread.
-fn fifo_rate(size: usize) -> f64 {
+/// GB/s through the fifo with one producer and one consumer thread; `cached`: each end keeps
+/// its view of the other's position (as a session's `FifoHandle` does).
+fn fifo_rate(size: usize, cached: bool) -> f64 {
     let seg = Segment::create("fifo-bench", 64 << 20, 8192).unwrap();
     let fs = FifoSegment::init(&seg, 1).unwrap();
     let f = fs.alloc_fifo(0, FIFO_SIZE).unwrap();
     let total = volume(size);
     let start = Instant::now();
     std::thread::scope(|s| {
-        s.spawn(|| produce(f, size, total));
-        black_box(consume(f, size, total));
+        s.spawn(move || {
+            let c = PosCache::new();
+            produce(if cached { f.with_cache(&c) } else { f }, size, total)
+        });
+        let c = PosCache::new();
+        black_box(consume(
+            if cached { f.with_cache(&c) } else { f },
+            size,
+            total,
+        ));
     });
     total as f64 / start.elapsed().as_secs_f64() / 1e9
 }
@@ -128,16 +137,19 @@ fn memcpy_rate(size: usize) -> f64 {
 
 fn main() {
     println!(
-        "{:>8} {:>12} {:>12} {:>8} {:>12} {:>8}",
-        "op size", "fifo GB/s", "memcpy GB/s", "ratio", "1-thread", "ratio"
+        "{:>8} {:>12} {:>8} {:>12} {:>8} {:>12} {:>8}",
+        "op size", "memcpy GB/s", "", "fifo GB/s", "ratio", "uncached", "ratio"
     );
     for size in [64usize, 1024, 64 << 10] {
         let m = memcpy_rate(size);
-        let f = fifo_rate(size);
+        let f = fifo_rate(size, true);
+        let u = fifo_rate(size, false);
         let f1 = fifo_rate_1t(size);
         println!(
-            "{size:>8} {f:>12.2} {m:>12.2} {:>8.2} {f1:>12.2} {:>8.2}",
+            "{size:>8} {m:>12.2} {:>8} {f:>12.2} {:>8.2} {u:>12.2} {:>8.2}   1-thread {f1:.2} ({:.2})",
+            "",
             f / m,
+            u / m,
             f1 / m
         );
     }

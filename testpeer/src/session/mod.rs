@@ -80,7 +80,7 @@ pub enum Kind {
     /// A TCP session backed by a kernel socket on loopback.
     Tcp(Box<TcpConn>),
     /// A cut-through session.
-    Ct(CtConn),
+    Ct(Box<CtConn>),
     /// A UDP listener (global scope) with its kernel socket.
     UdpListener(Box<crate::transport::udp::UdpListen>),
     /// A connected or accepted UDP session.

@@ -8,7 +8,7 @@
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use super::{Fifo, SvmFifoShared};
+use super::{Fifo, PosCache, SvmFifoShared};
 use crate::fifo_segment::{FifoSegment, FifoSegmentHeader, FifoSegmentInfo};
 use crate::segment::{Result, Segment};
 
@@ -20,6 +20,8 @@ pub struct FifoHandle {
     shr: NonNull<SvmFifoShared>,
     info: FifoSegmentInfo,
     off: u64,
+    /// This end's view of the other end's position, kept across operations.
+    cache: PosCache,
 }
 
 // The pointers target shared memory made of atomics only, kept mapped by the Arc, so the
@@ -43,6 +45,7 @@ impl FifoHandle {
             shr,
             info,
             off,
+            cache: PosCache::new(),
         })
     }
 
@@ -58,6 +61,7 @@ impl FifoHandle {
             shr,
             self.off,
         )
+        .with_cache(&self.cache)
     }
 
     /// The segment the fifo lives in.

@@ -25,10 +25,12 @@ use crate::shared::shared_ref;
 use crate::shared::Shared;
 
 mod alloc;
+mod cache;
 mod handle;
 pub mod notify;
 pub mod segs;
 
+pub use cache::PosCache;
 pub use handle::FifoHandle;
 pub use segs::{FifoSeg, SessionDgramHdr, SESSION_CONN_HDR_LEN};
 
@@ -103,6 +105,8 @@ pub struct Fifo<'a> {
     fs: FifoSegment<'a>,
     shr: &'a SvmFifoShared,
     off: u64,
+    /// This end's cached view of the other end (enqueue/dequeue only), when the holder keeps one.
+    cache: Option<&'a PosCache>,
 }
 
 impl std::fmt::Debug for Fifo<'_> {
@@ -121,7 +125,12 @@ impl<'a> Fifo<'a> {
     /// in bounds, 64-byte aligned, sane size, slice index within the segment's slices.
     pub fn attach(fs: FifoSegment<'a>, off: u64) -> Result<Self> {
         let shr: &SvmFifoShared = shared_ref(fs.segment(), off)?;
-        let f = Fifo { fs, shr, off };
+        let f = Fifo {
+            fs,
+            shr,
+            off,
+            cache: None,
+        };
         f.size_checked()?;
         f.slice_index()?;
         Ok(f)
@@ -131,11 +140,30 @@ impl<'a> Fifo<'a> {
     /// alignment). Every operation still validates the size, positions and chunks it uses.
     pub fn view(fs: FifoSegment<'a>, off: u64) -> Result<Self> {
         let shr: &SvmFifoShared = shared_ref(fs.segment(), off)?;
-        Ok(Fifo { fs, shr, off })
+        Ok(Fifo {
+            fs,
+            shr,
+            off,
+            cache: None,
+        })
     }
 
     pub(crate) fn from_parts(fs: FifoSegment<'a>, shr: &'a SvmFifoShared, off: u64) -> Self {
-        Fifo { fs, shr, off }
+        Fifo {
+            fs,
+            shr,
+            off,
+            cache: None,
+        }
+    }
+
+    /// The same fifo, with enqueue and dequeue reading the other end's position through
+    /// `cache` (kept by whoever holds this end across operations; see [`PosCache`]).
+    pub fn with_cache(self, cache: &'a PosCache) -> Fifo<'a> {
+        Fifo {
+            cache: Some(cache),
+            ..self
+        }
     }
 
     /// fsh offset of the shared header (what VPP sends as the fifo address).
@@ -170,27 +198,6 @@ impl<'a> Fifo<'a> {
             return Err(corrupt(format!("fifo at {} has slice index {s}", self.off)));
         }
         Ok(s)
-    }
-
-    /// Producer view: own tail relaxed, peer's head acquire. Returns (head, tail, size).
-    fn load_prod(&self) -> Result<(u32, u32, u32)> {
-        let tail = self.shr.tail.load(Relaxed);
-        let head = self.shr.head.load(Acquire);
-        Ok((head, tail, self.size_checked()?))
-    }
-
-    /// Consumer view: own head relaxed, peer's tail acquire. Returns (head, tail, used).
-    fn load_cons(&self) -> Result<(u32, u32, u32)> {
-        let head = self.shr.head.load(Relaxed);
-        let tail = self.shr.tail.load(Acquire);
-        let used = tail.wrapping_sub(head);
-        if u64::from(used) > FIFO_SEGMENT_MAX_FIFO_SIZE {
-            return Err(corrupt(format!(
-                "fifo at {}: tail {tail} behind head {head}",
-                self.off
-            )));
-        }
-        Ok((head, tail, used))
     }
 
     /// Bytes queued, both indices loaded with acquire (`svm_fifo_max_dequeue`).
@@ -421,12 +428,13 @@ impl<'a> Fifo<'a> {
     /// Enqueue up to `src.len()` bytes; returns how many were written. `Full` when there is no
     /// space (SVM_FIFO_EFULL) or the segment cannot grow the fifo (SVM_FIFO_EGROW).
     pub fn enqueue(&self, src: &[u8]) -> Result<usize> {
-        let (head, tail, size) = self.load_prod()?;
+        let want = u32::try_from(src.len()).unwrap_or(u32::MAX);
+        let (head, tail, size) = self.load_prod_for(want)?;
         let free = size.saturating_sub(tail.wrapping_sub(head));
         if free == 0 {
             return Err(SvmError::Full);
         }
-        let len = free.min(u32::try_from(src.len()).unwrap_or(u32::MAX));
+        let len = free.min(want);
         if len == 0 {
             return Ok(0);
         }
@@ -444,6 +452,8 @@ impl<'a> Fifo<'a> {
         let (len, tc) = match fast {
             Some(tc) => (len, tc),
             None => {
+                // growth sizes itself from the real head, not the cached one
+                let (head, _, _) = self.load_prod()?;
                 let len = self.prepare_write(head, tail, len, size, true)?;
                 (len, self.tail_chunk(tail)?)
             }
@@ -456,11 +466,12 @@ impl<'a> Fifo<'a> {
 
     /// Dequeue up to `dst.len()` bytes, releasing fully consumed chunks to the slice.
     pub fn dequeue(&self, dst: &mut [u8]) -> Result<usize> {
-        let (head, _, used) = self.load_cons()?;
+        let want = u32::try_from(dst.len()).unwrap_or(u32::MAX);
+        let (head, _, used) = self.load_cons_for(want.max(1))?;
         if used == 0 {
             return Err(SvmError::Empty);
         }
-        let len = used.min(u32::try_from(dst.len()).unwrap_or(u32::MAX));
+        let len = used.min(want);
         if len == 0 {
             return Ok(0);
         }

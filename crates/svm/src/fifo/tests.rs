@@ -306,3 +306,52 @@ fn corrupt_chunk_pointers_are_errors_not_crashes() {
     shr.slice_index.store(9, Relaxed);
     assert!(Fifo::attach(fs, f.offset()).is_err());
 }
+
+/// Cached positions (PosCache) never let a producer overwrite unread bytes or a consumer read
+/// unwritten ones: the producer sees the consumer's progress when it needs the room, the
+/// consumer sees new bytes when its cached view runs short, and a stale or foreign cache (a
+/// consumer that moved past it, a fresh cache on a used fifo near the wrap) is re-read.
+#[test]
+fn cached_positions_are_conservative() {
+    let seg = new_seg(4 << 20);
+    let fs = FifoSegment::init(&seg, 1).unwrap();
+    let raw = fs.alloc_fifo(0, 8192).unwrap();
+    // near the u32 wrap, as a long-lived fifo gets
+    raw.shr.head.store(u32::MAX - 100, Relaxed);
+    raw.shr.tail.store(u32::MAX - 100, Relaxed);
+    let start = fs.chunk(raw.shr.start_chunk.load(Relaxed)).unwrap();
+    start.hdr.start_byte.store(u32::MAX - 100, Relaxed);
+    let (pc, cc) = (PosCache::new(), PosCache::new());
+    let (prod, cons) = (raw.with_cache(&pc), raw.with_cache(&cc));
+    let (mut sent, mut got) = (0usize, 0usize);
+    let mut out = vec![0u8; 3000];
+    for round in 0..200 {
+        let n = match prod.enqueue(&pattern(sent, 1000 + round * 37 % 900)) {
+            Ok(n) => n,
+            Err(SvmError::Full) => 0,
+            Err(e) => panic!("{e}"),
+        };
+        sent += n;
+        assert!(raw.max_dequeue() <= 8192, "producer overran the consumer");
+        if round % 3 != 0 {
+            let want = 500 + round * 53 % 2500;
+            if let Ok(m) = cons.dequeue(&mut out[..want]) {
+                assert_eq!(out[..m], pattern(got, m)[..], "round {round}");
+                got += m;
+            }
+        }
+        if round % 17 == 0 {
+            // another view consumes behind the cached one's back
+            if let Ok(m) = raw.dequeue(&mut out[..100]) {
+                assert_eq!(out[..m], pattern(got, m)[..]);
+                got += m;
+            }
+        }
+    }
+    while let Ok(m) = cons.dequeue(&mut out) {
+        assert_eq!(out[..m], pattern(got, m)[..]);
+        got += m;
+    }
+    assert_eq!(got, sent);
+    assert!(sent > 100_000, "the fifo kept moving ({sent} bytes)");
+}
