@@ -261,6 +261,20 @@ pub fn status(w: &Worker, sh: u32) -> Result<Status> {
     })
 }
 
+/// How long a waiter should busy-poll before it sleeps, now: the library's adaptive per-thread
+/// window (`busy-poll-usec` is its ceiling; zero when off), for waits built outside the library
+/// such as the LD_PRELOAD shim's mixed kernel/VPP sets. Report each spin's outcome with
+/// [`busy_poll_outcome`].
+pub fn busy_poll_window() -> Duration {
+    crate::wait::spin_window()
+}
+
+/// A spin of [`busy_poll_window`] ended: it found what it waited for (`true`: the window
+/// grows) or not (it shrinks, so an idle waiter soon costs next to nothing before it sleeps).
+pub fn busy_poll_outcome(paid_off: bool) {
+    crate::wait::spin_outcome(paid_off);
+}
+
 /// Handle every event queued for `w` now.
 pub fn drain(w: &Worker) {
     let mut ss = w.0.sessions.lock();

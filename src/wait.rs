@@ -103,6 +103,17 @@ fn adapt(paid_off: bool) {
     });
 }
 
+/// The window a waiter outside this module (the LD_PRELOAD shim's mixed waits) spins for now;
+/// zero when busy-polling is off. Report the outcome with [`spin_outcome`].
+pub(crate) fn spin_window() -> Duration {
+    Duration::from_micros(u64::from(window()))
+}
+
+/// Adapt this thread's window after a spin of [`spin_window`]: it found its condition or not.
+pub(crate) fn spin_outcome(paid_off: bool) {
+    adapt(paid_off);
+}
+
 /// Busy-poll `done` for up to the adaptive window (never past `deadline`), releasing the session
 /// lock briefly between looks so other threads of the worker can get in.
 fn spin(

@@ -96,8 +96,9 @@ impl VSock {
     /// Wait until one of `items` (sessions of this socket, as for `api::readiness`) is ready
     /// or hung up: EAGAIN when `timeout` passes; EINTR when a signal arrives whose handler was
     /// installed without SA_RESTART (the kernel's rule for blocking socket calls); ECONNRESET
-    /// once VPP went away. Sleeps on the worker's eventfd, re-checking every 1 ms, then 10 ms
-    /// (VPP does not signal every fifo change, see the library's `session::nap`).
+    /// once VPP went away. Busy-polls first (see [`crate::spin`]), then sleeps on the worker's
+    /// eventfd, re-checking every 1 ms, then 10 ms (VPP does not signal every fifo change, see
+    /// the library's `wait::Naps`).
     fn block(&self, items: &mut [(u32, u32, u32)], timeout: Option<Duration>) -> Res<()> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut round = 0u32;
@@ -106,14 +107,20 @@ impl VSock {
         // EINTR (it was lost before, and a one-shot alarm left the caller blocked for good).
         let mask = SignalsHeld::new();
         loop {
-            if crate::poll::is_dead(&self.w) {
+            if crate::wake::is_dead(&self.w) {
                 return Err(libc::ECONNRESET);
             }
             if api::readiness(&self.w, items) > 0 {
+                if round > 0 {
+                    crate::spin::woke();
+                }
+                return Ok(());
+            }
+            if round == 0 && crate::spin::spin(deadline, |_| api::readiness(&self.w, items) > 0) {
                 return Ok(());
             }
             round += 1;
-            if round % 100 == 0 && crate::poll::check_dead(&self.w) {
+            if round % 100 == 0 && crate::wake::check_dead(&self.w) {
                 return Err(libc::ECONNRESET);
             }
             let nap = Duration::from_millis(if round < 200 { 1 } else { 10 });
@@ -140,11 +147,11 @@ impl VSock {
             // SAFETY: one valid pollfd, a valid timespec and the caller's signal mask, all live
             // for the duration of the call.
             let r = unsafe { real::ppoll(&mut p, 1, &ts, mask.original()) };
-            if r < 0 && real::errno() == libc::EINTR && crate::poll::no_restart_handler() {
+            if r < 0 && real::errno() == libc::EINTR && crate::wake::no_restart_handler() {
                 return Err(libc::EINTR);
             }
             if r > 0 {
-                crate::poll::drain_evfd(fd);
+                crate::wake::drain_evfd(fd);
             }
         }
     }
@@ -182,7 +189,7 @@ impl VSock {
                     }
                 }
                 Err(_) if got > 0 => return Ok(got),
-                Err(Error::Again) if crate::poll::is_dead(&self.w) => return Err(libc::ECONNRESET),
+                Err(Error::Again) if crate::wake::is_dead(&self.w) => return Err(libc::ECONNRESET),
                 Err(e) => return Err(err(e)),
             }
         }
@@ -204,7 +211,7 @@ impl VSock {
 
     fn send_inner(&self, buf: &[u8], flags: i32) -> Res<usize> {
         self.epoch.fetch_add(1, Ordering::Relaxed);
-        if crate::poll::is_dead(&self.w) {
+        if crate::wake::is_dead(&self.w) {
             return Err(libc::EPIPE); // nobody takes the data any more
         }
         if buf.is_empty() {
@@ -223,7 +230,7 @@ impl VSock {
                 }
                 Err(Error::Again) if !nonblock => {}
                 Err(_) if sent > 0 => return Ok(sent),
-                Err(Error::Again) if crate::poll::is_dead(&self.w) => return Err(libc::EPIPE),
+                Err(Error::Again) if crate::wake::is_dead(&self.w) => return Err(libc::EPIPE),
                 Err(Error::Again) => return Err(libc::EAGAIN),
                 // never connected or shut down for writing
                 Err(Error::NotConn) | Err(Error::Pipe) => return Err(libc::EPIPE),
