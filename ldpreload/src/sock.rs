@@ -172,7 +172,6 @@ impl VSock {
         let peek = flags & libc::MSG_PEEK != 0;
         let nonblock = self.is_nonblocking(flags);
         let waitall = flags & libc::MSG_WAITALL != 0 && !peek && !nonblock;
-        let timeout = self.opts.lock().rcvtimeo;
         let mut got = 0;
         loop {
             match api::read(&self.w, self.sh, &mut buf[got..], peek) {
@@ -184,6 +183,8 @@ impl VSock {
                     }
                 }
                 Err(Error::Again) if !nonblock => {
+                    // the option is looked up only when about to block (a lock per call saved)
+                    let timeout = self.opts.lock().rcvtimeo;
                     if let Err(e) = self.wait(EPOLLIN, timeout) {
                         return if got > 0 { Ok(got) } else { Err(e) };
                     }
@@ -218,7 +219,6 @@ impl VSock {
             return self.status().map(|_| 0);
         }
         let nonblock = self.is_nonblocking(flags);
-        let timeout = self.opts.lock().sndtimeo;
         let mut sent = 0;
         loop {
             match api::write(&self.w, self.sh, &buf[sent..]) {
@@ -236,6 +236,7 @@ impl VSock {
                 Err(Error::NotConn) | Err(Error::Pipe) => return Err(libc::EPIPE),
                 Err(e) => return Err(err(e)),
             }
+            let timeout = self.opts.lock().sndtimeo;
             if let Err(e) = self.wait(EPOLLOUT, timeout) {
                 return if sent > 0 { Ok(sent) } else { Err(e) };
             }
