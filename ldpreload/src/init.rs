@@ -36,8 +36,8 @@ pub const ENV_STRICT: &str = "LDP_STRICT";
 
 /// The library's env var for the busy-poll ceiling (`busy-poll-usec` in vcl.conf).
 const ENV_BUSY_POLL: &str = "VCL_BUSY_POLL_USEC";
-/// The shim's busy-poll ceiling in µs unless `busy-poll-usec` is given: larger than the
-/// library's own default because a preloaded program's waits also cover kernel fds and its
+/// The ceiling in µs of the shim's busy-polling waits (see `spin`) unless `busy-poll-usec` is
+/// given (the library's own waits keep its default): larger than that default because a preloaded program's waits also cover kernel fds and its
 /// I/O comes in many small calls; a stream through VPP's TCP (VPP delivers every few hundred µs
 /// to ms on a loaded machine) keeps pace with upstream's always-spinning shim only with a
 /// window of milliseconds. The window adapts (see `spin`): an idle program spins once, then
@@ -57,7 +57,8 @@ pub enum Rule {
 pub struct Settings {
     pub kernel: Vec<Rule>,
     pub strict: bool,
-    /// `busy-poll-usec` given in vcl.conf or the environment (else [`BUSY_POLL_USEC`]).
+    /// `busy-poll-usec` given in vcl.conf or the environment (else the shim's waits use
+    /// [`BUSY_POLL_USEC`]).
     pub busy_poll_set: bool,
 }
 
@@ -174,6 +175,15 @@ pub fn settings() -> &'static Settings {
     SETTINGS.get_or_init(load_settings)
 }
 
+/// The busy-poll ceiling of the shim's waits, in µs.
+pub fn spin_ceiling_us() -> u32 {
+    if settings().busy_poll_set {
+        api::busy_poll_usec()
+    } else {
+        BUSY_POLL_USEC
+    }
+}
+
 /// What a new AF_INET/AF_INET6 stream socket should be.
 pub enum Verdict {
     Vpp(Worker),
@@ -240,9 +250,6 @@ fn try_attach() -> Result<(), String> {
     let mut cfg = parsed.config;
     // Waiting on mixed fd sets needs the app mq's eventfd in the kernel's sets.
     cfg.use_mq_eventfd = true;
-    if !settings().busy_poll_set {
-        cfg.busy_poll_usec = BUSY_POLL_USEC;
-    }
     // upstream's LDP_DEBUG: the shim's debug level, through the same tracing as VCL_DEBUG
     if let Some(n) = std::env::var("LDP_DEBUG")
         .ok()

@@ -1,6 +1,6 @@
 //! Busy-polling before a wait sleeps. A blocked call (read, write, accept, poll, select,
 //! epoll_wait) first re-checks its condition without sleeping for the library's adaptive window
-//! (`vcl::api::busy_poll_window`, ceiling `busy-poll-usec`): data VPP puts in a fifo is then
+//! (`vcl::api::busy_poll_window`, ceiling [`crate::init::spin_ceiling_us`]): data VPP puts in a fifo is then
 //! seen in microseconds instead of after an eventfd wake-up and a reschedule (milliseconds on
 //! a loaded machine). Only the first round of a call spins.
 //!
@@ -30,10 +30,11 @@ thread_local! {
 /// Spin on `ready` (given the spin's count) until it holds, the window or `deadline` passes.
 /// Returns whether it held. A zero timeout (`deadline` already passed) never spins.
 pub fn spin(deadline: Option<Instant>, mut ready: impl FnMut(u32) -> bool) -> bool {
+    let ceil = crate::init::spin_ceiling_us();
     if MISSED.with(|m| m.take()).is_some() {
-        api::busy_poll_outcome(false);
+        api::busy_poll_outcome(false, ceil);
     }
-    let win = api::busy_poll_window();
+    let win = api::busy_poll_window(ceil);
     if win.is_zero() {
         return false;
     }
@@ -48,7 +49,7 @@ pub fn spin(deadline: Option<Instant>, mut ready: impl FnMut(u32) -> bool) -> bo
     let mut i = 0u32;
     loop {
         if ready(i) {
-            api::busy_poll_outcome(true);
+            api::busy_poll_outcome(true, ceil);
             return true;
         }
         let t = Instant::now();
@@ -68,6 +69,6 @@ pub fn spin(deadline: Option<Instant>, mut ready: impl FnMut(u32) -> bool) -> bo
 /// window counts as a hit (grow), a longer one as a miss (shrink).
 pub fn woke() {
     if let Some((at, win)) = MISSED.with(|m| m.take()) {
-        api::busy_poll_outcome(at.elapsed() < win);
+        api::busy_poll_outcome(at.elapsed() < win, crate::init::spin_ceiling_us());
     }
 }
