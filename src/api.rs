@@ -286,6 +286,25 @@ pub fn status(w: &Worker, sh: u32) -> Result<Status> {
     })
 }
 
+/// The configured busy-poll ceiling in µs (`busy-poll-usec` / VCL_BUSY_POLL_USEC; 0: off).
+pub fn busy_poll_usec() -> u32 {
+    crate::wait::ceiling_us()
+}
+
+/// How long a waiter should busy-poll before it sleeps, now: the library's adaptive per-thread
+/// window under `ceiling_us` (zero when that is 0), for waits built outside the library such
+/// as the LD_PRELOAD shim's mixed kernel/VPP sets. Report each spin's outcome with
+/// [`busy_poll_outcome`] and the same ceiling.
+pub fn busy_poll_window(ceiling_us: u32) -> Duration {
+    crate::wait::spin_window(ceiling_us)
+}
+
+/// A spin of [`busy_poll_window`] ended: it found what it waited for (`true`: the window
+/// grows) or not (it shrinks, so an idle waiter soon costs next to nothing before it sleeps).
+pub fn busy_poll_outcome(paid_off: bool, ceiling_us: u32) {
+    crate::wait::spin_outcome(paid_off, ceiling_us);
+}
+
 /// Handle every event queued for `w` now.
 pub fn drain(w: &Worker) {
     let mut ss = w.0.sessions.lock();

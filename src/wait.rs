@@ -75,7 +75,11 @@ pub(crate) fn set_busy_poll_usec(us: u32) {
 
 /// The window to spin for now, in µs (0: don't).
 fn window() -> u32 {
-    let ceil = BUSY_POLL_CEIL_US.load(Relaxed);
+    window_upto(BUSY_POLL_CEIL_US.load(Relaxed))
+}
+
+/// [`window`] under another ceiling.
+fn window_upto(ceil: u32) -> u32 {
     if ceil == 0 {
         return 0;
     }
@@ -93,7 +97,11 @@ fn window() -> u32 {
 
 /// Adapt the window: grow after a spin that found the condition, shrink after one that missed.
 fn adapt(paid_off: bool) {
-    let ceil = BUSY_POLL_CEIL_US.load(Relaxed);
+    adapt_upto(paid_off, BUSY_POLL_CEIL_US.load(Relaxed));
+}
+
+/// [`adapt`] under another ceiling.
+fn adapt_upto(paid_off: bool, ceil: u32) {
     WINDOW_US.with(|w| {
         let cur = w.get().max(1);
         let next = if paid_off {
@@ -103,6 +111,22 @@ fn adapt(paid_off: bool) {
         };
         w.set(next.clamp(MIN_WINDOW_US.min(ceil), ceil));
     });
+}
+
+/// The busy-poll ceiling in µs (`busy-poll-usec`; 0: off).
+pub(crate) fn ceiling_us() -> u32 {
+    BUSY_POLL_CEIL_US.load(Relaxed)
+}
+
+/// The window a waiter outside this module (the LD_PRELOAD shim's mixed waits) spins for now,
+/// under its own ceiling in µs; zero when that is 0. Report the outcome with [`spin_outcome`].
+pub(crate) fn spin_window(ceil_us: u32) -> Duration {
+    Duration::from_micros(u64::from(window_upto(ceil_us)))
+}
+
+/// Adapt this thread's window after a spin of [`spin_window`]: it found its condition or not.
+pub(crate) fn spin_outcome(paid_off: bool, ceil_us: u32) {
+    adapt_upto(paid_off, ceil_us);
 }
 
 /// Busy-poll `done` for up to the adaptive window (never past `deadline`), releasing the session

@@ -41,7 +41,10 @@ pub extern "C" fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int {
     }
     guard(-1, || {
         let w = match init::verdict() {
-            Verdict::Vpp(w) => w,
+            Verdict::Vpp(w) => {
+                crate::fork_hooks::install();
+                w
+            }
             // SAFETY: plain integer arguments.
             Verdict::Kernel => return unsafe { real::socket(domain, ty, proto) },
             Verdict::Fail(e) => return ret::<c_int>(Err(e)),

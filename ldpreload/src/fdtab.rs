@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::epoll::EpSet;
-use crate::fork::{self, Inherited};
+use crate::epset::EpSet;
 use crate::sock::VSock;
 
 /// Descriptor numbers the table covers (8 MiB of pointers, only touched pages are mapped).
@@ -25,7 +24,14 @@ pub enum Entry {
     Sock(Arc<VSock>),
     Epoll(Arc<EpSet>),
     /// A forked child's listener from its parent, listened again on first use.
-    Inherited(Arc<Inherited>),
+    Inherited(Arc<dyn Adopt>),
+}
+
+/// A forked child's inherited listener: what taking it over on first use makes of it (the
+/// fork module's rule; a trait so that this table stays below the modules that use it).
+pub trait Adopt: Send + Sync {
+    /// Listen from this process; `fd` then names the new socket.
+    fn adopt(&self, fd: i32) -> Option<Arc<VSock>>;
 }
 
 struct Slot(RwLock<Option<Entry>>);
@@ -75,7 +81,7 @@ pub fn sock(fd: i32) -> Option<Arc<VSock>> {
     match get(fd)? {
         Entry::Sock(s) => Some(s),
         Entry::Epoll(_) => None,
-        Entry::Inherited(i) => fork::adopt(fd, &i),
+        Entry::Inherited(i) => i.adopt(fd),
     }
 }
 
@@ -111,9 +117,9 @@ pub fn take_range(first: u32, last: u32) -> Vec<Entry> {
         .collect::<Vec<_>>()
 }
 
-/// In a forked child: rewrite every entry (see [`fork::convert`]); a slot whose lock another
-/// thread held at fork time is left alone.
-pub fn fork_child() {
+/// In a forked child: rewrite every entry with `convert` (only memory operations); a slot
+/// whose lock another thread held at fork time is left alone.
+pub fn fork_child(convert: fn(Entry) -> Option<Entry>) {
     let high = HIGH.load(Ordering::Relaxed);
     for fd in 0..=high {
         let Some(s) = slot(fd) else { continue };
@@ -121,7 +127,7 @@ pub fn fork_child() {
             continue;
         };
         if let Some(e) = g.take() {
-            *g = fork::convert(e);
+            *g = convert(e);
         }
     }
 }

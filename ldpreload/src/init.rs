@@ -34,6 +34,16 @@ pub const ENV_KERNEL: &str = "LDP_KERNEL";
 /// Env var and vcl.conf key (`ldp-strict`): no kernel fallback when VPP is unreachable.
 pub const ENV_STRICT: &str = "LDP_STRICT";
 
+/// The library's env var for the busy-poll ceiling (`busy-poll-usec` in vcl.conf).
+const ENV_BUSY_POLL: &str = "VCL_BUSY_POLL_USEC";
+/// The ceiling in µs of the shim's busy-polling waits (see `spin`) unless `busy-poll-usec` is
+/// given (the library's own waits keep its default): larger than that default because a preloaded program's waits also cover kernel fds and its
+/// I/O comes in many small calls; a stream through VPP's TCP (VPP delivers every few hundred µs
+/// to ms on a loaded machine) keeps pace with upstream's always-spinning shim only with a
+/// window of milliseconds. The window adapts (see `spin`): an idle program spins once, then
+/// ever shorter.
+pub const BUSY_POLL_USEC: u32 = 5000;
+
 /// One `ldp-kernel` rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rule {
@@ -47,6 +57,9 @@ pub enum Rule {
 pub struct Settings {
     pub kernel: Vec<Rule>,
     pub strict: bool,
+    /// `busy-poll-usec` given in vcl.conf or the environment (else the shim's waits use
+    /// [`BUSY_POLL_USEC`]).
+    pub busy_poll_set: bool,
 }
 
 impl Settings {
@@ -108,31 +121,40 @@ pub fn parse_rules(s: &str) -> Result<Vec<Rule>, String> {
     Ok(out)
 }
 
-/// The `ldp-*` lines of the vcl.conf the library reads.
-fn conf_values() -> (Option<String>, bool) {
+/// What the shim reads from the vcl.conf the library reads: its `ldp-*` lines, and whether it
+/// sets `busy-poll-usec`.
+#[derive(Default)]
+struct ConfValues {
+    kernel: Option<String>,
+    strict: bool,
+    busy_poll: bool,
+}
+
+fn conf_values() -> ConfValues {
     let path = std::env::var("VCL_CONFIG")
         .ok()
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| vcl::api::CONF_DEFAULT.to_string());
     let Ok(text) = std::fs::read_to_string(path) else {
-        return (None, false);
+        return ConfValues::default();
     };
-    let (mut kernel, mut strict) = (None, false);
+    let mut v = ConfValues::default();
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("").trim();
         match line.split_once(char::is_whitespace) {
-            Some(("ldp-kernel", v)) => kernel = Some(v.trim().to_string()),
-            _ if line == "ldp-strict" => strict = true,
+            Some(("ldp-kernel", k)) => v.kernel = Some(k.trim().to_string()),
+            Some(("busy-poll-usec", _)) => v.busy_poll = true,
+            _ if line == "ldp-strict" => v.strict = true,
             _ => {}
         }
     }
-    (kernel, strict)
+    v
 }
 
 fn load_settings() -> Settings {
-    let (conf_kernel, conf_strict) = conf_values();
-    let kernel = std::env::var(ENV_KERNEL).ok().or(conf_kernel);
-    let strict = conf_strict || std::env::var_os(ENV_STRICT).is_some_and(|v| v != "0");
+    let conf = conf_values();
+    let kernel = std::env::var(ENV_KERNEL).ok().or(conf.kernel);
+    let strict = conf.strict || std::env::var_os(ENV_STRICT).is_some_and(|v| v != "0");
     let kernel = match kernel.as_deref().map(parse_rules) {
         Some(Ok(r)) => r,
         Some(Err(e)) => {
@@ -141,11 +163,25 @@ fn load_settings() -> Settings {
         }
         None => Vec::new(),
     };
-    Settings { kernel, strict }
+    let busy_poll_set = conf.busy_poll || std::env::var_os(ENV_BUSY_POLL).is_some();
+    Settings {
+        kernel,
+        strict,
+        busy_poll_set,
+    }
 }
 
 pub fn settings() -> &'static Settings {
     SETTINGS.get_or_init(load_settings)
+}
+
+/// The busy-poll ceiling of the shim's waits, in µs.
+pub fn spin_ceiling_us() -> u32 {
+    if settings().busy_poll_set {
+        api::busy_poll_usec()
+    } else {
+        BUSY_POLL_USEC
+    }
 }
 
 /// What a new AF_INET/AF_INET6 stream socket should be.
@@ -251,8 +287,9 @@ fn try_attach() -> Result<(), String> {
 }
 
 /// In a forked child the parent's VCL workers, sessions and queues must not be touched (they
-/// are the parent's, in shared memory): forget every VPP descriptor (the numbers stay open as
-/// the unconnected kernel sockets they reserve) and let new sockets use the kernel.
+/// are the parent's, in shared memory): forget this process's workers; new sockets get the
+/// child's own worker on first use. (The fd table is rewritten by fork's own child handler,
+/// `fork_hooks`.)
 extern "C" fn after_fork_child() {
     if STATE.load(Ordering::Acquire) != READY {
         return;
@@ -269,7 +306,6 @@ extern "C" fn after_fork_child() {
     }
     STATE.store(FORKED, Ordering::Release);
     OWNER_PID.store(0, Ordering::Relaxed);
-    crate::fdtab::fork_child();
     let _ = THREAD_WORKER.try_with(|t| t.try_borrow_mut().map(|mut t| std::mem::forget(t.take())));
     if let Some(mut w) = WORKER0.try_write() {
         std::mem::forget(w.take());
@@ -380,6 +416,7 @@ mod tests {
         let s = Settings {
             kernel: parse_rules("loopback, 10.1.0.0/16 port=8080 fd00::/8").unwrap(),
             strict: false,
+            busy_poll_set: false,
         };
         let m = |a: &str| s.is_kernel(&a.parse().unwrap());
         assert!(m("127.0.0.5:1"));

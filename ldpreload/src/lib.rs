@@ -11,14 +11,18 @@
 mod addr;
 mod calls;
 mod epoll;
+mod epset;
 mod fdtab;
 mod fork;
+mod fork_hooks;
 mod init;
 mod io;
 mod opts;
 mod poll;
 mod real;
 mod sock;
+mod spin;
+mod wake;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

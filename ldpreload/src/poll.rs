@@ -3,7 +3,6 @@
 //! kind is ready. select is done as a poll.
 
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,69 +15,8 @@ use vcl::api::{self, Worker};
 use crate::fdtab;
 use crate::real;
 use crate::sock::VSock;
+use crate::wake::{check_dead, drain_evfd, is_dead, linux_bits, CAP};
 use crate::{guard, ret};
-
-/// Longest kernel sleep between looks at the VPP sockets. Each worker's eventfd wakes the
-/// sleeper at once; this only bounds the cost of a wake-up another thread consumed (a blocked
-/// call on a session of the same worker reads the same eventfd).
-pub const CAP: Duration = Duration::from_millis(20);
-
-/// Workers whose VPP went away (their app socket hung up), by worker index.
-static DEAD: [AtomicBool; 256] = [const { AtomicBool::new(false) }; 256];
-
-/// Whether `w`'s VPP is known to be gone (cheap: checked by [`check_dead`] when idle).
-pub fn is_dead(w: &Worker) -> bool {
-    DEAD.get(w.index() as usize)
-        .is_some_and(|d| d.load(Ordering::Relaxed))
-}
-
-/// Look (a system call) whether `w`'s VPP went away: done by idle waiters, so a VPP that dies
-/// shows as EPOLLHUP|EPOLLERR on its sockets within one [`CAP`].
-pub fn check_dead(w: &Worker) -> bool {
-    if !is_dead(w) && w.is_detached() {
-        if let Some(d) = DEAD.get(w.index() as usize) {
-            d.store(true, Ordering::Relaxed);
-        }
-        tracing::warn!("VPP went away: the sockets of worker {} fail", w.index());
-    }
-    is_dead(w)
-}
-
-/// Whether some signal has a handler installed without SA_RESTART: then a blocking call a
-/// signal interrupted returns EINTR (looked at only when one did).
-pub fn no_restart_handler() -> bool {
-    (1..libc::SIGRTMAX()).any(|sig| {
-        // SAFETY: an all-zero sigaction is a valid out-parameter.
-        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-        // SAFETY: reads the disposition of `sig` into `old`; changes nothing.
-        let ok = unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } == 0;
-        ok && old.sa_sigaction != libc::SIG_DFL
-            && old.sa_sigaction != libc::SIG_IGN
-            && old.sa_flags & libc::SA_RESTART == 0
-    })
-}
-
-/// Consume a worker eventfd's counter (it is non-blocking).
-pub fn drain_evfd(fd: c_int) {
-    let mut v = 0u64;
-    // SAFETY: reads 8 bytes into a live u64.
-    unsafe { real::read(fd, &mut v as *mut u64 as *mut libc::c_void, 8) };
-}
-
-/// VCL's readiness bits as Linux reports them for a socket that asked for `want`: a peer's
-/// close (FIN) is IN|RDHUP and still writable, not HUP; RDHUP only when asked for.
-pub fn linux_bits(bits: u32, want: u32) -> u32 {
-    let mut b = bits;
-    let (rdhup, err, hup) = (EPOLLRDHUP as u32, EPOLLERR as u32, EPOLLHUP as u32);
-    if b & rdhup != 0 && b & err == 0 {
-        b &= !hup;
-        b |= EPOLLOUT as u32;
-    }
-    if want & rdhup == 0 {
-        b &= !rdhup;
-    }
-    b & (want | err | hup)
-}
 
 fn to_epoll(ev: i16) -> u32 {
     let mut e = 0;
@@ -110,7 +48,41 @@ fn to_poll(b: u32) -> i16 {
     r
 }
 
-/// poll over a set with VPP sockets. `timeout` None waits forever.
+/// Readiness (poll bits) of the set's VPP sockets into `vrev`; returns how many are ready.
+fn look(
+    fds: &[pollfd],
+    vpp: &[(usize, Arc<VSock>)],
+    workers: &[Worker],
+    vrev: &mut [i16],
+) -> usize {
+    vrev.iter_mut().for_each(|r| *r = 0);
+    for w in workers {
+        let mut items = Vec::new();
+        let mut idx = Vec::new();
+        for (k, (i, s)) in vpp.iter().enumerate() {
+            if s.w.same(w) {
+                for sh in std::iter::once(s.sh).chain(s.twin.get().copied()) {
+                    items.push((sh, to_epoll(fds[*i].events), 0));
+                    idx.push(k);
+                }
+            }
+        }
+        if is_dead(w) {
+            items
+                .iter_mut()
+                .for_each(|it| it.2 = (EPOLLERR | EPOLLHUP) as u32);
+        } else {
+            api::readiness(w, &mut items);
+        }
+        for (k, it) in idx.into_iter().zip(items) {
+            vrev[k] |= to_poll(linux_bits(it.2, it.1));
+        }
+    }
+    vrev.iter().filter(|r| **r != 0).count()
+}
+
+/// poll over a set with VPP sockets (busy-polled first, see [`crate::spin`]). `timeout` None
+/// waits forever.
 fn mixed(fds: &mut [pollfd], timeout: Option<Duration>, mask: *const sigset_t) -> c_int {
     let deadline = timeout.map(|t| Instant::now() + t);
     let vpp: Vec<(usize, Arc<VSock>)> = fds
@@ -145,31 +117,24 @@ fn mixed(fds: &mut [pollfd], timeout: Option<Duration>, mask: *const sigset_t) -
         }
     }
     let mut vrev = vec![0i16; vpp.len()];
+    let mut first = true;
     loop {
-        vrev.iter_mut().for_each(|r| *r = 0);
-        for w in &workers {
-            let mut items = Vec::new();
-            let mut idx = Vec::new();
-            for (k, (i, s)) in vpp.iter().enumerate() {
-                if s.w.same(w) {
-                    for sh in std::iter::once(s.sh).chain(s.twin.get().copied()) {
-                        items.push((sh, to_epoll(fds[*i].events), 0));
-                        idx.push(k);
-                    }
-                }
-            }
-            if is_dead(w) {
-                items
-                    .iter_mut()
-                    .for_each(|it| it.2 = (EPOLLERR | EPOLLHUP) as u32);
-            } else {
-                api::readiness(w, &mut items);
-            }
-            for (k, it) in idx.into_iter().zip(items) {
-                vrev[k] |= to_poll(linux_bits(it.2, it.1));
-            }
+        let mut nv = look(fds, &vpp, &workers, &mut vrev);
+        if nv == 0 && first {
+            first = false;
+            // Kernel fds (the VPP ones are -1 there) get a zero-timeout look every few spins.
+            let kernel = &mut kfds[..nk];
+            let has_kernel = kernel.iter().any(|p| p.fd >= 0);
+            crate::spin::spin(deadline, |i| {
+                nv = look(fds, &vpp, &workers, &mut vrev);
+                nv > 0
+                    || (has_kernel
+                        && i % crate::spin::KERNEL_EVERY == 0
+                        // SAFETY: a valid array of kernel.len() pollfds; no wait.
+                        && unsafe { real::poll(kernel.as_mut_ptr(), kernel.len() as nfds_t, 0) }
+                            != 0)
+            });
         }
-        let nv = vrev.iter().filter(|r| **r != 0).count();
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let kt = if nv > 0 {
             Duration::ZERO
@@ -201,6 +166,9 @@ fn mixed(fds: &mut [pollfd], timeout: Option<Duration>, mask: *const sigset_t) -
             total += i32::from(f.revents != 0);
         }
         if total > 0 || left.is_some_and(|l| l.is_zero()) {
+            if total > 0 && !first {
+                crate::spin::woke();
+            }
             return total;
         }
         if k == 0 {

@@ -96,8 +96,9 @@ impl VSock {
     /// Wait until one of `items` (sessions of this socket, as for `api::readiness`) is ready
     /// or hung up: EAGAIN when `timeout` passes; EINTR when a signal arrives whose handler was
     /// installed without SA_RESTART (the kernel's rule for blocking socket calls); ECONNRESET
-    /// once VPP went away. Sleeps on the worker's eventfd, re-checking every 1 ms, then 10 ms
-    /// (VPP does not signal every fifo change, see the library's `session::nap`).
+    /// once VPP went away. Busy-polls first (see [`crate::spin`]), then sleeps on the worker's
+    /// eventfd, re-checking every 1 ms, then 10 ms (VPP does not signal every fifo change, see
+    /// the library's `wait::Naps`).
     fn block(&self, items: &mut [(u32, u32, u32)], timeout: Option<Duration>) -> Res<()> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut round = 0u32;
@@ -106,14 +107,20 @@ impl VSock {
         // EINTR (it was lost before, and a one-shot alarm left the caller blocked for good).
         let mask = SignalsHeld::new();
         loop {
-            if crate::poll::is_dead(&self.w) {
+            if crate::wake::is_dead(&self.w) {
                 return Err(libc::ECONNRESET);
             }
             if api::readiness(&self.w, items) > 0 {
+                if round > 0 {
+                    crate::spin::woke();
+                }
+                return Ok(());
+            }
+            if round == 0 && crate::spin::spin(deadline, |_| api::readiness(&self.w, items) > 0) {
                 return Ok(());
             }
             round += 1;
-            if round % 100 == 0 && crate::poll::check_dead(&self.w) {
+            if round % 100 == 0 && crate::wake::check_dead(&self.w) {
                 return Err(libc::ECONNRESET);
             }
             let nap = Duration::from_millis(if round < 200 { 1 } else { 10 });
@@ -140,11 +147,11 @@ impl VSock {
             // SAFETY: one valid pollfd, a valid timespec and the caller's signal mask, all live
             // for the duration of the call.
             let r = unsafe { real::ppoll(&mut p, 1, &ts, mask.original()) };
-            if r < 0 && real::errno() == libc::EINTR && crate::poll::no_restart_handler() {
+            if r < 0 && real::errno() == libc::EINTR && crate::wake::no_restart_handler() {
                 return Err(libc::EINTR);
             }
             if r > 0 {
-                crate::poll::drain_evfd(fd);
+                crate::wake::drain_evfd(fd);
             }
         }
     }
@@ -165,7 +172,6 @@ impl VSock {
         let peek = flags & libc::MSG_PEEK != 0;
         let nonblock = self.is_nonblocking(flags);
         let waitall = flags & libc::MSG_WAITALL != 0 && !peek && !nonblock;
-        let timeout = self.opts.lock().rcvtimeo;
         let mut got = 0;
         loop {
             match api::read(&self.w, self.sh, &mut buf[got..], peek) {
@@ -177,12 +183,14 @@ impl VSock {
                     }
                 }
                 Err(Error::Again) if !nonblock => {
+                    // the option is looked up only when about to block (a lock per call saved)
+                    let timeout = self.opts.lock().rcvtimeo;
                     if let Err(e) = self.wait(EPOLLIN, timeout) {
                         return if got > 0 { Ok(got) } else { Err(e) };
                     }
                 }
                 Err(_) if got > 0 => return Ok(got),
-                Err(Error::Again) if crate::poll::is_dead(&self.w) => return Err(libc::ECONNRESET),
+                Err(Error::Again) if crate::wake::is_dead(&self.w) => return Err(libc::ECONNRESET),
                 Err(e) => return Err(err(e)),
             }
         }
@@ -204,14 +212,13 @@ impl VSock {
 
     fn send_inner(&self, buf: &[u8], flags: i32) -> Res<usize> {
         self.epoch.fetch_add(1, Ordering::Relaxed);
-        if crate::poll::is_dead(&self.w) {
+        if crate::wake::is_dead(&self.w) {
             return Err(libc::EPIPE); // nobody takes the data any more
         }
         if buf.is_empty() {
             return self.status().map(|_| 0);
         }
         let nonblock = self.is_nonblocking(flags);
-        let timeout = self.opts.lock().sndtimeo;
         let mut sent = 0;
         loop {
             match api::write(&self.w, self.sh, &buf[sent..]) {
@@ -223,12 +230,13 @@ impl VSock {
                 }
                 Err(Error::Again) if !nonblock => {}
                 Err(_) if sent > 0 => return Ok(sent),
-                Err(Error::Again) if crate::poll::is_dead(&self.w) => return Err(libc::EPIPE),
+                Err(Error::Again) if crate::wake::is_dead(&self.w) => return Err(libc::EPIPE),
                 Err(Error::Again) => return Err(libc::EAGAIN),
                 // never connected or shut down for writing
                 Err(Error::NotConn) | Err(Error::Pipe) => return Err(libc::EPIPE),
                 Err(e) => return Err(err(e)),
             }
+            let timeout = self.opts.lock().sndtimeo;
             if let Err(e) = self.wait(EPOLLOUT, timeout) {
                 return if sent > 0 { Ok(sent) } else { Err(e) };
             }
