@@ -298,7 +298,7 @@ extern "C" fn after_fork_child() {
     if let Some(w) = api::worker_current().filter(|w| w.adopted()) {
         // SAFETY: getpid has no preconditions.
         OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
-        crate::fdtab::fork_child();
+        // (the fd table is rewritten by fork_hooks' handler, registered after this one)
         if let Some(mut w0) = WORKER0.try_write() {
             std::mem::forget(w0.replace(w));
         }
