@@ -164,3 +164,63 @@ fn a_peer_cannot_shrink_a_segment_under_the_app() {
     app::destroy();
     p.stop();
 }
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn an_fd_flood_from_the_peer_is_bounded_and_closed() {
+    use vcl_testpeer::Faults;
+    let _s = serial();
+    let tag = "fd-flood";
+    // every SEND_FDS carries 21 fds and comes after 3 unsolicited ones
+    let faults = Faults {
+        extra_fds: 20,
+        unsolicited_fds: 3,
+        ..Faults::default()
+    };
+    let p = Peer::start(PeerConfig::new(SockAddr::Abstract(name(tag))).faults(faults)).unwrap();
+    let cfg = Config {
+        app_socket_api: Some(SapiAddr::Abstract(name(tag).into_bytes())),
+        segment_size: 32 << 20,
+        app_scope_global: true,
+        ..Config::default()
+    };
+    app::create(cfg, None).unwrap();
+    let w = vcl::testing::worker::current().unwrap();
+    let app_index = p.apps()[0].app_index;
+    let before = open_fds();
+    let n_segs = 10;
+    for _ in 0..n_segs {
+        let h = p.add_segment(app_index, 0, 1 << 20).unwrap();
+        let t = Instant::now();
+        while w.segment(h).is_none() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "segment {h:#x} mapped"
+            );
+            let mut fds = [vcl::ffi::vcl_poll_t {
+                fds_ndx: 0,
+                sh: u32::MAX,
+                events: 0,
+                revents: 0,
+            }];
+            // SAFETY: fds holds 1 entry (a zero-timeout poll drains the app mq).
+            unsafe { vppcom_poll(fds.as_mut_ptr(), 1, 0.0) };
+        }
+    }
+    // a request over the socket reads every SEND_FDS queued ahead of its reply
+    let _ = app::add_cert_key_pair(b"cert", b"key");
+    let pending = w.with_sock(|s| s.pending_fds());
+    let grew = open_fds() - before;
+    println!("fd flood: {n_segs} segments mapped, {pending} fds pending, fd table +{grew}");
+    assert!(pending <= vcl::testing::sapi::MAX_PENDING_FDS, "{pending}");
+    // the peer's memfd and our mapping's fd per segment, plus what may wait; the flood itself
+    // (23 fds per segment) must be closed
+    let bound = 2 * n_segs + vcl::testing::sapi::MAX_PENDING_FDS + 4;
+    assert!(grew <= bound, "fd table grew by {grew} (bound {bound})");
+    drop(w);
+    app::destroy();
+    p.stop();
+}

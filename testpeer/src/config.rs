@@ -97,6 +97,11 @@ pub struct Faults {
     pub ctrl_delay: Option<Duration>,
     /// Break a header of the app's first segment before replying to ATTACH.
     pub corrupt_segment: Option<Corruption>,
+    /// fd flood: every SEND_FDS carries this many copies of the segment fd beyond the one VPP
+    /// sends (VPP sends exactly one, application_worker.c `app_worker_send_fd`).
+    pub extra_fds: u32,
+    /// fd flood: this many unsolicited SEND_FDS (one fd each) go ahead of every real one.
+    pub unsolicited_fds: u32,
 }
 
 /// Configuration of a [`crate::Peer`].
