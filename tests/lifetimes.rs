@@ -224,3 +224,47 @@ fn an_fd_flood_from_the_peer_is_bounded_and_closed() {
     app::destroy();
     p.stop();
 }
+
+#[test]
+fn a_listen_on_a_connected_session_leaves_no_stale_vpp_handle() {
+    // Found by tests/fuzz_api.rs: the connected session's VPP handle kept naming its slot after
+    // the listen gave it a new one; once the slot was freed, a RESET for the old handle
+    // panicked in the event handler (the call draining it returned EFAULT).
+    let _s = serial();
+    let p = attach("relisten", false);
+    let kport = free_port();
+    let kl = TcpListener::bind(("127.0.0.1", kport)).unwrap();
+    let sh = connect(kport);
+    let _k = kl.accept().unwrap();
+    let first = p.sessions().iter().find(|s| !s.is_listener).unwrap().handle;
+    let mut ip = [127, 0, 0, 1];
+    let mut ep = endpt(&mut ip, free_port());
+    // SAFETY: plain calls; ep and ip outlive them.
+    unsafe {
+        assert_eq!(vppcom_session_bind(sh, &mut ep), 0);
+        assert_eq!(vppcom_session_listen(sh, 10), 0, "upstream allows it too");
+        assert_eq!(vppcom_session_close(sh), 0);
+    }
+    // SAFETY: no arguments.
+    let vep = unsafe { vppcom_epoll_create() } as u32;
+    let t = Instant::now();
+    while p.sessions().iter().any(|s| s.is_listener) {
+        assert!(t.elapsed() < DETECT, "the listener went");
+        let mut out = [libc::epoll_event { events: 0, u64: 0 }; 1];
+        // SAFETY: out holds 1 entry.
+        unsafe { vppcom_epoll_wait(vep, out.as_mut_ptr(), 1, 1.0) };
+    }
+    assert!(
+        p.reset_session(first),
+        "the first VPP session is still there"
+    );
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(300) {
+        let mut out = [libc::epoll_event { events: 0, u64: 0 }; 1];
+        // SAFETY: out holds 1 entry.
+        let rv = unsafe { vppcom_epoll_wait(vep, out.as_mut_ptr(), 1, 1.0) };
+        assert!(rv >= 0, "epoll_wait while the RESET is handled: {rv}");
+    }
+    app::destroy();
+    p.stop();
+}
