@@ -39,7 +39,7 @@ pub const OPS: &[(&str, u64)] = &[
     ("poll", 40),
     ("query", 60),
     ("strings", 20),
-    ("cert_key", 4),
+    ("cert_key", 2),
     ("worker", 10),
     ("app", 1),
 ];
@@ -55,6 +55,8 @@ const ENDPT_LEN: u32 = std::mem::size_of::<Endpt>() as u32;
 pub struct Fuzz {
     pub rng: Rng,
     handles: Vec<u32>,
+    /// Handles that connected, accepted or listen: most calls aim at them, where state is.
+    hot: Vec<u32>,
     veps: Vec<u32>,
     /// Ports our listeners bind (the chaos thread connects to them).
     pub listen_ports: Vec<u16>,
@@ -67,8 +69,10 @@ pub struct Fuzz {
     tlvs: [u8; 256],
     ip: [u8; 16],
     ckpairs: Vec<u32>,
-    /// The thread's worker may be off (index_set/unregister): reset the app now and then.
+    /// The thread's worker was unregistered: reset the app now and then.
     abnormal: bool,
+    /// The thread points at another (maybe no) worker: point it back now and then.
+    off_worker: bool,
     pub app_name: std::ffi::CString,
     /// Per op: calls, calls that returned >= 0.
     pub stats: Vec<(u64, u64)>,
@@ -82,6 +86,7 @@ impl Fuzz {
         Fuzz {
             rng: Rng::new(seed),
             handles: Vec::new(),
+            hot: Vec::new(),
             veps: Vec::new(),
             listen_ports: Vec::new(),
             kernel_ports: Vec::new(),
@@ -92,6 +97,7 @@ impl Fuzz {
             ip: [0; 16],
             ckpairs: Vec::new(),
             abnormal: false,
+            off_worker: false,
             app_name: std::ffi::CString::new(app_name).unwrap(),
             stats: vec![(0, 0); OPS.len()],
             rvs: Default::default(),
@@ -122,6 +128,7 @@ impl Fuzz {
 
     fn handle(&mut self) -> u32 {
         match self.rng.below(20) {
+            0..=6 if !self.hot.is_empty() => self.rng.pick(&self.hot).unwrap(),
             0..=13 if !self.handles.is_empty() => self.rng.pick(&self.handles).unwrap(),
             14 | 15 if !self.veps.is_empty() => self.rng.pick(&self.veps).unwrap(),
             16 => self.rng.u32(),
@@ -145,6 +152,14 @@ impl Fuzz {
             let old = list.swap_remove(self.rng.below(max as u64) as usize);
             // SAFETY: a plain call with a handle value.
             unsafe { vppcom_session_close(old) };
+        }
+    }
+
+    /// Remember `h` as interesting (a bounded list; forgetting one closes nothing).
+    fn heat(&mut self, h: u32) {
+        self.hot.push(h);
+        if self.hot.len() > 64 {
+            self.hot.swap_remove(self.rng.below(64) as usize);
         }
     }
 
@@ -244,7 +259,11 @@ impl Fuzz {
                 }
                 "listen" => {
                     let h = self.handle();
-                    vppcom_session_listen(h, self.rng.below(64) as u32)
+                    let rv = vppcom_session_listen(h, self.rng.below(64) as u32);
+                    if rv == 0 {
+                        self.heat(h);
+                    }
+                    rv
                 }
                 "accept" => {
                     let h = self.handle();
@@ -262,6 +281,9 @@ impl Fuzz {
                     };
                     let rv = vppcom_session_accept(h, p, flags);
                     self.remember(rv, false);
+                    if rv >= 0 {
+                        self.heat(rv as u32);
+                    }
                     rv
                 }
                 "connect" => {
@@ -272,7 +294,11 @@ impl Fuzz {
                     } else {
                         &mut ep
                     };
-                    vppcom_session_connect(h, p)
+                    let rv = vppcom_session_connect(h, p);
+                    if rv == -libc::EINPROGRESS || rv == 0 {
+                        self.heat(h);
+                    }
+                    rv
                 }
                 "read" => {
                     let (h, n, b) = (self.handle(), self.len(BUF), self.buf_ptr());
@@ -663,8 +689,8 @@ impl Fuzz {
                     vppcom_worker_index_set(0);
                     0
                 }
-                36 | 37 => {
-                    self.abnormal = true;
+                36..=38 => {
+                    self.off_worker = true;
                     let i = match self.rng.below(3) {
                         0 => self.rng.below(4) as c_int,
                         1 => -1,
@@ -673,11 +699,13 @@ impl Fuzz {
                     vppcom_worker_index_set(i);
                     0
                 }
-                _ => {
+                _ if self.rng.one_in(20) => {
+                    // the thread's worker goes: every handle stale until the app is reset
                     self.abnormal = true;
                     vppcom_worker_unregister();
                     0
                 }
+                _ => vppcom_worker_index(),
             }
         }
     }
@@ -686,6 +714,7 @@ impl Fuzz {
     /// name first, or a second create while attached.
     pub fn reset_app(&mut self) {
         self.abnormal = false;
+        self.off_worker = false;
         self.ckpairs.clear();
         // SAFETY (all): plain calls; names are NUL-terminated or NULL.
         unsafe {
@@ -711,6 +740,11 @@ impl Fuzz {
 
     /// Between calls: now and then put the thread back on a usable worker.
     pub fn tidy(&mut self) {
+        if self.off_worker && self.rng.one_in(20) {
+            self.off_worker = false;
+            // SAFETY: a plain call.
+            unsafe { vppcom_worker_index_set(0) };
+        }
         if self.abnormal && self.rng.one_in(50) {
             self.reset_app();
         }
