@@ -11,6 +11,7 @@
 //!   VCL_FUZZ_API_CALLS=N   stop after N calls (default: time-bounded)
 //!   VCL_FUZZ_API_SECS=S    stop after S seconds (default 20, or none when CALLS is set)
 //!
+//! Odd seeds attach with use-mq-eventfd, even ones without.
 //! `make fuzz-api CALLS=10000000` runs it in release. A seed replays the same call sequence;
 //! the chaos thread's timing is not replayed, so a timing-dependent failure may need a few runs.
 // unsafe here: calls the C ABI the way a C program does (extern "C" calls are unsafe).
@@ -22,6 +23,8 @@ mod abi;
 mod calls;
 #[path = "fuzzapi/chaos.rs"]
 mod chaos;
+#[path = "fuzzapi/more.rs"]
+mod more;
 #[path = "fuzzapi/rng.rs"]
 mod rng;
 
@@ -78,12 +81,14 @@ fn watchdog(seed: u64, stall: Duration, done: Arc<AtomicBool>) {
     });
 }
 
-fn write_conf(dir: &std::path::Path, sock: &str) -> std::path::PathBuf {
+/// The app's vcl.conf; odd seeds use use-mq-eventfd (the other wait path).
+fn write_conf(dir: &std::path::Path, sock: &str, eventfd: bool) -> std::path::PathBuf {
     let path = dir.join("vcl.conf");
+    let evfd = if eventfd { "  use-mq-eventfd\n" } else { "" };
     let text = format!(
         "vcl {{\n  app-socket-api abstract:{sock}\n  segment-size 67108864\n  \
          rx-fifo-size 65536\n  tx-fifo-size 65536\n  app-scope-global\n  \
-         app-timeout 5\n}}\n"
+         app-timeout 5\n{evfd}}}\n"
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -105,7 +110,9 @@ fn fuzz_api() {
     });
     let stall = Duration::from_secs_f64(env("VCL_FUZZ_API_STALL_SECS").unwrap_or(20.0));
     say(&format!(
-        "seed {seed} (re-run: VCL_FUZZ_API_SEED={seed}), calls {max_calls:?}, secs {secs:?}"
+        "seed {seed} (re-run: VCL_FUZZ_API_SEED={seed}), calls {max_calls:?}, secs {secs:?}, \
+         use-mq-eventfd {}",
+        seed % 2 == 1
     ));
 
     let prev_hook = std::panic::take_hook();
@@ -121,7 +128,7 @@ fn fuzz_api() {
     let peer = Arc::new(Peer::start(PeerConfig::new(SockAddr::Abstract(sock.clone()))).unwrap());
     let dir = std::env::temp_dir().join(format!("vcl-fuzz-api-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::env::set_var("VCL_CONFIG", write_conf(&dir, &sock));
+    std::env::set_var("VCL_CONFIG", write_conf(&dir, &sock, seed % 2 == 1));
 
     let mut f = calls::Fuzz::new(seed, "fuzz-api");
     let kernel: Vec<TcpListener> = (0..3)

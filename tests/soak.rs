@@ -53,7 +53,7 @@ struct Stream {
 impl Stream {
     fn new(id: u64, dir: u64) -> Stream {
         Stream {
-            s: (id << 1 | dir).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            s: ((id << 1) | dir).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             word: [0; 8],
             used: 8,
         }
@@ -247,7 +247,7 @@ fn vcl_side(t: u64, port: u16, n: usize, per: u64, barrier: Arc<std::sync::Barri
     let mut ss = Vec::with_capacity(n);
     for k in 0..n {
         let sh = connect(port);
-        let id = t << 32 | k as u64;
+        let id = (t << 32) | k as u64;
         // the session id first (an empty fifo takes 8 bytes whole)
         let r = unsafe { vppcom_session_write(sh, id.to_le_bytes().as_ptr(), 8) };
         assert_eq!(r, 8);
