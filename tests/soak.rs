@@ -33,6 +33,9 @@ extern "C" {
     fn vppcom_worker_unregister();
 }
 
+/// No byte moved for this long: the soak failed (hung).
+const STALL: Duration = Duration::from_secs(60);
+
 static MOVED: AtomicU64 = AtomicU64::new(0);
 static ACCEPTED: AtomicU64 = AtomicU64::new(0);
 
@@ -344,7 +347,10 @@ fn soak() {
     let moved_total = per * 2 * threads * sessions as u64;
     println!("soak: {threads} threads x {sessions} sessions, {per} bytes each way per session");
     let name = format!("vcl-soak-{}", std::process::id());
-    let p = Peer::start(PeerConfig::new(SockAddr::Abstract(name.clone()))).expect("peer starts");
+    // room in VPP's thread queue for an event per session and direction (wrk-mq-length)
+    let mut pc = PeerConfig::new(SockAddr::Abstract(name.clone()));
+    pc.wrk_mq_length = (threads as u32 * sessions as u32 * 2).max(2048);
+    let p = Peer::start(pc).expect("peer starts");
     let fifo = 32 << 10;
     let cfg = Config {
         app_socket_api: Some(SapiAddr::Abstract(name.into_bytes())),
@@ -380,18 +386,38 @@ fn soak() {
     let start = (open_fds(), rss_kib());
     barrier.wait();
     let t0 = Instant::now();
-    let mut middle = None;
-    // sample at half way; the barrier below ends the transfer
+    // sample at half way; report progress; fail (abort) if nothing moves for STALL
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fin = finished.clone();
     let watcher = std::thread::spawn(move || {
-        while MOVED.load(Relaxed) < moved_total / 2 {
+        let (mut middle, mut last, mut since, mut shown) =
+            (None, 0, Instant::now(), Instant::now());
+        while !fin.load(Relaxed) {
             std::thread::sleep(Duration::from_millis(20)); // sampling period
+            let now = MOVED.load(Relaxed);
+            if middle.is_none() && now >= moved_total / 2 {
+                middle = Some((open_fds(), rss_kib()));
+            }
+            if now != last {
+                (last, since) = (now, Instant::now());
+            } else if since.elapsed() > STALL {
+                let _ = std::io::stderr().write_all(
+                    format!("soak: STALLED at {now} of {moved_total} bytes\n").as_bytes(),
+                );
+                std::process::abort();
+            }
+            if shown.elapsed() >= Duration::from_secs(10) {
+                shown = Instant::now();
+                println!("soak: {} MiB of {} moved", now >> 20, moved_total >> 20);
+            }
         }
-        (open_fds(), rss_kib())
+        middle.unwrap_or((open_fds(), rss_kib()))
     });
     barrier.wait();
     let took = t0.elapsed();
     let end = (open_fds(), rss_kib());
-    middle.get_or_insert(watcher.join().unwrap());
+    finished.store(true, Relaxed);
+    let middle = watcher.join().unwrap();
     barrier.wait();
     for h in hs {
         h.join().expect("a soak thread failed");
@@ -408,7 +434,6 @@ fn soak() {
         took.as_secs_f64(),
         moved as f64 / (1 << 20) as f64 / took.as_secs_f64()
     );
-    let middle = middle.unwrap();
     println!(
         "soak: fds/RSS(KiB): attached {base:?}, start {start:?}, middle {middle:?}, end {end:?}, \
          closed {after:?}"

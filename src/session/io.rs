@@ -231,7 +231,11 @@ pub fn write(w: &Worker, sh: u32, buf: &[u8], flush: bool) -> Result<usize> {
         } else {
             EventType::IoTx
         };
-        w.send_io(s.vpp_thread, et, s.vpp_handle);
+        if !w.send_io(s.vpp_thread, et, s.vpp_handle) {
+            // VPP's queue stayed full: with has_event left set no later write would signal
+            // again and VPP would never hear of these bytes; the next write tries again
+            f.tx_sig.fifo().unset_event();
+        }
     }
     match r {
         Ok(n) => Ok(n),

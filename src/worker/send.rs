@@ -59,16 +59,21 @@ impl Worker {
     }
 
     /// An IO event (TX, RX deq notification, ...) for VPP's session `vpp_handle`.
-    pub(crate) fn send_io(&self, thread: usize, t: EventType, vpp_handle: u64) {
+    /// False when it could not be sent (detached, or VPP's queue stayed full).
+    pub(crate) fn send_io(&self, thread: usize, t: EventType, vpp_handle: u64) -> bool {
         tracing::trace!(thread, ?t, vpp_handle, "io event to vpp");
         if self.known_detached() {
-            return;
+            return false;
         }
         let Some(mq) = self.vpp.mqs.get(thread) else {
-            return;
+            return false;
         };
-        if let Err(e) = mq.send_io(t.as_u8(), vpp_handle as u32, SendMode::BlockFor(SEND_WAIT)) {
-            tracing::error!("vpp mq {thread}: io event not sent: {e}");
+        match mq.send_io(t.as_u8(), vpp_handle as u32, SendMode::BlockFor(SEND_WAIT)) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!("vpp mq {thread}: io event not sent: {e}");
+                false
+            }
         }
     }
 
