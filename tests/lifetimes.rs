@@ -268,3 +268,35 @@ fn a_listen_on_a_connected_session_leaves_no_stale_vpp_handle() {
     app::destroy();
     p.stop();
 }
+
+#[test]
+fn a_tx_event_vpp_could_not_take_is_sent_again_by_the_next_write() {
+    // Seen in the 8 x 1,000-session soak: VPP's queue stayed full past the send deadline, the
+    // event was dropped with the fifo's has_event still set, so no later write signalled again
+    // and the bytes never left.
+    let _s = serial();
+    let p = attach("lost-tx-event", false);
+    let kport = free_port();
+    let kl = TcpListener::bind(("127.0.0.1", kport)).unwrap();
+    let sh = connect(kport);
+    let (mut k, _) = kl.accept().unwrap();
+    // VPP's thread queue unusable for longer than the library's 1 s send deadline
+    let held = p.hold_vpp_mq_mutex(0, Duration::from_millis(1500));
+    // SAFETY: the buffer is valid for its length.
+    assert_eq!(unsafe { vppcom_session_write(sh, b"first".as_ptr(), 5) }, 5);
+    held.join().unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { vppcom_session_write(sh, b"second".as_ptr(), 6) }, 6);
+    k.set_read_timeout(Some(DETECT)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16];
+    while got.len() < 11 {
+        match std::io::Read::read(&mut k, &mut buf) {
+            Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+            r => panic!("the bytes never left: {r:?} after {got:?}"),
+        }
+    }
+    assert_eq!(got, b"firstsecond");
+    app::destroy();
+    p.stop();
+}
