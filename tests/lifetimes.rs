@@ -270,10 +270,10 @@ fn a_listen_on_a_connected_session_leaves_no_stale_vpp_handle() {
 }
 
 #[test]
-fn a_tx_event_vpp_could_not_take_is_sent_again_by_the_next_write() {
+fn a_tx_event_is_not_lost_while_vpps_queue_is_unusable_for_a_while() {
     // Seen in the 8 x 1,000-session soak: VPP's queue stayed full past the send deadline, the
     // event was dropped with the fifo's has_event still set, so no later write signalled again
-    // and the bytes never left.
+    // and the bytes never left. Now the write waits until VPP's queue takes the event.
     let _s = serial();
     let p = attach("lost-tx-event", false);
     let kport = free_port();

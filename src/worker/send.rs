@@ -7,7 +7,7 @@ use std::time::Duration;
 use vcl_codec::event::EventType;
 use vcl_codec::msg::{Accepted, AcceptedReply, CtrlMsg, SessionHandleMsg, SessionReplyMsg};
 use vcl_svm::mq::{MsgQueue, SendMode};
-use vcl_svm::Segment;
+use vcl_svm::{Segment, SvmError};
 
 use super::{VppMqs, Worker};
 use crate::error::{Error, Result};
@@ -68,11 +68,24 @@ impl Worker {
         let Some(mq) = self.vpp.mqs.get(thread) else {
             return false;
         };
-        match mq.send_io(t.as_u8(), vpp_handle as u32, SendMode::BlockFor(SEND_WAIT)) {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::error!("vpp mq {thread}: io event not sent: {e}");
-                false
+        // As upstream (SVM_Q_WAIT), an IO event is never dropped while VPP lives: a dropped TX
+        // or dequeue notification stalls its session for good. A full or locked queue is
+        // retried every SEND_WAIT until it takes the event or the worker is found detached.
+        let mut warned = false;
+        loop {
+            match mq.send_io(t.as_u8(), vpp_handle as u32, SendMode::BlockFor(SEND_WAIT)) {
+                Ok(_) => return true,
+                Err(SvmError::Full | SvmError::Os(_, libc::ETIMEDOUT | libc::EBUSY | libc::EAGAIN))
+                    if !self.is_detached() =>
+                {
+                    if !std::mem::replace(&mut warned, true) {
+                        tracing::warn!("vpp mq {thread}: full for {SEND_WAIT:?}; still sending");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("vpp mq {thread}: io event not sent: {e}");
+                    return false;
+                }
             }
         }
     }
