@@ -44,10 +44,8 @@ fn round(tag: &str, eventfd: bool, mode: usize) -> Duration {
         u64: 1,
     };
     // SAFETY: ev is valid for the call.
-    assert_eq!(
-        unsafe { vppcom_epoll_ctl(vep, libc::EPOLL_CTL_ADD, idle, &mut ev) },
-        0
-    );
+    let rv = unsafe { vppcom_epoll_ctl(vep, libc::EPOLL_CTL_ADD, idle, &mut ev) };
+    assert_eq!(rv, 0);
     let mut nb: i32 = libc::O_NONBLOCK;
     let mut len = 4u32;
     // SAFETY: nb and len outlive the call (VPPCOM_ATTR_SET_FLAGS = 3).

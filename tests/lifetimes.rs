@@ -286,7 +286,8 @@ fn a_tx_event_is_not_lost_while_vpps_queue_is_unusable_for_a_while() {
     assert_eq!(unsafe { vppcom_session_write(sh, b"first".as_ptr(), 5) }, 5);
     held.join().unwrap();
     // SAFETY: as above.
-    assert_eq!(unsafe { vppcom_session_write(sh, b"second".as_ptr(), 6) }, 6);
+    let r = unsafe { vppcom_session_write(sh, b"second".as_ptr(), 6) };
+    assert_eq!(r, 6);
     k.set_read_timeout(Some(DETECT)).unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 16];

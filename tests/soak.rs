@@ -111,6 +111,7 @@ fn kernel_side(l: TcpListener, n: usize, per: u64) {
     let mut conns: Vec<Conn> = Vec::new();
     let (mut buf, mut scratch, mut out) = (vec![0u8; 64 << 10], Vec::new(), vec![0u8; 64 << 10]);
     let deadline = Instant::now() + Duration::from_secs(3600);
+    let (mut idle_since, mut reported) = (Instant::now(), false);
     loop {
         if conns.len() < n {
             l.set_nonblocking(true).unwrap();
@@ -194,17 +195,32 @@ fn kernel_side(l: TcpListener, n: usize, per: u64) {
             // the sessions close from the VCL side; wait for their FINs here
             for c in conns.iter_mut() {
                 c.s.set_nonblocking(false).unwrap();
-                c.s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-                assert_eq!(
-                    c.s.read(&mut buf[..1]).unwrap_or(1),
-                    0,
-                    "session {:?}: more than {per} bytes",
+                // the other threads' sessions may take long: the watcher bounds the run
+                c.s.set_read_timeout(Some(Duration::from_secs(3600)))
+                    .unwrap();
+                let r = c.s.read(&mut buf[..1]);
+                assert!(
+                    matches!(r, Ok(0)),
+                    "session {:?}: after {per} bytes: {r:?}",
                     c.id
                 );
             }
             return;
         }
         assert!(Instant::now() < deadline, "kernel side stuck");
+        if busy {
+            idle_since = Instant::now();
+        } else if idle_since.elapsed() > STALL / 3 && !reported {
+            reported = true;
+            for c in conns.iter().filter(|c| c.got < per || c.sent < per) {
+                eprintln!(
+                    "soak: kernel side: stuck session {:?}: got {} sent {} of {per}",
+                    c.id.map(|i| format!("{}/{}", i >> 32, i & 0xFFFF_FFFF)),
+                    c.got,
+                    c.sent
+                );
+            }
+        }
         if !busy {
             let mut pfd: Vec<libc::pollfd> = conns
                 .iter()
@@ -234,10 +250,18 @@ fn kernel_side(l: TcpListener, n: usize, per: u64) {
     }
 }
 
+/// A VPPCOM_ATTR_GET_* that answers in its return value (NREAD 0, NWRITE 1).
+fn attr_u32(sh: u32, op: u32) -> i32 {
+    let mut v = 0u32;
+    let mut len = 4u32;
+    // SAFETY: v and len outlive the call.
+    unsafe { vppcom_session_attr(sh, op, (&mut v as *mut u32).cast(), &mut len) }
+}
+
 /// One VCL thread: its own worker, `n` sessions to `port`, each sending its id and `per`
 /// bytes and reading `per` bytes back, all at once (non-blocking, an epoll set to sleep on).
 fn vcl_side(t: u64, port: u16, n: usize, per: u64, barrier: Arc<std::sync::Barrier>) {
-    // SAFETY (all C calls below): plain calls; buffers outlive them and are as long as passed.
+    // SAFETY: (all C calls below) plain calls; buffers outlive them and are as long as passed.
     assert_eq!(unsafe { vppcom_worker_register() }, 0, "thread {t}: worker");
     struct Sess {
         sh: u32,
@@ -246,17 +270,20 @@ fn vcl_side(t: u64, port: u16, n: usize, per: u64, barrier: Arc<std::sync::Barri
         sent: u64,
         got: u64,
     }
+    // SAFETY: a plain call; its buffers outlive it and are as long as passed.
     let vep = unsafe { vppcom_epoll_create() } as u32;
     let mut ss = Vec::with_capacity(n);
     for k in 0..n {
         let sh = connect(port);
         let id = (t << 32) | k as u64;
         // the session id first (an empty fifo takes 8 bytes whole)
+        // SAFETY: a plain call; its buffers outlive it and are as long as passed.
         let r = unsafe { vppcom_session_write(sh, id.to_le_bytes().as_ptr(), 8) };
         assert_eq!(r, 8);
         let mut nb: i32 = libc::O_NONBLOCK;
         let mut len = 4u32;
         // VPPCOM_ATTR_SET_FLAGS = 3
+        // SAFETY: a plain call; its buffers outlive it and are as long as passed.
         let rv = unsafe { vppcom_session_attr(sh, 3, (&mut nb as *mut i32).cast(), &mut len) };
         assert_eq!(rv, 0);
         let mut ev = libc::epoll_event {
@@ -264,6 +291,7 @@ fn vcl_side(t: u64, port: u16, n: usize, per: u64, barrier: Arc<std::sync::Barri
             u64: k as u64,
         };
         assert_eq!(
+            // SAFETY: a plain call; its buffers outlive it and are as long as passed.
             unsafe { vppcom_epoll_ctl(vep, libc::EPOLL_CTL_ADD, sh, &mut ev) },
             0
         );
@@ -280,6 +308,7 @@ fn vcl_side(t: u64, port: u16, n: usize, per: u64, barrier: Arc<std::sync::Barri
     let (mut buf, mut scratch, mut out) = (vec![0u8; 64 << 10], Vec::new(), vec![0u8; 64 << 10]);
     let mut done = 0;
     let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 256];
+    let (mut idle_since, mut reported) = (Instant::now(), false);
     while done < n {
         let mut busy = false;
         done = 0;
@@ -288,6 +317,7 @@ fn vcl_side(t: u64, port: u16, n: usize, per: u64, barrier: Arc<std::sync::Barri
                 let k = ((per - s.sent) as usize).min(out.len());
                 let saved = (s.out.s, s.out.word, s.out.used);
                 s.out.fill(&mut out[..k]);
+                // SAFETY: a plain call; its buffers outlive it and are as long as passed.
                 let r = unsafe { vppcom_session_write(s.sh, out.as_ptr(), k) };
                 (s.out.s, s.out.word, s.out.used) = saved;
                 if r > 0 {
@@ -300,6 +330,7 @@ fn vcl_side(t: u64, port: u16, n: usize, per: u64, barrier: Arc<std::sync::Barri
             }
             if s.got < per {
                 let want = ((per - s.got) as usize).min(buf.len());
+                // SAFETY: a plain call; its buffers outlive it and are as long as passed.
                 let r = unsafe { vppcom_session_read(s.sh, buf.as_mut_ptr(), want) };
                 if r > 0 {
                     assert!(
@@ -325,16 +356,33 @@ fn vcl_side(t: u64, port: u16, n: usize, per: u64, barrier: Arc<std::sync::Barri
                 done += 1;
             }
         }
+        if busy {
+            idle_since = Instant::now();
+        } else if idle_since.elapsed() > STALL / 3 && !reported {
+            reported = true;
+            for s in ss.iter().filter(|s| s.sent < per || s.got < per) {
+                let (nread, nwrite) = (attr_u32(s.sh, 0), attr_u32(s.sh, 1));
+                eprintln!(
+                    "soak: thread {t}: stuck {:#x}: sent {} got {} of {per}; nread {nread} \
+                     nwrite {nwrite}",
+                    s.sh, s.sent, s.got
+                );
+            }
+        }
         if !busy && done < n {
+            // SAFETY: a plain call; its buffers outlive it and are as long as passed.
             unsafe { vppcom_epoll_wait(vep, evs.as_mut_ptr(), evs.len() as i32, 5.0) };
         }
     }
     barrier.wait(); // end: all moved
     barrier.wait(); // the end sample is taken
     for s in &ss {
+        // SAFETY: a plain call; its buffers outlive it and are as long as passed.
         assert_eq!(unsafe { vppcom_session_close(s.sh) }, 0);
     }
+    // SAFETY: a plain call; its buffers outlive it and are as long as passed.
     unsafe { vppcom_session_close(vep) };
+    // SAFETY: a plain call; its buffers outlive it and are as long as passed.
     unsafe { vppcom_worker_unregister() };
 }
 

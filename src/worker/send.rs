@@ -75,9 +75,9 @@ impl Worker {
         loop {
             match mq.send_io(t.as_u8(), vpp_handle as u32, SendMode::BlockFor(SEND_WAIT)) {
                 Ok(_) => return true,
-                Err(SvmError::Full | SvmError::Os(_, libc::ETIMEDOUT | libc::EBUSY | libc::EAGAIN))
-                    if !self.is_detached() =>
-                {
+                Err(
+                    SvmError::Full | SvmError::Os(_, libc::ETIMEDOUT | libc::EBUSY | libc::EAGAIN),
+                ) if !self.is_detached() => {
                     if !std::mem::replace(&mut warned, true) {
                         tracing::warn!("vpp mq {thread}: full for {SEND_WAIT:?}; still sending");
                     }

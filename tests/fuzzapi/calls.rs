@@ -233,7 +233,7 @@ impl Fuzz {
     }
 
     fn call(&mut self, op: usize) -> c_int {
-        // SAFETY (every call below): arguments are NULL or point at live buffers at least as
+        // SAFETY: (every call below) arguments are NULL or point at live buffers at least as
         // long as the lengths passed with them, as a correct C caller's would.
         unsafe {
             match OPS[op].0 {
@@ -507,7 +507,7 @@ impl Fuzz {
         self.abnormal = false;
         self.off_worker = false;
         self.ckpairs.clear();
-        // SAFETY (all): plain calls; names are NUL-terminated or NULL.
+        // SAFETY: (all calls here) plain calls; names are NUL-terminated or NULL.
         unsafe {
             if self.rng.one_in(3) {
                 vppcom_app_create(self.app_name.as_ptr()); // already attached: an error

@@ -92,7 +92,7 @@ impl Fuzz {
             b"TCP\0", b"udp\0", b"TLS\0", b"QUIC\0", b"DTLS\0", b"SRTP\0", b"HTTP\0", b"\0",
         ];
         let mut junk = [0u8; 32];
-        // SAFETY (all): NUL-terminated strings, writable buffers of the lengths passed.
+        // SAFETY: (all calls here) NUL-terminated strings, writable buffers of the lengths passed.
         unsafe {
             match self.rng.below(5) {
                 0 => {
@@ -186,7 +186,7 @@ impl Fuzz {
     }
 
     pub fn worker(&mut self) -> c_int {
-        // SAFETY (all): plain calls.
+        // SAFETY: (all calls here) plain calls.
         unsafe {
             match self.rng.below(40) {
                 0..=9 => vppcom_worker_index(),
