@@ -7,7 +7,7 @@ SONAME     := libvcl.so.26.06
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 CARGO      ?= cargo
 
-.PHONY: all install uninstall test demo bench clean
+.PHONY: all install uninstall test demo bench fuzz-api soak clean
 
 all:
 	$(CARGO) build --release -p vcl -p vcl-ldpreload
@@ -37,6 +37,22 @@ test:
 # vcl_perf figures against the test peer (or VCL_CONFIG's VPP; BENCH_UPSTREAM=libvppcom.so too).
 bench:
 	./scripts/bench
+
+# C-API fuzz (tests/fuzz_api.rs) in release: CALLS random vppcom_* calls against the test peer;
+# SEED replays a run (every run prints its seed). `make test` runs a 20 s debug variant.
+CALLS ?= 10000000
+fuzz-api:
+	VCL_FUZZ_API_CALLS=$(CALLS) $(if $(SEED),VCL_FUZZ_API_SEED=$(SEED)) \
+	  $(CARGO) test --release -p vcl --test fuzz_api -- --nocapture
+
+# Soak (tests/soak.rs) in release: 8 threads x 1,000 sessions, 10 GiB checked byte for byte,
+# RSS and fds sampled; `make test` runs a small variant.
+SOAK_THREADS ?= 8
+SOAK_SESSIONS ?= 1000
+SOAK_BYTES ?= 10737418240
+soak:
+	VCL_SOAK_THREADS=$(SOAK_THREADS) VCL_SOAK_SESSIONS=$(SOAK_SESSIONS) VCL_SOAK_BYTES=$(SOAK_BYTES) \
+	  $(CARGO) test --release -p vcl --test soak -- --nocapture
 
 # The main demo: build, then run the C example against the configuration in the environment.
 demo:

@@ -48,6 +48,9 @@ pub mod testing {
     pub mod config {
         pub use crate::config::{Config, SapiAddr};
     }
+    pub mod sapi {
+        pub use crate::sapi::MAX_PENDING_FDS;
+    }
     pub mod session {
         pub use crate::table::{parse_handle, FifoRef, Fifos, State};
     }

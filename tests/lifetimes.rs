@@ -164,3 +164,140 @@ fn a_peer_cannot_shrink_a_segment_under_the_app() {
     app::destroy();
     p.stop();
 }
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn an_fd_flood_from_the_peer_is_bounded_and_closed() {
+    use vcl_testpeer::Faults;
+    let _s = serial();
+    let tag = "fd-flood";
+    // every SEND_FDS carries 21 fds and comes after 3 unsolicited ones
+    let faults = Faults {
+        extra_fds: 20,
+        unsolicited_fds: 3,
+        ..Faults::default()
+    };
+    let p = Peer::start(PeerConfig::new(SockAddr::Abstract(name(tag))).faults(faults)).unwrap();
+    let cfg = Config {
+        app_socket_api: Some(SapiAddr::Abstract(name(tag).into_bytes())),
+        segment_size: 32 << 20,
+        app_scope_global: true,
+        ..Config::default()
+    };
+    app::create(cfg, None).unwrap();
+    let w = vcl::testing::worker::current().unwrap();
+    let app_index = p.apps()[0].app_index;
+    let before = open_fds();
+    let n_segs = 10;
+    for _ in 0..n_segs {
+        let h = p.add_segment(app_index, 0, 1 << 20).unwrap();
+        let t = Instant::now();
+        while w.segment(h).is_none() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "segment {h:#x} mapped"
+            );
+            let mut fds = [vcl::ffi::vcl_poll_t {
+                fds_ndx: 0,
+                sh: u32::MAX,
+                events: 0,
+                revents: 0,
+            }];
+            // SAFETY: fds holds 1 entry (a zero-timeout poll drains the app mq).
+            unsafe { vppcom_poll(fds.as_mut_ptr(), 1, 0.0) };
+        }
+    }
+    // a request over the socket reads every SEND_FDS queued ahead of its reply
+    let _ = app::add_cert_key_pair(b"cert", b"key");
+    let pending = w.with_sock(|s| s.pending_fds());
+    let grew = open_fds() - before;
+    println!("fd flood: {n_segs} segments mapped, {pending} fds pending, fd table +{grew}");
+    assert!(pending <= vcl::testing::sapi::MAX_PENDING_FDS, "{pending}");
+    // the peer's memfd and our mapping's fd per segment, plus what may wait; the flood itself
+    // (23 fds per segment) must be closed
+    let bound = 2 * n_segs + vcl::testing::sapi::MAX_PENDING_FDS + 4;
+    assert!(grew <= bound, "fd table grew by {grew} (bound {bound})");
+    drop(w);
+    app::destroy();
+    p.stop();
+}
+
+#[test]
+fn a_listen_on_a_connected_session_leaves_no_stale_vpp_handle() {
+    // Found by tests/fuzz_api.rs: the connected session's VPP handle kept naming its slot after
+    // the listen gave it a new one; once the slot was freed, a RESET for the old handle
+    // panicked in the event handler (the call draining it returned EFAULT).
+    let _s = serial();
+    let p = attach("relisten", false);
+    let kport = free_port();
+    let kl = TcpListener::bind(("127.0.0.1", kport)).unwrap();
+    let sh = connect(kport);
+    let _k = kl.accept().unwrap();
+    let first = p.sessions().iter().find(|s| !s.is_listener).unwrap().handle;
+    let mut ip = [127, 0, 0, 1];
+    let mut ep = endpt(&mut ip, free_port());
+    // SAFETY: plain calls; ep and ip outlive them.
+    unsafe {
+        assert_eq!(vppcom_session_bind(sh, &mut ep), 0);
+        assert_eq!(vppcom_session_listen(sh, 10), 0, "upstream allows it too");
+        assert_eq!(vppcom_session_close(sh), 0);
+    }
+    // SAFETY: no arguments.
+    let vep = unsafe { vppcom_epoll_create() } as u32;
+    let t = Instant::now();
+    while p.sessions().iter().any(|s| s.is_listener) {
+        assert!(t.elapsed() < DETECT, "the listener went");
+        let mut out = [libc::epoll_event { events: 0, u64: 0 }; 1];
+        // SAFETY: out holds 1 entry.
+        unsafe { vppcom_epoll_wait(vep, out.as_mut_ptr(), 1, 1.0) };
+    }
+    assert!(
+        p.reset_session(first),
+        "the first VPP session is still there"
+    );
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(300) {
+        let mut out = [libc::epoll_event { events: 0, u64: 0 }; 1];
+        // SAFETY: out holds 1 entry.
+        let rv = unsafe { vppcom_epoll_wait(vep, out.as_mut_ptr(), 1, 1.0) };
+        assert!(rv >= 0, "epoll_wait while the RESET is handled: {rv}");
+    }
+    app::destroy();
+    p.stop();
+}
+
+#[test]
+fn a_tx_event_is_not_lost_while_vpps_queue_is_unusable_for_a_while() {
+    // Seen in the 8 x 1,000-session soak: VPP's queue stayed full past the send deadline, the
+    // event was dropped with the fifo's has_event still set, so no later write signalled again
+    // and the bytes never left. Now the write waits until VPP's queue takes the event.
+    let _s = serial();
+    let p = attach("lost-tx-event", false);
+    let kport = free_port();
+    let kl = TcpListener::bind(("127.0.0.1", kport)).unwrap();
+    let sh = connect(kport);
+    let (mut k, _) = kl.accept().unwrap();
+    // VPP's thread queue unusable for longer than the library's 1 s send deadline
+    let held = p.hold_vpp_mq_mutex(0, Duration::from_millis(1500));
+    // SAFETY: the buffer is valid for its length.
+    assert_eq!(unsafe { vppcom_session_write(sh, b"first".as_ptr(), 5) }, 5);
+    held.join().unwrap();
+    // SAFETY: as above.
+    let r = unsafe { vppcom_session_write(sh, b"second".as_ptr(), 6) };
+    assert_eq!(r, 6);
+    k.set_read_timeout(Some(DETECT)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16];
+    while got.len() < 11 {
+        match std::io::Read::read(&mut k, &mut buf) {
+            Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+            r => panic!("the bytes never left: {r:?} after {got:?}"),
+        }
+    }
+    assert_eq!(got, b"firstsecond");
+    app::destroy();
+    p.stop();
+}

@@ -19,9 +19,11 @@ use crate::wait::{self, Naps, Wake};
 use crate::worker::Worker;
 
 /// Longest sleep of a waiting epoll_wait between looks at the app mq. Only VPP's events (which
-/// do signal the mq) make sessions ready here, so unlike blocked reads there is nothing to
-/// gain from waking often.
-const EPOLL_NAP: Duration = Duration::from_millis(100);
+/// do signal the mq) make sessions ready here, but VPP's death signals nothing: each wake-up
+/// also probes the app socket, so this bounds how late a waiter learns it (docs/wire.md "VPP
+/// death"; 100 ms made the typical epoll_wait detection ~100 ms, 20 ms costs 50 cheap
+/// wake-ups a second while idle).
+const EPOLL_NAP: Duration = Duration::from_millis(20);
 
 /// vppcom_epoll_create.
 pub fn create(w: &Worker) -> Result<u32> {

@@ -2,7 +2,7 @@
 
 mod socket;
 
-pub use socket::SapiSocket;
+pub use socket::{SapiSocket, MAX_PENDING_FDS};
 
 use std::os::fd::OwnedFd;
 

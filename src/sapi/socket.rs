@@ -11,6 +11,11 @@ use vcl_svm::fdpass;
 
 use crate::error::Error;
 
+/// Most segment fds kept for APP_ADD_SEGMENTs still to come. VPP sends one SEND_FDS (one fd)
+/// right before each APP_ADD_SEGMENT, so only a few are ever in flight; more than this is a
+/// flood from a broken or hostile peer, and the excess is closed (docs/wire.md, "fd flood").
+pub const MAX_PENDING_FDS: usize = 8;
+
 /// A connected app socket and the segment fds VPP pushed ahead of their ADD_SEGMENT events.
 #[derive(Debug)]
 pub struct SapiSocket {
@@ -119,7 +124,7 @@ impl SapiSocket {
                 return Ok((msg, fds));
             }
             if t == msg_type::SEND_FDS {
-                self.pending_fds.extend(fds);
+                self.queue_fds(fds);
                 continue;
             }
             tracing::warn!("app socket: expected message type {want}, got {t}; ignored");
@@ -133,13 +138,35 @@ impl SapiSocket {
             return Ok(fd);
         }
         let (_, fds) = self.recv_reply(msg_type::SEND_FDS)?;
-        let mut fds = fds.into_iter();
-        let fd = fds.next().ok_or_else(|| {
+        self.queue_fds(fds);
+        self.pending_fds.pop_front().ok_or_else(|| {
             tracing::error!("app socket: SEND_FDS carried no fd");
             Error::ConnReset
-        })?;
-        self.pending_fds.extend(fds);
-        Ok(fd)
+        })
+    }
+
+    /// Keep the first fd of a SEND_FDS (VPP sends exactly one) while fewer than
+    /// [`MAX_PENDING_FDS`] wait; close the rest.
+    fn queue_fds(&mut self, fds: Vec<OwnedFd>) {
+        let n = fds.len();
+        let mut fds = fds.into_iter();
+        if let Some(fd) = fds.next() {
+            if self.pending_fds.len() < MAX_PENDING_FDS {
+                self.pending_fds.push_back(fd);
+            } else {
+                tracing::warn!(
+                    "app socket: {MAX_PENDING_FDS} segment fds already wait; closed one"
+                );
+            }
+        }
+        if n > 1 {
+            tracing::warn!("app socket: SEND_FDS carried {n} fds (VPP sends 1); closed the extra");
+        }
+    }
+
+    /// Segment fds received and not yet claimed by an APP_ADD_SEGMENT.
+    pub fn pending_fds(&self) -> usize {
+        self.pending_fds.len()
     }
 
     /// Wait up to `timeout` for VPP to close its end (it does after APP_DETACH and worker

@@ -198,7 +198,11 @@ pub fn free_segments(w: &Worker, sh: u32, n_bytes: u32) -> Result<()> {
     let mut ss = w.sessions.lock();
     let (i, f) = open_session(w, &mut ss, sh)?;
     let rx = f.rx.fifo();
-    let n = rx.dequeue_drop(n_bytes).map_err(fifo_err)?;
+    let n = match rx.dequeue_drop(n_bytes) {
+        // nothing was shown to free (an app's mistake, not a broken fifo: no error log)
+        Err(vcl_svm::SvmError::Empty) => return Ok(()),
+        r => r.map_err(fifo_err)?,
+    };
     if after_read(w, &ss, i, &f, &rx, n as u32, false) {
         ss.notify(i, Events::IN);
     }
@@ -250,7 +254,11 @@ fn enqueue_and_signal(
         } else {
             EventType::IoTx
         };
-        w.send_io(s.vpp_thread, et, s.vpp_handle);
+        if !w.send_io(s.vpp_thread, et, s.vpp_handle) {
+            // VPP's queue stayed full: with has_event left set no later write would signal
+            // again and VPP would never hear of these bytes; the next write tries again
+            f.tx_sig.fifo().unset_event();
+        }
     }
     match r {
         Ok(n) => Ok(n),

@@ -194,10 +194,16 @@ impl Sessions {
         Some(self.slab.insert(s) as u32)
     }
 
-    /// Remember VPP's handle for session `index`.
+    /// Remember VPP's handle for session `index`. A handle VPP gave the session before (a
+    /// listen on a session that was connected) stops naming it: otherwise it would outlive the
+    /// session and route that VPP session's events to a freed or reused slot.
     pub fn bind_vpp(&mut self, index: u32, vpp_handle: u64) {
-        if let Some(s) = self.slab.get_mut(index as usize) {
-            s.vpp_handle = vpp_handle;
+        let Some(s) = self.slab.get_mut(index as usize) else {
+            return;
+        };
+        let old = std::mem::replace(&mut s.vpp_handle, vpp_handle);
+        if old != vpp_handle && self.by_vpp.get(&old) == Some(&index) {
+            self.by_vpp.remove(&old);
         }
         self.by_vpp.insert(vpp_handle, index);
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use vcl_codec::event::EventType;
 use vcl_codec::msg::{Accepted, AcceptedReply, CtrlMsg, SessionHandleMsg, SessionReplyMsg};
 use vcl_svm::mq::{MsgQueue, SendMode};
-use vcl_svm::Segment;
+use vcl_svm::{Segment, SvmError};
 
 use super::{VppMqs, Worker};
 use crate::error::{Error, Result};
@@ -59,17 +59,35 @@ impl Worker {
     }
 
     /// An IO event (TX, RX deq notification, ...) for VPP's session `vpp_handle`.
-    pub(crate) fn send_io(&self, thread: usize, t: EventType, vpp_handle: u64) {
+    /// False when it could not be sent (detached, or VPP's queue stayed full).
+    pub(crate) fn send_io(&self, thread: usize, t: EventType, vpp_handle: u64) -> bool {
         tracing::trace!(thread, ?t, vpp_handle, "io event to vpp");
         if self.known_detached() {
-            return;
+            return false;
         }
         let conn = self.conn();
         let Some(mq) = conn.vpp.mqs.get(thread) else {
-            return;
+            return false;
         };
-        if let Err(e) = mq.send_io(t.as_u8(), vpp_handle as u32, SendMode::BlockFor(SEND_WAIT)) {
-            tracing::error!("vpp mq {thread}: io event not sent: {e}");
+        // As upstream (SVM_Q_WAIT), an IO event is never dropped while VPP lives: a dropped TX
+        // or dequeue notification stalls its session for good. A full or locked queue is
+        // retried every SEND_WAIT until it takes the event or the worker is found detached.
+        let mut warned = false;
+        loop {
+            match mq.send_io(t.as_u8(), vpp_handle as u32, SendMode::BlockFor(SEND_WAIT)) {
+                Ok(_) => return true,
+                Err(
+                    SvmError::Full | SvmError::Os(_, libc::ETIMEDOUT | libc::EBUSY | libc::EAGAIN),
+                ) if !self.is_detached() => {
+                    if !std::mem::replace(&mut warned, true) {
+                        tracing::warn!("vpp mq {thread}: full for {SEND_WAIT:?}; still sending");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("vpp mq {thread}: io event not sent: {e}");
+                    return false;
+                }
+            }
         }
     }
 

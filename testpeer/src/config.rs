@@ -101,6 +101,11 @@ pub struct Faults {
     pub udp_drop_every: Option<u32>,
     /// UDP: deliver datagrams received from the network pairwise swapped.
     pub udp_reorder: bool,
+    /// fd flood: every SEND_FDS carries this many copies of the segment fd beyond the one VPP
+    /// sends (VPP sends exactly one, application_worker.c `app_worker_send_fd`).
+    pub extra_fds: u32,
+    /// fd flood: this many unsolicited SEND_FDS (one fd each) go ahead of every real one.
+    pub unsolicited_fds: u32,
 }
 
 /// Configuration of a [`crate::Peer`].

@@ -115,7 +115,11 @@ fn send_segment_fd(st: &mut State, wrk: u32, h: u64) -> bool {
         std::thread::sleep(d);
     }
     let bytes = SapiMsg::SendFds.encode();
-    match fdpass::send_with_fds(sock_fd, &bytes, &[seg_fd]) {
+    for _ in 0..st.faults.unsolicited_fds {
+        let _ = fdpass::send_with_fds(sock_fd, &bytes, &[seg_fd]);
+    }
+    let fds = vec![seg_fd; 1 + st.faults.extra_fds.min(fdpass::MAX_FDS as u32 - 1) as usize];
+    match fdpass::send_with_fds(sock_fd, &bytes, &fds) {
         Ok(_) => {
             st.note(Dir::Tx, MsgKind::Sapi(5), handle & 0xffff);
             true

@@ -357,6 +357,8 @@ impl State {
                 t.pending_rx.drain(..n);
                 got += n;
                 if !t.pending_rx.is_empty() {
+                    // window closed with bytes in hand: the app must tell us when it dequeues
+                    rx.fifo().add_want_deq_ntf(SVM_FIFO_WANT_DEQ_NOTIF);
                     t.rx_paused = true;
                     break;
                 }
@@ -526,6 +528,23 @@ impl State {
         self.program_cleanup(h, CLEANUP_TIME);
     }
 
+    /// Move bytes held in `pending_rx` into the rx fifo (see `tcp_timers`).
+    fn flush_pending_rx(&mut self, h: u64) {
+        let Some(rx) = self.sess(h).and_then(|s| s.rx.clone()) else {
+            return;
+        };
+        let Some(t) = self.tcp_mut(h) else { return };
+        let n = rx.fifo().enqueue(&t.pending_rx).unwrap_or(0);
+        t.pending_rx.drain(..n);
+        if !t.pending_rx.is_empty() {
+            rx.fifo().add_want_deq_ntf(SVM_FIFO_WANT_DEQ_NOTIF);
+            t.rx_paused = rx.fifo().max_enqueue_prod() == 0;
+        }
+        if n > 0 {
+            self.enqueue_notify(h);
+        }
+    }
+
     /// Timers of one connection (I/O thread): transport deletion, paused rx, postponed tx.
     pub fn tcp_timers(&mut self, h: u64, now: Instant) {
         let state = self.sess(h).map(|s| s.state);
@@ -560,8 +579,14 @@ impl State {
         if t.rx_paused && rx_space > 0 {
             t.rx_paused = false;
         }
+        // Bytes read from the kernel before the fifo filled: the socket may have nothing more
+        // to read (no POLLIN, so no tcp_rx), so they move here once there is room.
+        let flush = !t.rx_paused && !t.pending_rx.is_empty() && rx_space > 0;
         if t.tx_pending && !t.tx_blocked && state.is_some_and(|s| s >= SessState::Ready) {
             self.tcp_tx(h);
+        }
+        if flush {
+            self.flush_pending_rx(h);
         }
     }
 }
