@@ -322,6 +322,14 @@ fn closes_after_vpp_died_cost_nothing_even_with_its_mq_mutex_held() {
         }));
         rx.recv().unwrap();
     }
+    // "after VPP died" as the library sees it: the app socket's hang-up has been noticed (under
+    // load it can trail p.stop(), and a close before it waits out the held mutex once)
+    let seen = Instant::now();
+    // SAFETY: no arguments.
+    while unsafe { vppcom_worker_is_detached() } != 1 {
+        assert!(seen.elapsed() < DETECT, "VPP's death not seen");
+        std::thread::sleep(Duration::from_millis(1)); // polling the library's view
+    }
     let t = Instant::now();
     for sh in shs {
         // SAFETY: a plain call.
