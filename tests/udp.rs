@@ -259,7 +259,9 @@ fn with_server(tag: &str, su: Setup, client: impl FnOnce(u16, &Peer)) {
 
 /// `n` connected non-blocking UDP sessions on one epoll session, each sending `per_flow`
 /// datagrams one at a time (resent after 500 ms without an echo) and checking every echo.
-fn flows(port: u16, n: usize, per_flow: u32, peer: &Peer) -> (usize, usize) {
+/// Runs `n` echo flows; returns (datagrams resent, sessions on peer thread 2, cut-through
+/// sessions), the last two counted while every flow is still open.
+fn flows(port: u16, n: usize, per_flow: u32, peer: &Peer) -> (usize, usize, usize) {
     // SAFETY: (every call in this block) plain calls into our own C ABI with valid pointers.
     unsafe {
         let vep = vppcom_epoll_create() as u32;
@@ -329,11 +331,12 @@ fn flows(port: u16, n: usize, per_flow: u32, peer: &Peer) -> (usize, usize) {
             .iter()
             .filter(|s| s.handle >> 32 == 2 && !s.is_listener)
             .count();
+        let ct = peer.sessions().iter().filter(|s| s.is_ct).count();
         for s in sh {
             assert_eq!(vppcom_session_close(s), 0);
         }
         vppcom_session_close(vep);
-        (resent, on_thread2)
+        (resent, on_thread2, ct)
     }
 }
 
@@ -347,7 +350,7 @@ fn udp_100_connected_flows_migrating_two_server_workers() {
     };
     with_server("flows", su, |port, peer| {
         let t = Instant::now();
-        let (resent, migrated) = flows(port, N_FLOWS, DGRAMS_PER_FLOW, peer);
+        let (resent, migrated, _) = flows(port, N_FLOWS, DGRAMS_PER_FLOW, peer);
         println!(
             "{N_FLOWS} flows x {DGRAMS_PER_FLOW} datagrams echoed in {:.2} s, {resent} resent",
             t.elapsed().as_secs_f64()
@@ -366,7 +369,7 @@ fn udp_cl_server_answers_50_clients() {
         local: false,
     };
     with_server("cl50", su, |port, peer| {
-        let (resent, _) = flows(port, 50, 10, peer);
+        let (resent, _, _) = flows(port, 50, 10, peer);
         println!("50 clients answered, {resent} resent");
     });
 }
@@ -380,7 +383,7 @@ fn udp_connected_listener_accepts_100_flows() {
         local: false,
     };
     with_server("acc", su, |port, peer| {
-        let (resent, _) = flows(port, N_FLOWS, 20, peer);
+        let (resent, _, _) = flows(port, N_FLOWS, 20, peer);
         println!("accepted: {N_FLOWS} flows echoed, {resent} resent");
     });
 }
@@ -394,8 +397,8 @@ fn udp_cut_through_100_flows() {
         local: true,
     };
     with_server("ct", su, |port, peer| {
-        let (resent, _) = flows(port, N_FLOWS, 20, peer);
-        let ct = peer.sessions().iter().filter(|s| s.is_ct).count();
+        // counted while the flows are open (closed ones leave the peer's table)
+        let (resent, _, ct) = flows(port, N_FLOWS, 20, peer);
         println!("cut-through: {N_FLOWS} flows echoed, {resent} resent, {ct} ct sessions");
         assert!(ct >= N_FLOWS, "the flows went through the transport");
     });
