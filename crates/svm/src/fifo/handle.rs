@@ -8,7 +8,7 @@
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use super::{Fifo, PosCache, SvmFifoShared};
+use super::{Fifo, SvmFifoShared};
 use crate::fifo_segment::{FifoSegment, FifoSegmentHeader, FifoSegmentInfo};
 use crate::segment::{Result, Segment};
 
@@ -20,8 +20,6 @@ pub struct FifoHandle {
     shr: NonNull<SvmFifoShared>,
     info: FifoSegmentInfo,
     off: u64,
-    /// This end's view of the other end's position, kept across operations.
-    cache: PosCache,
 }
 
 // The pointers target shared memory made of atomics only, kept mapped by the Arc, so the
@@ -45,7 +43,6 @@ impl FifoHandle {
             shr,
             info,
             off,
-            cache: PosCache::new(),
         })
     }
 
@@ -61,7 +58,8 @@ impl FifoHandle {
             shr,
             self.off,
         )
-        .with_cache(&self.cache)
+        // No position cache (`Fifo::with_cache`) here yet: with it, the release cut-through
+        // stream example was reset in 5 of 6 loaded runs; the cause is not found (issue 11).
     }
 
     /// The segment the fifo lives in.
