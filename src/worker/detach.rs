@@ -143,7 +143,8 @@ impl Worker {
                 let mut ss = self.sessions.lock();
                 self.drain(&mut ss);
                 let pending = ss.slab.iter().any(|(_, s)| s.state == State::AppClosed);
-                if !pending || self.known_detached() {
+                // a forked child's copy of the parent's worker reads no mq: nothing will come
+                if !pending || self.known_detached() || self.is_foreign() {
                     return;
                 }
             }
