@@ -373,6 +373,7 @@ pub fn unregister_worker() {
         worker::set_current(worker::INVALID, None);
         return;
     };
+    w.settle_closes(worker::CLOSE_SETTLE);
     let mut guard = APP.lock();
     if let Some(app) = guard.as_mut() {
         let del = SapiMsg::AddDelWorker(WorkerAddDel {

@@ -126,3 +126,34 @@ pub(crate) fn fail_sessions(ss: &mut Sessions) {
         ss.notify(i, ev);
     }
 }
+
+/// How long a worker's delete waits at most for VPP to confirm the closes it sent.
+pub(crate) const CLOSE_SETTLE: Duration = Duration::from_secs(2);
+
+impl Worker {
+    /// Wait, up to `limit`, until VPP confirmed every close this worker sent (CLEANUP, or
+    /// UNLISTEN_REPLY for a listener, frees the session). The worker's delete travels on the
+    /// app socket, which VPP serves on another thread than the mq carrying the DISCONNECTs: a
+    /// delete that overtakes them frees the sessions, their handles are reused, and the late
+    /// DISCONNECTs then close another worker's new sessions (docs/wire.md#worker-delete).
+    pub(crate) fn settle_closes(&self, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            {
+                let mut ss = self.sessions.lock();
+                self.drain(&mut ss);
+                let pending = ss.slab.iter().any(|(_, s)| s.state == State::AppClosed);
+                // a forked child's copy of the parent's worker reads no mq: nothing will come
+                if !pending || self.known_detached() || self.is_foreign() {
+                    return;
+                }
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                tracing::debug!("worker {}: closes unconfirmed at delete", self.index);
+                return;
+            }
+            self.wait_mq(left.min(Duration::from_millis(10)));
+        }
+    }
+}

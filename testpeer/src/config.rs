@@ -106,6 +106,9 @@ pub struct Faults {
     pub extra_fds: u32,
     /// fd flood: this many unsolicited SEND_FDS (one fd each) go ahead of every real one.
     pub unsolicited_fds: u32,
+    /// VPP threads lag: each round with messages waiting starts this late (without the state
+    /// lock), so the app socket's requests (a worker delete) overtake the mq's.
+    pub mq_lag: Option<Duration>,
 }
 
 /// Configuration of a [`crate::Peer`].

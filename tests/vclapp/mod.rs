@@ -120,10 +120,22 @@ pub fn with_peer(
     spawn: impl FnOnce(&std::path::Path, u16) -> Child,
     client: impl FnOnce(u16, &Peer),
 ) {
+    with_peer_cfg(tag, local, eventfd, |c| c, spawn, client)
+}
+
+/// [`with_peer`] with the peer's configuration adjusted by `cfg` (faults).
+pub fn with_peer_cfg(
+    tag: &str,
+    local: bool,
+    eventfd: bool,
+    cfg: impl FnOnce(PeerConfig) -> PeerConfig,
+    spawn: impl FnOnce(&std::path::Path, u16) -> Child,
+    client: impl FnOnce(u16, &Peer),
+) {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     vcl::testing::app::destroy();
     let sock = format!("vcl-sessions-{tag}-{}", std::process::id());
-    let peer = Peer::start(PeerConfig::new(SockAddr::Abstract(sock.clone()))).unwrap();
+    let peer = Peer::start(cfg(PeerConfig::new(SockAddr::Abstract(sock.clone())))).unwrap();
     let conf = write_conf(&sock, local);
     if eventfd {
         let text = std::fs::read_to_string(&conf)
@@ -141,4 +153,74 @@ pub fn with_peer(
     unsafe { vppcom_app_destroy() };
     wait_child(server);
     peer.stop();
+}
+
+/// Child mode: an epoll echo server serving `n` sessions, then exiting.
+pub fn echo_server(port: u16, n: usize) {
+    // SAFETY: (every call in this block) plain calls into our own C ABI with valid pointers.
+    unsafe {
+        assert_eq!(vppcom_app_create(c"echo-server".as_ptr()), 0);
+        let ls = vppcom_session_create(0, 1);
+        let mut ip = [0u8; 4];
+        let mut ep = endpt(&mut ip, port);
+        assert_eq!(vppcom_session_bind(ls as u32, &mut ep), 0);
+        assert_eq!(vppcom_session_listen(ls as u32, 128), 0);
+        println!("LISTENING");
+        let vep = vppcom_epoll_create() as u32;
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: ls as u64,
+        };
+        assert_eq!(
+            vppcom_epoll_ctl(vep, libc::EPOLL_CTL_ADD, ls as u32, &mut ev),
+            0
+        );
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 64];
+        let mut buf = vec![0u8; 65536];
+        let (mut done, deadline) = (0, Instant::now() + Duration::from_secs(60));
+        while done < n && Instant::now() < deadline {
+            let k = vppcom_epoll_wait(vep, evs.as_mut_ptr(), 64, 100.0);
+            for e in &evs[..k.max(0) as usize] {
+                let sh = e.u64 as u32;
+                if sh == ls as u32 {
+                    let mut pip = [0u8; 16];
+                    let mut pe = endpt(&mut [0; 4], 0);
+                    pe.ip = pip.as_mut_ptr();
+                    while let cs @ 0.. =
+                        vppcom_session_accept(ls as u32, &mut pe, libc::O_NONBLOCK as u32)
+                    {
+                        let mut ev = libc::epoll_event {
+                            events: (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
+                            u64: cs as u64,
+                        };
+                        vppcom_epoll_ctl(vep, libc::EPOLL_CTL_ADD, cs as u32, &mut ev);
+                    }
+                    continue;
+                }
+                loop {
+                    let r = vppcom_session_read(sh, buf.as_mut_ptr(), buf.len());
+                    if r == EAGAIN {
+                        break;
+                    }
+                    if r <= 0 {
+                        vppcom_epoll_ctl(vep, libc::EPOLL_CTL_DEL, sh, std::ptr::null_mut());
+                        vppcom_session_close(sh);
+                        done += 1;
+                        break;
+                    }
+                    let mut off = 0;
+                    while off < r as usize {
+                        let w = vppcom_session_write(sh, buf[off..].as_ptr(), r as usize - off);
+                        if w > 0 {
+                            off += w as usize;
+                        } else if w != EAGAIN {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        vppcom_app_destroy();
+        assert_eq!(done, n, "server saw {done} of {n} sessions end");
+    }
 }

@@ -38,7 +38,11 @@ pub fn run(shared: Arc<Shared>, t: u8) {
             return;
         }
     };
+    let lag = shared.lock().faults.mq_lag;
     while !shared.stop.load(Ordering::Acquire) {
+        if let Some(d) = lag.filter(|_| !q.is_empty()) {
+            std::thread::sleep(d);
+        }
         {
             let mut st = shared.lock();
             if let Err(e) = consumer.dequeue(BATCH, |e| dispatch(&mut st, t, e)) {
