@@ -17,6 +17,9 @@ const UNLOCKED: u32 = 0;
 const LOCKED: u32 = 1;
 /// Locked, and some thread may sleep on the futex: unlock must wake one.
 const CONTENDED: u32 = 2;
+/// How long `bump` waits for a woken waiter to take the lock (a stale CONTENDED mark, whose
+/// sleeper already left, costs this once).
+const BUMP_YIELDS: u32 = 16;
 
 /// The raw lock behind [`Mutex`].
 pub struct RawFutexMutex {
@@ -104,13 +107,18 @@ unsafe impl lock_api::RawMutexFair for RawFutexMutex {
         unsafe { lock_api::RawMutex::unlock(self) }
     }
 
-    /// Let a waiter in when there is one. There is no hand-off: after the wake, yield so the
-    /// woken thread can take the lock before we try again.
+    /// Let a waiter in when there is one. There is no hand-off: after the wake, yield (a
+    /// bounded number of times) until the woken thread has taken the lock, then queue again.
     unsafe fn bump(&self) {
         if self.state.load(Ordering::Relaxed) == CONTENDED {
             // SAFETY: the caller holds the lock (RawMutexFair's contract).
             unsafe { lock_api::RawMutex::unlock(self) };
-            std::thread::yield_now();
+            for _ in 0..BUMP_YIELDS {
+                std::thread::yield_now();
+                if self.state.load(Ordering::Relaxed) != UNLOCKED {
+                    break;
+                }
+            }
             lock_api::RawMutex::lock(self);
         }
     }
@@ -169,6 +177,57 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(*m.lock(), 160_000);
+    }
+
+    /// The property fork needs: a lock held across fork while another thread sleeps on it is
+    /// usable in the child once the holder unlocks it there (parking_lot could hand it to the
+    /// sleeper, which the child does not have).
+    #[test]
+    fn child_unlocks_and_relocks_a_contended_lock() {
+        use std::time::{Duration, Instant};
+        let m = Arc::new(Mutex::new(()));
+        let held = m.lock_arc();
+        let waiter = {
+            let m = m.clone();
+            std::thread::spawn(move || drop(m.lock()))
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // SAFETY: raw() is only read here (its state word), never unlocked behind the guard.
+        let raw = unsafe { m.raw() };
+        while raw.state.load(Ordering::Relaxed) != CONTENDED {
+            assert!(Instant::now() < deadline, "waiter never slept on the lock");
+            std::thread::yield_now();
+        }
+        // SAFETY: the child only does atomics, futex calls and _exit (no allocation, no lock
+        // another thread could hold).
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            drop(held);
+            let ok = m.try_lock().is_some() && {
+                drop(m.lock());
+                true
+            };
+            // SAFETY: leaves the child at once, running nothing of the test harness.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        drop(held);
+        waiter.join().unwrap();
+        let start = Instant::now();
+        let status = loop {
+            let mut status = 0;
+            // SAFETY: status is a valid int for the call; pid is our child.
+            if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+                break status;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                // SAFETY: pid is our child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                panic!("child hung on the lock");
+            }
+            std::thread::sleep(Duration::from_millis(5)); // polling a child's exit
+        };
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
     }
 
     #[test]
