@@ -92,7 +92,10 @@ pub fn child() {
                 .collect::<Vec<_>>(),
         )
     };
-    let mine = worker::current().filter(|w| !w.is_foreign() && !w.is_detached());
+    // known_detached, not is_detached: its socket probe would lock the parent's socket, which
+    // a thread sharing this worker may have held at fork (a VPP gone unnoticed so far fails
+    // the registration below instead)
+    let mine = worker::current().filter(|w| !w.is_foreign() && !w.known_detached());
     for w in &workers {
         if !mine.as_ref().is_some_and(|m| Arc::ptr_eq(m, w)) {
             w.disown();
