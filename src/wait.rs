@@ -13,7 +13,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use parking_lot::MutexGuard;
+use vcl_svm::sync::MutexGuard;
 
 use crate::table::Sessions;
 use crate::worker::Worker;

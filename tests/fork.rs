@@ -241,11 +241,9 @@ fn child_has_its_own_worker_with_eventfds() {
 }
 
 #[test]
-// Known to fail (about half the runs): the library's locks are parking_lot mutexes, and a
-// thread parked on one at fork leaves a waiter in the child's copy of parking_lot's queue
-// that an unlock in the child can hand the lock to (a thread that does not exist there).
-// The child needs fresh locks (issue 10, open). Run with --ignored to see it.
-#[ignore = "fork with contended locks deadlocks the child (parking_lot hand-off to a vanished waiter)"]
+// Threads parked on the library's locks at fork must not leave those locks unusable in the
+// child (a lock handed off to a waiter the child does not have): the locks are
+// vcl_svm::sync mutexes, a futex word with no user-space waiter queue.
 fn locks_held_by_other_threads_at_fork_do_not_hang_the_child() {
     let _s = serial();
     let p = attach("fork-locks", false);

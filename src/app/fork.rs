@@ -6,6 +6,8 @@
 //! - prepare (parent, before fork): take every worker's session lock, then the app lock, so
 //!   no other thread holds them at fork (the child would wait forever for a thread it does
 //!   not have). Same order as the code paths that take both (session lock, then app lock).
+//!   These are `vcl_svm::sync` mutexes, a bare futex word: threads still parked on them at
+//!   fork leave nothing behind that an unlock in the child could hand the lock to.
 //! - parent (after fork): release them.
 //! - child: release them (only this thread exists now), make every worker but this thread's
 //!   inert, and register this thread's worker with VPP again over a new app-socket
@@ -23,8 +25,8 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::lock_api::ArcMutexGuard;
-use parking_lot::{MutexGuard, RawMutex};
+use vcl_svm::sync::ArcMutexGuard;
+use vcl_svm::sync::MutexGuard;
 
 use super::{add_worker_exchange, sock_timeout, App, APP};
 use crate::sapi;
@@ -37,7 +39,7 @@ const RELISTEN_WAIT: Duration = Duration::from_secs(5);
 
 /// The locks prepare took, released after fork on the same thread.
 struct Held {
-    _sessions: Vec<ArcMutexGuard<RawMutex, Sessions>>,
+    _sessions: Vec<ArcMutexGuard<Sessions>>,
     _app: MutexGuard<'static, Option<App>>,
 }
 
@@ -90,7 +92,10 @@ pub fn child() {
                 .collect::<Vec<_>>(),
         )
     };
-    let mine = worker::current().filter(|w| !w.is_foreign() && !w.is_detached());
+    // known_detached, not is_detached: its socket probe would lock the parent's socket, which
+    // a thread sharing this worker may have held at fork (a VPP gone unnoticed so far fails
+    // the registration below instead)
+    let mine = worker::current().filter(|w| !w.is_foreign() && !w.known_detached());
     for w in &workers {
         if !mine.as_ref().is_some_and(|m| Arc::ptr_eq(m, w)) {
             w.disown();

@@ -9,12 +9,12 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use slab::Slab;
 use vcl_codec::msg::{AppDetach, CtrlMsg};
 use vcl_codec::sapi::{fd_flags, msg_type, opt, Attach, SapiMsg, WorkerAddDel};
 use vcl_codec::session_error::session_error_str;
 use vcl_svm::mq::{discover_vpp_mqs, MsgQueue};
+use vcl_svm::sync::Mutex;
 use vcl_svm::Segment;
 
 use crate::config::{Config, SapiAddr};

@@ -44,7 +44,7 @@ fn fifo_err(e: vcl_svm::SvmError) -> Error {
 /// the app mq first, so a busy non-blocking loop that never waits still sees CONNECTED.
 fn open_session(
     w: &Worker,
-    ss: &mut parking_lot::MutexGuard<'_, Sessions>,
+    ss: &mut vcl_svm::sync::MutexGuard<'_, Sessions>,
     sh: u32,
 ) -> Result<(u32, Fifos)> {
     let i = lookup(w, ss, sh)?;
@@ -70,7 +70,7 @@ fn open_fifos(w: &Worker, ss: &Sessions, sh: u32) -> Result<(u32, Fifos)> {
 /// stream, Err for would-block, reset or not connected. Blocking sessions wait.
 fn ensure_readable(
     w: &Worker,
-    ss: &mut parking_lot::MutexGuard<'_, Sessions>,
+    ss: &mut vcl_svm::sync::MutexGuard<'_, Sessions>,
     i: u32,
     f: &Fifos,
 ) -> Result<Option<usize>> {

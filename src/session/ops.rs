@@ -6,7 +6,7 @@ use std::time::Duration;
 use vcl_codec::msg::{Connect, CtrlMsg, Listen, TransportProto, Unlisten};
 use vcl_codec::session_error::{SESSION_E_ALREADY_LISTENING, SESSION_E_REFUSED};
 
-use parking_lot::MutexGuard;
+use vcl_svm::sync::MutexGuard;
 
 use crate::error::{Error, Result};
 use crate::table::{handle, Endpoint, Fifos, Session, Sessions, State};

@@ -30,7 +30,7 @@ impl Worker {
     pub(crate) fn disown(&self) {
         self.foreign.store(true, Ordering::Release);
         self.detached.store(true, Ordering::Release);
-        if let Some(conn) = self.conn.try_read() {
+        if let Some(conn) = self.conn.try_lock() {
             if let Some(mut s) = conn.sock.try_lock() {
                 s.orphan();
             }
@@ -51,7 +51,7 @@ impl Worker {
         } else {
             None
         };
-        let mut cur = self.conn.try_write().ok_or(Error::Again)?;
+        let mut cur = self.conn.try_lock().ok_or(Error::Again)?;
         *self.parent_ids.lock() = Some((cur.api_client_handle, cur.vpp_wrk_index));
         *cur = conn; // the parent's conn goes: our copies of its fds close
         *self.mqs_epfd.lock() = ep;

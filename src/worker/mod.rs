@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
-use parking_lot::{Mutex, RwLock};
 use vcl_svm::mq::MsgQueue;
+use vcl_svm::sync::Mutex;
 use vcl_svm::Segment;
 
 pub(crate) use detach::{CLOSE_SETTLE, ON_DETACH};
@@ -63,7 +63,7 @@ pub struct Conn {
 pub struct Worker {
     /// Our index (the high byte of the worker's session handles).
     pub index: u32,
-    conn: RwLock<Arc<Conn>>,
+    conn: Mutex<Arc<Conn>>,
     /// The worker's sessions (touched by its own thread; the lock is per worker). In an Arc
     /// so that fork's prepare handler can hold every worker's lock across the fork.
     pub sessions: Arc<Mutex<Sessions>>,
@@ -132,7 +132,7 @@ impl Worker {
         };
         Ok(Worker {
             index,
-            conn: RwLock::new(Arc::new(conn)),
+            conn: Mutex::new(Arc::new(conn)),
             sessions: Default::default(),
             mqs_epfd: Mutex::new(mqs_epfd),
             foreign: AtomicBool::new(false),
@@ -146,7 +146,7 @@ impl Worker {
 
     /// The worker's current tie to VPP (a new one after a re-attach).
     pub fn conn(&self) -> Arc<Conn> {
-        self.conn.read().clone()
+        self.conn.lock().clone()
     }
 
     /// Install what a re-attach made (the caller holds the sessions lock, so no session call
@@ -162,7 +162,7 @@ impl Worker {
             let _ = ep.delete(old.sock.lock().as_fd());
             mqs_epoll_add(ep, &conn)?;
         }
-        *self.conn.write() = conn;
+        *self.conn.lock() = conn;
         self.detached.store(false, Ordering::Release);
         Ok(())
     }

@@ -11,5 +11,6 @@ pub mod fifo_segment;
 pub mod mq;
 pub mod segment;
 mod shared;
+pub mod sync;
 
 pub use segment::{Segment, SvmError};

@@ -13,9 +13,9 @@
 
 mod transport;
 
-use parking_lot::MutexGuard;
 use vcl_codec::ext_cfg::ExtCfgBody;
 use vcl_codec::msg::{Ip46, TransportAttr};
+use vcl_svm::sync::MutexGuard;
 
 use super::ready::{read_ready, write_ready};
 use super::{lookup, Endpoint, Session, Sessions, State};

@@ -5,8 +5,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use parking_lot::MutexGuard;
 use vcl_codec::msg::{CtrlMsg, TransportAttr, TransportAttrMsg};
+use vcl_svm::sync::MutexGuard;
 
 use crate::table::attr::Pending;
 use crate::table::Sessions;
