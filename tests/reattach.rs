@@ -95,9 +95,9 @@ fn serve(ls: u32, stop: Arc<AtomicBool>, seen: mpsc::Sender<Seen>) -> mpsc::Rece
                         events: (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
                         u64: cs as u64,
                     };
+                    let add = libc::EPOLL_CTL_ADD;
                     // SAFETY: ev is valid for the call.
-                    let rv =
-                        unsafe { vppcom_epoll_ctl(vep, libc::EPOLL_CTL_ADD, cs as u32, &mut ev) };
+                    let rv = unsafe { vppcom_epoll_ctl(vep, add, cs as u32, &mut ev) };
                     assert_eq!(rv, 0);
                     continue;
                 }
@@ -228,11 +228,11 @@ fn blocked_accept_fails_then_the_same_listener_accepts_again() {
     assert!(r < 0, "{r}");
     let p = peer("ra-accept");
     let back = Instant::now();
-    let accepted = on_worker(move || unsafe {
-        // SAFETY: a null endpoint is allowed.
+    let accepted = on_worker(move || {
         let mut r;
         loop {
-            r = vppcom_session_accept(ls, std::ptr::null_mut(), 0);
+            // SAFETY: a null endpoint is allowed.
+            r = unsafe { vppcom_session_accept(ls, std::ptr::null_mut(), 0) };
             if r >= 0 || back.elapsed() > BACK {
                 break;
             }

@@ -23,8 +23,9 @@ extern "C" fn child() {
 pub fn install() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        // SAFETY: registers a plain function as a fork child handler; it does only memory
+        // registers a plain function as a fork child handler; it does only memory
         // operations (no lock another thread could hold, no call into the library).
+        // SAFETY: see above.
         unsafe { libc::pthread_atfork(None, None, Some(child)) };
     });
 }

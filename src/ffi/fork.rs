@@ -11,8 +11,9 @@ static INSTALLED: Once = Once::new();
 /// Register the fork handlers (once).
 pub fn install_fork_handlers() {
     INSTALLED.call_once(|| {
-        // SAFETY: three plain extern "C" functions that never unwind; pthread_atfork has no
+        // three plain extern "C" functions that never unwind; pthread_atfork has no
         // other precondition.
+        // SAFETY: see above.
         let rv = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
         if rv != 0 {
             tracing::error!("pthread_atfork failed ({rv}): a forked child would share our workers");

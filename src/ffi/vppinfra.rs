@@ -37,8 +37,9 @@ pub(crate) fn init_heap(heapsize: u64) {
             tracing::warn!("vppinfra heap: mmap of {size} bytes failed");
             return;
         }
-        // SAFETY: `sym` is vppinfra's `void *clib_mem_init (void *base, uword size)`, found in
+        // `sym` is vppinfra's `void *clib_mem_init (void *base, uword size)`, found in
         // this process; it takes ownership of the mapping just made (never unmapped, as upstream).
+        // SAFETY: see above.
         let heap = unsafe {
             let f: ClibMemInit = std::mem::transmute::<*mut c_void, ClibMemInit>(sym);
             f(mem, size)

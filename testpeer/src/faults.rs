@@ -38,8 +38,9 @@ pub fn corrupt(seg: &Arc<Segment>, mq_off: u64, c: Corruption) {
 #[allow(unsafe_code)] // a second mapping of the segment, to break its header on purpose
 fn write_hdr(seg: &Segment, off: usize, v: u64) -> std::io::Result<()> {
     let file = File::from(seg.as_fd().try_clone_to_owned()?);
-    // SAFETY: a shared mapping of the segment's first page; nothing else in this process keeps Rust
+    // a shared mapping of the segment's first page; nothing else in this process keeps Rust
     // references into the ssvm header, and the bytes written are plain integers.
+    // SAFETY: see above.
     let mut map = unsafe { MmapOptions::new().len(4096).map_mut(&file)? };
     map[off..off + 8].copy_from_slice(&v.to_ne_bytes());
     Ok(())

@@ -233,8 +233,9 @@ impl Fuzz {
     }
 
     fn call(&mut self, op: usize) -> c_int {
-        // SAFETY: (every call below) arguments are NULL or point at live buffers at least as
+        // (every call below) arguments are NULL or point at live buffers at least as
         // long as the lengths passed with them, as a correct C caller's would.
+        // SAFETY: see above.
         unsafe {
             match OPS[op].0 {
                 "create" => {

@@ -126,8 +126,9 @@ unsafe impl lock_api::RawMutexFair for RawFutexMutex {
 
 /// Sleep while `*word == expected` (returns on wake, signal or a changed word).
 fn futex_wait(word: &AtomicU32, expected: u32) {
-    // SAFETY: `word` is a valid, aligned u32 for the duration of the call; a private futex
+    // `word` is a valid, aligned u32 for the duration of the call; a private futex
     // wait with no timeout reads it and takes no other pointer.
+    // SAFETY: see above.
     unsafe {
         libc::syscall(
             libc::SYS_futex,
@@ -198,8 +199,9 @@ mod tests {
             assert!(Instant::now() < deadline, "waiter never slept on the lock");
             std::thread::yield_now();
         }
-        // SAFETY: the child only does atomics, futex calls and _exit (no allocation, no lock
+        // the child only does atomics, futex calls and _exit (no allocation, no lock
         // another thread could hold).
+        // SAFETY: see above.
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0, "fork failed");
         if pid == 0 {
