@@ -17,7 +17,7 @@ use vcl_codec::session_error::SESSION_E_INVALID;
 
 use super::Worker;
 use crate::session::readiness;
-use crate::table::{Events, Sessions, State};
+use crate::table::{Events, Session, Sessions, State};
 
 /// Called once per worker when it becomes detached (the app starts its re-attach there); set
 /// by the app layer, which sits above this one.
@@ -81,8 +81,18 @@ impl Worker {
     }
 }
 
-/// Put every session of a detached worker in its final state and queue its readiness.
-pub(crate) fn fail_sessions(ss: &mut Sessions) {
+/// What a sweep over a worker's sessions does with one of them.
+pub(crate) enum Sweep {
+    /// Its state changed: queue ERR|HUP with its readiness (if registered with an epoll).
+    Fail,
+    /// Nothing changed: no readiness news.
+    Keep,
+    /// The app already closed it: free the slot.
+    Free,
+}
+
+/// Forget the VPP handles of every session and apply `f` to each (epoll sessions aside).
+pub(crate) fn sweep(ss: &mut Sessions, mut f: impl FnMut(&mut Session) -> Sweep) {
     ss.by_vpp.clear();
     ss.early_close.clear();
     let mut freed = Vec::new();
@@ -92,6 +102,26 @@ pub(crate) fn fail_sessions(ss: &mut Sessions) {
         if s.is_vep {
             continue;
         }
+        match f(s) {
+            Sweep::Free => freed.push(i),
+            Sweep::Keep => {}
+            Sweep::Fail if s.ep.is_some() => {
+                notify.push((i, readiness(s) | Events::ERR | Events::HUP))
+            }
+            Sweep::Fail => {}
+        }
+    }
+    for i in freed {
+        ss.free(i);
+    }
+    for (i, ev) in notify {
+        ss.notify(i, ev);
+    }
+}
+
+/// Put every session of a detached worker in its final state and queue its readiness.
+pub(crate) fn fail_sessions(ss: &mut Sessions) {
+    sweep(ss, |s| {
         match s.state {
             State::Ready | State::VppClosing => {
                 s.state = State::VppClosing;
@@ -108,23 +138,12 @@ pub(crate) fn fail_sessions(ss: &mut Sessions) {
                 s.state = State::Detached;
                 s.vpp_error = SESSION_E_INVALID;
             }
-            State::AppClosed => {
-                freed.push(i);
-                continue;
-            }
+            State::AppClosed => return Sweep::Free,
             // nothing changes for these: no readiness news
-            State::Closed | State::Reset | State::Detached => continue,
+            State::Closed | State::Reset | State::Detached => return Sweep::Keep,
         }
-        if s.ep.is_some() {
-            notify.push((i, readiness(s) | Events::ERR | Events::HUP));
-        }
-    }
-    for i in freed {
-        ss.free(i);
-    }
-    for (i, ev) in notify {
-        ss.notify(i, ev);
-    }
+        Sweep::Fail
+    });
 }
 
 /// How long a worker's delete waits at most for VPP to confirm the closes it sent.

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use nix::sys::epoll::{Epoll, EpollCreateFlags};
 use vcl_codec::session_error::SESSION_E_INVALID;
 
+use super::detach::{sweep, Sweep};
 use super::{errno, mqs_epoll_add, Conn, Worker, WorkerParts};
 use crate::error::Error;
-use crate::session::readiness;
-use crate::table::{Events, Sessions, State};
+use crate::table::{Sessions, State};
 
 impl Worker {
     /// Whether this is the parent's worker in a forked child.
@@ -72,23 +72,15 @@ impl Worker {
 /// the parent's: they report ERR|HUP here, have no fifos and a close frees only our handle;
 /// sessions the parent closed or was still opening are dropped or failed.
 pub(crate) fn disown_sessions(ss: &mut Sessions) {
-    ss.by_vpp.clear();
-    ss.early_close.clear();
     ss.detached = false;
-    let mut freed = Vec::new();
-    let mut notify = Vec::new();
-    for (i, s) in ss.slab.iter_mut() {
-        let i = i as u32;
-        if s.is_vep {
-            continue;
-        }
+    sweep(ss, |s| {
         match s.state {
             State::Listen => {
                 s.accept_q.clear();
                 s.state = State::Detached;
                 s.vpp_error = 0;
                 s.relisten = true;
-                continue;
+                return Sweep::Keep;
             }
             State::Ready | State::VppClosing | State::Reset => {
                 s.fifos = None;
@@ -99,20 +91,9 @@ pub(crate) fn disown_sessions(ss: &mut Sessions) {
                 s.state = State::Detached;
                 s.vpp_error = SESSION_E_INVALID;
             }
-            State::AppClosed => {
-                freed.push(i);
-                continue;
-            }
-            State::Closed | State::Detached => continue,
+            State::AppClosed => return Sweep::Free,
+            State::Closed | State::Detached => return Sweep::Keep,
         }
-        if s.ep.is_some() {
-            notify.push((i, readiness(s) | Events::ERR | Events::HUP));
-        }
-    }
-    for i in freed {
-        ss.free(i);
-    }
-    for (i, ev) in notify {
-        ss.notify(i, ev);
-    }
+        Sweep::Fail
+    });
 }
