@@ -217,6 +217,37 @@ pub(crate) fn until(
     }
 }
 
+/// How long a wait naps while VPP is away and the app re-attaches.
+const AWAY_NAP: Duration = Duration::from_millis(20);
+
+/// As [`until`], for waits on readiness that outlive a VPP restart (epoll, select, poll, an
+/// accept on a listener that listens again): while the worker is detached and the app will
+/// attach again, nap until `done`, the deadline or the re-attach, instead of returning
+/// `Detached` (which an app's loop would meet again at once: a spin). Without re-attach, as
+/// [`until`].
+pub(crate) fn until_back(
+    w: &Worker,
+    ss: &mut MutexGuard<'_, Sessions>,
+    timeout: Option<Duration>,
+    naps: Naps,
+    mut done: impl FnMut(&mut Sessions) -> bool,
+) -> Wake {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        match until(w, ss, left, naps, &mut done) {
+            Wake::Detached if crate::worker::reattaches() => {
+                let nap = left.map_or(AWAY_NAP, |l| l.min(AWAY_NAP));
+                if nap.is_zero() {
+                    return Wake::TimedOut;
+                }
+                MutexGuard::unlocked(ss, || std::thread::sleep(nap));
+            }
+            r => return r,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

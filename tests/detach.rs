@@ -214,7 +214,7 @@ fn a_busy_nonblocking_loop_sees_vpp_die() {
 #[test]
 fn epoll_wait_with_an_infinite_timeout_waits() {
     let _s = serial();
-    let p = attach("inf", false);
+    let p = attach_for_good("inf", false);
     // SAFETY: plain calls.
     let vep = unsafe { vppcom_epoll_create() } as u32;
     let waiter = on_worker(move || {
@@ -239,7 +239,7 @@ fn epoll_wait_with_an_infinite_timeout_waits() {
 #[test]
 fn a_corrupt_app_mq_is_a_detach_without_a_spin() {
     let _s = serial();
-    let p = attach("corrupt", false);
+    let p = attach_for_good("corrupt", false);
     let kport = free_port();
     let kl = TcpListener::bind(("127.0.0.1", kport)).unwrap();
     let sh = connect(kport);

@@ -340,3 +340,98 @@ fn every_worker_attaches_again() {
     app::destroy();
     p.stop();
 }
+
+/// A level-triggered loop that, like a real server, calls accept when its listener reports
+/// an error: the accept returns the failure once, and the loop then sleeps (no report per
+/// wait) until the listener is back and a client arrives. Before, each wait returned the
+/// listener's ERR at once: the loop spun until re-attach completed.
+fn level_triggered_loop_sleeps_while_the_listener_is_down(eventfd: bool) {
+    let _s = serial();
+    let tag = if eventfd { "ra-lt-evfd" } else { "ra-lt" };
+    let p = attach_with(tag, eventfd, true);
+    let port = free_port();
+    let ls = listen(port);
+    // SAFETY: no arguments.
+    let vep = unsafe { vppcom_epoll_create() } as u32;
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: 7,
+    };
+    // SAFETY: ev is valid for the call.
+    let rv = unsafe { vppcom_epoll_ctl(vep, libc::EPOLL_CTL_ADD, ls, &mut ev) };
+    assert_eq!(rv, 0);
+    p.stop();
+    let mut out = [libc::epoll_event { events: 0, u64: 0 }; 4];
+    let mut wait = || {
+        // SAFETY: out holds 4 entries.
+        let n = unsafe { vppcom_epoll_wait(vep, out.as_mut_ptr(), 4, 100.0) };
+        assert!(n >= 0, "epoll_wait: {n}");
+        (n, out[0].events)
+    };
+    // the death is reported: ERR on the listener; accept returns the failure
+    let t = Instant::now();
+    let (n, events) = loop {
+        let (n, events) = wait();
+        if n > 0 {
+            break (n, events);
+        }
+        assert!(
+            t.elapsed() < DETECT,
+            "the listener's failure is not reported"
+        );
+    };
+    assert_eq!(n, 1);
+    assert_ne!(
+        events & libc::EPOLLERR as u32,
+        0,
+        "listener ERR: {events:#x}"
+    );
+    // SAFETY: a null endpoint is allowed.
+    let rv = unsafe { vppcom_session_accept(ls, std::ptr::null_mut(), 0) };
+    assert_eq!(rv, -libc::EBADFD, "accept on the failed listener");
+    // while VPP is away, 10 waits of 100 ms: none reports anything
+    let t = Instant::now();
+    let reports = (0..10).filter(|_| wait().0 > 0).count();
+    assert_eq!(reports, 0, "the failure is reported once, not per wait");
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "the waits slept: {:?}",
+        t.elapsed()
+    );
+    // VPP is back: the same loop sees a new client on the same listener
+    let _p = peer(tag);
+    let back = Instant::now();
+    let _c = loop {
+        if let Ok(c) = TcpStream::connect(("127.0.0.1", port)) {
+            break c;
+        }
+        assert!(back.elapsed() < BACK, "not listening again");
+        std::thread::sleep(Duration::from_millis(10)); // a retry pace, not a synchronisation
+    };
+    loop {
+        let (n, events) = wait();
+        if n > 0 {
+            assert_eq!(events & libc::EPOLLERR as u32, 0, "{events:#x}");
+            // SAFETY: a null endpoint is allowed.
+            let cs = unsafe { vppcom_session_accept(ls, std::ptr::null_mut(), 0) };
+            assert!(cs >= 0, "accepted after the restart: {cs}");
+            break;
+        }
+        assert!(
+            back.elapsed() < BACK,
+            "no client reported after the restart"
+        );
+    }
+    app::destroy();
+    _p.stop();
+}
+
+#[test]
+fn level_triggered_loop_sleeps_while_the_listener_is_down_without_eventfds() {
+    level_triggered_loop_sleeps_while_the_listener_is_down(false);
+}
+
+#[test]
+fn level_triggered_loop_sleeps_while_the_listener_is_down_with_eventfds() {
+    level_triggered_loop_sleeps_while_the_listener_is_down(true);
+}

@@ -18,7 +18,7 @@ use super::{add_worker_exchange, attach_exchange, sock_timeout, APP};
 use crate::config::{Config, SapiAddr};
 use crate::sapi;
 use crate::session;
-use crate::worker::{Worker, WorkerParts, ON_DETACH};
+use crate::worker::{self, Worker, WorkerParts, ON_DETACH};
 
 /// First retry delay; doubled after every failed attempt up to [`MAX_DELAY`].
 const FIRST_DELAY: Duration = Duration::from_millis(10);
@@ -35,6 +35,7 @@ static RUNNING: AtomicBool = AtomicBool::new(false);
 /// Set at app create: whether a detach starts a re-attach.
 pub(super) fn enable(on: bool) {
     ENABLED.store(on, Ordering::Release);
+    worker::set_reattaches(on);
     let _ = ON_DETACH.set(on_worker_detached);
 }
 
@@ -42,6 +43,7 @@ pub(super) fn enable(on: bool) {
 /// and the parent's re-attach thread does not exist here.
 pub(super) fn forked() {
     ENABLED.store(false, Ordering::Release);
+    worker::set_reattaches(false);
     RUNNING.store(false, Ordering::Release);
 }
 

@@ -148,8 +148,9 @@ fn collect(ss: &mut Sessions, vep: u32, out: &mut [(Events, u64)]) -> usize {
 }
 
 /// vppcom_epoll_wait: `wait_ms` 0 polls, negative waits forever (-2: only queued events).
-/// Once VPP detached the worker, a wait with nothing to deliver fails with ENOTCONN instead
-/// of sleeping for events that cannot come.
+/// Once VPP detached the worker for good (no re-attach), a wait with nothing to deliver fails
+/// with ENOTCONN instead of sleeping for events that cannot come; while the app re-attaches,
+/// it waits on (`wait::until_back`).
 pub fn wait(w: &Worker, vep_sh: u32, out: &mut [(Events, u64)], wait_ms: f64) -> Result<usize> {
     let mut ss = w.sessions.lock();
     let vep = ss.lookup(w.index, vep_sh)?;
@@ -167,7 +168,7 @@ pub fn wait(w: &Worker, vep_sh: u32, out: &mut [(Events, u64)], wait_ms: f64) ->
     recheck_lt(&mut ss, vep);
     let mut n = 0;
     let naps = Naps::AtMost(EPOLL_NAP);
-    match wait::until(w, &mut ss, timeout, naps, |ss| {
+    match wait::until_back(w, &mut ss, timeout, naps, |ss| {
         n = collect(ss, vep, out);
         n > 0
     }) {

@@ -9,7 +9,7 @@ use crate::wait::{self, Naps, Wake};
 use crate::worker::Worker;
 
 /// Wait until `scan` finds something, `timeout` (None: forever) passes or VPP detached the
-/// worker (then ENOTCONN if nothing was found).
+/// worker for good (then ENOTCONN if nothing was found; see `wait::until_back`).
 fn wait_for(
     w: &Worker,
     timeout: Option<Duration>,
@@ -17,7 +17,7 @@ fn wait_for(
 ) -> Result<usize> {
     let mut ss = w.sessions.lock();
     let mut n = 0;
-    match wait::until(w, &mut ss, timeout, Naps::Backoff, |ss| {
+    match wait::until_back(w, &mut ss, timeout, Naps::Backoff, |ss| {
         n = scan(ss);
         n > 0
     }) {

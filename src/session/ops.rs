@@ -121,6 +121,7 @@ pub(crate) fn relisten(w: &Worker, ss: &mut MutexGuard<'_, Sessions>, timeout: D
     for i in lost {
         let Some(s) = ss.get_mut(i) else { continue };
         s.relisten = false;
+        s.failure_taken = false;
         // a TLS listener's ext config went with its first LISTEN (freed once sent, as upstream
         // does): it listens again without one
         let Ok(msg) = listen_msg(w, i, s, 0) else {
@@ -155,11 +156,33 @@ pub(crate) fn relisten(w: &Worker, ss: &mut MutexGuard<'_, Sessions>, timeout: D
     n
 }
 
+/// An accept on a session that does not accept (now): EBADFD, as upstream. A listener VPP
+/// lost, waiting to listen again, has now reported its failure (see `failure_taken`).
+fn take_failure(ss: &mut Sessions, li: u32) -> Error {
+    if let Some(l) = ss
+        .get_mut(li)
+        .filter(|l| l.relisten && l.state == State::Detached)
+    {
+        l.failure_taken = true;
+    }
+    Error::BadFd
+}
+
 /// vppcom_session_accept: take the next ACCEPTED of a listener (waiting if blocking).
 pub fn accept(w: &Worker, ls: u32, nonblocking_child: bool) -> Result<(u32, Endpoint)> {
     let mut ss = w.sessions.lock();
     let li = lookup(w, &ss, ls)?;
     let l = ss.get(li).expect("looked up");
+    if l.state == State::Detached && l.relisten && l.failure_taken && crate::worker::reattaches() {
+        // VPP is away and the failure was reported: wait for the listener to listen again
+        if l.nonblocking {
+            return Err(Error::Again);
+        }
+        wait::until_back(w, &mut ss, None, Naps::Backoff, |ss| {
+            ss.get(li).is_none_or(|l| l.state != State::Detached)
+        });
+    }
+    let l = ss.get(li).ok_or(Error::BadFd)?;
     if l.state == State::Binding && l.relisten_pending {
         // listening again after a re-attach or fork: VPP's BOUND is on its way
         if l.nonblocking {
@@ -171,7 +194,7 @@ pub fn accept(w: &Worker, ls: u32, nonblocking_child: bool) -> Result<(u32, Endp
     }
     // a listener, or a QUIC connection (its streams)
     if !super::accepts(&ss, li) {
-        return Err(Error::BadFd);
+        return Err(take_failure(&mut ss, li));
     }
     let l = ss.get(li).expect("looked up");
     if l.accept_q.is_empty() {
@@ -183,10 +206,12 @@ pub fn accept(w: &Worker, ls: u32, nonblocking_child: bool) -> Result<(u32, Endp
             });
         }
     }
-    let still = super::accepts(&ss, li);
+    if !super::accepts(&ss, li) {
+        return Err(take_failure(&mut ss, li));
+    }
     let l = ss.get_mut(li).ok_or(Error::BadFd)?;
     let Some(m) = l.accept_q.pop_front() else {
-        return Err(if still { Error::Again } else { Error::BadFd });
+        return Err(Error::Again);
     };
     let proto = l.proto;
     let connected = l.attr.connected;

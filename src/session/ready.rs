@@ -33,6 +33,7 @@ pub(crate) fn readiness(s: &Session) -> Events {
         State::Reset => Events::ERR | Events::HUP | Events::IN,
         // a failed connect shows as writable + hung up (upstream); a session VPP dropped as
         // error + hang-up
+        State::Detached if s.relisten && s.failure_taken => Events::NONE,
         State::Detached if s.vpp_error != 0 => Events::OUT | Events::HUP,
         State::Detached => Events::HUP | Events::ERR,
         _ => Events::NONE,

@@ -84,6 +84,10 @@ pub struct Session {
     pub relisten: bool,
     /// Its LISTEN was sent again (re-attach, fork): a blocking accept waits for the BOUND.
     pub relisten_pending: bool,
+    /// An accept has returned this (relisten) listener's failure: like a socket error
+    /// consumed on Linux, level-triggered readiness stops reporting it, so a server's loop
+    /// sleeps instead of spinning until the listener is back.
+    pub failure_taken: bool,
     /// What vppcom_session_attr sets and listen/connect read (see [`attr`]).
     pub attr: attr::AttrState,
     /// The epoll session watching this one, and with what.
@@ -113,6 +117,7 @@ impl Session {
             vpp_gone: false,
             relisten: false,
             relisten_pending: false,
+            failure_taken: false,
             attr: attr::AttrState::default(),
             ep: None,
         }

@@ -23,6 +23,18 @@ use crate::table::{Events, Session, Sessions, State};
 /// by the app layer, which sits above this one.
 pub(crate) static ON_DETACH: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
 
+/// Whether a detach is followed by a re-attach (the app's `reattach`, off in a forked child):
+/// waits for readiness then outlive VPP's absence instead of failing (see `wait::until_back`).
+static REATTACHES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub(crate) fn set_reattaches(on: bool) {
+    REATTACHES.store(on, Ordering::Release);
+}
+
+pub(crate) fn reattaches() -> bool {
+    REATTACHES.load(Ordering::Acquire)
+}
+
 /// How often a caller that never sleeps (a busy non-blocking loop) probes the app socket.
 const PROBE_EVERY: Duration = Duration::from_millis(1);
 
@@ -132,6 +144,7 @@ pub(crate) fn fail_sessions(ss: &mut Sessions) {
                 s.accept_q.clear();
                 s.state = State::Detached;
                 s.relisten = true;
+                s.failure_taken = false;
                 s.vpp_error = 0;
             }
             State::Binding | State::Connecting => {

@@ -27,7 +27,7 @@ use vcl_svm::mq::MsgQueue;
 use vcl_svm::sync::Mutex;
 use vcl_svm::Segment;
 
-pub(crate) use detach::{CLOSE_SETTLE, ON_DETACH};
+pub(crate) use detach::{reattaches, set_reattaches, CLOSE_SETTLE, ON_DETACH};
 pub(crate) use fork::disown_sessions;
 pub use send::{HandleMsg, ReplyKind};
 

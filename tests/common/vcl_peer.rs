@@ -32,6 +32,15 @@ pub fn name(tag: &str) -> String {
 }
 
 pub fn attach(tag: &str, eventfd: bool) -> Peer {
+    attach_with_reattach(tag, eventfd, true)
+}
+
+/// As [`attach`], the app never attaching again once VPP is gone (`reattach off`).
+pub fn attach_for_good(tag: &str, eventfd: bool) -> Peer {
+    attach_with_reattach(tag, eventfd, false)
+}
+
+fn attach_with_reattach(tag: &str, eventfd: bool, reattach: bool) -> Peer {
     let p = Peer::start(PeerConfig::new(SockAddr::Abstract(name(tag)))).expect("peer starts");
     let cfg = Config {
         app_socket_api: Some(SapiAddr::Abstract(name(tag).into_bytes())),
@@ -41,6 +50,7 @@ pub fn attach(tag: &str, eventfd: bool) -> Peer {
         app_scope_global: true,
         app_timeout: 2.0,
         use_mq_eventfd: eventfd,
+        reattach,
         ..Config::default()
     };
     app::create(cfg, None).expect("attached");
