@@ -344,16 +344,17 @@ impl State {
             self.sessions.local.retain(|_, v| *v != h);
             self.sessions.global.retain(|_, v| *v != h);
             if let Some(ls) = self.sessions.pools[0].remove(h as u32) {
-                if let Kind::Listener(Some(sock)) = ls.kind {
-                    // Stop listening now: the I/O thread's poll may hold the file a moment
-                    // longer than the fd.
+                if let Kind::Listener(Some(sock)) = &ls.kind {
+                    // Stop listening now, before the poll below ends.
                     let _ = nix::sys::socket::shutdown(
-                        std::os::fd::AsRawFd::as_raw_fd(&sock),
+                        std::os::fd::AsRawFd::as_raw_fd(sock),
                         nix::sys::socket::Shutdown::Both,
                     );
                 }
             }
         }
+        // the port is free before the app hears of the unlisten (see transport::gate)
+        self.io_gate.quiesce();
     }
 
     /// `app_listener_select_worker`: round robin over the listening workers starting after the

@@ -83,6 +83,7 @@ fn targets(st: &State) -> Vec<(RawFd, PollFlags, Key)> {
 /// Body of the I/O thread.
 pub fn run(shared: Arc<Shared>) {
     let mut buf = vec![0u8; 64 << 10];
+    let gate = shared.lock().io_gate.clone();
     while !shared.stop.load(Ordering::Acquire) {
         let t = targets(&shared.lock());
         let mut ready = Vec::new();
@@ -101,8 +102,12 @@ pub fn run(shared: Arc<Shared>) {
                 .iter()
                 .map(|(fd, ev, _)| PollFd::new(borrow(*fd), *ev))
                 .collect();
+            pfds.push(PollFd::new(gate.wake_fd(), PollFlags::POLLIN));
             let ms = POLL_WAIT.as_millis() as u16;
-            if poll(&mut pfds, PollTimeout::from(ms)).unwrap_or(0) > 0 {
+            gate.enter_poll();
+            let n = poll(&mut pfds, PollTimeout::from(ms)).unwrap_or(0);
+            gate.leave_poll();
+            if n > 0 {
                 for (p, (_, _, k)) in pfds.iter().zip(&t) {
                     if let Some(r) = p.revents().filter(|r| !r.is_empty()) {
                         ready.push((*k, r));

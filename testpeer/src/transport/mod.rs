@@ -12,6 +12,7 @@
 //! `tcp_cfg.cleanup_time` (100 ms). Deviations: the peer's FIN is acknowledged by the kernel,
 //! so LAST_ACK completes at once, and TIME_WAIT lasts [`TIME_WAIT`] instead of 10 s.
 
+pub mod gate;
 pub mod io;
 pub mod udp;
 

@@ -438,6 +438,8 @@ impl State {
         }
         if let Some(u) = self.udp_mut(h) {
             u.sock = None;
+            // the port is free before the app hears of the close (VPP frees it at once)
+            self.io_gate.quiesce();
         }
         self.transport_closed_notify(h);
         self.transport_delete_notify(h);

@@ -130,6 +130,8 @@ pub struct State {
     pub ext_configs: std::collections::VecDeque<Option<vcl_codec::ext_cfg::ExtCfg>>,
     /// Closed connections whose fds the sapi thread drops once it is not polling them.
     pub graveyard: Vec<OwnedFd>,
+    /// The I/O thread's poll, waited out after closing a socket it may be polling.
+    pub io_gate: std::sync::Arc<crate::transport::gate::IoGate>,
     pub log: MsgLog,
     /// Set when a fault asks the whole peer to die.
     pub dead: bool,
@@ -168,6 +170,7 @@ impl State {
             vpp_mqs_seg: None,
             ext_configs: Default::default(),
             graveyard: Vec::new(),
+            io_gate: Default::default(),
             log: MsgLog::new(log_cap),
             dead: false,
             sessions: crate::session::Sessions::default(),
