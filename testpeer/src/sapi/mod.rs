@@ -27,8 +27,14 @@ use crate::vpp::state::{SapiReply, Sock, State, INVALID};
 /// Poll timeout: the loop also re-checks the stop flag this often.
 const POLL_MS: u16 = 100;
 /// `sapi_socket_receive_wait`: retries and pause while waiting for the cert/key payload.
+/// VPP pauses 1 µs; ours is longer, on purpose. VPP's main loop polls the app socket, so its
+/// tries start whenever the loop comes by. This thread sleeps on the socket instead: the
+/// header's arrival wakes it, and on a loaded machine it then preempts the sender between
+/// its two datagrams (the kernel reschedules inside sendmmsg), a window VPP hardly ever
+/// sees. The rule stays VPP's: no payload within the tries is SESSION_E_INVALID, and a late
+/// payload is a malformed message that detaches the worker.
 const PAYLOAD_TRIES: u32 = 5;
-const PAYLOAD_PAUSE: Duration = Duration::from_micros(1);
+const PAYLOAD_PAUSE: Duration = Duration::from_millis(1);
 
 /// Body of the sapi thread; returns when the peer stops or dies.
 pub fn run(shared: Arc<Shared>, listener: OwnedFd) {
@@ -245,7 +251,7 @@ fn unknown(st: &State, sock: u32, ty: u8) {
 }
 
 /// The second datagram of a cert/key add (session_api.c `sapi_socket_receive_wait`): up to 6
-/// non-blocking reads 1 µs apart, each consuming a datagram; only one of exactly `certkey_len`
+/// non-blocking reads [`PAYLOAD_PAUSE`] apart, each consuming a datagram; only one of exactly `certkey_len`
 /// bytes counts (a longer one is truncated to that size and accepted). Not read at all when
 /// the length is over VPP's limit. A zero length would make VPP allocate 2^64 bytes; we refuse.
 fn read_cert_payload(st: &mut State, sock: u32, fd: RawFd, m: &CertKeyAddDel) -> Option<Vec<u8>> {
