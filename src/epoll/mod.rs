@@ -77,6 +77,7 @@ pub fn ctl(w: &Worker, vep_sh: u32, op: i32, sh: u32, ev: Option<(Events, u64)>)
                 events,
                 data,
                 pending,
+                more_accepts: 0,
             });
             arm_tx(s, events.intersects(Events::OUT));
             let now = readiness(s);
@@ -140,8 +141,19 @@ fn collect(ss: &mut Sessions, vep: u32, out: &mut [(Events, u64)]) -> usize {
         n += 1;
         if reg.events.intersects(Events::ONESHOT) {
             reg.events = Events::NONE;
+            reg.more_accepts = 0;
         } else if !edge {
             ss.epoll.push_lt(vep, i);
+        } else if reg.more_accepts > 0 {
+            // one EPOLLIN per queued accept (as upstream), never more than are queued: this
+            // one is delivered, the next goes to the back of the queue
+            let queued = s.accept_q.len().saturating_sub(1);
+            reg.more_accepts = reg.more_accepts.min(queued as u32);
+            if reg.more_accepts > 0 {
+                reg.more_accepts -= 1;
+                reg.pending = Events::IN;
+                ss.epoll.requeue(vep, i);
+            }
         }
     }
     n
@@ -187,6 +199,7 @@ mod tests {
             events,
             data: 0,
             pending: Events::NONE,
+            more_accepts: 0,
         }
     }
 

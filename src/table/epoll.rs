@@ -81,6 +81,9 @@ pub(crate) struct Registration {
     pub data: u64,
     /// Bits waiting to be delivered (non-empty: queued on the vep's ready queue).
     pub pending: Events,
+    /// Edge-triggered: more ACCEPTEDs arrived while one was pending. Upstream reports one
+    /// EPOLLIN per ACCEPTED, and vppcom apps (VPP's vcl_test_server) accept once per event.
+    pub more_accepts: u32,
 }
 
 impl Registration {
@@ -152,6 +155,13 @@ impl EpollState {
         self.veps.get_mut(&vep).and_then(|v| v.ready.pop_front())
     }
 
+    /// Session `i` (pending again) goes to the back of `vep`'s ready queue.
+    pub fn requeue(&mut self, vep: u32, i: u32) {
+        if let Some(v) = self.veps.get_mut(&vep) {
+            v.ready.push_back(i);
+        }
+    }
+
     /// Session `i` was delivered level-triggered: re-check it on the next wait.
     pub fn push_lt(&mut self, vep: u32, i: u32) {
         if let Some(v) = self.veps.get_mut(&vep) {
@@ -197,6 +207,18 @@ impl Sessions {
         }
     }
 
+    /// An ACCEPTED for listener `i`: as [`Sessions::notify`], and an edge-triggered listener
+    /// owes one more EPOLLIN per accept already pending (see `Registration::more_accepts`).
+    pub(crate) fn notify_accept(&mut self, i: u32) {
+        if let Some(reg) = self.slab.get_mut(i as usize).and_then(|s| s.ep.as_mut()) {
+            if reg.events.intersects(Events::ET) && reg.pending.intersects(Events::IN) {
+                reg.more_accepts = reg.more_accepts.saturating_add(1);
+                return;
+            }
+        }
+        self.notify(i, Events::IN);
+    }
+
     /// An epoll session is closed: its members are no longer watched.
     pub(crate) fn close_vep(&mut self, vep: u32) {
         for (_, s) in self.slab.iter_mut() {
@@ -217,6 +239,7 @@ mod tests {
             events,
             data: 0,
             pending: Events::NONE,
+            more_accepts: 0,
         }
     }
 

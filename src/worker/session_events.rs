@@ -54,7 +54,7 @@ fn handle_event(w: &Worker, ss: &mut Sessions, t: u8, payload: &[u8]) {
             Some(li) if crate::session::accepts(ss, li) => {
                 let l = ss.get_mut(li).expect("checked");
                 l.accept_q.push_back(m);
-                ss.notify(li, Events::IN);
+                ss.notify_accept(li);
             }
             _ => {
                 tracing::warn!("accepted on unknown listener {:#x}", m.listener_handle);
