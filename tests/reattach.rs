@@ -22,7 +22,7 @@ mod util;
 use util::*;
 
 /// How long a re-attach may take here after the peer is back (a loaded 2-core CI; the
-/// backoff alone is at most 1 s).
+/// backoff alone is at most 200 ms).
 const BACK: Duration = Duration::from_secs(10);
 
 fn peer(tag: &str) -> Peer {
