@@ -8,7 +8,7 @@
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use super::{Fifo, SvmFifoShared};
+use super::{Fifo, PosCache, SvmFifoShared};
 use crate::fifo_segment::{FifoSegment, FifoSegmentHeader, FifoSegmentInfo};
 use crate::segment::{Result, Segment};
 
@@ -20,6 +20,9 @@ pub struct FifoHandle {
     shr: NonNull<SvmFifoShared>,
     info: FifoSegmentInfo,
     off: u64,
+    /// This end's view of the other end's position, kept across operations and shared by the
+    /// handle's clones, so every move of this end made through a handle keeps it usable.
+    cache: Arc<PosCache>,
 }
 
 // The pointers target shared memory made of atomics only, kept mapped by the Arc, so the
@@ -30,10 +33,14 @@ unsafe impl Send for FifoHandle {}
 unsafe impl Sync for FifoHandle {}
 
 impl FifoHandle {
-    /// Validate the segment header and the fifo at `off` (as [`Fifo::attach`]) and keep them.
+    /// Validate the segment header and the place of the fifo at `off` (in bounds, aligned) and
+    /// keep them. The fifo's own header is not read here: an app holding many idle sessions
+    /// would otherwise fault in a page of each fifo's neighbourhood at connect (read faults on
+    /// a shared mapping also map the already-present pages around them), which upstream's VCL
+    /// does not. Its size, positions and chunks are validated by each operation that uses them.
     pub fn new(seg: Arc<Segment>, off: u64) -> Result<FifoHandle> {
         let fs = FifoSegment::attach(&seg)?;
-        let f = Fifo::attach(fs, off)?;
+        let f = Fifo::view(fs, off)?;
         let fsh = NonNull::from(fs.header());
         let shr = NonNull::from(f.shared());
         let info = fs.info();
@@ -43,6 +50,7 @@ impl FifoHandle {
             shr,
             info,
             off,
+            cache: Arc::new(PosCache::new()),
         })
     }
 
@@ -58,8 +66,7 @@ impl FifoHandle {
             shr,
             self.off,
         )
-        // No position cache (`Fifo::with_cache`) here yet: with it, the release cut-through
-        // stream example was reset in 5 of 6 loaded runs; the cause is not found (issue 11).
+        .with_cache(&self.cache)
     }
 
     /// The segment the fifo lives in.
