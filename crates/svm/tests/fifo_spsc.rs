@@ -1,7 +1,7 @@
 //! One producer thread and one consumer thread stream through a growing fifo (1 MiB, grown in
 //! chunks on demand and shrunk as they are consumed, as the library's cut-through streams do),
-//! each end keeping its cached view of the other's position ([`PosCache`]), as the library's
-//! fifo handles do. Every byte read is checked against the byte the producer wrote at that
+//! each end keeping its cached view of the other's position ([`PosCache`]) across operations.
+//! Every byte read is checked against the byte the producer wrote at that
 //! stream position, and no operation may report a corrupt fifo.
 
 use std::sync::atomic::AtomicBool;
