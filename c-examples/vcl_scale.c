@@ -38,6 +38,25 @@ rss_kib (void)
   return kb;
 }
 
+/* KiB of this process's RSS in shared memfd mappings (the fifo and mq segments VPP sends): the
+ * pages of them it touched, whoever else touched the rest. */
+static long
+shm_rss_kib (void)
+{
+  char line[512], perms[8];
+  long kb = 0, v;
+  int shared = 0;
+  FILE *f = fopen ("/proc/self/smaps", "r");
+  while (f && fgets (line, sizeof (line), f))
+    if (sscanf (line, "%*x-%*x %7s", perms) == 1 && strchr (line, '-') < strchr (line, ' '))
+      shared = perms[3] == 's' && strstr (line, " /memfd:");
+    else if (shared && sscanf (line, "Rss: %ld kB", &v) == 1)
+      kb += v;
+  if (f)
+    fclose (f);
+  return f ? kb : -1;
+}
+
 static int
 die (const char *what, int rv)
 {
@@ -134,7 +153,7 @@ main (int argc, char **argv)
   vppcom_endpt_t e;
   int *cli;
   double t, attach_us, detach_us, best_small = 1e18, best_big = 1e18, c;
-  long rss0, rss1;
+  long rss0, rss1, shm0, shm1;
   pid_t child;
   char ch;
 
@@ -161,6 +180,7 @@ main (int argc, char **argv)
     return die ("app create", rv);
   attach_us = (now () - t) * 1e6;
   rss0 = rss_kib ();
+  shm0 = shm_rss_kib ();
 
   memset (&e, 0, sizeof (e));
   e.is_ip4 = 1;
@@ -179,6 +199,7 @@ main (int argc, char **argv)
   fprintf (stderr, "\n");
   printf ("vcl_scale: %d sessions connected in %.2f s\n", n, now () - t);
   rss1 = rss_kib ();
+  shm1 = shm_rss_kib ();
   if (write (go[1], "W", 1) != 1)
     return 1;
   for (r = 0; r < 5; r++)
@@ -193,8 +214,9 @@ main (int argc, char **argv)
   printf ("vcl_scale: epoll_wait with %d ready: %.0f ns among %d registered, %.0f ns among %d "
 	  "(%.2fx)\n",
 	  ready, best_small, ready, best_big, n, best_big / best_small);
-  printf ("vcl_scale: RSS %ld KiB attached, %ld KiB with %d sessions (%.2f KiB each)\n", rss0,
-	  rss1, n, (double) (rss1 - rss0) / n);
+  printf ("vcl_scale: RSS %ld KiB attached, %ld KiB with %d sessions (%.2f KiB each; in shared "
+	  "segments %ld KiB, %ld KiB, %.2f KiB each)\n",
+	  rss0, rss1, n, (double) (rss1 - rss0) / n, shm0, shm1, (double) (shm1 - shm0) / n);
   for (i = 0; i < n; i++)
     vppcom_session_close (cli[i]);
   t = now ();
@@ -204,8 +226,8 @@ main (int argc, char **argv)
   waitpid (child, &status, 0);
   printf ("vcl_scale: attach %.0f us, detach %.0f us\n", attach_us, detach_us);
   printf ("vcl_scale: n=%d ready=%d epoll_small_ns=%.0f epoll_big_ns=%.0f epoll_ratio=%.2f "
-	  "rss0_kib=%ld rss_kib=%ld attach_us=%.0f detach_us=%.0f\n",
-	  n, ready, best_small, best_big, best_big / best_small, rss0, rss1, attach_us,
+	  "rss0_kib=%ld rss_kib=%ld shm0_kib=%ld shm_kib=%ld attach_us=%.0f detach_us=%.0f\n",
+	  n, ready, best_small, best_big, best_big / best_small, rss0, rss1, shm0, shm1, attach_us,
 	  detach_us);
   free (cli);
   return 0;

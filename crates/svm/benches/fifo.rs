@@ -9,7 +9,7 @@
 //! single-thread column (enqueue then dequeue in one thread, no waiting at all) is the per-op
 //! cost alone.
 //!
-//! Run: `cargo bench -p vcl-svm --bench fifo`
+//! Run: `cargo bench -p vcl-svm --bench fifo` (`FIFO_BENCH_ROUNDS=N`: best of N runs each)
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -136,15 +136,25 @@ fn memcpy_rate(size: usize) -> f64 {
 }
 
 fn main() {
+    // FIFO_BENCH_ROUNDS=N: every figure is the best of N runs, the columns interleaved (a loaded
+    // machine only ever slows a run down)
+    let rounds: u32 = std::env::var("FIFO_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     println!(
         "{:>8} {:>12} {:>8} {:>12} {:>8} {:>12} {:>8}",
         "op size", "memcpy GB/s", "", "fifo GB/s", "ratio", "uncached", "ratio"
     );
     for size in [64usize, 1024, 64 << 10] {
-        let m = memcpy_rate(size);
-        let f = fifo_rate(size, true);
-        let u = fifo_rate(size, false);
-        let f1 = fifo_rate_1t(size);
+        let (mut m, mut f, mut u, mut f1) = (0f64, 0f64, 0f64, 0f64);
+        for _ in 0..rounds {
+            m = m.max(memcpy_rate(size));
+            f = f.max(fifo_rate(size, true));
+            u = u.max(fifo_rate(size, false));
+            f1 = f1.max(fifo_rate_1t(size));
+        }
         println!(
             "{size:>8} {m:>12.2} {:>8} {f:>12.2} {:>8.2} {u:>12.2} {:>8.2}   1-thread {f1:.2} ({:.2})",
             "",

@@ -7,9 +7,17 @@
 //! count from an old tail never more than what is really queued (and those bytes were published
 //! by the release store it acquired then). Each end re-reads the shared value only when its
 //! cached view cannot satisfy the current operation.
+//!
+//! Positions are u32 and wrap, so "earlier" is only meaningful while this end's own position
+//! stays within a fifo size of the cached value. An entry therefore also records this end's own
+//! position after the last operation that used or refreshed it, and is used only while the own
+//! position is still exactly that: any move made without this cache (another view of the fifo,
+//! a handle with its own cache) discards it. Without that, a consumer whose head had moved 3 GiB
+//! past a cached tail through other views took the wrapped difference (~1 GiB) for queued bytes
+//! and read past the chunk list (issue 11: the cut-through stream example was reset).
 
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use super::Fifo;
 use crate::fifo_segment::{corrupt, FIFO_SEGMENT_MAX_FIFO_SIZE};
@@ -18,15 +26,48 @@ use crate::segment::Result;
 /// Marks a stored position as valid (a fresh cache has seen nothing yet).
 const SEEN: u64 = 1 << 32;
 
+/// One end's view: the other end's position (with [`SEEN`]) and this end's own position when
+/// the view was last used or refreshed.
+#[derive(Debug, Default)]
+struct View {
+    other: AtomicU64,
+    own: AtomicU32,
+}
+
+impl View {
+    const fn new() -> View {
+        View {
+            other: AtomicU64::new(0),
+            own: AtomicU32::new(0),
+        }
+    }
+
+    /// The other end's cached position, if this end is still where it was when it was kept.
+    fn get(&self, own: u32) -> Option<u32> {
+        let v = self.other.load(Relaxed);
+        (v & SEEN != 0 && self.own.load(Relaxed) == own).then_some(v as u32)
+    }
+
+    fn set(&self, other: u32, own: u32) {
+        self.other.store(SEEN | u64::from(other), Relaxed);
+        self.own.store(own, Relaxed);
+    }
+
+    /// This end moved to `own` through this view (after using or refreshing it).
+    fn moved(&self, own: u32) {
+        self.own.store(own, Relaxed);
+    }
+}
+
 /// A fifo end's cached view of the other end's position (see the module docs). Relaxed
 /// atomics only so a view can be shared with `&`; one end of a fifo is used by one thread at
 /// a time, and a stale value is harmless by construction.
 #[derive(Debug, Default)]
 pub struct PosCache {
-    /// Producer's view of head.
-    head: AtomicU64,
-    /// Consumer's view of tail.
-    tail: AtomicU64,
+    /// Producer's view of head (own position: tail).
+    head: View,
+    /// Consumer's view of tail (own position: head).
+    tail: View,
 }
 
 impl Clone for PosCache {
@@ -36,33 +77,12 @@ impl Clone for PosCache {
     }
 }
 
-fn get(a: &AtomicU64) -> Option<u32> {
-    let v = a.load(Relaxed);
-    (v & SEEN != 0).then_some(v as u32)
-}
-
 impl PosCache {
     pub const fn new() -> PosCache {
         PosCache {
-            head: AtomicU64::new(0),
-            tail: AtomicU64::new(0),
+            head: View::new(),
+            tail: View::new(),
         }
-    }
-
-    pub(crate) fn head(&self) -> Option<u32> {
-        get(&self.head)
-    }
-
-    pub(crate) fn set_head(&self, head: u32) {
-        self.head.store(SEEN | u64::from(head), Relaxed);
-    }
-
-    pub(crate) fn tail(&self) -> Option<u32> {
-        get(&self.tail)
-    }
-
-    pub(crate) fn set_tail(&self, tail: u32) {
-        self.tail.store(SEEN | u64::from(tail), Relaxed);
     }
 }
 
@@ -81,14 +101,14 @@ impl Fifo<'_> {
         };
         let tail = self.shr.tail.load(Relaxed);
         let size = self.size_checked()?;
-        if let Some(head) = cache.head() {
+        if let Some(head) = cache.head.get(tail) {
             let used = tail.wrapping_sub(head);
             if used <= size && size - used >= want {
                 return Ok((head, tail, size));
             }
         }
         let head = self.shr.head.load(Acquire);
-        cache.set_head(head);
+        cache.head.set(head, tail);
         Ok((head, tail, size))
     }
 
@@ -97,16 +117,39 @@ impl Fifo<'_> {
         let Some(cache) = self.cache else {
             return self.load_cons();
         };
-        if let Some(tail) = cache.tail() {
-            let head = self.shr.head.load(Relaxed);
+        let head = self.shr.head.load(Relaxed);
+        if let Some(tail) = cache.tail.get(head) {
             let used = tail.wrapping_sub(head);
             if used >= want && u64::from(used) <= FIFO_SEGMENT_MAX_FIFO_SIZE {
                 return Ok((head, tail, used));
             }
         }
         let r = self.load_cons()?;
-        cache.set_tail(r.1);
+        cache.tail.set(r.1, r.0);
         Ok(r)
+    }
+
+    /// The producer moved its tail to `tail` after [`Self::load_prod_for`] (or after reading
+    /// the real `head` itself): the cached head stays usable (the write stayed within the room
+    /// it left).
+    pub(super) fn prod_moved(&self, tail: u32, head: Option<u32>) {
+        if let Some(c) = self.cache {
+            match head {
+                Some(h) => c.head.set(h, tail),
+                None => c.head.moved(tail),
+            }
+        }
+    }
+
+    /// The consumer moved its head to `head` after [`Self::load_cons_for`] (or after reading
+    /// the real `tail` itself): the cached tail stays usable (head did not pass it).
+    pub(super) fn cons_moved(&self, head: u32, tail: Option<u32>) {
+        if let Some(c) = self.cache {
+            match tail {
+                Some(t) => c.tail.set(t, head),
+                None => c.tail.moved(head),
+            }
+        }
     }
 
     /// Consumer view: own head relaxed, peer's tail acquire. Returns (head, tail, used).

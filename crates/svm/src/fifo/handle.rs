@@ -30,10 +30,14 @@ unsafe impl Send for FifoHandle {}
 unsafe impl Sync for FifoHandle {}
 
 impl FifoHandle {
-    /// Validate the segment header and the fifo at `off` (as [`Fifo::attach`]) and keep them.
+    /// Validate the segment header and the place of the fifo at `off` (in bounds, aligned) and
+    /// keep them. The fifo's own header is not read here: an app holding many idle sessions
+    /// would otherwise fault in a page of each fifo's neighbourhood at connect (read faults on
+    /// a shared mapping also map the already-present pages around them), which upstream's VCL
+    /// does not. Its size, positions and chunks are validated by each operation that uses them.
     pub fn new(seg: Arc<Segment>, off: u64) -> Result<FifoHandle> {
         let fs = FifoSegment::attach(&seg)?;
-        let f = Fifo::attach(fs, off)?;
+        let f = Fifo::view(fs, off)?;
         let fsh = NonNull::from(fs.header());
         let shr = NonNull::from(f.shared());
         let info = fs.info();
@@ -58,8 +62,10 @@ impl FifoHandle {
             shr,
             self.off,
         )
-        // No position cache (`Fifo::with_cache`) here yet: with it, the release cut-through
-        // stream example was reset in 5 of 6 loaded runs; the cause is not found (issue 11).
+        // No position cache (`Fifo::with_cache`): it is correct (see `cache.rs`) but measured no
+        // faster on the library's streams or the fifo micro-benchmark (README). A handle that
+        // takes one must share it with its clones (an `Arc`), so that every move of this end
+        // goes through it and it stays usable.
     }
 
     /// The segment the fifo lives in.

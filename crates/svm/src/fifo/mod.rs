@@ -461,6 +461,7 @@ impl<'a> Fifo<'a> {
         let new_tc = self.copy_in(tc, tail, &src[..len as usize])?;
         self.shr.tail_chunk.store(new_tc, Relaxed);
         self.shr.tail.store(tail.wrapping_add(len), Release);
+        self.prod_moved(tail.wrapping_add(len), None);
         Ok(len as usize)
     }
 
@@ -485,6 +486,7 @@ impl<'a> Fifo<'a> {
             self.release_consumed(head)?;
         }
         self.shr.head.store(head, Release);
+        self.cons_moved(head, None);
         Ok(len as usize)
     }
 
@@ -511,7 +513,7 @@ impl<'a> Fifo<'a> {
 
     /// Discard up to `len` bytes (`svm_fifo_dequeue_drop`); returns how many were dropped.
     pub fn dequeue_drop(&self, len: u32) -> Result<usize> {
-        let (head, _, used) = self.load_cons()?;
+        let (head, tail, used) = self.load_cons()?;
         if used == 0 {
             return Err(SvmError::Empty);
         }
@@ -523,6 +525,7 @@ impl<'a> Fifo<'a> {
             self.shr.head_chunk.store(hc, Relaxed);
         }
         self.shr.head.store(head, Release);
+        self.cons_moved(head, Some(tail));
         Ok(n as usize)
     }
 

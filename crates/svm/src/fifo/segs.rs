@@ -184,6 +184,7 @@ impl<'a> Fifo<'a> {
         }
         self.shr.tail_chunk.store(tc, Relaxed);
         self.shr.tail.store(tail.wrapping_add(len), Release);
+        self.prod_moved(tail.wrapping_add(len), Some(head));
         Ok(len as usize)
     }
 

@@ -355,3 +355,69 @@ fn cached_positions_are_conservative() {
     assert_eq!(got, sent);
     assert!(sent > 100_000, "the fifo kept moving ({sent} bytes)");
 }
+
+/// Put an empty one-chunk fifo at stream position `pos`, as if another view of it had moved
+/// both ends that far (GiBs of traffic, without copying them here).
+fn jump(f: &Fifo, pos: u32) {
+    assert_eq!(f.max_dequeue(), 0);
+    assert_eq!(f.chunk_list().unwrap().0, 1, "jump needs a one-chunk fifo");
+    let sc = f.shr.start_chunk.load(Relaxed);
+    f.fs.chunk(sc).unwrap().hdr.start_byte.store(pos, Relaxed);
+    for p in [&f.shr.head_chunk, &f.shr.tail_chunk, &f.shr.end_chunk] {
+        p.store(sc, Relaxed);
+    }
+    f.shr.head.store(pos, Relaxed);
+    f.shr.tail.store(pos, Relaxed);
+}
+
+/// A consumer's cached tail is dropped once its head moved without it: after another view
+/// consumed 3 GiB, the wrapped difference to the old tail (1 GiB) is not taken for queued
+/// bytes (issue 11: read past the chunk list, the cut-through stream was reset).
+#[test]
+fn a_cached_tail_left_behind_by_other_views_is_not_used() {
+    let seg = new_seg(4 << 20);
+    let fs = FifoSegment::init(&seg, 1).unwrap();
+    let raw = fs.alloc_fifo(0, 8192).unwrap();
+    let cc = PosCache::new();
+    let cons = raw.with_cache(&cc);
+    raw.enqueue(&pattern(0, 2000)).unwrap();
+    let mut out = [0u8; 1000];
+    assert_eq!(cons.dequeue(&mut out).unwrap(), 1000); // caches tail 2000
+    assert_eq!(raw.dequeue(&mut out).unwrap(), 1000);
+    jump(&raw, 2000 + (3 << 30));
+    raw.enqueue(&pattern(7, 10)).unwrap();
+    assert_eq!(cons.dequeue(&mut out).unwrap(), 10);
+    assert_eq!(out[..10], pattern(7, 10)[..]);
+}
+
+/// A producer's cached head is dropped once its tail moved without it: a cached head 4 GiB
+/// behind would leave room the fifo does not have, and the producer would overfill it.
+#[test]
+fn a_cached_head_left_behind_by_other_views_is_not_used() {
+    let seg = new_seg(4 << 20);
+    let fs = FifoSegment::init(&seg, 1).unwrap();
+    let raw = fs.alloc_fifo(0, 8192).unwrap();
+    let pc = PosCache::new();
+    let prod = raw.with_cache(&pc);
+    assert_eq!(prod.enqueue(&[1u8; 50]).unwrap(), 50); // caches head 0
+    assert_eq!(raw.dequeue(&mut [0u8; 50]).unwrap(), 50);
+    // another view streams on to just past the wrap and leaves 8000 bytes queued
+    jump(&raw, 0u32.wrapping_sub(7900));
+    let mut sent = 0;
+    while sent < 8000 {
+        sent += raw.enqueue(&pattern(sent, 8000 - sent)).unwrap();
+    }
+    assert_eq!(raw.shr.tail.load(Relaxed), 100);
+    assert_eq!(
+        prod.enqueue(&pattern(8000, 4000)).unwrap(),
+        192,
+        "only the free room"
+    );
+    assert_eq!(raw.max_dequeue(), 8192);
+    let mut got = vec![0u8; 8192];
+    let mut n = 0;
+    while n < 8192 {
+        n += raw.dequeue(&mut got[n..]).unwrap();
+    }
+    assert_eq!(got, pattern(0, 8192));
+}
