@@ -74,7 +74,7 @@ thread_local! {
 /// offer the CPU now. An app that busy-polls this way holds its core; past a run of
 /// [`YIELD_AFTER`] empty polls each one yields: with fewer free cores than busy threads, the peer
 /// that must fill or drain the fifos may be waiting for this core (a cut-through UDP stream on
-/// 2 cores ran 1.45x faster), and on an otherwise idle core the yield returns at once.
+/// 2 cores: README, "Busy-poll"), and on an otherwise idle core the yield returns at once.
 fn empty_poll_yields() -> bool {
     EMPTY_POLLS.with(|n| {
         let k = n.get().saturating_add(1);
@@ -259,6 +259,15 @@ mod tests {
         set_busy_poll_usec(0);
         assert_eq!(window(), 0, "0 turns it off");
         set_busy_poll_usec(DEFAULT_BUSY_POLL_USEC);
+    }
+
+    #[test]
+    fn only_a_run_of_empty_zero_timeout_polls_yields() {
+        EMPTY_POLLS.with(|n| n.set(0));
+        assert!((0..YIELD_AFTER).all(|_| !empty_poll_yields()));
+        assert!(empty_poll_yields() && empty_poll_yields());
+        EMPTY_POLLS.with(|n| n.set(0)); // what a wait that found its condition does
+        assert!(!empty_poll_yields());
     }
 
     #[test]
