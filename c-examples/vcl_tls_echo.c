@@ -1,10 +1,14 @@
-/* vcl_tls_echo: a TLS echo server and client over VCL. The server loads a PEM certificate and
- * key, registers them with vppcom_add_cert_key_pair and puts the pair on its listener
- * (VPPCOM_ATTR_SET_CKPAIR); VPP's TLS does the handshake and encryption, the app sees
+/* vcl_tls_echo: a TLS (or DTLS) echo server and client over VCL. The server loads a PEM
+ * certificate and key, registers them with vppcom_add_cert_key_pair and puts the pair on its
+ * listener (VPPCOM_ATTR_SET_CKPAIR); VPP's TLS does the handshake and encryption, the app sees
  * plaintext. Blocking sessions, one client at a time. Uses only vppcom.h.
- *   vcl_tls_echo server CERT KEY PORT [MAX_SESSIONS]   (0: serve forever)
- *   vcl_tls_echo client CERT KEY ADDR PORT ROUNDS SIZE
- * (The client registers the pair too: VPP offers it if the server asks for a certificate.) */
+ *   vcl_tls_echo [-p tls|dtls] server CERT KEY PORT [MAX_SESSIONS]   (0: serve forever)
+ *   vcl_tls_echo [-p tls|dtls] client CERT KEY ADDR PORT ROUNDS SIZE
+ * (The client registers the pair too: VPP offers it if the server asks for a certificate.)
+ * With dtls every write is one datagram and every read returns one: each round's SIZE bytes go
+ * out as one datagram and must come back whole (keep SIZE within a DTLS record, ~16 KB). VPP
+ * v26.06 does not tell a DTLS server that its client closed (README), so a DTLS client ends
+ * with a BYE datagram and the server closes that session when it reads one. */
 #include <vcl/vppcom.h>
 
 #include <arpa/inet.h>
@@ -63,11 +67,14 @@ add_pair (const char *cert, const char *key)
   return rv;
 }
 
+static uint8_t proto = VPPCOM_PROTO_TLS;
+static const char bye[] = "vcl_tls_echo bye";
+
 static int
 tls_session (uint32_t ckpair)
 {
   uint32_t len = sizeof (ckpair);
-  int sh = vppcom_session_create (VPPCOM_PROTO_TLS, 0), rv;
+  int sh = vppcom_session_create (proto, 0), rv;
 
   if (sh < 0)
     return sh;
@@ -110,6 +117,8 @@ server (int ckpair, int port, int max)
       while ((n = vppcom_session_read (s, buf, sizeof (buf))) > 0)
 	{
 	  int off = 0, w;
+	  if (proto == VPPCOM_PROTO_DTLS && n == sizeof (bye) && !memcmp (buf, bye, n))
+	    break;
 	  for (; off < n; off += w)
 	    if ((w = vppcom_session_write (s, buf + off, n - off)) < 0)
 	      return die ("write", w);
@@ -162,6 +171,8 @@ client (int ckpair, const char *addr, int port, int rounds, int size)
 	return die ("echo differs", VPPCOM_EINVAL);
     }
   printf ("vcl_tls_echo: %d echoes of %d bytes ok\n", rounds, size);
+  if (proto == VPPCOM_PROTO_DTLS && (rv = vppcom_session_write (sh, (void *) bye, sizeof (bye))) < 0)
+    return die ("write bye", rv);
   vppcom_session_close (sh);
   free (out);
   free (in);
@@ -173,10 +184,19 @@ main (int argc, char **argv)
 {
   int rv, ck;
 
+  if (argc > 2 && !strcmp (argv[1], "-p"))
+    {
+      if (!strcmp (argv[2], "dtls"))
+	proto = VPPCOM_PROTO_DTLS;
+      else if (strcmp (argv[2], "tls"))
+	argc = 0; /* usage */
+      argv += 2;
+      argc = argc ? argc - 2 : 0;
+    }
   if (argc < 5 || (strcmp (argv[1], "server") && (strcmp (argv[1], "client") || argc < 8)))
     {
-      fprintf (stderr, "usage: vcl_tls_echo server CERT KEY PORT [MAX_SESSIONS]\n"
-		       "       vcl_tls_echo client CERT KEY ADDR PORT ROUNDS SIZE\n");
+      fprintf (stderr, "usage: vcl_tls_echo [-p tls|dtls] server CERT KEY PORT [MAX_SESSIONS]\n"
+		       "       vcl_tls_echo [-p tls|dtls] client CERT KEY ADDR PORT ROUNDS SIZE\n");
       return 2;
     }
   if ((rv = vppcom_app_create ("vcl_tls_echo")))

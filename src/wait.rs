@@ -66,6 +66,21 @@ const MIN_WINDOW_US: u32 = 2;
 thread_local! {
     /// This thread's current window in µs (adapted per thread: a thread is one worker's waiter).
     static WINDOW_US: Cell<u32> = const { Cell::new(0) };
+    /// Zero-timeout waits in a row on this thread that found nothing.
+    static EMPTY_POLLS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// A zero-timeout wait (epoll_wait, select or poll with timeout 0) found nothing: whether to
+/// offer the CPU now. An app that busy-polls this way holds its core; past a run of
+/// [`YIELD_AFTER`] empty polls each one yields: with fewer free cores than busy threads, the peer
+/// that must fill or drain the fifos may be waiting for this core (a cut-through UDP stream on
+/// 2 cores: README, "Busy-poll"), and on an otherwise idle core the yield returns at once.
+fn empty_poll_yields() -> bool {
+    EMPTY_POLLS.with(|n| {
+        let k = n.get().saturating_add(1);
+        n.set(k);
+        k > YIELD_AFTER
+    })
 }
 
 /// Set the busy-poll ceiling (at attach, from the configuration).
@@ -190,10 +205,14 @@ pub(crate) fn until(
         round += 1;
         w.drain(ss);
         if done(ss) {
+            EMPTY_POLLS.with(|n| n.set(0));
             return Wake::Done;
         }
         if round == 1 {
             if timeout.is_some_and(|t| t.is_zero()) {
+                if empty_poll_yields() {
+                    MutexGuard::unlocked(ss, std::thread::yield_now);
+                }
                 return Wake::TimedOut;
             }
             deadline = timeout.map(|t| Instant::now() + t);
@@ -271,6 +290,15 @@ mod tests {
         set_busy_poll_usec(0);
         assert_eq!(window(), 0, "0 turns it off");
         set_busy_poll_usec(DEFAULT_BUSY_POLL_USEC);
+    }
+
+    #[test]
+    fn only_a_run_of_empty_zero_timeout_polls_yields() {
+        EMPTY_POLLS.with(|n| n.set(0));
+        assert!((0..YIELD_AFTER).all(|_| !empty_poll_yields()));
+        assert!(empty_poll_yields() && empty_poll_yields());
+        EMPTY_POLLS.with(|n| n.set(0)); // what a wait that found its condition does
+        assert!(!empty_poll_yields());
     }
 
     #[test]

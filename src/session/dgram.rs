@@ -142,6 +142,9 @@ pub(crate) fn read(
     peek: bool,
 ) -> Result<usize> {
     let i = ss.lookup(w.index, sh)?;
+    if let Some(r) = read_queued(w, &mut ss, i, buf, peek) {
+        return r;
+    }
     if ss.get(i).is_some_and(|s| s.state == State::Connecting) {
         w.drain(&mut ss);
     }
@@ -154,14 +157,8 @@ pub(crate) fn read(
     }
     let f = s.fifos.clone().expect("open");
     loop {
-        let got = f.rx.fifo().dequeue_dgram(buf, peek).map_err(fifo_err)?;
-        if let Some((hdr, n)) = got {
-            let s = ss.get_mut(i).expect("open");
-            // upstream copies the header's addresses into the session's transport
-            s.rmt = ep_of(hdr.rmt_ip, hdr.rmt_port, hdr.is_ip4 != 0);
-            s.lcl = ep_of(hdr.lcl_ip, hdr.lcl_port, hdr.is_ip4 != 0);
-            after_read(w, &mut ss, i, &f, hdr.data_length + HDR, peek);
-            return Ok(n);
+        if let Some(got) = f.rx.fifo().dequeue_dgram(buf, peek).map_err(fifo_err)? {
+            return Ok(finish_read(w, &mut ss, i, got, peek));
         }
         f.rx_sig.fifo().unset_event();
         w.drain(&mut ss);
@@ -191,26 +188,53 @@ pub(crate) fn read(
     }
 }
 
-/// has_event is cleared when drained (re-checked for a race); a dequeue notification goes to
-/// VPP when it asked for one.
-fn after_read(w: &Worker, ss: &mut Sessions, i: u32, f: &Fifos, n: u32, peek: bool) {
+/// Read's common case: an open session with a whole datagram queued, read without cloning
+/// the fifo handles (a per-datagram cost). None: take the general path.
+fn read_queued(
+    w: &Worker,
+    ss: &mut Sessions,
+    i: u32,
+    buf: &mut [u8],
+    peek: bool,
+) -> Option<Result<usize>> {
+    let s = ss.get(i)?;
+    let f = s.fifos.as_ref().filter(|_| is_open(s))?;
+    match f.rx.fifo().dequeue_dgram(buf, peek) {
+        Ok(Some(got)) => Some(Ok(finish_read(w, ss, i, got, peek))),
+        Ok(None) => None,
+        Err(e) => Some(Err(fifo_err(e))),
+    }
+}
+
+/// After a datagram was read: the session's transport takes the header's addresses (as
+/// upstream's), has_event is cleared when drained (re-checked for a race), and a dequeue
+/// notification goes to VPP when it asked for one. Returns the bytes read.
+fn finish_read(
+    w: &Worker,
+    ss: &mut Sessions,
+    i: u32,
+    (hdr, n): (SessionDgramHdr, usize),
+    peek: bool,
+) -> usize {
+    let Some(s) = ss.get_mut(i) else { return n };
+    s.rmt = ep_of(hdr.rmt_ip, hdr.rmt_port, hdr.is_ip4 != 0);
+    s.lcl = ep_of(hdr.lcl_ip, hdr.lcl_port, hdr.is_ip4 != 0);
+    let Some(f) = s.fifos.as_ref() else { return n };
     let rx = f.rx.fifo();
     let sig = f.rx_sig.fifo();
+    let mut renotify = false;
     if rx.max_dequeue_cons() == 0 {
         sig.unset_event();
-        if rx.max_dequeue_cons() > 0 && sig.set_event() {
-            ss.notify(i, Events::IN);
-        }
+        renotify = rx.max_dequeue_cons() > 0 && sig.set_event();
     }
-    if peek {
-        return;
-    }
-    if rx.needs_deq_ntf_signalled_by(&sig, n) {
+    if !peek && rx.needs_deq_ntf_signalled_by(&sig, hdr.data_length + HDR) {
         sig.clear_deq_ntf();
-        if let Some(s) = ss.get(i) {
-            w.send_io(s.vpp_thread, EventType::IoRx, io_handle(s));
-        }
+        w.send_io(s.vpp_thread, EventType::IoRx, io_handle(s));
     }
+    if renotify {
+        ss.notify(i, Events::IN);
+    }
+    n
 }
 
 /// Write `buf` as one datagram to the session's current remote (vppcom_session_write /
@@ -223,6 +247,17 @@ pub(crate) fn write(
     flush: bool,
 ) -> Result<usize> {
     let i = ss.lookup(w.index, sh)?;
+    // the common case: open, writable and room for the datagram (no clone of the fifo handles)
+    let s = ss.get(i).ok_or(Error::BadFd)?;
+    if let Some(f) = s.fifos.as_ref() {
+        let ok = is_open(s) && !s.shut_wr && !s.vpp_gone;
+        if ok && buf.len() as u64 <= u64::from(max_dgram(s)) {
+            match enqueue(w, s, f, buf, flush) {
+                Err(Error::Again) => {} // no room: the general path waits or says so
+                r => return r,
+            }
+        }
+    }
     if ss.get(i).is_some_and(|s| s.state == State::Connecting) {
         w.drain(&mut ss);
     }
@@ -265,6 +300,12 @@ pub(crate) fn write(
         }
     }
     let s = ss.get(i).ok_or(Error::BadFd)?;
+    enqueue(w, s, &f, buf, flush)
+}
+
+/// Queue `buf` as one datagram to the session's current remote, then TX (TX_FLUSH; TX_MAIN for
+/// a connectionless session) if has_event was 0. `Again` when it does not fit.
+fn enqueue(w: &Worker, s: &Session, f: &Fifos, buf: &[u8], flush: bool) -> Result<usize> {
     let hdr = SessionDgramHdr {
         rmt_ip: s.rmt.ip.0,
         lcl_ip: s.lcl.ip.0,
@@ -273,7 +314,11 @@ pub(crate) fn write(
         is_ip4: u8::from(s.rmt.is_ip4),
         ..Default::default()
     };
-    let r = f.tx.fifo().enqueue_dgram(&hdr, &[buf]);
+    let n = match f.tx.fifo().enqueue_dgram(&hdr, &[buf]) {
+        Ok(n) => n,
+        Err(vcl_svm::SvmError::Full) => return Err(Error::Again),
+        Err(e) => return Err(fifo_err(e)),
+    };
     // Connectionless sessions transmit from VPP's main thread (TX_MAIN); DTLS and connected
     // UDP use their session's thread.
     let et = match (is_cl(s), flush) {
@@ -281,14 +326,12 @@ pub(crate) fn write(
         (false, true) => EventType::IoTxFlush,
         (false, false) => EventType::IoTx,
     };
-    if f.tx_sig.fifo().set_event() {
-        w.send_io(s.vpp_thread, et, io_handle(s));
+    let sig = f.tx_sig.fifo();
+    if sig.set_event() && !w.send_io(s.vpp_thread, et, io_handle(s)) {
+        // VPP's queue stayed full: with has_event left set no later write would signal again
+        sig.unset_event();
     }
-    match r {
-        Ok(n) => Ok(n),
-        Err(vcl_svm::SvmError::Full) => Err(Error::Again),
-        Err(e) => Err(fifo_err(e)),
-    }
+    Ok(n)
 }
 
 /// sendto with an address: only connectionless UDP sessions take one (else EINVAL, upstream);

@@ -7,7 +7,7 @@
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering::{Relaxed, Release};
 
-use super::Fifo;
+use super::{pos_gt, pos_lt, Fifo};
 use crate::segment::{Result, Segment, SvmError};
 
 /// One contiguous run of fifo data inside a chunk (`svm_fifo_seg_t`).
@@ -169,7 +169,23 @@ impl<'a> Fifo<'a> {
         if want == 0 {
             return Ok(0);
         }
-        let len = self.prepare_write(head, tail, want, size, allow_partial)?;
+        // Fast path (as `enqueue`'s): everything fits in the validated tail chunk, so no growth
+        // check against end_chunk; the pieces then share that one chunk lookup.
+        let fast = match self.shr.tail_chunk.load(Relaxed) {
+            0 => None,
+            off => self
+                .fs
+                .chunk(off)
+                .ok()
+                .filter(|c| c.includes(tail) && !pos_gt(tail.wrapping_add(want), c.end())),
+        };
+        let (len, mut cur) = match fast {
+            Some(c) => (want, Some(c)),
+            None => (
+                self.prepare_write(head, tail, want, size, allow_partial)?,
+                None,
+            ),
+        };
         let (mut pos, mut left) = (tail, len);
         let mut tc = self.shr.tail_chunk.load(Relaxed);
         for piece in std::iter::once(first).chain(rest.iter().copied()) {
@@ -177,8 +193,14 @@ impl<'a> Fifo<'a> {
             if n == 0 {
                 continue;
             }
-            let c = self.tail_chunk_at(tc, pos)?;
+            let c = match cur.take() {
+                Some(c) if c.includes(pos) => c,
+                _ => self.tail_chunk_at(tc, pos)?,
+            };
             tc = self.copy_in(c, pos, &piece[..n as usize])?;
+            if tc == c.off {
+                cur = Some(c);
+            }
             pos = pos.wrapping_add(n);
             left -= n;
         }
@@ -207,9 +229,7 @@ impl<'a> Fifo<'a> {
         let Ok(data_length) = u32::try_from(total) else {
             return Err(SvmError::Full);
         };
-        if u64::from(self.max_enqueue_prod()) < total + SESSION_CONN_HDR_LEN as u64 {
-            return Err(SvmError::Full);
-        }
+        // all or nothing: `Full` unless header and payload fit (one look at head, there)
         let h = SessionDgramHdr {
             data_length,
             data_offset: 0,
@@ -221,19 +241,23 @@ impl<'a> Fifo<'a> {
 
     /// Read one datagram like VCL: nothing unless more than 47 bytes and the whole datagram are
     /// queued; copies min(buf, payload) bytes, and unless `peek` drops the whole datagram
-    /// (excess payload is truncated). Returns the header and the bytes copied.
+    /// (excess payload is truncated). Returns the header and the bytes copied. One look at the
+    /// indices and one chunk lookup per datagram in the common case (a per-datagram cost).
     pub fn dequeue_dgram(
         &self,
         buf: &mut [u8],
         peek: bool,
     ) -> Result<Option<(SessionDgramHdr, usize)>> {
-        let max_deq = self.max_dequeue_cons();
-        if max_deq as usize <= SESSION_CONN_HDR_LEN {
+        const HDR: u32 = SESSION_CONN_HDR_LEN as u32;
+        let (head, _, used) = self.load_cons()?;
+        // more than a header is queued: all of it is
+        if used <= HDR {
             return Ok(None);
         }
-        // more than a header is queued: read all of it at once
+        let c = self.cons_chunk_for(head, head)?;
         let mut raw = [0u8; SESSION_CONN_HDR_LEN];
-        self.peek(0, &mut raw)?;
+        // the chunk holding the byte after the header (0: the list ended right there)
+        let after = self.copy_out(c, head, &mut raw)?;
         let ph = SessionDgramHdr::from_bytes(&raw);
         if ph.data_offset > ph.data_length {
             return Err(crate::fifo_segment::corrupt(format!(
@@ -241,20 +265,39 @@ impl<'a> Fifo<'a> {
                 ph.data_offset, ph.data_length
             )));
         }
-        let whole = u64::from(ph.data_length) + SESSION_CONN_HDR_LEN as u64;
-        if u64::from(max_deq) < whole {
+        let whole = u64::from(ph.data_length) + u64::from(HDR);
+        if u64::from(used) < whole {
             return Ok(None);
         }
-        let hdr = ph;
         let len = buf.len().min((ph.data_length - ph.data_offset) as usize);
-        let n = self.peek(
-            ph.data_offset + SESSION_CONN_HDR_LEN as u32,
-            &mut buf[..len],
-        )?;
-        if !peek {
-            self.dequeue_drop(whole as u32)?;
+        let pos = head.wrapping_add(HDR).wrapping_add(ph.data_offset);
+        // the chunk holding the byte after what was copied
+        let mut end = after;
+        if len > 0 {
+            let pc = match self.fs.chunk(after) {
+                Ok(pc) if after != 0 && pc.includes(pos) => pc,
+                _ => self.cons_chunk_for(head, pos)?,
+            };
+            end = self.copy_out(pc, pos, &mut buf[..len])?;
         }
-        Ok(Some((hdr, n)))
+        if peek {
+            return Ok(Some((ph, len)));
+        }
+        if ph.data_offset != 0 || len != ph.data_length as usize {
+            // truncated (or an offset): the next datagram's chunk is not known, drop by length
+            self.dequeue_drop(whole as u32)?;
+            return Ok(Some((ph, len)));
+        }
+        // as `dequeue`: the next datagram's chunk becomes head_chunk, and chunks are released
+        // only once head leaves the start chunk
+        let new_head = head.wrapping_add(whole as u32);
+        self.shr.head_chunk.store(end, Relaxed);
+        let in_start = c.off == self.shr.start_chunk.load(Relaxed) && pos_lt(new_head, c.end());
+        if !in_start {
+            self.release_consumed(new_head)?;
+        }
+        self.shr.head.store(new_head, Release);
+        Ok(Some((ph, len)))
     }
 }
 

@@ -197,6 +197,64 @@ fn datagrams_round_trip_and_truncate() {
 }
 
 #[test]
+fn datagrams_across_growing_chunks() {
+    // A fifo that starts with one 4 KiB chunk and grows: datagrams of many sizes straddle chunk
+    // ends (header and payload split anywhere); reads, peeks and truncating reads interleave
+    // with writes; every byte comes back in order and consumed chunks go back to the slice.
+    let seg = new_seg(8 << 20);
+    let fs = FifoSegment::init(&seg, 1).unwrap();
+    let f = fs.alloc_fifo(0, 64 << 10).unwrap();
+    let hdr = SessionDgramHdr {
+        rmt_port: 7,
+        is_ip4: 1,
+        ..Default::default()
+    };
+    let (mut sent, mut got) = (0usize, 0usize);
+    let mut queued = std::collections::VecDeque::new();
+    let mut buf = vec![0u8; 4000];
+    for round in 0..4000usize {
+        let len = (round * 769) % 3001;
+        let p = pattern(sent, len);
+        match f.enqueue_dgram(&hdr, &[&p]) {
+            Ok(n) => {
+                assert_eq!(n, len);
+                queued.push_back(p);
+                sent += len;
+            }
+            Err(SvmError::Full) => assert!(f.max_enqueue_prod() < (len + 47) as u32),
+            Err(e) => panic!("{e}"),
+        }
+        // drain about as fast as we write, sometimes more (to empty), sometimes less
+        for k in 0..(round % 3) {
+            let Some(want) = queued.front() else { break };
+            let want = want.clone();
+            let room = match (round + k) % 5 {
+                0 => want.len() / 2, // truncate
+                _ => buf.len(),
+            };
+            let (h, n) = f.dequeue_dgram(&mut buf, true).unwrap().unwrap();
+            assert_eq!((h.data_length as usize, n), (want.len(), want.len()));
+            assert_eq!(&buf[..n], &want[..], "peek at round {round}");
+            let (h, n) = f.dequeue_dgram(&mut buf[..room], false).unwrap().unwrap();
+            assert_eq!((h.data_length as usize, h.rmt_port), (want.len(), 7));
+            assert_eq!(n, room.min(want.len()));
+            assert_eq!(&buf[..n], &want[..n], "read at round {round}");
+            queued.pop_front();
+            got += want.len();
+        }
+    }
+    while let Some(want) = queued.pop_front() {
+        let (_, n) = f.dequeue_dgram(&mut buf, false).unwrap().unwrap();
+        assert_eq!(&buf[..n], &want[..]);
+        got += n;
+    }
+    assert_eq!((got, f.max_dequeue()), (sent, 0));
+    assert_eq!(f.dequeue_dgram(&mut buf, false).unwrap(), None);
+    assert_eq!(f.chunk_list().unwrap().0, 1, "consumed chunks released");
+    check_accounting(&fs, &[f]);
+}
+
+#[test]
 fn deq_notification_with_signals_in_another_fifo() {
     // Cut-through: fill levels come from the data fifo, wishes and flags from the signal fifo.
     let seg = new_seg(4 << 20);
