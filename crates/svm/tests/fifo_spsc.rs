@@ -23,12 +23,14 @@ fn stream(wsz: usize, rsz: usize, dur: Duration, bytes: u64) -> u64 {
     let seg = Segment::create("fifo-spsc", 64 << 20, 8192).unwrap();
     let fs = FifoSegment::init(&seg, 1).unwrap();
     let f = fs.alloc_fifo(0, 1 << 20).unwrap();
-    let stop = AtomicBool::new(false);
+    // `stop` asks the producer to stop; `finished` says its last enqueue is done (the consumer
+    // may only conclude "all read" after that: an enqueue begun before `stop` still lands)
+    let (stop, finished) = (AtomicBool::new(false), AtomicBool::new(false));
     let deadline = Instant::now() + dur;
     let (pc, cc) = (PosCache::new(), PosCache::new());
     std::thread::scope(|s| {
         let prod = f.with_cache(&pc);
-        let stop = &stop;
+        let (stop, finished) = (&stop, &finished);
         let p = s.spawn(move || {
             let mut buf = vec![0u8; wsz];
             let mut sent = 0u64;
@@ -43,6 +45,7 @@ fn stream(wsz: usize, rsz: usize, dur: Duration, bytes: u64) -> u64 {
                 }
             }
             stop.store(true, SeqCst);
+            finished.store(true, SeqCst);
             sent
         });
         let cons = f.with_cache(&cc);
@@ -57,7 +60,7 @@ fn stream(wsz: usize, rsz: usize, dur: Duration, bytes: u64) -> u64 {
                     }
                     got += n as u64;
                 }
-                Err(SvmError::Empty) if stop.load(SeqCst) && f.max_dequeue() == 0 => break,
+                Err(SvmError::Empty) if finished.load(SeqCst) && f.max_dequeue() == 0 => break,
                 Err(SvmError::Empty) => std::thread::yield_now(),
                 Err(e) => {
                     stop.store(true, SeqCst);
