@@ -109,6 +109,22 @@ pub fn fork_child_forget_worker() {
     worker::set_current(worker::INVALID, None);
 }
 
+/// In a forked child: whether listeners listen again from the child at fork (the default) or
+/// only once [`relisten`] asks (upstream vls's model; see the library's `app::fork`).
+pub fn set_fork_relisten(at_fork: bool) {
+    app::fork::set_relisten_at_fork(at_fork);
+}
+
+/// In a forked child, without the listen at fork ([`set_fork_relisten`]): listen from this
+/// process's VPP worker on the listener `sh` inherited from the parent, waiting (up to the
+/// session-timeout) for VPP's answer. True if it listens (also when it already did).
+pub fn relisten(w: &Worker, sh: u32) -> Result<bool> {
+    let mut ss = w.0.sessions.lock();
+    let i = session::lookup(&w.0, &ss, sh)?;
+    session::relisten(&w.0, &mut ss, app::session_timeout(), Some(i));
+    Ok(ss.get(i).is_some_and(|s| s.state == State::Listen))
+}
+
 /// Stop `w`'s listening on listener `sh` in VPP, leaving our session as it is: a forked child
 /// that takes over a listener stops the parent's worker from being handed connections it never
 /// accepts (VPP's app listener keeps the workers that listen).

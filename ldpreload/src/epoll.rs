@@ -86,6 +86,9 @@ pub unsafe extern "C" fn epoll_ctl(
         };
         // SAFETY: ev is NULL or a valid event per epoll_ctl(2); read unaligned (packed).
         let e = (!ev.is_null()).then(|| unsafe { std::ptr::read_unaligned(ev) });
+        if op != libc::EPOLL_CTL_DEL && e.is_some() {
+            s.used(); // before the set's lock: a forked child's listener may listen here now
+        }
         ret(set.ctl(epfd, op, fd, &s, e).map(|_| 0))
     })
 }

@@ -170,7 +170,6 @@ impl EpSet {
             _ => return Err(libc::EINVAL),
         }
         let ev = ev.ok_or(libc::EFAULT)?;
-        s.active.store(true, std::sync::atomic::Ordering::Relaxed);
         let reg = Reg {
             fd,
             sock: Arc::downgrade(s),

@@ -274,6 +274,8 @@ fn try_attach() -> Result<(), String> {
         .app_name
         .clone()
         .unwrap_or_else(|| format!("ldp-{}-{exe}", std::process::id()));
+    // a forked child listens on an inherited listener only once it uses it (crate::fork)
+    api::set_fork_relisten(false);
     api::app_create(cfg, Some(name))
         .map_err(|e| format!("attach at {sock} failed ({e}; VCL_DEBUG=1 says more)"))?;
     let w = api::worker_current().ok_or("no worker after attach")?;

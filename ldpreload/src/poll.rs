@@ -92,7 +92,7 @@ fn mixed(fds: &mut [pollfd], timeout: Option<Duration>, mask: *const sigset_t) -
         .collect();
     let mut workers: Vec<Worker> = Vec::new();
     for (_, s) in &vpp {
-        s.active.store(true, std::sync::atomic::Ordering::Relaxed);
+        s.used();
         if !workers.iter().any(|w| w.same(&s.w)) {
             workers.push(s.w.clone());
         }

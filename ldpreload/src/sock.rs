@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,9 @@ pub struct VSock {
     /// This process accepted on it or waited on it (a listener a forked child takes over stays
     /// listening in the parent only then).
     pub active: AtomicBool,
+    /// A forked child's inherited listener not yet listened from this process (see
+    /// [`crate::fork::take_over`]): 0, or one of `crate::fork::DORMANT_*`.
+    pub dormant: AtomicU8,
     /// Bumped by every read, write and accept: an edge-triggered epoll registration re-arms
     /// when the app did I/O since it last looked (it may have drained what was reported).
     pub epoch: AtomicU32,
@@ -75,6 +78,7 @@ impl VSock {
             opts: Mutex::new(Opts::default()),
             listen_addr: OnceLock::new(),
             active: AtomicBool::new(false),
+            dormant: AtomicU8::new(0),
             epoch: AtomicU32::new(0),
             twin: OnceLock::new(),
         }
@@ -85,7 +89,19 @@ impl VSock {
     }
 
     pub fn status(&self) -> Res<Status> {
+        if self.dormant.load(Ordering::Acquire) != 0 {
+            return Ok(Status::Listening); // still the parent's listener, as the app sees it
+        }
         api::status(&self.w, self.sh).map_err(err)
+    }
+
+    /// The app accepts on it or waits on it: a forked child's inherited listener listens from
+    /// this process from now on.
+    pub fn used(&self) {
+        self.active.store(true, Ordering::Relaxed);
+        if self.dormant.load(Ordering::Acquire) != 0 {
+            crate::fork::take_over(self);
+        }
     }
 
     /// Wait for `want` (epoll bits) up to `timeout`; see [`VSock::block`].
@@ -292,10 +308,10 @@ impl VSock {
 
     /// accept: the new session (on this socket's worker) and the peer's address.
     pub fn accept(&self) -> Res<(u32, SocketAddr)> {
+        self.used();
         if self.status()? != Status::Listening {
             return Err(libc::EINVAL);
         }
-        self.active.store(true, Ordering::Relaxed);
         self.epoch.fetch_add(1, Ordering::Relaxed);
         let nonblock = self.nonblock.load(Ordering::Relaxed);
         let timeout = self.opts.lock().rcvtimeo;
