@@ -6,8 +6,8 @@ use std::ffi::c_int;
 use std::sync::{Arc, Weak};
 
 use libc::{epoll_event, EPOLLET, EPOLLONESHOT};
-use parking_lot::Mutex;
 use vcl::api::{self, Worker};
+use vcl_svm::sync::Mutex;
 
 use crate::real;
 use crate::sock::VSock;

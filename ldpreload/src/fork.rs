@@ -52,6 +52,13 @@ pub struct Inherited {
 /// No lock another thread could have held at fork is taken here.
 pub fn convert(e: Entry) -> Option<Entry> {
     match e {
+        Entry::Sock(s) if s.opts.is_locked() => {
+            // a thread of the parent was inside its options at fork (a socket too new for
+            // the prepare handler to hold): what they say is unknown here
+            tracing::warn!("an inherited VPP socket was in use at fork: not usable here");
+            std::mem::forget(s);
+            None
+        }
         Entry::Sock(s) if s.w.adopted() && s.listen_addr.get().is_some() => {
             let d = if s.active.swap(false, Ordering::Relaxed) {
                 DORMANT_PARENT_ACTIVE

@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use libc::{EPOLLIN, EPOLLOUT};
-use parking_lot::Mutex;
 use vcl::api::{self, Error, Status, Worker};
+use vcl_svm::sync::Mutex;
 
 use crate::addr::errno_of;
 use crate::real;
@@ -37,7 +37,8 @@ pub struct VSock {
     pub sh: u32,
     pub family: i32,
     pub nonblock: AtomicBool,
-    pub opts: Mutex<Opts>,
+    /// (In an Arc so that fork's prepare handler can hold it: see `crate::fork_hooks`.)
+    pub opts: Arc<Mutex<Opts>>,
     /// Where it listens, once it does (a forked child listens there again).
     pub listen_addr: OnceLock<SocketAddr>,
     /// This process accepted on it or waited on it (a listener a forked child takes over stays
@@ -75,7 +76,7 @@ impl VSock {
             sh,
             family,
             nonblock: AtomicBool::new(nonblock),
-            opts: Mutex::new(Opts::default()),
+            opts: Arc::new(Mutex::new(Opts::default())),
             listen_addr: OnceLock::new(),
             active: AtomicBool::new(false),
             dormant: AtomicU8::new(0),

@@ -54,3 +54,17 @@ fn forked_children_accept_on_the_inherited_listener() {
         println!("{name}: 8 connections served by 2 forked children");
     }
 }
+
+/// ldpreload/tests/c/forkstorm.c: four threads hammer sockets, options and a shared epoll set
+/// while the main thread forks 50 times; every child makes socket calls and exits within 10 s
+/// (a shim lock another thread held at fork would hang it).
+#[test]
+fn fork_while_threads_hammer_the_shim() {
+    require("cc");
+    let env = Env::new("forkstorm");
+    let storm = env.compile(&repo().join("ldpreload/tests/c/forkstorm.c"), "forkstorm");
+    let d = env.spawn(&env.transport, &storm, &["50"], &[]).finish(RUN);
+    d.assert_ok();
+    assert!(d.out.contains("forks 50 hung 0 failed 0"), "{}", d.out);
+    println!("{}", d.out.trim());
+}
