@@ -27,6 +27,8 @@ pub struct Opts {
     pub vals: HashMap<(i32, i32), Vec<u8>>,
     /// SO_ERROR already reported the failed connect.
     pub error_taken: bool,
+    /// A UDP socket's connected peer.
+    pub peer: Option<SocketAddr>,
 }
 
 /// One VPP socket; shared by every descriptor dup'ed from it, closed in VPP when the last
@@ -36,6 +38,10 @@ pub struct VSock {
     pub w: Worker,
     pub sh: u32,
     pub family: i32,
+    /// A UDP socket (crate::udp).
+    pub dgram: bool,
+    /// Held around each datagram call (see crate::udp).
+    pub dgram_lock: Mutex<()>,
     pub nonblock: AtomicBool,
     /// (In an Arc so that fork's prepare handler can hold it: see `crate::fork_hooks`.)
     pub opts: Arc<Mutex<Opts>>,
@@ -75,6 +81,8 @@ impl VSock {
             w,
             sh,
             family,
+            dgram: false,
+            dgram_lock: Mutex::new(()),
             nonblock: AtomicBool::new(nonblock),
             opts: Arc::new(Mutex::new(Opts::default())),
             listen_addr: OnceLock::new(),
@@ -106,7 +114,7 @@ impl VSock {
     }
 
     /// Wait for `want` (epoll bits) up to `timeout`; see [`VSock::block`].
-    fn wait(&self, want: i32, timeout: Option<Duration>) -> Res<()> {
+    pub(crate) fn wait(&self, want: i32, timeout: Option<Duration>) -> Res<()> {
         self.block(&mut [(self.sh, want as u32, 0)], timeout)
     }
 
