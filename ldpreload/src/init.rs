@@ -280,13 +280,14 @@ fn try_attach() -> Result<(), String> {
     api::set_fork_relisten(false);
     // fork handlers around the library's (see crate::fork_hooks)
     crate::fork_hooks::install_inner();
-    api::app_create(cfg, Some(name))
-        .map_err(|e| format!("attach at {sock} failed ({e}; VCL_DEBUG=1 says more)"))?;
+    let created = api::app_create(cfg, Some(name));
+    // after the library's handlers (registered by app_create), also when it failed (the
+    // outer handlers end what the inner ones start): see crate::fork_hooks
+    crate::fork_hooks::install();
+    created.map_err(|e| format!("attach at {sock} failed ({e}; VCL_DEBUG=1 says more)"))?;
     let w = api::worker_current().ok_or("no worker after attach")?;
     // SAFETY: getpid has no preconditions.
     OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
-    // after the library's handlers (registered by app_create): see crate::fork_hooks
-    crate::fork_hooks::install();
     *WORKER0.write() = Some(w.clone());
     THREAD_WORKER.with(|t| *t.borrow_mut() = Some(ThreadWorker { w, owned: false }));
     Ok(())
