@@ -84,7 +84,10 @@ fn ready_now(g: &Inner) -> (Vec<Option<Arc<VSock>>>, Vec<u32>) {
             api::readiness(w, &mut items);
         }
         for (k, it) in idx.into_iter().zip(items) {
-            got[k] |= linux_bits(it.2, it.1);
+            let extra = socks[k]
+                .as_ref()
+                .map_or(0, |s| crate::udp::idle_out(s, it.1));
+            got[k] |= linux_bits(it.2 | extra, it.1);
         }
     }
     (socks, got)

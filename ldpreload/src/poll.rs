@@ -75,7 +75,8 @@ fn look(
             api::readiness(w, &mut items);
         }
         for (k, it) in idx.into_iter().zip(items) {
-            vrev[k] |= to_poll(linux_bits(it.2, it.1));
+            let got = it.2 | crate::udp::idle_out(&vpp[k].1, it.1);
+            vrev[k] |= to_poll(linux_bits(got, it.1));
         }
     }
     vrev.iter().filter(|r| **r != 0).count()

@@ -177,6 +177,18 @@ impl VSock {
     }
 }
 
+/// EPOLLOUT for a UDP socket VPP does not know yet (never bound, connected nor sent from)
+/// when `want` asks for it: such a socket is writable, as in Linux (its first sendto binds
+/// it), though the library's session has nothing to report.
+pub fn idle_out(s: &VSock, want: u32) -> u32 {
+    let out = EPOLLOUT as u32;
+    if s.dgram && want & out != 0 && s.status() == Ok(Status::Idle) {
+        out
+    } else {
+        0
+    }
+}
+
 /// The bytes of `n` iovecs, gathered (one datagram).
 ///
 /// # Safety
