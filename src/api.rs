@@ -109,6 +109,22 @@ pub fn fork_child_forget_worker() {
     worker::set_current(worker::INVALID, None);
 }
 
+/// In a forked child: whether listeners listen again from the child at fork (the default) or
+/// only once [`relisten`] asks (upstream vls's model; see the library's `app::fork`).
+pub fn set_fork_relisten(at_fork: bool) {
+    app::fork::set_relisten_at_fork(at_fork);
+}
+
+/// In a forked child, without the listen at fork ([`set_fork_relisten`]): listen from this
+/// process's VPP worker on the listener `sh` inherited from the parent, waiting (up to the
+/// session-timeout) for VPP's answer. True if it listens (also when it already did).
+pub fn relisten(w: &Worker, sh: u32) -> Result<bool> {
+    let mut ss = w.0.sessions.lock();
+    let i = session::lookup(&w.0, &ss, sh)?;
+    session::relisten(&w.0, &mut ss, app::session_timeout(), Some(i));
+    Ok(ss.get(i).is_some_and(|s| s.state == State::Listen))
+}
+
 /// Stop `w`'s listening on listener `sh` in VPP, leaving our session as it is: a forked child
 /// that takes over a listener stops the parent's worker from being handed connections it never
 /// accepts (VPP's app listener keeps the workers that listen).
@@ -171,6 +187,46 @@ fn with_session<T>(w: &Worker, sh: u32, f: impl FnOnce(&session::Session) -> T) 
 /// A new TCP session on `w`.
 pub fn session_create(w: &Worker, nonblocking: bool) -> Result<u32> {
     session::create(&w.0, 0, nonblocking)
+}
+
+/// A new UDP session on `w`: [`bind`] makes it listen (connectionless), [`connect`] connects
+/// it to one peer, [`send_dgram`] with an address binds it first if needed (see the library's
+/// datagram model in `session::dgram`).
+pub fn udp_session_create(w: &Worker, nonblocking: bool) -> Result<u32> {
+    session::create(&w.0, 1, nonblocking)
+}
+
+/// One datagram of UDP session `sh`, as [`read`] takes it (one per call; a short `buf` gets
+/// its first bytes and, unless `peek`, the rest is dropped): bytes copied, the datagram's
+/// whole length, its sender. The sender is read after the datagram: a caller sharing the
+/// session between threads serialises its reads and sends (as upstream's recvfrom needs).
+pub fn recv_dgram(
+    w: &Worker,
+    sh: u32,
+    buf: &mut [u8],
+    peek: bool,
+) -> Result<(usize, usize, SocketAddr)> {
+    let full = {
+        let mut ss = w.0.sessions.lock();
+        let i = session::lookup(&w.0, &ss, sh)?;
+        if ss.get(i).and_then(session::dgram_next_len).is_none() {
+            w.0.drain(&mut ss);
+        }
+        ss.get(i).and_then(session::dgram_next_len)
+    };
+    let n = session::read(&w.0, sh, buf, peek)?;
+    let from = with_session(w, sh, |s| sockaddr(&s.rmt))?;
+    Ok((n, full.map_or(n, |f| f as usize), from))
+}
+
+/// One datagram to `to` (a connectionless session: it becomes the session's remote, and a
+/// session VPP does not know yet is bound first) or, with None, to the session's remote.
+/// `Errno(EMSGSIZE)` when it can never fit.
+pub fn send_dgram(w: &Worker, sh: u32, buf: &[u8], to: Option<SocketAddr>) -> Result<usize> {
+    if let Some(to) = to {
+        session::dgram_set_remote(&w.0, sh, endpoint(to))?;
+    }
+    session::write(&w.0, sh, buf, true)
 }
 
 pub fn bind(w: &Worker, sh: u32, addr: SocketAddr) -> Result<()> {

@@ -15,11 +15,16 @@ use crate::real;
 use crate::sock::{Res, VSock};
 use crate::{guard, ret};
 
-/// Whether `socket(domain, ty, proto)` is one VPP serves.
-fn is_vpp_kind(domain: c_int, ty: c_int, proto: c_int) -> bool {
-    (domain == AF_INET || domain == AF_INET6)
-        && ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC) == SOCK_STREAM
-        && (proto == 0 || proto == libc::IPPROTO_TCP)
+/// Whether `socket(domain, ty, proto)` is one VPP serves: TCP, or UDP (`Some(true)`).
+fn vpp_kind(domain: c_int, ty: c_int, proto: c_int) -> Option<bool> {
+    if domain != AF_INET && domain != AF_INET6 {
+        return None;
+    }
+    match ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC) {
+        SOCK_STREAM if proto == 0 || proto == libc::IPPROTO_TCP => Some(false),
+        libc::SOCK_DGRAM if proto == 0 || proto == libc::IPPROTO_UDP => Some(true),
+        _ => None,
+    }
 }
 
 /// Install `s` as `fd`; a number beyond the table keeps the socket in the kernel.
@@ -35,10 +40,10 @@ fn install(fd: c_int, e: Entry) {
 
 #[no_mangle]
 pub extern "C" fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int {
-    if !is_vpp_kind(domain, ty, proto) {
+    let Some(dgram) = vpp_kind(domain, ty, proto) else {
         // SAFETY: plain integer arguments.
         return unsafe { real::socket(domain, ty, proto) };
-    }
+    };
     guard(-1, || {
         let w = match init::verdict() {
             Verdict::Vpp(w) => {
@@ -56,9 +61,15 @@ pub extern "C" fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int {
         if fd < 0 {
             return fd;
         }
-        match api::session_create(&w, true) {
+        let sh = if dgram {
+            api::udp_session_create(&w, true)
+        } else {
+            api::session_create(&w, true)
+        };
+        match sh {
             Ok(sh) => {
-                let s = VSock::new(w, sh, domain, ty & SOCK_NONBLOCK != 0);
+                let mut s = VSock::new(w, sh, domain, ty & SOCK_NONBLOCK != 0);
+                s.dgram = dgram;
                 install(fd, Entry::Sock(Arc::new(s)));
                 fd
             }
@@ -73,7 +84,7 @@ pub extern "C" fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int {
 
 /// Move `fd` back to the kernel stack (its reserved descriptor is a real socket already);
 /// re-bind it there if it was bound.
-fn to_kernel(fd: c_int, s: &VSock) -> Res<()> {
+pub(crate) fn to_kernel(fd: c_int, s: &VSock) -> Res<()> {
     let bound = s.opts.lock().bound;
     drop(fdtab::take(fd));
     if let Some(a) = bound {
@@ -119,6 +130,9 @@ pub extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
         // SAFETY: plain integer arguments.
         return unsafe { real::listen(fd, backlog) };
     };
+    if s.dgram {
+        return ret(Err(libc::EOPNOTSUPP));
+    }
     guard(-1, || ret(s.listen().map(|_| 0)))
 }
 
@@ -130,6 +144,20 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
         return unsafe { real::connect(fd, addr, len) };
     };
     guard(-1, || {
+        let family_readable =
+            !addr.is_null() && len as usize >= std::mem::size_of::<libc::sa_family_t>();
+        // SAFETY: the family field is readable (checked above) per connect(2).
+        let unspec = family_readable && i32::from(unsafe { (*addr).sa_family }) == libc::AF_UNSPEC;
+        if s.dgram && unspec {
+            // dissolving the association: nothing to do on a socket that has none; the
+            // library cannot make a connected session connectionless again
+            let connected = s.opts.lock().peer.is_some();
+            return ret(if connected {
+                Err(libc::EOPNOTSUPP)
+            } else {
+                Ok(0)
+            });
+        }
         // SAFETY: addr is readable for len bytes per connect(2).
         let a = match unsafe { from_c(addr, len) } {
             Ok(a) => a,
@@ -143,6 +171,9 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
             }
             // SAFETY: as above.
             return unsafe { real::connect(fd, addr, len) };
+        }
+        if s.dgram {
+            return ret(s.connect_dgram(a).map(|_| 0));
         }
         ret(s.connect(a).map(|_| 0))
     })
@@ -161,6 +192,9 @@ pub unsafe extern "C" fn accept4(
         return unsafe { real::accept4(fd, addr, len, flags) };
     };
     guard(-1, || {
+        if s.dgram {
+            return ret::<c_int>(Err(libc::EOPNOTSUPP));
+        }
         if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
             return ret::<c_int>(Err(libc::EINVAL));
         }

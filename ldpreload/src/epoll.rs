@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libc::{epoll_event, sigset_t, timespec};
-use parking_lot::Mutex;
+use vcl_svm::sync::{Mutex, MutexGuard};
 
 use crate::epset::{EpSet, MARK, MARK_MASK};
 use crate::fdtab::{self, Entry};
@@ -18,6 +18,11 @@ use crate::wake::{drain_evfd, CAP};
 use crate::{guard, ret};
 
 static CREATE: Mutex<()> = Mutex::new(());
+
+/// For fork's prepare handler.
+pub fn hold_create() -> MutexGuard<'static, ()> {
+    CREATE.lock()
+}
 
 /// The set for `epfd`, creating it; EINVAL if `epfd` is not an epoll fd.
 fn set_for(epfd: c_int, probe_fd: c_int) -> Result<Arc<EpSet>, i32> {
@@ -86,6 +91,9 @@ pub unsafe extern "C" fn epoll_ctl(
         };
         // SAFETY: ev is NULL or a valid event per epoll_ctl(2); read unaligned (packed).
         let e = (!ev.is_null()).then(|| unsafe { std::ptr::read_unaligned(ev) });
+        if op != libc::EPOLL_CTL_DEL && e.is_some() {
+            s.used(); // before the set's lock: a forked child's listener may listen here now
+        }
         ret(set.ctl(epfd, op, fd, &s, e).map(|_| 0))
     })
 }

@@ -6,8 +6,8 @@ use std::ffi::c_int;
 use std::sync::{Arc, Weak};
 
 use libc::{epoll_event, EPOLLET, EPOLLONESHOT};
-use parking_lot::Mutex;
 use vcl::api::{self, Worker};
+use vcl_svm::sync::Mutex;
 
 use crate::real;
 use crate::sock::VSock;
@@ -84,7 +84,10 @@ fn ready_now(g: &Inner) -> (Vec<Option<Arc<VSock>>>, Vec<u32>) {
             api::readiness(w, &mut items);
         }
         for (k, it) in idx.into_iter().zip(items) {
-            got[k] |= linux_bits(it.2, it.1);
+            let extra = socks[k]
+                .as_ref()
+                .map_or(0, |s| crate::udp::idle_out(s, it.1));
+            got[k] |= linux_bits(it.2 | extra, it.1);
         }
     }
     (socks, got)
@@ -170,7 +173,6 @@ impl EpSet {
             _ => return Err(libc::EINVAL),
         }
         let ev = ev.ok_or(libc::EFAULT)?;
-        s.active.store(true, std::sync::atomic::Ordering::Relaxed);
         let reg = Reg {
             fd,
             sock: Arc::downgrade(s),

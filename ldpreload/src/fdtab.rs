@@ -4,13 +4,16 @@
 //! pointer is null unless that number was ever a VPP socket. Slots, once allocated, are never
 //! freed (a number is reused by later sockets), so a loaded pointer stays valid without any
 //! reclamation scheme; the entry inside is behind a reader-writer lock held only to clone or
-//! swap an `Arc` (never across a call into the library).
+//! swap an `Arc` (never across a call into the library, nor while taking another lock). The
+//! locks are fork-safe ones (`vcl_svm::sync`): fork's prepare handler holds them all
+//! ([`freeze`]) and the child releases them.
 
+use std::cell::Cell;
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use vcl_svm::sync::{Mutex, MutexGuard, RwLock, RwLockWriteGuard};
 
 use crate::epset::EpSet;
 use crate::sock::VSock;
@@ -41,7 +44,24 @@ static TABLE: [AtomicPtr<Slot>; MAX_FDS] = [const { AtomicPtr::new(null_mut()) }
 /// Highest fd ever given a slot (bounds scans such as close_range).
 static HIGH: AtomicI32 = AtomicI32::new(-1);
 
-fn slot(fd: i32) -> Option<&'static Slot> {
+/// Held to add a slot (rare: the first time a number is a VPP socket), so that [`freeze`] sees
+/// every slot.
+static NEW_SLOT: Mutex<()> = Mutex::new(());
+
+thread_local! {
+    /// Set on the forking thread from fork's prepare handler until ours after fork: the
+    /// library's handlers then close and open descriptors of their own through our
+    /// interposed calls, which must neither wait for the slots we hold nor see them.
+    static BYPASS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// See [`BYPASS`].
+pub fn set_bypass(on: bool) {
+    let _ = BYPASS.try_with(|b| b.set(on));
+}
+
+/// The slot of `fd`, bypass or not.
+fn slot_raw(fd: i32) -> Option<&'static Slot> {
     let p = TABLE
         .get(usize::try_from(fd).ok()?)?
         .load(Ordering::Acquire);
@@ -49,24 +69,28 @@ fn slot(fd: i32) -> Option<&'static Slot> {
     (!p.is_null()).then(|| unsafe { &*p })
 }
 
+/// The slot of `fd` for the interposed calls: none while this thread forks (see [`BYPASS`]).
+#[inline]
+fn slot(fd: i32) -> Option<&'static Slot> {
+    slot_raw(fd).filter(|_| !BYPASS.try_with(Cell::get).unwrap_or(false))
+}
+
 fn slot_or_new(fd: i32) -> Option<&'static Slot> {
     let cell = TABLE.get(usize::try_from(fd).ok()?)?;
-    if let Some(s) = slot(fd) {
+    if BYPASS.try_with(Cell::get).unwrap_or(true) {
+        return None;
+    }
+    if let Some(s) = slot_raw(fd) {
         return Some(s);
     }
-    let new = Box::into_raw(Box::new(Slot(RwLock::new(None))));
-    match cell.compare_exchange(null_mut(), new, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => {
-            HIGH.fetch_max(fd, Ordering::Relaxed);
-            // SAFETY: just published; never freed.
-            Some(unsafe { &*new })
-        }
-        Err(_) => {
-            // SAFETY: `new` was never published; we own it.
-            drop(unsafe { Box::from_raw(new) });
-            slot(fd)
-        }
+    let _g = NEW_SLOT.lock();
+    if let Some(s) = slot_raw(fd) {
+        return Some(s);
     }
+    let new: &'static Slot = Box::leak(Box::new(Slot(RwLock::new(None))));
+    cell.store(std::ptr::from_ref(new).cast_mut(), Ordering::Release);
+    HIGH.fetch_max(fd, Ordering::Relaxed);
+    Some(new)
 }
 
 /// What `fd` is, if it is ours.
@@ -117,12 +141,40 @@ pub fn take_range(first: u32, last: u32) -> Vec<Entry> {
         .collect::<Vec<_>>()
 }
 
+/// Every entry now (an entry that several descriptors name appears once per descriptor).
+pub fn snapshot() -> Vec<Entry> {
+    let high = HIGH.load(Ordering::Relaxed);
+    (0..=high).filter_map(get).collect()
+}
+
+/// The whole table locked, for fork: no slot is added, no entry read or changed until it is
+/// dropped (in the parent after fork, or in the child, where only this thread exists).
+pub struct Frozen {
+    _slots: Vec<RwLockWriteGuard<'static, Option<Entry>>>,
+    _new: MutexGuard<'static, ()>,
+}
+
+/// Lock every slot (waits for the holders: each holds its slot only for a moment and takes no
+/// other lock meanwhile).
+pub fn freeze() -> Frozen {
+    let new = NEW_SLOT.lock();
+    let high = HIGH.load(Ordering::Relaxed);
+    let slots = (0..=high)
+        .filter_map(slot_raw)
+        .map(|s| s.0.write())
+        .collect();
+    Frozen {
+        _slots: slots,
+        _new: new,
+    }
+}
+
 /// In a forked child: rewrite every entry with `convert` (only memory operations); a slot
-/// whose lock another thread held at fork time is left alone.
+/// whose lock is held (none should be: see [`freeze`]) is left alone.
 pub fn fork_child(convert: fn(Entry) -> Option<Entry>) {
     let high = HIGH.load(Ordering::Relaxed);
     for fd in 0..=high {
-        let Some(s) = slot(fd) else { continue };
+        let Some(s) = slot_raw(fd) else { continue };
         let Some(mut g) = s.0.try_write() else {
             continue;
         };

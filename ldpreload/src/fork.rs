@@ -1,11 +1,18 @@
 //! fork: the library does the work (vcl's `app::fork`, pthread_atfork): in the child, the
-//! forking thread's VCL worker gets a VPP worker of the child's own, its listeners listen
-//! again from it under the same handles (VPP adds the worker to the app's listener: nginx's
-//! master/worker model), its other sessions stay the parent's, and every other worker is the
-//! parent's, inert here. What is left for the shim, right after fork, is its fd table:
+//! forking thread's VCL worker gets a VPP worker of the child's own, its other sessions stay
+//! the parent's, and every other worker is the parent's, inert here. Listeners are the shim's
+//! business (the library is told not to listen again at fork): as upstream's vls does, a child
+//! listens on an inherited listener only when it first uses it (accept, or adding it to an
+//! epoll/poll/select set), and only then, if the parent never used it, stops the parent's VPP
+//! worker listening there, so that VPP does not hand the parent connections nobody takes.
+//! A child that never uses it (`fork()` + `_exit`, a helper process) changes nothing: VPP never
+//! counts it among the listening workers, so its exit cannot leave the listener without one.
+//! Connections VPP handed the parent before a child took over stay the parent's (VPP queues
+//! accepts per worker).
+//!
+//! Right after fork the fd table is rewritten:
 //! - a listener on the worker the library took over stays what it is (same descriptor, same
-//!   session); if the parent never accepted on it nor waited on it, the parent's VPP worker
-//!   stops listening there, so VPP does not hand it connections nobody takes;
+//!   session), dormant until [`take_over`];
 //! - a listener on another (inert) worker is remembered and listened again from this
 //!   process's worker on first use ([`adopt`]), with the same unlisten on the parent's behalf;
 //! - every other VPP descriptor becomes the plain kernel socket it reserves.
@@ -15,12 +22,20 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use vcl::api::{self, Worker};
 
 use crate::fdtab::{self, Entry};
 use crate::init;
 use crate::sock::VSock;
+
+/// [`VSock::dormant`]: inherited, the parent used it (it keeps listening there).
+pub const DORMANT_PARENT_ACTIVE: u8 = 1;
+/// Inherited, the parent never used it (taking it over stops the parent's listening).
+pub const DORMANT_PARENT_IDLE: u8 = 2;
+/// Being taken over by another thread.
+const TAKING: u8 = 3;
 
 /// A listener the child inherited from its parent.
 pub struct Inherited {
@@ -37,14 +52,20 @@ pub struct Inherited {
 /// No lock another thread could have held at fork is taken here.
 pub fn convert(e: Entry) -> Option<Entry> {
     match e {
+        Entry::Sock(s) if s.opts.is_locked() => {
+            // a thread of the parent was inside its options at fork (a socket too new for
+            // the prepare handler to hold): what they say is unknown here
+            tracing::warn!("an inherited VPP socket was in use at fork: not usable here");
+            std::mem::forget(s);
+            None
+        }
         Entry::Sock(s) if s.w.adopted() && s.listen_addr.get().is_some() => {
-            if !s.active.swap(false, Ordering::Relaxed) {
-                for sh in std::iter::once(s.sh).chain(s.twin.get().copied()) {
-                    if let Err(e) = api::unlisten_parent(&s.w, sh) {
-                        tracing::debug!("the parent's listen not stopped: {e}");
-                    }
-                }
-            }
+            let d = if s.active.swap(false, Ordering::Relaxed) {
+                DORMANT_PARENT_ACTIVE
+            } else {
+                DORMANT_PARENT_IDLE
+            };
+            s.dormant.store(d, Ordering::Release);
             Some(Entry::Sock(s))
         }
         Entry::Sock(s) => {
@@ -71,6 +92,46 @@ pub fn convert(e: Entry) -> Option<Entry> {
         }
         Entry::Inherited(i) => Some(Entry::Inherited(i)),
     }
+}
+
+/// A forked child's first use of a dormant listener (see the module doc): listen from this
+/// process's VPP worker, wait for VPP's answer, then stop the parent's listening there if the
+/// parent never used it. In that order, VPP always has a worker listening. Other threads using
+/// it meanwhile wait for the outcome.
+pub fn take_over(s: &VSock) {
+    let d = loop {
+        match s.dormant.load(Ordering::Acquire) {
+            0 => return,
+            TAKING => std::thread::sleep(Duration::from_millis(1)), // one VPP round trip
+            d => {
+                let taking =
+                    s.dormant
+                        .compare_exchange(d, TAKING, Ordering::AcqRel, Ordering::Acquire);
+                if taking.is_ok() {
+                    break d;
+                }
+            }
+        }
+    };
+    let mut listens = true;
+    for sh in std::iter::once(s.sh).chain(s.twin.get().copied()) {
+        match api::relisten(&s.w, sh) {
+            Ok(true) => {}
+            r => {
+                listens = false;
+                tracing::warn!("session {sh:#x}: inherited listener not listened here: {r:?}");
+            }
+        }
+    }
+    if listens && d == DORMANT_PARENT_IDLE {
+        for sh in std::iter::once(s.sh).chain(s.twin.get().copied()) {
+            if let Err(e) = api::unlisten_parent(&s.w, sh) {
+                tracing::debug!("the parent's listen not stopped: {e}");
+            }
+        }
+    }
+    tracing::debug!("listener {:#x} now listens from this process", s.sh);
+    s.dormant.store(0, Ordering::Release);
 }
 
 /// Listen on the inherited listener from this process's own worker; `fd` then names that.

@@ -4,7 +4,9 @@
 use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
+
+use vcl_svm::sync::{Mutex, MutexGuard, RwLock, RwLockWriteGuard};
 
 use vcl::api::{self, Worker};
 
@@ -18,7 +20,7 @@ static STATE: AtomicU8 = AtomicU8::new(NOT_YET);
 static INIT_LOCK: Mutex<()> = Mutex::new(());
 /// The worker of the thread that attached (or of a forked child's first user): the fallback
 /// for threads that cannot register their own.
-static WORKER0: parking_lot::RwLock<Option<Worker>> = parking_lot::RwLock::new(None);
+static WORKER0: RwLock<Option<Worker>> = RwLock::new(None);
 static SETTINGS: OnceLock<Settings> = OnceLock::new();
 /// The attached process (a vfork child shares our memory but has another pid).
 static OWNER_PID: AtomicI32 = AtomicI32::new(0);
@@ -216,7 +218,7 @@ pub fn verdict() -> Verdict {
 }
 
 fn attach() -> u8 {
-    let _g = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = INIT_LOCK.lock();
     let s = STATE.load(Ordering::Acquire);
     if s != NOT_YET {
         return s;
@@ -274,23 +276,37 @@ fn try_attach() -> Result<(), String> {
         .app_name
         .clone()
         .unwrap_or_else(|| format!("ldp-{}-{exe}", std::process::id()));
-    api::app_create(cfg, Some(name))
-        .map_err(|e| format!("attach at {sock} failed ({e}; VCL_DEBUG=1 says more)"))?;
+    // a forked child listens on an inherited listener only once it uses it (crate::fork)
+    api::set_fork_relisten(false);
+    // fork handlers around the library's (see crate::fork_hooks)
+    crate::fork_hooks::install_inner();
+    let created = api::app_create(cfg, Some(name));
+    // after the library's handlers (registered by app_create), also when it failed (the
+    // outer handlers end what the inner ones start): see crate::fork_hooks
+    crate::fork_hooks::install();
+    created.map_err(|e| format!("attach at {sock} failed ({e}; VCL_DEBUG=1 says more)"))?;
     let w = api::worker_current().ok_or("no worker after attach")?;
     // SAFETY: getpid has no preconditions.
     OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
-    // SAFETY: registers a plain function as the fork child handler.
-    unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
     *WORKER0.write() = Some(w.clone());
     THREAD_WORKER.with(|t| *t.borrow_mut() = Some(ThreadWorker { w, owned: false }));
     Ok(())
 }
 
+/// For fork's prepare handler: start-up's locks (taken first: start-up takes the others, if
+/// any, while holding them).
+pub fn hold_for_fork() -> (
+    MutexGuard<'static, ()>,
+    RwLockWriteGuard<'static, Option<Worker>>,
+) {
+    (INIT_LOCK.lock(), WORKER0.write())
+}
+
 /// In a forked child the parent's VCL workers, sessions and queues must not be touched (they
 /// are the parent's, in shared memory): forget this process's workers; new sockets get the
-/// child's own worker on first use. (The fd table is rewritten by fork's own child handler,
-/// `fork_hooks`.)
-extern "C" fn after_fork_child() {
+/// child's own worker on first use. Called by `fork_hooks`' child handler (which rewrites the
+/// fd table next), with every lock of ours free.
+pub fn after_fork_child() {
     if STATE.load(Ordering::Acquire) != READY {
         return;
     }
@@ -318,7 +334,7 @@ pub fn child_worker() -> Option<Worker> {
     if STATE.load(Ordering::Acquire) == READY {
         return thread_worker();
     }
-    let _g = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = INIT_LOCK.lock();
     match STATE.load(Ordering::Acquire) {
         READY => return thread_worker(),
         FORKED => {}

@@ -5,9 +5,14 @@ use std::ffi::{c_int, c_uint, c_void};
 
 use libc::{iovec, mmsghdr, msghdr, off64_t, off_t, size_t, sockaddr, socklen_t, ssize_t};
 
+use vcl::api::Status;
+
+use crate::addr::{for_family, from_c, to_c, unmap};
 use crate::fdtab;
+use crate::init;
 use crate::real;
 use crate::sock::{Res, VSock};
+use crate::udp;
 use crate::{guard, ret};
 
 /// Largest single transfer (Linux caps one read/write at about this much too).
@@ -49,6 +54,15 @@ fn sret(r: Res<usize>) -> ssize_t {
 /// `iov` must point at `n` valid iovecs.
 // SAFETY: callers uphold the contract in the `# Safety` section above.
 unsafe fn recv_iov(s: &VSock, iov: *const iovec, n: usize, flags: c_int) -> Res<usize> {
+    if s.dgram {
+        // SAFETY: per the contract.
+        let g = unsafe { udp::recv_iov(s, iov, n, flags)? };
+        return Ok(if flags & libc::MSG_TRUNC != 0 {
+            g.full
+        } else {
+            g.n
+        });
+    }
     if n > libc::UIO_MAXIOV as usize {
         return Err(libc::EINVAL);
     }
@@ -89,6 +103,11 @@ unsafe fn recv_iov(s: &VSock, iov: *const iovec, n: usize, flags: c_int) -> Res<
 /// `iov` must point at `n` valid iovecs.
 // SAFETY: callers uphold the contract in the `# Safety` section above.
 unsafe fn send_iov(s: &VSock, iov: *const iovec, n: usize, flags: c_int) -> Res<usize> {
+    if s.dgram {
+        // SAFETY: per the contract.
+        let b = unsafe { udp::gather(iov, n)? };
+        return s.send_dgram(&b, flags, None);
+    }
     if n > libc::UIO_MAXIOV as usize {
         return Err(libc::EINVAL);
     }
@@ -132,7 +151,7 @@ pub unsafe extern "C" fn read(fd: c_int, p: *mut c_void, n: size_t) -> ssize_t {
     };
     // SAFETY: p is valid for n bytes per read(2).
     let b = unsafe { buf_mut(p, n) };
-    guard(-1, || sret(b.and_then(|b| s.recv(b, 0))))
+    guard(-1, || sret(b.and_then(|b| s.recv_any(b, 0))))
 }
 
 #[no_mangle]
@@ -144,7 +163,7 @@ pub unsafe extern "C" fn write(fd: c_int, p: *const c_void, n: size_t) -> ssize_
     };
     // SAFETY: p is valid for n bytes per write(2).
     let b = unsafe { buf(p, n) };
-    guard(-1, || sret(b.and_then(|b| s.send(b, 0))))
+    guard(-1, || sret(b.and_then(|b| s.send_any(b, 0))))
 }
 
 #[no_mangle]
@@ -156,7 +175,7 @@ pub unsafe extern "C" fn recv(fd: c_int, p: *mut c_void, n: size_t, flags: c_int
     };
     // SAFETY: p is valid for n bytes per recv(2).
     let b = unsafe { buf_mut(p, n) };
-    guard(-1, || sret(b.and_then(|b| s.recv(b, flags))))
+    guard(-1, || sret(b.and_then(|b| s.recv_any(b, flags))))
 }
 
 #[no_mangle]
@@ -168,7 +187,7 @@ pub unsafe extern "C" fn send(fd: c_int, p: *const c_void, n: size_t, flags: c_i
     };
     // SAFETY: p is valid for n bytes per send(2).
     let b = unsafe { buf(p, n) };
-    guard(-1, || sret(b.and_then(|b| s.send(b, flags))))
+    guard(-1, || sret(b.and_then(|b| s.send_any(b, flags))))
 }
 
 #[no_mangle]
@@ -186,6 +205,24 @@ pub unsafe extern "C" fn recvfrom(
         return unsafe { real::recvfrom(fd, p, n, flags, a, l) };
     };
     guard(-1, || {
+        if s.dgram {
+            // SAFETY: p is valid for n bytes per recvfrom(2).
+            let g = match unsafe { buf_mut(p, n) }.and_then(|b| s.recv_dgram(b, flags)) {
+                Ok(g) => g,
+                Err(e) => return ret(Err(e)),
+            };
+            if !a.is_null() && !l.is_null() {
+                // SAFETY: a/l are the caller's out-parameters per recvfrom(2).
+                if let Err(e) = unsafe { to_c(for_family(g.from, s.family), a, l) } {
+                    return ret(Err(e));
+                }
+            }
+            return sret(Ok(if flags & libc::MSG_TRUNC != 0 {
+                g.full
+            } else {
+                g.n
+            }));
+        }
         // SAFETY: p is valid for n bytes per recvfrom(2).
         let r = unsafe { buf_mut(p, n) }.and_then(|b| s.recv(b, flags));
         if r.is_ok() && !a.is_null() && !l.is_null() {
@@ -210,10 +247,28 @@ pub unsafe extern "C" fn sendto(
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real::sendto(fd, p, n, flags, a, l) };
     };
-    // A connected stream ignores the address, as Linux does.
     // SAFETY: p is valid for n bytes per sendto(2).
     let b = unsafe { buf(p, n) };
-    guard(-1, || sret(b.and_then(|b| s.send(b, flags))))
+    if s.dgram && !a.is_null() {
+        // SAFETY: a is readable for l bytes per sendto(2).
+        let to = match unsafe { from_c(a, l) } {
+            Ok(to) => unmap(to),
+            Err(e) => return ret(Err(e)),
+        };
+        if s.status() == Ok(Status::Idle) && init::settings().is_kernel(&to) {
+            // a socket VPP does not know yet, to a destination kept on the kernel stack
+            if let Err(e) = crate::calls::to_kernel(fd, &s) {
+                return ret(Err(e));
+            }
+            // SAFETY: the caller's arguments, passed on.
+            return unsafe { real::sendto(fd, p, n, flags, a, l) };
+        }
+        return guard(-1, || {
+            sret(b.and_then(|b| s.send_dgram(b, flags, Some(to))))
+        });
+    }
+    // A connected stream ignores the address, as Linux does.
+    guard(-1, || sret(b.and_then(|b| s.send_any(b, flags))))
 }
 
 #[no_mangle]
@@ -253,6 +308,10 @@ unsafe fn recv_msg(s: &VSock, m: *mut msghdr, flags: c_int) -> Res<usize> {
     }
     // SAFETY: m is a valid msghdr per the contract.
     let m = unsafe { &mut *m };
+    if s.dgram {
+        // SAFETY: as above.
+        return unsafe { udp::recv_msg(s, m, flags) };
+    }
     // SAFETY: msg_iov holds msg_iovlen iovecs per recvmsg(2).
     let n = unsafe { recv_iov(s, m.msg_iov, m.msg_iovlen, flags)? };
     m.msg_namelen = 0;
@@ -270,6 +329,10 @@ unsafe fn send_msg(s: &VSock, m: *const msghdr, flags: c_int) -> Res<usize> {
     }
     // SAFETY: m is a valid msghdr per the contract.
     let m = unsafe { &*m };
+    if s.dgram {
+        // SAFETY: as above.
+        return unsafe { udp::send_msg(s, m, flags) };
+    }
     // SAFETY: msg_iov holds msg_iovlen iovecs per sendmsg(2).
     unsafe { send_iov(s, m.msg_iov, m.msg_iovlen, flags) }
 }

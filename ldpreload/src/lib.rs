@@ -22,6 +22,7 @@ mod poll;
 mod real;
 mod sock;
 mod spin;
+mod udp;
 mod wake;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -83,12 +83,17 @@ fn tcp_state(st: Status) -> u8 {
 
 fn get(s: &VSock, level: c_int, name: c_int) -> Res<Vec<u8>> {
     let st = s.status()?;
+    if s.dgram && level == IPPROTO_TCP {
+        return Err(libc::ENOPROTOOPT); // Linux's answer for TCP options on a UDP socket
+    }
     let v = match (level, name) {
+        (SOL_SOCKET, libc::SO_TYPE) if s.dgram => int(libc::SOCK_DGRAM),
         (SOL_SOCKET, libc::SO_TYPE) => int(libc::SOCK_STREAM),
         (SOL_SOCKET, libc::SO_DOMAIN) => int(s.family),
+        (SOL_SOCKET, libc::SO_PROTOCOL) if s.dgram => int(libc::IPPROTO_UDP),
         (SOL_SOCKET, libc::SO_PROTOCOL) => int(libc::IPPROTO_TCP),
         (SOL_SOCKET, libc::SO_ERROR) => int(s.take_error()),
-        (SOL_SOCKET, libc::SO_ACCEPTCONN) => int(i32::from(st == Status::Listening)),
+        (SOL_SOCKET, libc::SO_ACCEPTCONN) => int(i32::from(st == Status::Listening && !s.dgram)),
         (SOL_SOCKET, libc::SO_RCVBUF) | (SOL_SOCKET, libc::SO_SNDBUF) => {
             let (rx, tx) = api::buf_sizes(&s.w, s.sh).map_err(|e| crate::addr::errno_of(&e))?;
             let n = if name == libc::SO_RCVBUF { rx } else { tx };
@@ -145,6 +150,9 @@ fn set(s: &VSock, level: c_int, name: c_int, v: &[u8]) -> Res<()> {
             Ok(())
         }
     };
+    if s.dgram && level == IPPROTO_TCP {
+        return Err(libc::ENOPROTOOPT);
+    }
     match (level, name) {
         (SOL_SOCKET, libc::SO_RCVTIMEO) => s.opts.lock().rcvtimeo = parse_timeval(v)?,
         (SOL_SOCKET, libc::SO_SNDTIMEO) => s.opts.lock().sndtimeo = parse_timeval(v)?,

@@ -75,7 +75,8 @@ fn look(
             api::readiness(w, &mut items);
         }
         for (k, it) in idx.into_iter().zip(items) {
-            vrev[k] |= to_poll(linux_bits(it.2, it.1));
+            let got = it.2 | crate::udp::idle_out(&vpp[k].1, it.1);
+            vrev[k] |= to_poll(linux_bits(got, it.1));
         }
     }
     vrev.iter().filter(|r| **r != 0).count()
@@ -92,7 +93,7 @@ fn mixed(fds: &mut [pollfd], timeout: Option<Duration>, mask: *const sigset_t) -
         .collect();
     let mut workers: Vec<Worker> = Vec::new();
     for (_, s) in &vpp {
-        s.active.store(true, std::sync::atomic::Ordering::Relaxed);
+        s.used();
         if !workers.iter().any(|w| w.same(&s.w)) {
             workers.push(s.w.clone());
         }

@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use libc::{EPOLLIN, EPOLLOUT};
-use parking_lot::Mutex;
 use vcl::api::{self, Error, Status, Worker};
+use vcl_svm::sync::Mutex;
 
 use crate::addr::errno_of;
 use crate::real;
@@ -27,6 +27,8 @@ pub struct Opts {
     pub vals: HashMap<(i32, i32), Vec<u8>>,
     /// SO_ERROR already reported the failed connect.
     pub error_taken: bool,
+    /// A UDP socket's connected peer.
+    pub peer: Option<SocketAddr>,
 }
 
 /// One VPP socket; shared by every descriptor dup'ed from it, closed in VPP when the last
@@ -36,13 +38,21 @@ pub struct VSock {
     pub w: Worker,
     pub sh: u32,
     pub family: i32,
+    /// A UDP socket (crate::udp).
+    pub dgram: bool,
+    /// Held around each datagram call (see crate::udp).
+    pub dgram_lock: Mutex<()>,
     pub nonblock: AtomicBool,
-    pub opts: Mutex<Opts>,
+    /// (In an Arc so that fork's prepare handler can hold it: see `crate::fork_hooks`.)
+    pub opts: Arc<Mutex<Opts>>,
     /// Where it listens, once it does (a forked child listens there again).
     pub listen_addr: OnceLock<SocketAddr>,
     /// This process accepted on it or waited on it (a listener a forked child takes over stays
     /// listening in the parent only then).
     pub active: AtomicBool,
+    /// A forked child's inherited listener not yet listened from this process (see
+    /// [`crate::fork::take_over`]): 0, or one of `crate::fork::DORMANT_*`.
+    pub dormant: AtomicU8,
     /// Bumped by every read, write and accept: an edge-triggered epoll registration re-arms
     /// when the app did I/O since it last looked (it may have drained what was reported).
     pub epoch: AtomicU32,
@@ -71,10 +81,13 @@ impl VSock {
             w,
             sh,
             family,
+            dgram: false,
+            dgram_lock: Mutex::new(()),
             nonblock: AtomicBool::new(nonblock),
-            opts: Mutex::new(Opts::default()),
+            opts: Arc::new(Mutex::new(Opts::default())),
             listen_addr: OnceLock::new(),
             active: AtomicBool::new(false),
+            dormant: AtomicU8::new(0),
             epoch: AtomicU32::new(0),
             twin: OnceLock::new(),
         }
@@ -85,11 +98,23 @@ impl VSock {
     }
 
     pub fn status(&self) -> Res<Status> {
+        if self.dormant.load(Ordering::Acquire) != 0 {
+            return Ok(Status::Listening); // still the parent's listener, as the app sees it
+        }
         api::status(&self.w, self.sh).map_err(err)
     }
 
+    /// The app accepts on it or waits on it: a forked child's inherited listener listens from
+    /// this process from now on.
+    pub fn used(&self) {
+        self.active.store(true, Ordering::Relaxed);
+        if self.dormant.load(Ordering::Acquire) != 0 {
+            crate::fork::take_over(self);
+        }
+    }
+
     /// Wait for `want` (epoll bits) up to `timeout`; see [`VSock::block`].
-    fn wait(&self, want: i32, timeout: Option<Duration>) -> Res<()> {
+    pub(crate) fn wait(&self, want: i32, timeout: Option<Duration>) -> Res<()> {
         self.block(&mut [(self.sh, want as u32, 0)], timeout)
     }
 
@@ -292,10 +317,10 @@ impl VSock {
 
     /// accept: the new session (on this socket's worker) and the peer's address.
     pub fn accept(&self) -> Res<(u32, SocketAddr)> {
+        self.used();
         if self.status()? != Status::Listening {
             return Err(libc::EINVAL);
         }
-        self.active.store(true, Ordering::Relaxed);
         self.epoch.fetch_add(1, Ordering::Relaxed);
         let nonblock = self.nonblock.load(Ordering::Relaxed);
         let timeout = self.opts.lock().rcvtimeo;

@@ -20,8 +20,14 @@
 //!
 //! A child that cannot register (VPP gone, socket not reachable) keeps no worker: its calls
 //! fail as after a detach.
+//!
+//! The LD_PRELOAD shim turns the listen at fork off ([`set_relisten_at_fork`]) and has a child
+//! listen only when it first uses a listener (`api::relisten`), as upstream's vls does: a
+//! child that never accepts (a `fork()` + `_exit`, a helper process) then neither takes a share
+//! of the connections nor drops one when it exits.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +42,15 @@ use crate::worker::{self, disown_sessions, Worker};
 
 /// How long the child waits for VPP to confirm each inherited listener's LISTEN.
 const RELISTEN_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether a forked child's listeners listen again at fork (see the module doc).
+static RELISTEN_AT_FORK: AtomicBool = AtomicBool::new(true);
+
+/// Whether a forked child's listeners listen again from it at fork (the default) or stay the
+/// parent's until `api::relisten`.
+pub fn set_relisten_at_fork(on: bool) {
+    RELISTEN_AT_FORK.store(on, Ordering::Relaxed);
+}
 
 /// The locks prepare took, released after fork on the same thread.
 struct Held {
@@ -118,7 +133,11 @@ pub fn child() {
     }
     let mut ss = w.sessions.lock();
     disown_sessions(&mut ss);
-    let n = session::relisten(&w, &mut ss, RELISTEN_WAIT);
+    let n = if RELISTEN_AT_FORK.load(Ordering::Relaxed) {
+        session::relisten(&w, &mut ss, RELISTEN_WAIT, None)
+    } else {
+        0
+    };
     tracing::debug!(
         "forked child {}: worker {} registered as VPP worker {}; {n} listeners listen here too",
         std::process::id(),

@@ -187,7 +187,7 @@ fn attempt(snap: &Snapshot) -> Result<Option<(usize, usize)>, String> {
             continue;
         }
         ss.detached = false;
-        n_listeners += session::relisten(&w, &mut ss, RELISTEN_WAIT);
+        n_listeners += session::relisten(&w, &mut ss, RELISTEN_WAIT, None);
     }
     Ok(Some((n_workers, n_listeners)))
 }

@@ -10,6 +10,7 @@ mod ops;
 mod ready;
 mod secure;
 
+pub(crate) use dgram::next_dgram_len as dgram_next_len;
 pub(crate) use dgram::set_remote as dgram_set_remote;
 pub use io::*;
 pub use ops::*;

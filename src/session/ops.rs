@@ -107,13 +107,19 @@ fn listen_msg(w: &Worker, i: u32, s: &Session, ext_config: u64) -> Result<CtrlMs
     }))
 }
 
-/// After a re-attach: LISTEN again for every listener VPP forgot when it went away (same
-/// session, so the app's handle stays valid), then wait (up to `timeout`) for VPP's BOUNDs.
-/// Returns how many listen again.
-pub(crate) fn relisten(w: &Worker, ss: &mut MutexGuard<'_, Sessions>, timeout: Duration) -> usize {
+/// After a re-attach or fork: LISTEN again for every listener VPP forgot or that is the
+/// parent's (same session, so the app's handle stays valid; `only`: just that session index),
+/// then wait (up to `timeout`) for VPP's BOUNDs. Returns how many listen again.
+pub(crate) fn relisten(
+    w: &Worker,
+    ss: &mut MutexGuard<'_, Sessions>,
+    timeout: Duration,
+    only: Option<u32>,
+) -> usize {
     let lost: Vec<u32> = ss
         .slab
         .iter()
+        .filter(|(i, _)| only.is_none_or(|o| o as usize == *i))
         .filter(|(_, s)| s.relisten && s.state == State::Detached)
         .map(|(i, _)| i as u32)
         .collect();

@@ -9,6 +9,10 @@
 //! a swap to 0, and a stale "contended" mark costs at most one spurious wake.
 //!
 //! Exposed through `lock_api` so guards keep `bump`, `unlocked` and Arc-owned `lock_arc`.
+//!
+//! [`RwLock`] is the reader-writer counterpart, in the same spirit: one futex word holding the
+//! reader count or the writer mark plus two flags, no queue; a release that may have sleepers
+//! wakes them all and they compete again.
 #![allow(unsafe_code)] // the futex syscall and lock_api's unsafe RawMutex contract
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -124,6 +128,176 @@ unsafe impl lock_api::RawMutexFair for RawFutexMutex {
     }
 }
 
+/// A reader-writer lock that a forked child can unlock and use (see the module doc).
+pub type RwLock<T> = lock_api::RwLock<RawFutexRwLock, T>;
+pub type RwLockReadGuard<'a, T> = lock_api::RwLockReadGuard<'a, RawFutexRwLock, T>;
+pub type RwLockWriteGuard<'a, T> = lock_api::RwLockWriteGuard<'a, RawFutexRwLock, T>;
+
+/// The raw lock behind [`RwLock`]. The word: the low 30 bits count readers, or are all ones
+/// while a writer holds it; [`RW_SLEEPERS`] says a thread may sleep on the word (a release
+/// wakes everyone); [`RW_WRITER_WAITS`] holds new readers back so writers are not starved.
+pub struct RawFutexRwLock {
+    state: AtomicU32,
+}
+
+const RW_MASK: u32 = (1 << 30) - 1;
+const RW_WRITER: u32 = RW_MASK;
+const RW_MAX_READERS: u32 = RW_MASK - 1;
+const RW_SLEEPERS: u32 = 1 << 30;
+const RW_WRITER_WAITS: u32 = 1 << 31;
+/// Spins before a contended lock sleeps (critical sections here are short).
+const RW_SPINS: u32 = 100;
+
+impl RawFutexRwLock {
+    /// Mark `seen` as having a sleeper (plus `extra`) and sleep until the word changes.
+    /// Returns at once if the word moved meanwhile.
+    fn sleep_on(&self, seen: u32, extra: u32) {
+        let want = seen | RW_SLEEPERS | extra;
+        if want != seen
+            && self
+                .state
+                .compare_exchange(seen, want, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        futex_wait(&self.state, want);
+    }
+
+    /// After a release that left the word free: wake every sleeper if `old` (the word before)
+    /// said there may be some.
+    fn released(&self, old: u32) {
+        if old & RW_SLEEPERS != 0 {
+            futex_wake_all(&self.state);
+        }
+    }
+}
+
+// SAFETY: shared holders are counted in the word and an exclusive holder is the RW_WRITER
+// value, reached only from a count of 0 (Acquire CAS) and left only by unlock_exclusive
+// (Release swap); a shared lock is taken only while the word holds no writer (Acquire CAS),
+// so readers and a writer never hold it together and two writers never do.
+unsafe impl lock_api::RawRwLock for RawFutexRwLock {
+    #[allow(clippy::declare_interior_mutable_const)] // lock_api's required initializer
+    const INIT: Self = RawFutexRwLock {
+        state: AtomicU32::new(0),
+    };
+
+    type GuardMarker = lock_api::GuardSend;
+
+    fn lock_shared(&self) {
+        let mut spins = 0;
+        loop {
+            let s = self.state.load(Ordering::Relaxed);
+            let n = s & RW_MASK;
+            if s & RW_WRITER_WAITS == 0 && n < RW_MAX_READERS {
+                if self
+                    .state
+                    .compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return;
+                }
+                continue;
+            }
+            if spins < RW_SPINS {
+                spins += 1;
+                std::hint::spin_loop();
+                continue;
+            }
+            self.sleep_on(s, 0);
+        }
+    }
+
+    fn try_lock_shared(&self) -> bool {
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            if s & RW_WRITER_WAITS != 0 || s & RW_MASK >= RW_MAX_READERS {
+                return false;
+            }
+            match self
+                .state
+                .compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    unsafe fn unlock_shared(&self) {
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            // the last reader out clears the flags (sleepers woken now set them again)
+            let new = if s & RW_MASK == 1 { 0 } else { s - 1 };
+            match self
+                .state
+                .compare_exchange_weak(s, new, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    if new == 0 {
+                        self.released(s);
+                    }
+                    return;
+                }
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    fn lock_exclusive(&self) {
+        let mut spins = 0;
+        loop {
+            let s = self.state.load(Ordering::Relaxed);
+            if s & RW_MASK == 0 {
+                // taking it clears RW_WRITER_WAITS: other waiting writers mark it again
+                let new = RW_WRITER | (s & RW_SLEEPERS);
+                if self
+                    .state
+                    .compare_exchange_weak(s, new, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return;
+                }
+                continue;
+            }
+            if spins < RW_SPINS {
+                spins += 1;
+                std::hint::spin_loop();
+                continue;
+            }
+            self.sleep_on(s, RW_WRITER_WAITS);
+        }
+    }
+
+    fn try_lock_exclusive(&self) -> bool {
+        let s = self.state.load(Ordering::Relaxed);
+        s & RW_MASK == 0
+            && self
+                .state
+                .compare_exchange(
+                    s,
+                    RW_WRITER | (s & RW_SLEEPERS),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    unsafe fn unlock_exclusive(&self) {
+        let old = self.state.swap(0, Ordering::Release);
+        self.released(old);
+    }
+
+    fn is_locked(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & RW_MASK != 0
+    }
+
+    fn is_locked_exclusive(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & RW_MASK == RW_WRITER
+    }
+}
+
 /// Sleep while `*word == expected` (returns on wake, signal or a changed word).
 fn futex_wait(word: &AtomicU32, expected: u32) {
     // `word` is a valid, aligned u32 for the duration of the call; a private futex
@@ -152,6 +326,23 @@ fn futex_wake_one(word: &AtomicU32) {
         );
     }
 }
+
+/// Wake every thread sleeping on `word`.
+fn futex_wake_all(word: &AtomicU32) {
+    // SAFETY: a private futex wake only uses `word`'s address as a key.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        );
+    }
+}
+
+#[cfg(test)]
+#[path = "sync_tests.rs"]
+mod rw_tests;
 
 #[cfg(test)]
 mod tests {
