@@ -128,10 +128,9 @@ impl<'a> Fifo<'a> {
         let mut c = self.cons_chunk_for(head, start)?;
         let at = start.wrapping_sub(c.start());
         if at >= c.len {
-            return Err(crate::fifo_segment::corrupt(format!(
-                "fifo at {}: chunk moved under position {start}",
-                self.off
-            )));
+            return Err(crate::fifo_segment::corrupt_with(|| {
+                format!("fifo at {}: chunk moved under position {start}", self.off)
+            }));
         }
         let first = (c.len - at).min(to_read);
         // SAFETY: `at < c.len` because `c` includes `start`; the chunk's data was bounds-checked.
@@ -191,10 +190,9 @@ impl<'a> Fifo<'a> {
     fn tail_chunk_at(&self, off: u64, pos: u32) -> Result<super::ChunkRef<'a>> {
         let c = self.fs.chunk(off)?;
         if !c.includes(pos) {
-            return Err(crate::fifo_segment::corrupt(format!(
-                "fifo at {}: tail chunk misses {pos}",
-                self.off
-            )));
+            return Err(crate::fifo_segment::corrupt_with(|| {
+                format!("fifo at {}: tail chunk misses {pos}", self.off)
+            }));
         }
         Ok(c)
     }
@@ -236,10 +234,12 @@ impl<'a> Fifo<'a> {
         self.peek(0, &mut raw)?;
         let ph = SessionDgramHdr::from_bytes(&raw);
         if ph.data_offset > ph.data_length {
-            return Err(crate::fifo_segment::corrupt(format!(
-                "dgram offset {} > length {}",
-                ph.data_offset, ph.data_length
-            )));
+            return Err(crate::fifo_segment::corrupt_with(|| {
+                format!(
+                    "dgram offset {} > length {}",
+                    ph.data_offset, ph.data_length
+                )
+            }));
         }
         let whole = u64::from(ph.data_length) + SESSION_CONN_HDR_LEN as u64;
         if u64::from(max_deq) < whole {
