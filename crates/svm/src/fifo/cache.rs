@@ -43,17 +43,20 @@ impl View {
     }
 
     /// The other end's cached position, if this end is still where it was when it was kept.
+    #[inline]
     fn get(&self, own: u32) -> Option<u32> {
         let v = self.other.load(Relaxed);
         (v & SEEN != 0 && self.own.load(Relaxed) == own).then_some(v as u32)
     }
 
+    #[inline]
     fn set(&self, other: u32, own: u32) {
         self.other.store(SEEN | u64::from(other), Relaxed);
         self.own.store(own, Relaxed);
     }
 
     /// This end moved to `own` through this view (after using or refreshing it).
+    #[inline]
     fn moved(&self, own: u32) {
         self.own.store(own, Relaxed);
     }
@@ -157,6 +160,7 @@ impl Fifo<'_> {
     /// The producer moved its tail to `tail` after [`Self::load_prod_for`] (or after reading
     /// the real `head` itself): the cached head stays usable (the write stayed within the room
     /// it left).
+    #[inline]
     pub(super) fn prod_moved(&self, tail: u32, head: Option<u32>) {
         if let Some(c) = self.cache {
             match head {
@@ -168,6 +172,7 @@ impl Fifo<'_> {
 
     /// The consumer moved its head to `head` after [`Self::load_cons_for`] (or after reading
     /// the real `tail` itself): the cached tail stays usable (head did not pass it).
+    #[inline]
     pub(super) fn cons_moved(&self, head: u32, tail: Option<u32>) {
         if let Some(c) = self.cache {
             match tail {
