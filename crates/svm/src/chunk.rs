@@ -35,6 +35,7 @@ const _: () = {
 // SAFETY: all fields are atomic integers.
 unsafe impl Shared for SvmFifoChunk {}
 
+#[inline]
 pub(crate) fn chunk_hdr(seg: &Segment, off: u64) -> Result<&SvmFifoChunk> {
     shared_ref(seg, off)
 }

@@ -263,25 +263,29 @@ impl Segment {
 
     /// The one translation from an fsh-relative offset to a pointer: `off .. off + len` must lie
     /// inside the mapping and `off` (as an address) must be a multiple of `align`.
+    #[inline]
     pub fn at(&self, off: u64, len: usize, align: usize) -> Result<*mut u8> {
         let end = off.checked_add(len as u64);
         match end {
             Some(end) if end <= self.fsh_span() => {}
-            _ => {
-                return Err(SvmError::Corrupt(format!(
-                    "offset {off} + {len} bytes is outside the segment ({} bytes after fsh)",
-                    self.fsh_span()
-                )))
-            }
+            _ => return Err(self.outside(off, len)),
         }
         // SAFETY: fsh + off + len <= mapping length, checked above, so the pointer is in bounds.
         let p = unsafe { self.map.as_mut_ptr().add((self.fsh + off) as usize) };
         if align > 1 && (p as usize) % align != 0 {
-            return Err(SvmError::Corrupt(format!(
-                "offset {off} is not {align}-byte aligned"
-            )));
+            return Err(misaligned(off, align));
         }
         Ok(p)
+    }
+
+    // The error paths of `at`, out of line so that its checks inline cheaply.
+    #[cold]
+    #[inline(never)]
+    fn outside(&self, off: u64, len: usize) -> SvmError {
+        SvmError::Corrupt(format!(
+            "offset {off} + {len} bytes is outside the segment ({} bytes after fsh)",
+            self.fsh_span()
+        ))
     }
 
     /// The inverse of [`Segment::at`]: fsh-relative offset of a pointer inside this segment.
@@ -365,6 +369,12 @@ fn map_raw(file: &File, len: usize) -> Result<MmapRaw> {
         .len(len)
         .map_raw(file)
         .map_err(|e| SvmError::Os("mmap segment", e.raw_os_error().unwrap_or(0)))
+}
+
+#[cold]
+#[inline(never)]
+fn misaligned(off: u64, align: usize) -> SvmError {
+    SvmError::Corrupt(format!("offset {off} is not {align}-byte aligned"))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub(crate) unsafe trait Shared: Sized {}
 
 /// A reference to a shared structure at an untrusted fsh-relative offset (bounds and alignment
 /// checked by [`Segment::at`]).
+#[inline]
 pub(crate) fn shared_ref<T: Shared>(seg: &Segment, off: u64) -> Result<&T> {
     let p = seg.at(off, std::mem::size_of::<T>(), std::mem::align_of::<T>())?;
     // SAFETY: `at` checked that `off .. off + size_of::<T>()` lies in the mapping and is aligned

@@ -1,5 +1,6 @@
 //! Fifo headers, VPP's side: allocation from a slice's `free_fifos` list (carved 32 at a time),
-//! fifo initialisation (`svm_fifo_init`) and release. The app never allocates fifos; the test
+//! fifo initialisation (`svm_fifo_init`) and release; and, either side's, the consumer's
+//! release of consumed chunks to the slice's free lists. The app never allocates fifos; the test
 //! peer does, with exactly VPP's policy, so the app sees VPP-shaped segments.
 //!
 //! `free_fifos` is not atomic in VPP (each slice is only touched by its own VPP thread); we use
@@ -9,8 +10,10 @@
 
 use std::sync::atomic::Ordering::{Relaxed, Release};
 
-use super::{Fifo, SvmFifoShared};
-use crate::fifo_segment::{corrupt, FifoSegment, FifoSegmentSlice, FIFO_SEGMENT_ALLOC_BATCH_SIZE};
+use super::{pos_geq, walk_cap, ChunkRef, Fifo, SvmFifoShared};
+use crate::fifo_segment::{
+    corrupt_with, FifoSegment, FifoSegmentSlice, FIFO_SEGMENT_ALLOC_BATCH_SIZE,
+};
 use crate::segment::{Result, SvmError};
 use crate::shared::shared_ref;
 
@@ -131,10 +134,9 @@ impl<'a> FifoSegment<'a> {
             }
             c = self.chunk(next)?;
         }
-        Err(corrupt(format!(
-            "fifo at {}: chunk list does not end",
-            f.offset()
-        )))
+        Err(corrupt_with(|| {
+            format!("fifo at {}: chunk list does not end", f.offset())
+        }))
     }
 
     /// Release a fifo: its chunks go back to the slice's free lists, its header to `free_fifos`.
@@ -156,5 +158,43 @@ impl<'a> FifoSegment<'a> {
             .fetch_sub(u64::from(shr.size.load(Relaxed)), Relaxed);
         self.fsh.n_active_fifos.fetch_sub(1, Release);
         Ok(())
+    }
+}
+
+impl<'a> Fifo<'a> {
+    /// Consumer: when `head` has moved past the first chunk, unlink the chunks before the one
+    /// holding `head` (never the last one) and push them onto the slice's free lists. Returns
+    /// whether the start chunk was inspected past its end.
+    pub(super) fn release_consumed(&self, head: u32) -> Result<bool> {
+        let start = self.fs.chunk(self.shr.start_chunk.load(Relaxed))?;
+        if !pos_geq(head, start.end()) {
+            return Ok(false);
+        }
+        let mut c = start;
+        let mut prev: Option<ChunkRef<'a>> = None;
+        let mut n = 0u32;
+        loop {
+            let next = c.next();
+            if next == 0 {
+                break;
+            }
+            if n >= walk_cap(self.size()) {
+                return Err(corrupt_with(|| {
+                    format!("fifo at {}: chunk list too long", self.off)
+                }));
+            }
+            prev = Some(c);
+            c = self.next_chunk(&c, next)?;
+            n += 1;
+            if c.includes(head) {
+                break;
+            }
+        }
+        let Some(prev) = prev else { return Ok(true) };
+        prev.hdr.next.store(0, Relaxed);
+        self.shr.start_chunk.store(c.off, Relaxed);
+        let fss = self.fs.slice(self.slice_index()?)?;
+        self.fs.collect_n(fss, start.off, n)?;
+        Ok(true)
     }
 }

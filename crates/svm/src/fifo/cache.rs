@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use super::Fifo;
-use crate::fifo_segment::{corrupt, FIFO_SEGMENT_MAX_FIFO_SIZE};
+use crate::fifo_segment::{corrupt_with, FIFO_SEGMENT_MAX_FIFO_SIZE};
 use crate::segment::Result;
 
 /// Marks a stored position as valid (a fresh cache has seen nothing yet).
@@ -43,17 +43,20 @@ impl View {
     }
 
     /// The other end's cached position, if this end is still where it was when it was kept.
+    #[inline]
     fn get(&self, own: u32) -> Option<u32> {
         let v = self.other.load(Relaxed);
         (v & SEEN != 0 && self.own.load(Relaxed) == own).then_some(v as u32)
     }
 
+    #[inline]
     fn set(&self, other: u32, own: u32) {
         self.other.store(SEEN | u64::from(other), Relaxed);
         self.own.store(own, Relaxed);
     }
 
     /// This end moved to `own` through this view (after using or refreshing it).
+    #[inline]
     fn moved(&self, own: u32) {
         self.own.store(own, Relaxed);
     }
@@ -96,42 +99,68 @@ impl Fifo<'_> {
 
     /// [`Self::load_prod`] for a write of `want` bytes: the cached head when it leaves room.
     pub(super) fn load_prod_for(&self, want: u32) -> Result<(u32, u32, u32)> {
-        let Some(cache) = self.cache else {
-            return self.load_prod();
-        };
         let tail = self.shr.tail.load(Relaxed);
         let size = self.size_checked()?;
+        Ok((self.prod_head(tail, size, want), tail, size))
+    }
+
+    /// The producer's head for a write of `want` bytes at `tail`: the cached one when it
+    /// leaves room (never more room than the real head), else the shared one (acquire).
+    #[inline(always)]
+    pub(super) fn prod_head(&self, tail: u32, size: u32, want: u32) -> u32 {
+        let Some(cache) = self.cache else {
+            return self.shr.head.load(Acquire);
+        };
         if let Some(head) = cache.head.get(tail) {
             let used = tail.wrapping_sub(head);
             if used <= size && size - used >= want {
-                return Ok((head, tail, size));
+                return head;
             }
         }
         let head = self.shr.head.load(Acquire);
         cache.head.set(head, tail);
-        Ok((head, tail, size))
+        head
     }
 
     /// [`Self::load_cons`] for a read of `want` bytes: the cached tail when it covers them.
     pub(super) fn load_cons_for(&self, want: u32) -> Result<(u32, u32, u32)> {
-        let Some(cache) = self.cache else {
+        if self.cache.is_none() {
             return self.load_cons();
-        };
+        }
         let head = self.shr.head.load(Relaxed);
+        let tail = self.cons_tail(head, want);
+        let used = tail.wrapping_sub(head);
+        if u64::from(used) > FIFO_SEGMENT_MAX_FIFO_SIZE {
+            return Err(corrupt_with(|| {
+                format!("fifo at {}: tail {tail} behind head {head}", self.off)
+            }));
+        }
+        Ok((head, tail, used))
+    }
+
+    /// The consumer's tail for a read of `want` bytes at `head`: the cached one when it covers
+    /// them (never more bytes than really queued), else the shared one (acquire). The caller
+    /// still checks the distance from head.
+    #[inline(always)]
+    pub(super) fn cons_tail(&self, head: u32, want: u32) -> u32 {
+        let Some(cache) = self.cache else {
+            return self.shr.tail.load(Acquire);
+        };
         if let Some(tail) = cache.tail.get(head) {
             let used = tail.wrapping_sub(head);
             if used >= want && u64::from(used) <= FIFO_SEGMENT_MAX_FIFO_SIZE {
-                return Ok((head, tail, used));
+                return tail;
             }
         }
-        let r = self.load_cons()?;
-        cache.tail.set(r.1, r.0);
-        Ok(r)
+        let tail = self.shr.tail.load(Acquire);
+        cache.tail.set(tail, head);
+        tail
     }
 
     /// The producer moved its tail to `tail` after [`Self::load_prod_for`] (or after reading
     /// the real `head` itself): the cached head stays usable (the write stayed within the room
     /// it left).
+    #[inline]
     pub(super) fn prod_moved(&self, tail: u32, head: Option<u32>) {
         if let Some(c) = self.cache {
             match head {
@@ -143,6 +172,7 @@ impl Fifo<'_> {
 
     /// The consumer moved its head to `head` after [`Self::load_cons_for`] (or after reading
     /// the real `tail` itself): the cached tail stays usable (head did not pass it).
+    #[inline]
     pub(super) fn cons_moved(&self, head: u32, tail: Option<u32>) {
         if let Some(c) = self.cache {
             match tail {
@@ -158,10 +188,9 @@ impl Fifo<'_> {
         let tail = self.shr.tail.load(Acquire);
         let used = tail.wrapping_sub(head);
         if u64::from(used) > FIFO_SEGMENT_MAX_FIFO_SIZE {
-            return Err(corrupt(format!(
-                "fifo at {}: tail {tail} behind head {head}",
-                self.off
-            )));
+            return Err(corrupt_with(|| {
+                format!("fifo at {}: tail {tail} behind head {head}", self.off)
+            }));
         }
         Ok((head, tail, used))
     }

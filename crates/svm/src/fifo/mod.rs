@@ -5,7 +5,8 @@
 //! single-consumer algorithms: enqueue with lazy growth from the segment's slice free lists,
 //! dequeue / drop with release of consumed chunks, peek. Zero-copy segments and datagram framing
 //! live in [`segs`], the notification flags in [`notify`], fifo header allocation in a segment
-//! (VPP's side: the test peer's) in `alloc`; chunk headers in the crate's `chunk` module.
+//! (VPP's side: the test peer's) and chunk release in `alloc`, the common case of enqueue and
+//! dequeue as one inlined straight line in `fast`; chunk headers in the crate's `chunk` module.
 //!
 //! Every chunk offset read from shared memory (start, end, head, tail chunk, next) is validated
 //! through [`FifoSegment::chunk`] before use; list walks are bounded; a malformed fifo yields
@@ -19,13 +20,14 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
 
 pub use crate::chunk::{pos_geq, pos_gt, pos_lt, ChunkRef, SvmFifoChunk};
-use crate::fifo_segment::{corrupt, FifoSegment, FIFO_SEGMENT_MAX_FIFO_SIZE};
+use crate::fifo_segment::{corrupt, corrupt_with, FifoSegment, FIFO_SEGMENT_MAX_FIFO_SIZE};
 use crate::segment::{Result, SvmError};
 use crate::shared::shared_ref;
 use crate::shared::Shared;
 
 mod alloc;
 mod cache;
+mod fast;
 mod handle;
 pub mod notify;
 pub mod segs;
@@ -187,7 +189,9 @@ impl<'a> Fifo<'a> {
     fn size_checked(&self) -> Result<u32> {
         let size = self.size();
         if u64::from(size) > FIFO_SEGMENT_MAX_FIFO_SIZE {
-            return Err(corrupt(format!("fifo at {} has size {size}", self.off)));
+            return Err(corrupt_with(|| {
+                format!("fifo at {} has size {size}", self.off)
+            }));
         }
         Ok(size)
     }
@@ -195,7 +199,9 @@ impl<'a> Fifo<'a> {
     fn slice_index(&self) -> Result<u32> {
         let s = u32::from(self.shr.slice_index.load(Relaxed));
         if s >= u32::from(self.fs.n_slices()) {
-            return Err(corrupt(format!("fifo at {} has slice index {s}", self.off)));
+            return Err(corrupt_with(|| {
+                format!("fifo at {} has slice index {s}", self.off)
+            }));
         }
         Ok(s)
     }
@@ -238,19 +244,20 @@ impl<'a> Fifo<'a> {
     /// Follow `prev.next` (already loaded as `next`), checking continuity of positions.
     fn next_chunk(&self, prev: &ChunkRef<'a>, next: u64) -> Result<ChunkRef<'a>> {
         if next == 0 {
-            return Err(corrupt(format!(
-                "fifo at {}: chunk list ends early",
-                self.off
-            )));
+            return Err(corrupt_with(|| {
+                format!("fifo at {}: chunk list ends early", self.off)
+            }));
         }
         let c = self.fs.chunk(next)?;
         if c.start() != prev.end() {
-            return Err(corrupt(format!(
-                "fifo at {}: chunk at {next} starts at {}, expected {}",
-                self.off,
-                c.start(),
-                prev.end()
-            )));
+            return Err(corrupt_with(|| {
+                format!(
+                    "fifo at {}: chunk at {next} starts at {}, expected {}",
+                    self.off,
+                    c.start(),
+                    prev.end()
+                )
+            }));
         }
         Ok(c)
     }
@@ -264,10 +271,9 @@ impl<'a> Fifo<'a> {
             }
             c = self.next_chunk(&c, c.next())?;
         }
-        Err(corrupt(format!(
-            "fifo at {}: chunk list too long",
-            self.off
-        )))
+        Err(corrupt_with(|| {
+            format!("fifo at {}: chunk list too long", self.off)
+        }))
     }
 
     /// Consumer: the chunk holding `pos`, starting from head_chunk when it is usable.
@@ -289,10 +295,9 @@ impl<'a> Fifo<'a> {
     fn copy_in(&self, mut c: ChunkRef<'a>, pos: u32, src: &[u8]) -> Result<u64> {
         let mut at = pos.wrapping_sub(c.start());
         if at >= c.len {
-            return Err(corrupt(format!(
-                "fifo at {}: position {pos} not in its chunk",
-                self.off
-            )));
+            return Err(corrupt_with(|| {
+                format!("fifo at {}: position {pos} not in its chunk", self.off)
+            }));
         }
         let mut done = 0usize;
         loop {
@@ -317,10 +322,9 @@ impl<'a> Fifo<'a> {
     fn copy_out(&self, mut c: ChunkRef<'a>, pos: u32, dst: &mut [u8]) -> Result<u64> {
         let mut at = pos.wrapping_sub(c.start());
         if at >= c.len {
-            return Err(corrupt(format!(
-                "fifo at {}: position {pos} not in its chunk",
-                self.off
-            )));
+            return Err(corrupt_with(|| {
+                format!("fifo at {}: position {pos} not in its chunk", self.off)
+            }));
         }
         let mut done = 0usize;
         loop {
@@ -345,10 +349,9 @@ impl<'a> Fifo<'a> {
     fn grow(&self, head: u32, tail: u32, len: u32, end: ChunkRef<'a>, size: u32) -> Result<bool> {
         let free_alloced = end.end().wrapping_sub(tail);
         if pos_gt(tail, end.end()) {
-            return Err(corrupt(format!(
-                "fifo at {}: tail {tail} past end chunk",
-                self.off
-            )));
+            return Err(corrupt_with(|| {
+                format!("fifo at {}: tail {tail} past end chunk", self.off)
+            }));
         }
         let used = tail.wrapping_sub(head);
         let want = self
@@ -405,10 +408,9 @@ impl<'a> Fifo<'a> {
             return Err(SvmError::Full);
         }
         if avail > len {
-            return Err(corrupt(format!(
-                "fifo at {}: tail {tail} past end chunk",
-                self.off
-            )));
+            return Err(corrupt_with(|| {
+                format!("fifo at {}: tail {tail} past end chunk", self.off)
+            }));
         }
         Ok(avail)
     }
@@ -417,17 +419,25 @@ impl<'a> Fifo<'a> {
     fn tail_chunk(&self, tail: u32) -> Result<ChunkRef<'a>> {
         let c = self.fs.chunk(self.shr.tail_chunk.load(Relaxed))?;
         if !c.includes(tail) {
-            return Err(corrupt(format!(
-                "fifo at {}: tail chunk misses {tail}",
-                self.off
-            )));
+            return Err(corrupt_with(|| {
+                format!("fifo at {}: tail chunk misses {tail}", self.off)
+            }));
         }
         Ok(c)
     }
 
     /// Enqueue up to `src.len()` bytes; returns how many were written. `Full` when there is no
     /// space (SVM_FIFO_EFULL) or the segment cannot grow the fifo (SVM_FIFO_EGROW).
+    #[inline]
     pub fn enqueue(&self, src: &[u8]) -> Result<usize> {
+        match self.enqueue_quick(src) {
+            Some(n) => Ok(n),
+            None => self.enqueue_full(src),
+        }
+    }
+
+    #[inline(never)]
+    fn enqueue_full(&self, src: &[u8]) -> Result<usize> {
         let want = u32::try_from(src.len()).unwrap_or(u32::MAX);
         let (head, tail, size) = self.load_prod_for(want)?;
         let free = size.saturating_sub(tail.wrapping_sub(head));
@@ -466,7 +476,16 @@ impl<'a> Fifo<'a> {
     }
 
     /// Dequeue up to `dst.len()` bytes, releasing fully consumed chunks to the slice.
+    #[inline]
     pub fn dequeue(&self, dst: &mut [u8]) -> Result<usize> {
+        match self.dequeue_quick(dst) {
+            Some(n) => Ok(n),
+            None => self.dequeue_full(dst),
+        }
+    }
+
+    #[inline(never)]
+    fn dequeue_full(&self, dst: &mut [u8]) -> Result<usize> {
         let want = u32::try_from(dst.len()).unwrap_or(u32::MAX);
         let (head, _, used) = self.load_cons_for(want.max(1))?;
         if used == 0 {
@@ -548,52 +567,14 @@ impl<'a> Fifo<'a> {
                 return Ok((n, bytes));
             }
             if n >= walk_cap(self.size()) {
-                return Err(corrupt(format!(
-                    "fifo at {}: chunk list too long",
-                    self.off
-                )));
+                return Err(corrupt_with(|| {
+                    format!("fifo at {}: chunk list too long", self.off)
+                }));
             }
             c = self.next_chunk(&c, next)?;
             n += 1;
             bytes += u64::from(c.len);
         }
-    }
-
-    /// Consumer: when `head` has moved past the first chunk, unlink the chunks before the one
-    /// holding `head` (never the last one) and push them onto the slice's free lists. Returns
-    /// whether the start chunk was inspected past its end.
-    fn release_consumed(&self, head: u32) -> Result<bool> {
-        let start = self.fs.chunk(self.shr.start_chunk.load(Relaxed))?;
-        if !pos_geq(head, start.end()) {
-            return Ok(false);
-        }
-        let mut c = start;
-        let mut prev: Option<ChunkRef<'a>> = None;
-        let mut n = 0u32;
-        loop {
-            let next = c.next();
-            if next == 0 {
-                break;
-            }
-            if n >= walk_cap(self.size()) {
-                return Err(corrupt(format!(
-                    "fifo at {}: chunk list too long",
-                    self.off
-                )));
-            }
-            prev = Some(c);
-            c = self.next_chunk(&c, next)?;
-            n += 1;
-            if c.includes(head) {
-                break;
-            }
-        }
-        let Some(prev) = prev else { return Ok(true) };
-        prev.hdr.next.store(0, Relaxed);
-        self.shr.start_chunk.store(c.off, Relaxed);
-        let fss = self.fs.slice(self.slice_index()?)?;
-        self.fs.collect_n(fss, start.off, n)?;
-        Ok(true)
     }
 }
 

@@ -128,10 +128,9 @@ impl<'a> Fifo<'a> {
         let mut c = self.cons_chunk_for(head, start)?;
         let at = start.wrapping_sub(c.start());
         if at >= c.len {
-            return Err(crate::fifo_segment::corrupt(format!(
-                "fifo at {}: chunk moved under position {start}",
-                self.off
-            )));
+            return Err(crate::fifo_segment::corrupt_with(|| {
+                format!("fifo at {}: chunk moved under position {start}", self.off)
+            }));
         }
         let first = (c.len - at).min(to_read);
         // SAFETY: `at < c.len` because `c` includes `start`; the chunk's data was bounds-checked.
@@ -213,10 +212,9 @@ impl<'a> Fifo<'a> {
     fn tail_chunk_at(&self, off: u64, pos: u32) -> Result<super::ChunkRef<'a>> {
         let c = self.fs.chunk(off)?;
         if !c.includes(pos) {
-            return Err(crate::fifo_segment::corrupt(format!(
-                "fifo at {}: tail chunk misses {pos}",
-                self.off
-            )));
+            return Err(crate::fifo_segment::corrupt_with(|| {
+                format!("fifo at {}: tail chunk misses {pos}", self.off)
+            }));
         }
         Ok(c)
     }
@@ -260,10 +258,12 @@ impl<'a> Fifo<'a> {
         let after = self.copy_out(c, head, &mut raw)?;
         let ph = SessionDgramHdr::from_bytes(&raw);
         if ph.data_offset > ph.data_length {
-            return Err(crate::fifo_segment::corrupt(format!(
-                "dgram offset {} > length {}",
-                ph.data_offset, ph.data_length
-            )));
+            return Err(crate::fifo_segment::corrupt_with(|| {
+                format!(
+                    "dgram offset {} > length {}",
+                    ph.data_offset, ph.data_length
+                )
+            }));
         }
         let whole = u64::from(ph.data_length) + u64::from(HDR);
         if u64::from(used) < whole {

@@ -9,7 +9,7 @@
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use super::{
-    corrupt, fl_index, fl_size, FifoSegment, FifoSegmentSlice, CHUNK_HDR_SIZE,
+    corrupt_with, fl_index, fl_size, FifoSegment, FifoSegmentSlice, CHUNK_HDR_SIZE,
     FIFO_SEGMENT_ALLOC_BATCH_SIZE, FL_HEAD_MASK, FL_TAG_INC, FL_TAG_MASK, FS_CHUNK_VEC_LEN,
     FS_MIN_CHUNK_SZ,
 };
@@ -33,10 +33,12 @@ impl<'a> FifoSegment<'a> {
                 // is still the same proves the list itself is bad.
                 let now = head.load(Acquire);
                 if now == old {
-                    return Err(corrupt(format!(
-                        "free list {fl}: chunk at {off} has length {} and next {next:#x}",
-                        c.len
-                    )));
+                    return Err(corrupt_with(|| {
+                        format!(
+                            "free list {fl}: chunk at {off} has length {} and next {next:#x}",
+                            c.len
+                        )
+                    }));
                 }
                 old = now;
                 continue;
@@ -146,7 +148,9 @@ impl<'a> FifoSegment<'a> {
         let mut off = first;
         while off != 0 {
             if u64::from(n) >= cap {
-                return Err(corrupt(format!("chunk list at {first} does not end")));
+                return Err(corrupt_with(|| {
+                    format!("chunk list at {first} does not end")
+                }));
             }
             off = self.chunk(off)?.hdr.next.load(Acquire);
             n += 1;

@@ -100,8 +100,17 @@ unsafe impl Shared for FifoSegmentHeader {}
 // SAFETY: as above.
 unsafe impl Shared for FifoSegmentSlice {}
 
+#[cold]
 pub(crate) fn corrupt(msg: String) -> SvmError {
     SvmError::Corrupt(msg)
+}
+
+/// [`corrupt`] with the message formatted out of line: the checks on the fifo fast paths stay
+/// a compare and a (never taken) branch, without the formatting code and its stack space.
+#[cold]
+#[inline(never)]
+pub(crate) fn corrupt_with(msg: impl FnOnce() -> String) -> SvmError {
+    SvmError::Corrupt(msg())
 }
 
 /// Free-list index of a size: 0 below 4 KiB, else ceil(log2(size)) − 12 capped at 10.
@@ -158,9 +167,11 @@ impl<'a> FifoSegment<'a> {
         let hdr_sz = FSH_SIZE + slices_sz;
         let seg_sz = seg.fsh_span();
         if seg.fsh_offset() == 0 || hdr_sz >= seg_sz {
-            return Err(corrupt(format!(
-                "no room for a fifo segment header with {n_slices} slices in {seg_sz} bytes"
-            )));
+            return Err(corrupt_with(|| {
+                format!(
+                    "no room for a fifo segment header with {n_slices} slices in {seg_sz} bytes"
+                )
+            }));
         }
         let p = seg.at(0, hdr_sz as usize, 64)?;
         // SAFETY: `at` checked the header and slices lie inside the mapping; nobody else uses a
@@ -195,15 +206,17 @@ impl<'a> FifoSegment<'a> {
         let start = fsh.start_byte_index.load(Acquire);
         let max = fsh.max_byte_index.load(Acquire);
         if n_slices == 0 || start != FSH_SIZE + SLICE_SIZE * u64::from(n_slices) {
-            return Err(corrupt(format!(
-                "fsh has {n_slices} slices and start_byte_index {start}"
-            )));
+            return Err(corrupt_with(|| {
+                format!("fsh has {n_slices} slices and start_byte_index {start}")
+            }));
         }
         if max > seg.fsh_span() || max <= start {
-            return Err(corrupt(format!(
-                "fsh max_byte_index {max} outside {start}..={}",
-                seg.fsh_span()
-            )));
+            return Err(corrupt_with(|| {
+                format!(
+                    "fsh max_byte_index {max} outside {start}..={}",
+                    seg.fsh_span()
+                )
+            }));
         }
         Ok(FifoSegment {
             seg,
@@ -280,35 +293,69 @@ impl<'a> FifoSegment<'a> {
     /// Slice `i`, refusing indices at or beyond the number of slices.
     pub fn slice(&self, i: u32) -> Result<&'a FifoSegmentSlice> {
         if i >= u32::from(self.n_slices) {
-            return Err(corrupt(format!(
-                "slice index {i} >= {} slices",
-                self.n_slices
-            )));
+            return Err(corrupt_with(|| {
+                format!("slice index {i} >= {} slices", self.n_slices)
+            }));
         }
         shared_ref(self.seg, FSH_SIZE + SLICE_SIZE * u64::from(i))
     }
 
     /// Validate a chunk at an untrusted fsh offset: in the carved area, aligned, with a
     /// power-of-two length in 4 KiB..=4 MiB whose data also lies in the segment.
+    #[inline]
     pub fn chunk(&self, off: u64) -> Result<ChunkRef<'a>> {
-        if off < self.start_byte_index || off >= self.max_byte_index {
-            return Err(corrupt(format!(
-                "chunk offset {off} outside {}..{}",
-                self.start_byte_index, self.max_byte_index
-            )));
+        match self.chunk_quick(off) {
+            Some(c) => Ok(c),
+            None => Err(self.chunk_err(off)),
         }
-        let hdr: &SvmFifoChunk = crate::chunk::chunk_hdr(self.seg, off)?;
+    }
+
+    /// [`FifoSegment::chunk`]'s checks without building an error (`None` if one fails): for
+    /// the fifo fast paths, which leave anything unusual to the reporting path.
+    #[inline(always)]
+    pub(crate) fn chunk_quick(&self, off: u64) -> Option<ChunkRef<'a>> {
+        if off < self.start_byte_index || off >= self.max_byte_index {
+            return None;
+        }
+        let hdr: &SvmFifoChunk = crate::chunk::chunk_hdr(self.seg, off).ok()?;
         let len = hdr.length.load(Relaxed);
         if !len.is_power_of_two() || !(FS_MIN_CHUNK_SZ..=FS_MAX_CHUNK_SZ).contains(&len) {
-            return Err(corrupt(format!("chunk at {off} has length {len}")));
+            return None;
         }
-        let data = self.seg.at(off + CHUNK_HDR_SIZE, len as usize, 1)?;
-        Ok(ChunkRef {
+        let data = self.seg.at(off + CHUNK_HDR_SIZE, len as usize, 1).ok()?;
+        Some(ChunkRef {
             off,
             hdr,
             data,
             len,
         })
+    }
+
+    /// Why [`FifoSegment::chunk_quick`] refused `off` (checked again: the peer may have
+    /// changed the length meanwhile).
+    #[cold]
+    #[inline(never)]
+    fn chunk_err(&self, off: u64) -> SvmError {
+        if off < self.start_byte_index || off >= self.max_byte_index {
+            return corrupt_with(|| {
+                format!(
+                    "chunk offset {off} outside {}..{}",
+                    self.start_byte_index, self.max_byte_index
+                )
+            });
+        }
+        let hdr: &SvmFifoChunk = match crate::chunk::chunk_hdr(self.seg, off) {
+            Ok(h) => h,
+            Err(e) => return e,
+        };
+        let len = hdr.length.load(Relaxed);
+        if !len.is_power_of_two() || !(FS_MIN_CHUNK_SZ..=FS_MAX_CHUNK_SZ).contains(&len) {
+            return corrupt_with(|| format!("chunk at {off} has length {len}"));
+        }
+        if let Err(e) = self.seg.at(off + CHUNK_HDR_SIZE, len as usize, 1) {
+            return e;
+        }
+        corrupt_with(|| format!("chunk at {off} changed while it was checked"))
     }
 
     /// Carve `size` bytes aligned to `align` (a power of two) from the segment's free space by
@@ -340,9 +387,9 @@ impl<'a> FifoSegment<'a> {
     /// `start_byte_index + i * size`.
     pub fn reserve(&self, size: u64, align: u64) -> Result<u64> {
         if !align.is_power_of_two() || size > u64::from(u32::MAX) {
-            return Err(corrupt(format!(
-                "cannot reserve {size} bytes aligned {align}"
-            )));
+            return Err(corrupt_with(|| {
+                format!("cannot reserve {size} bytes aligned {align}")
+            }));
         }
         let off = self.carve(size, align).ok_or(SvmError::Full)?;
         self.fsh.n_reserved_bytes.fetch_add(size as u32, Relaxed);
@@ -378,12 +425,14 @@ impl<'a> FifoSegment<'a> {
         let head = fss
             .free_chunks
             .get(fl)
-            .ok_or_else(|| corrupt(format!("free list {fl}")))?;
+            .ok_or_else(|| corrupt_with(|| format!("free list {fl}")))?;
         let mut off = head.load(Acquire) & FL_HEAD_MASK;
         let mut n = 0u32;
         while off != 0 {
             if u64::from(n) > self.max_byte_index / u64::from(FS_MIN_CHUNK_SZ) {
-                return Err(corrupt(format!("free list {fl} of slice {slice} loops")));
+                return Err(corrupt_with(|| {
+                    format!("free list {fl} of slice {slice} loops")
+                }));
             }
             off = self.chunk(off)?.hdr.next.load(Relaxed);
             n += 1;
