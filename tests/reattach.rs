@@ -435,3 +435,51 @@ fn level_triggered_loop_sleeps_while_the_listener_is_down_without_eventfds() {
 fn level_triggered_loop_sleeps_while_the_listener_is_down_with_eventfds() {
     level_triggered_loop_sleeps_while_the_listener_is_down(true);
 }
+
+/// An app destroyed while its re-attach thread waits to retry, then a new app that loses VPP
+/// before that thread has ended: the new app attaches again too. Before, the old thread still
+/// held the one re-attach slot when the new app's detach came, the detach started nothing,
+/// and the old thread then ended without looking: the new app stayed detached for good.
+#[test]
+fn a_new_app_reattaches_while_an_old_apps_reattach_thread_ends() {
+    let _s = serial();
+    let old = attach_with("ra-old", false, true);
+    let _ls = listen(free_port());
+    old.stop();
+    let t = Instant::now();
+    // SAFETY: no arguments.
+    while unsafe { vppcom_worker_is_detached() } != 1 {
+        assert!(t.elapsed() < DETECT, "detach not seen");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // let the old app's re-attach back off to its longest wait, then destroy the app
+    std::thread::sleep(Duration::from_millis(400));
+    app::destroy();
+    let p = attach_with("ra-new", false, true);
+    let port = free_port();
+    let ls = listen(port);
+    p.stop();
+    let t = Instant::now();
+    // SAFETY: no arguments.
+    while unsafe { vppcom_worker_is_detached() } != 1 {
+        assert!(t.elapsed() < DETECT, "detach not seen");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let p = peer("ra-new");
+    assert!(
+        p.wait_until(BACK, |p| p.n_apps() == 1),
+        "the new app attached again"
+    );
+    let _c = loop {
+        if let Ok(c) = TcpStream::connect(("127.0.0.1", port)) {
+            break c;
+        }
+        assert!(p.n_apps() == 1, "still attached");
+        std::thread::sleep(Duration::from_millis(10)); // a retry pace, not a synchronisation
+    };
+    // SAFETY: a null endpoint is allowed.
+    let cs = unsafe { vppcom_session_accept(ls, std::ptr::null_mut(), 0) };
+    assert!(cs >= 0, "the new app's listener accepts again: {cs}");
+    app::destroy();
+    p.stop();
+}

@@ -89,24 +89,32 @@ fn snapshot(gen: Option<u64>) -> Option<Snapshot> {
     })
 }
 
-struct Running;
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        RUNNING.store(false, Ordering::Release);
+fn run() {
+    let (gen, reattached) = reattach();
+    RUNNING.store(false, Ordering::Release);
+    // A detach seen while this thread ran started nothing (one thread at a time): the app
+    // this thread served may have been destroyed and a new one lost VPP meanwhile, or VPP
+    // died again right after the re-attach. Look once more now that the slot is free (not
+    // for an app this thread gave up on: that would loop).
+    let again = snapshot(None).is_some_and(|s| {
+        (s.gen != gen || reattached) && s.workers.iter().any(|w| w.known_detached())
+    });
+    if again {
+        on_worker_detached();
     }
 }
 
-fn run() {
-    let _running = Running;
+/// The re-attach loop: the generation of the app it served (u64::MAX: none) and whether it
+/// re-attached it.
+fn reattach() -> (u64, bool) {
     let Some(first) = snapshot(None) else {
-        return;
+        return (u64::MAX, false);
     };
     // A worker dropped on its own (a corrupt app mq) while VPP still serves the app is not a
     // restart: attaching again would make a second app.
     if first.workers.iter().any(|w| !w.sock_gone()) {
         tracing::info!("not re-attaching: VPP still holds the app's socket");
-        return;
+        return (first.gen, false);
     }
     for w in &first.workers {
         w.mark_detached("VPP closed the app socket");
@@ -120,15 +128,15 @@ fn run() {
     let mut attempts = 0u32;
     loop {
         if !ENABLED.load(Ordering::Acquire) {
-            return;
+            return (first.gen, false);
         }
         // the app may have been destroyed (or re-created) meanwhile
         let Some(snap) = snapshot(Some(first.gen)) else {
-            return;
+            return (first.gen, false);
         };
         attempts += 1;
         match attempt(&snap) {
-            Ok(None) => return, // the app was destroyed meanwhile
+            Ok(None) => return (first.gen, false), // the app was destroyed meanwhile
             Ok(Some((workers, listeners))) => {
                 tracing::warn!(
                     "re-attached to VPP at {} after {:?} ({attempts} attempts): {workers} \
@@ -136,7 +144,7 @@ fn run() {
                     sapi::addr_display(&snap.addr),
                     started.elapsed()
                 );
-                return;
+                return (first.gen, true);
             }
             Err(why) => tracing::debug!("re-attach attempt {attempts}: {why}"),
         }
