@@ -326,7 +326,11 @@ fn tls_echo(tag: &str, ct: bool, dtls: bool) {
         ]
     };
     // DTLS: every echo is one datagram within a DTLS record (16 KB)
-    let (big_rounds, big_size) = if dtls { ("50", "16000") } else { ("5", "300000") };
+    let (big_rounds, big_size) = if dtls {
+        ("50", "16000")
+    } else {
+        ("5", "300000")
+    };
     let small = s.run_watched(&exe, &args("200", "1024"), &mut seen);
     small.line("200 echoes of 1024 bytes ok");
     let big = s.run_watched(&exe, &args(big_rounds, big_size), &mut seen);

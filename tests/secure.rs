@@ -41,10 +41,17 @@ extern "C" {
 
 /// This process attached (global scope) to a fresh peer while `f` runs.
 fn world(tag: &str, f: impl FnOnce(&Peer)) {
+    world_threads(tag, 1, f)
+}
+
+/// `world` with a peer emulating `threads` VPP threads.
+fn world_threads(tag: &str, threads: u8, f: impl FnOnce(&Peer)) {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     vcl::testing::app::destroy();
     let sock = format!("vcl-secure-{tag}-{}", std::process::id());
-    let peer = Peer::start(PeerConfig::new(SockAddr::Abstract(sock.clone()))).unwrap();
+    let mut cfg = PeerConfig::new(SockAddr::Abstract(sock.clone()));
+    cfg.threads = threads;
+    let peer = Peer::start(cfg).unwrap();
     let conf = write_conf(&sock, false);
     std::env::set_var("VCL_CONFIG", &conf);
     // SAFETY: a plain call into our own C ABI.
@@ -370,8 +377,9 @@ const DTLS: u8 = 5;
 
 /// FNV-1a: the per-datagram checksum.
 fn fnv(d: &[u8]) -> u32 {
-    d.iter()
-        .fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+    d.iter().fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// Datagram `seq` of client `client`: [client, seq (4), payload, checksum (4)], 16 B to ~9 KB.
@@ -423,7 +431,8 @@ fn dtls_client(port: u16) -> u32 {
 fn dtls_echo_with_checksums_several_clients() {
     const N: u8 = 6;
     const ROUNDS: u32 = 40;
-    world("dtls", |peer| {
+    // three VPP threads: a plain UDP client would migrate on its first datagram; DTLS hides it
+    world_threads("dtls", 3, |peer| {
         let ck = add_ckpair();
         let (ls, port, rv) = listener(DTLS, Some(ck));
         assert_eq!(rv, 0, "DTLS listen with a cert/key pair");
@@ -450,7 +459,11 @@ fn dtls_echo_with_checksums_several_clients() {
                 assert_eq!(sum, fnv(&d[..n - 4]), "checksum (split or merged?)");
                 let seq_in = u32::from_le_bytes(d[1..5].try_into().unwrap());
                 assert_eq!(seq_in, seq, "in order, none lost");
-                assert_eq!(*owner[k].get_or_insert(d[0]), d[0], "one client per session");
+                assert_eq!(
+                    *owner[k].get_or_insert(d[0]),
+                    d[0],
+                    "one client per session"
+                );
                 assert_eq!(d, dgram(d[0], seq));
                 write_dgram(s, &d);
             }
