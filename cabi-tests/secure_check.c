@@ -1,6 +1,6 @@
 /* TLS/DTLS/QUIC entry points with bad input, checked against VPP v26.06's VCL return codes:
- * cert/key pair attributes, listens and connects VPP's TLS refuses, stream_connect on what is
- * not a QUIC connection. Run against the in-process test peer (tests/cabi_sessions.rs), which
+ * cert/key pair attributes, listens and connects VPP's TLS and DTLS refuse, stream_connect on
+ * what is not a QUIC connection. Run against the in-process test peer (tests/cabi_sessions.rs), which
  * refuses ext configs as VPP's tls.c and quic.c do. Usage: secure_check PORT PORT2 */
 #pragma GCC diagnostic ignored "-Wunused-function" /* helpers this check does not need */
 #include "check_util.h"
@@ -137,6 +137,43 @@ refused (int port, int port2)
   vppcom_session_close (q);
 }
 
+/* DTLS refusals, as for TLS: no ext config, a pair VPP does not have, a handshake with a
+ * listener whose pair was deleted. Then DTLS is a datagram session: one read = one datagram. */
+static void
+dtls_refused (int port)
+{
+  static const char pem_cert[] = "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n";
+  static const char pem_key[] = "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n";
+  vppcom_cert_key_pair_t ck;
+  char buf[64];
+  int d, ls, ckp;
+
+  d = vppcom_session_create (VPPCOM_PROTO_DTLS, 0);
+  check_true ("dtls create", d >= 0);
+  check ("dtls connect without ckpair", connect_to (d, port), VPPCOM_ECONNREFUSED);
+  check ("dtls read unconnected", vppcom_session_read (d, buf, sizeof (buf)), VPPCOM_ENOTCONN);
+  vppcom_session_close (d);
+  check ("dtls listen without ckpair", listen_on (VPPCOM_PROTO_DTLS, -1, port), -1);
+  check ("dtls listen bad ckpair", listen_on (VPPCOM_PROTO_DTLS, 4242, port), -1);
+
+  memset (&ck, 0, sizeof (ck));
+  ck.cert = (char *) pem_cert;
+  ck.key = (char *) pem_key;
+  ck.cert_len = sizeof (pem_cert) - 1;
+  ck.key_len = sizeof (pem_key) - 1;
+  ckp = vppcom_add_cert_key_pair (&ck);
+  check_true ("add_cert_key_pair", ckp > 0);
+  ls = listen_on (VPPCOM_PROTO_DTLS, ckp, port);
+  check_true ("dtls listen", ls >= 0);
+  check ("del_cert_key_pair", vppcom_del_cert_key_pair (ckp), 0);
+  d = vppcom_session_create (VPPCOM_PROTO_DTLS, 0);
+  check ("dtls set_ckpair client", set_ckpair (d, 0, sizeof (uint32_t)), 0);
+  check ("dtls handshake with a deleted pair", connect_to (d, port), VPPCOM_ECONNREFUSED);
+  check ("get_error after dtls handshake failure", vppcom_session_get_error (d), VPPCOM_EFAULT);
+  vppcom_session_close (d);
+  vppcom_session_close (ls);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -159,6 +196,7 @@ main (int argc, char **argv)
     }
   ckpair_attrs ();
   refused (atoi (argv[1]), atoi (argv[2]));
+  dtls_refused (atoi (argv[1]));
   vppcom_app_destroy ();
   printf ("%d passed, %d failed, %d known differences\n", n_pass, n_fail, n_diff);
   return n_fail ? 1 : 0;

@@ -69,8 +69,13 @@ fn session_check_cxx() {
     run_session_check("sessions_cxx", true);
 }
 
-/// cabi-tests/secure_check.c: TLS/QUIC entry points with bad input.
+/// cabi-tests/secure_check.c: TLS/DTLS/QUIC entry points with bad input.
 #[test]
 fn secure_check_c() {
     run_check("secure_c", "cabi-tests/secure_check.c", false);
+}
+
+#[test]
+fn secure_check_cxx() {
+    run_check("secure_cxx", "cabi-tests/secure_check.c", true);
 }

@@ -298,20 +298,24 @@ fn idle_sessions_touch_no_shared_fifo_pages() {
     s.peer.stop();
 }
 
-/// The TLS echo example with the committed test certificate (tests/data/): the server's
-/// listener and the client carry a cert/key pair in their ext config; the peer checks it and
-/// carries the data as plaintext.
-fn tls_echo(tag: &str, ct: bool) {
+/// The TLS (or, `dtls`, DTLS) echo example with the committed test certificate (tests/data/):
+/// the server's listener and the client carry a cert/key pair in their ext config; the peer
+/// checks it and carries the data as plaintext (DTLS: datagrams over kernel UDP, each echo one
+/// datagram, the client ending with a BYE datagram as VPP tells the server nothing).
+fn tls_echo(tag: &str, ct: bool, dtls: bool) {
     let s = Setup::new(tag, ct);
     let exe = s.build("vcl_tls_echo");
     let data = repo_dir().join("tests/data");
     let (cert, key) = (data.join("tls-test.crt"), data.join("tls-test.key"));
     let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
     let port = free_port().to_string();
-    let srv = s.server(&exe, &["server", cert, key, &port, "2"]);
+    let proto = if dtls { "dtls" } else { "tls" };
+    let srv = s.server(&exe, &["-p", proto, "server", cert, key, &port, "2"]);
     let mut seen = Seen::default();
     let args = |rounds: &'static str, size: &'static str| {
         [
+            "-p",
+            proto,
             "client",
             cert,
             key,
@@ -321,21 +325,38 @@ fn tls_echo(tag: &str, ct: bool) {
             size,
         ]
     };
+    // DTLS: every echo is one datagram within a DTLS record (16 KB)
+    let (big_rounds, big_size) = if dtls {
+        ("50", "16000")
+    } else {
+        ("5", "300000")
+    };
     let small = s.run_watched(&exe, &args("200", "1024"), &mut seen);
     small.line("200 echoes of 1024 bytes ok");
-    let big = s.run_watched(&exe, &args("5", "300000"), &mut seen);
-    big.line("5 echoes of 300000 bytes ok");
+    let big = s.run_watched(&exe, &args(big_rounds, big_size), &mut seen);
+    big.line(&format!("{big_rounds} echoes of {big_size} bytes ok"));
     let done = s.finish(srv);
-    done.line("2 sessions served, 1704800 bytes echoed");
+    let bytes = 200 * 1024 + big_rounds.parse::<u64>().unwrap() * big_size.parse::<u64>().unwrap();
+    done.line(&format!("2 sessions served, {bytes} bytes echoed"));
     seen.assert_only(ct);
 }
 
 #[test]
 fn tls_echo_transport() {
-    tls_echo("tls-tcp", false);
+    tls_echo("tls-tcp", false, false);
 }
 
 #[test]
 fn tls_echo_cut_through() {
-    tls_echo("tls-ct", true);
+    tls_echo("tls-ct", true, false);
+}
+
+#[test]
+fn dtls_echo_transport() {
+    tls_echo("dtls-udp", false, true);
+}
+
+#[test]
+fn dtls_echo_cut_through() {
+    tls_echo("dtls-ct", true, true);
 }

@@ -41,10 +41,17 @@ extern "C" {
 
 /// This process attached (global scope) to a fresh peer while `f` runs.
 fn world(tag: &str, f: impl FnOnce(&Peer)) {
+    world_threads(tag, 1, f)
+}
+
+/// `world` with a peer emulating `threads` VPP threads.
+fn world_threads(tag: &str, threads: u8, f: impl FnOnce(&Peer)) {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     vcl::testing::app::destroy();
     let sock = format!("vcl-secure-{tag}-{}", std::process::id());
-    let peer = Peer::start(PeerConfig::new(SockAddr::Abstract(sock.clone()))).unwrap();
+    let mut cfg = PeerConfig::new(SockAddr::Abstract(sock.clone()));
+    cfg.threads = threads;
+    let peer = Peer::start(cfg).unwrap();
     let conf = write_conf(&sock, false);
     std::env::set_var("VCL_CONFIG", &conf);
     // SAFETY: a plain call into our own C ABI.
@@ -363,5 +370,160 @@ fn stream_connect_needs_a_quic_connection() {
             assert_eq!(vppcom_session_stream_connect(0xdead, t), -libc::EBADFD);
             assert_eq!(vppcom_session_is_connectable_listener(0xdead), 0);
         }
+    });
+}
+
+const DTLS: u8 = 5;
+
+/// FNV-1a: the per-datagram checksum.
+fn fnv(d: &[u8]) -> u32 {
+    d.iter().fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Datagram `seq` of client `client`: [client, seq (4), payload, checksum (4)], 16 B to ~9 KB.
+fn dgram(client: u8, seq: u32) -> Vec<u8> {
+    let len = 16 + (seq as usize * 997 + usize::from(client) * 131) % 9000;
+    let mut d = blob(len, client ^ seq as u8);
+    d[0] = client;
+    d[1..5].copy_from_slice(&seq.to_le_bytes());
+    let sum = fnv(&d[..len - 4]);
+    d[len - 4..].copy_from_slice(&sum.to_le_bytes());
+    d
+}
+
+/// The next datagram on `sh` (waiting, bounded): one read is one datagram.
+fn read_dgram(sh: u32) -> Vec<u8> {
+    let mut buf = vec![0u8; 32 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "session {sh}: no datagram");
+        // SAFETY: a plain call into our own C ABI with a valid buffer.
+        let r = unsafe { vppcom_session_read(sh, buf.as_mut_ptr(), buf.len()) };
+        if r == EAGAIN {
+            wait_for(sh, libc::EPOLLIN as u32);
+            continue;
+        }
+        assert!(r > 0, "read: {r}");
+        buf.truncate(r as usize);
+        return buf;
+    }
+}
+
+fn write_dgram(sh: u32, d: &[u8]) {
+    // SAFETY: a plain call into our own C ABI with a valid buffer.
+    let r = unsafe { vppcom_session_write(sh, d.as_ptr(), d.len()) };
+    assert_eq!(r, d.len() as i32, "write");
+}
+
+/// A connected DTLS client of `port`: the peer accepts it on its stand-in handshake.
+fn dtls_client(port: u16) -> u32 {
+    let c = session(DTLS, true);
+    assert_eq!(set_ckpair(c, 0), 0);
+    let rv = connect(c, port);
+    assert!(rv == EINPROGRESS || rv == 0, "dtls connect: {rv}");
+    wait_for(c, libc::EPOLLOUT as u32);
+    c
+}
+
+#[test]
+fn dtls_echo_with_checksums_several_clients() {
+    const N: u8 = 6;
+    const ROUNDS: u32 = 40;
+    // three VPP threads: a plain UDP client would migrate on its first datagram; DTLS hides it
+    world_threads("dtls", 3, |peer| {
+        let ck = add_ckpair();
+        let (ls, port, rv) = listener(DTLS, Some(ck));
+        assert_eq!(rv, 0, "DTLS listen with a cert/key pair");
+        let cfgs = peer.ext_configs();
+        let Some(Some(cfg)) = cfgs.last() else {
+            panic!("no ext config reached the peer: {cfgs:?}")
+        };
+        assert!(matches!(&cfg.body, ExtCfgBody::Crypto(c) if c.ckpair_index == ck));
+        let clients: Vec<u32> = (0..N).map(|_| dtls_client(port)).collect();
+        assert_eq!(peer.ext_configs().len(), 1 + usize::from(N));
+        // every client is accepted on its handshake, before it sends anything
+        let servers: Vec<u32> = (0..N).map(|_| accept(ls)).collect();
+        // which client each accepted session carries, learnt from its first datagram
+        let mut owner = vec![None; usize::from(N)];
+        for seq in 0..ROUNDS {
+            for (i, &c) in clients.iter().enumerate() {
+                write_dgram(c, &dgram(i as u8, seq));
+            }
+            for (k, &s) in servers.iter().enumerate() {
+                let d = read_dgram(s);
+                let n = d.len();
+                assert!(n >= 9, "runt datagram");
+                let sum = u32::from_le_bytes(d[n - 4..].try_into().unwrap());
+                assert_eq!(sum, fnv(&d[..n - 4]), "checksum (split or merged?)");
+                let seq_in = u32::from_le_bytes(d[1..5].try_into().unwrap());
+                assert_eq!(seq_in, seq, "in order, none lost");
+                assert_eq!(
+                    *owner[k].get_or_insert(d[0]),
+                    d[0],
+                    "one client per session"
+                );
+                assert_eq!(d, dgram(d[0], seq));
+                write_dgram(s, &d);
+            }
+            for (i, &c) in clients.iter().enumerate() {
+                assert_eq!(read_dgram(c), dgram(i as u8, seq), "echo to client {i}");
+            }
+        }
+        // tls_openssl.c drops a datagram over 16 KB from the app; the next one passes
+        write_dgram(clients[0], &blob(20_000, 9));
+        write_dgram(clients[0], &dgram(0, ROUNDS));
+        let k = owner.iter().position(|o| *o == Some(0)).unwrap();
+        assert_eq!(read_dgram(servers[k]), dgram(0, ROUNDS));
+        // VPP never tells a DTLS server its client closed: the server session stays usable
+        // SAFETY: (every call in this block) plain calls into our own C ABI with valid pointers.
+        unsafe {
+            assert_eq!(vppcom_session_close(clients[0]), 0);
+            let vep = vppcom_epoll_create() as u32;
+            let mut ev = libc::epoll_event {
+                events: (libc::EPOLLRDHUP | libc::EPOLLHUP) as u32,
+                u64: 0,
+            };
+            assert_eq!(
+                vppcom_epoll_ctl(vep, libc::EPOLL_CTL_ADD, servers[k], &mut ev),
+                0
+            );
+            let mut out = [libc::epoll_event { events: 0, u64: 0 }; 1];
+            assert_eq!(vppcom_epoll_wait(vep, out.as_mut_ptr(), 1, 0.3), 0);
+            vppcom_session_close(vep);
+            write_dgram(servers[k], b"nobody listens");
+            for h in clients[1..].iter().chain(&servers).chain([&ls]) {
+                assert_eq!(vppcom_session_close(*h), 0);
+            }
+        }
+    });
+}
+
+#[test]
+fn dtls_refusals_are_listen_and_connect_errors() {
+    world("dtls-bad", |_| {
+        // no SET_CKPAIR: the listen and the connect are refused (SESSION_E_NOEXTCFG)
+        let (_, _, rv) = listener(DTLS, None);
+        assert_eq!(rv, ECONNREFUSED);
+        let (_, _, rv) = listener(DTLS, Some(999));
+        assert_eq!(rv, ECONNREFUSED, "a cert/key pair VPP does not have");
+        let ck = add_ckpair();
+        let (_, port, rv) = listener(DTLS, Some(ck));
+        assert_eq!(rv, 0);
+        let c = session(DTLS, false);
+        assert_eq!(connect(c, port), ECONNREFUSED, "client without ext config");
+        // a DTLS client reaching a TLS listener: no handshake
+        let (_, tls_port, rv) = listener(TLS, Some(ck));
+        assert_eq!(rv, 0);
+        let c = session(DTLS, false);
+        assert_eq!(set_ckpair(c, 0), 0);
+        assert_eq!(connect(c, tls_port), ECONNREFUSED);
+        // the DTLS listener's pair deleted since it started: the handshake fails
+        // SAFETY: a plain call into our own C ABI.
+        assert_eq!(unsafe { vppcom_del_cert_key_pair(ck) }, 0);
+        let c = session(DTLS, false);
+        assert_eq!(set_ckpair(c, 0), 0);
+        assert_eq!(connect(c, port), ECONNREFUSED);
     });
 }

@@ -15,7 +15,15 @@ use std::time::Duration;
 use vcl_testpeer::{Peer, PeerConfig, SockAddr};
 use vclapp::*;
 
+#[repr(C)]
+struct DataSeg {
+    data: *mut u8,
+    len: u32,
+}
+
 extern "C" {
+    fn vppcom_session_read_segments(sh: u32, ds: *mut DataSeg, n: u32, max: u32) -> i32;
+    fn vppcom_session_free_segments(sh: u32, n: u32);
     fn vppcom_session_sendto(sh: u32, buf: *const u8, n: u32, flags: i32, ep: *mut Endpt) -> i32;
     fn vppcom_session_recvfrom(sh: u32, buf: *mut u8, n: u32, flags: i32, ep: *mut Endpt) -> i32;
 }
@@ -295,5 +303,76 @@ fn faults_dropped_reordered_and_oversized_datagrams() {
         assert_eq!(read(s, 70000), pat(10, 100));
         // SAFETY: a plain call into our own C ABI.
         unsafe { vppcom_session_close(s) };
+    });
+}
+
+/// vppcom_session_read_segments on a connectionless listener, as upstream's: the rx fifo's raw
+/// bytes, each datagram behind its 47-byte `session_dgram_hdr_t` (docs/wire.md#datagram-framing),
+/// nothing consumed until free_segments.
+#[test]
+fn read_segments_on_a_cl_listener_shows_the_framed_fifo() {
+    world("segs", |_| {
+        let port = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // SAFETY: (every call in this block) plain calls into our own C ABI with valid pointers.
+        unsafe {
+            let l = vppcom_session_create(PROTO_UDP, 0) as u32;
+            let mut ip = [127, 0, 0, 1];
+            assert_eq!(vppcom_session_bind(l, &mut endpt(&mut ip, port)), 0);
+            assert_eq!(vppcom_session_listen(l, 10), 0);
+            let k = kernel();
+            let dst: SocketAddr = ([127, 0, 0, 1], port).into();
+            k.send_to(b"first", dst).unwrap();
+            // a blocking read waits for the first datagram; peek it so it stays
+            let mut b = [0u8; 16];
+            let mut rip = [0u8; 16];
+            let mut ep = endpt(&mut [0; 4], 0);
+            ep.ip = rip.as_mut_ptr();
+            assert_eq!(
+                vppcom_session_recvfrom(l, b.as_mut_ptr(), 16, libc::MSG_PEEK, &mut ep),
+                5
+            );
+            let mut ds = [
+                DataSeg {
+                    data: std::ptr::null_mut(),
+                    len: 0,
+                },
+                DataSeg {
+                    data: std::ptr::null_mut(),
+                    len: 0,
+                },
+            ];
+            let n = vppcom_session_read_segments(l, ds.as_mut_ptr(), 2, u32::MAX);
+            assert_eq!(n, 47 + 5, "header and payload");
+            let mut raw = Vec::new();
+            for d in &ds {
+                if d.len > 0 {
+                    raw.extend_from_slice(std::slice::from_raw_parts(d.data, d.len as usize));
+                }
+            }
+            assert_eq!(raw.len(), 52);
+            assert_eq!(
+                u32::from_ne_bytes(raw[0..4].try_into().unwrap()),
+                5,
+                "data_length"
+            );
+            assert_eq!(&raw[20..24], &[127, 0, 0, 1], "remote address");
+            assert_eq!(
+                u16::from_be_bytes([raw[40], raw[41]]),
+                port_of(&k),
+                "remote port"
+            );
+            assert_eq!(raw[44], 1, "is_ip4");
+            assert_eq!(&raw[47..], b"first");
+            // nothing consumed yet: again the same bytes; max_bytes bounds what is shown
+            assert_eq!(vppcom_session_read_segments(l, ds.as_mut_ptr(), 2, 10), 10);
+            vppcom_session_free_segments(l, 52);
+            k.send_to(b"second", dst).unwrap();
+            assert_eq!(read(l, 64), b"second", "the next datagram reads whole");
+            assert_eq!(vppcom_session_close(l), 0);
+        }
     });
 }

@@ -12,9 +12,12 @@ use crate::table::{Events, Fifos, Session, Sessions, State};
 use crate::wait::{self, Naps};
 use crate::worker::Worker;
 
-/// Ready or peer-closing: the states in which fifos can be used.
+/// Ready or peer-closing: the states in which fifos can be used; a connectionless UDP listener
+/// too (upstream's `vcl_session_is_open`; only read/free_segments reach here with one, reads
+/// and writes take the dgram paths first).
 fn is_open(s: &Session) -> bool {
     matches!(s.state, State::Ready | State::VppClosing)
+        || (s.state == State::Listen && super::dgram::is_cl(s))
 }
 
 fn closed_error(s: &Session) -> Error {

@@ -6,9 +6,9 @@
 //! function, RX → `transport_app_rx_evt`). Also what an app worker's removal does to its
 //! sessions and listeners, and the test-facing introspection.
 //!
-//! Peer specifics: transport connects are TCP, TLS (plaintext, `secure`) and QUIC (`crate::quic`;
-//! other protocols: CONNECTED with SESSION_E_NOSUPPORT, DTLS after its ext config is checked) and reach 127.0.0.0/8 and ::1 only (anything else: SESSION_E_NOROUTE,
-//! as if VPP had no route).
+//! Peer specifics: transport connects are TCP, UDP, TLS and DTLS (plaintext, `secure`) and QUIC
+//! (`crate::quic`; other protocols: CONNECTED with SESSION_E_NOSUPPORT) and reach 127.0.0.0/8
+//! and ::1 only (anything else: SESSION_E_NOROUTE, as if VPP had no route).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -69,16 +69,12 @@ impl State {
         }
         match m.proto {
             TransportProto::Tcp | TransportProto::Udp => {}
-            TransportProto::Tls => {
+            TransportProto::Tls | TransportProto::Dtls => {
                 self.crypto_check(m.proto, cfg)?;
             }
             TransportProto::Quic => {
                 self.crypto_check(m.proto, cfg)?;
                 return self.quic_connect(app, wrk, m);
-            }
-            TransportProto::Dtls => {
-                self.crypto_check(m.proto, cfg)?;
-                return Err(SESSION_E_NOSUPPORT);
             }
             _ => return Err(SESSION_E_NOSUPPORT),
         }
@@ -106,8 +102,9 @@ impl State {
             SocketAddr::new(ip, m.lcl_port)
         });
         let dst = SocketAddr::new(dst, m.port);
-        if m.proto == TransportProto::Udp {
-            return self.udp_connect(wrk, m.context, dst, lcl);
+        if matches!(m.proto, TransportProto::Udp | TransportProto::Dtls) {
+            let dtls = m.proto == TransportProto::Dtls;
+            return self.udp_connect(wrk, m.context, dst, lcl, dtls);
         }
         self.tcp_connect_start(wrk, m.context, dst, lcl)
     }

@@ -7,9 +7,9 @@
 //! `app_worker_stop_listen`, `vnet_unlisten`. BOUND goes out on thread 0 and is flushed right
 //! away (`app_wrk_flush_wrk_events (app_wrk, 0)`), UNLISTEN_REPLY on thread 0.
 //!
-//! Peer specifics (documented deviations): TCP, UDP (see `crate::transport::udp`), TLS
-//! (plaintext, see `secure`) and QUIC (see `crate::quic`) listen; others get BOUND with
-//! SESSION_E_NOSUPPORT (DTLS after its ext config is checked); the listen tables are keyed by
+//! Peer specifics (documented deviations): TCP, UDP (see `crate::transport::udp`), TLS and
+//! DTLS (plaintext, see `secure`) and QUIC (see `crate::quic`) listen; others get BOUND with
+//! SESSION_E_NOSUPPORT; the listen tables are keyed by
 //! address and port only, so a TCP and a UDP listener cannot share a port; a global-scope
 //! listener also opens a kernel listening socket, only ever
 //! on a loopback address — `0.0.0.0`/`::` and 127.0.0.0/8 / `::1` are served on loopback, any
@@ -125,10 +125,8 @@ impl State {
             .ok_or(SESSION_E_INVALID_APPWRK)?;
         let crypto = match m.proto {
             TransportProto::Tcp | TransportProto::Udp => ListenCrypto::default(),
-            TransportProto::Tls | TransportProto::Quic => self.crypto_listen(m.proto, cfg)?,
-            TransportProto::Dtls => {
-                self.crypto_listen(m.proto, cfg)?;
-                return Err(SESSION_E_NOSUPPORT);
+            TransportProto::Tls | TransportProto::Quic | TransportProto::Dtls => {
+                self.crypto_listen(m.proto, cfg)?
             }
             _ => return Err(SESSION_E_NOSUPPORT),
         };
@@ -185,7 +183,8 @@ impl State {
         let mut port = m.port;
         let mut sock = None;
         let mut udp = None;
-        if global && m.proto == TransportProto::Udp {
+        let dtls = m.proto == TransportProto::Dtls;
+        if global && (m.proto == TransportProto::Udp || dtls) {
             let ip = loopback_for(&m.ip, m.is_ip4).ok_or(SESSION_E_NOINTF)?;
             let s = State::udp_listen_socket(ip, port)?;
             port = s.local_addr().map_err(|_| SESSION_E_SYSCALL)?.port();
@@ -250,11 +249,13 @@ impl State {
             let kind = match udp {
                 Some(sock) => Kind::UdpListener(Box::new(crate::transport::udp::UdpListen {
                     sock,
-                    connected: m.flags & 1 != 0,
+                    // tls.c listens for DTLS on UDP with TRANSPORT_CFG_F_CONNECTED
+                    connected: m.flags & 1 != 0 || dtls,
                     cl: BTreeMap::new(),
                     flows: std::collections::HashMap::new(),
                     n_rx: 0,
                     held: None,
+                    dtls,
                 })),
                 None => Kind::Listener(sock),
             };

@@ -4,10 +4,11 @@
 //!
 //! Peer specifics (documented in docs/wire.md#tls-and-quic and the README): no crypto at all.
 //! The peer checks the ext config (present, of type crypto, an engine it has, a cert/key pair
-//! that exists) and carries TLS as plaintext over kernel TCP on loopback (or cut-through). A
-//! "handshake" fails when the listener reached is not TLS or its cert/key pair is unusable
-//! (index 0, or deleted since): the client gets CONNECTED with SESSION_E_TLS_HANDSHAKE. Host
-//! names, ALPN, verification flags and the certificates themselves are recorded, not checked.
+//! that exists) and carries TLS as plaintext over kernel TCP on loopback (or cut-through), DTLS
+//! as plaintext datagrams over kernel UDP (docs/wire.md#dtls). A "handshake" fails when the
+//! listener reached is not of the same protocol or its cert/key pair is unusable (index 0, or
+//! deleted since): the client gets CONNECTED with SESSION_E_TLS_HANDSHAKE. Host names, ALPN,
+//! verification flags and the certificates themselves are recorded, not checked.
 
 use vcl_codec::ext_cfg::{ExtCfg, ExtCfgBody, ExtCfgType};
 use vcl_codec::msg::{Ip46, TransportProto};
@@ -16,6 +17,13 @@ use vcl_codec::session_error::*;
 use vcl_svm::fifo_segment::FifoSegment;
 
 use crate::vpp::state::State;
+
+/// The datagram a DTLS client's socket sends first, standing in for the handshake: the
+/// listener accepts a sender on it (tls.c accepts the app session once the handshake is done).
+pub const DTLS_HELLO: &[u8] = b"vcl-testpeer DTLS handshake (plaintext stand-in)\0";
+
+/// tls_openssl.h `DTLSO_MAX_BUFSIZE`: a larger datagram from the app is dropped.
+pub const DTLS_MAX_RECORD: usize = 16 << 10;
 
 /// The crypto a listener was started with (what its handshakes use).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -129,6 +137,11 @@ impl State {
             .get(&k)
             .or_else(|| self.sessions.global.get(&wild))
         else {
+            // DTLS needs the peer's listener (the other side of the stand-in handshake); VPP
+            // would retry its handshake instead
+            if p == TransportProto::Dtls {
+                return Err(SESSION_E_TLS_HANDSHAKE);
+            }
             return Ok(());
         };
         let Some(al) = self

@@ -21,6 +21,7 @@
 //!   (UDP_ERROR_FIFO_FULL); datagrams to non-loopback destinations are dropped (no route).
 //! - Faults (`Faults::udp_drop_every`, `udp_reorder`): drop every N-th datagram received from
 //!   the network, swap each received pair.
+//! - DTLS rides on the same sockets as plaintext (`crate::session::secure`, docs/wire.md#dtls).
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
@@ -52,6 +53,8 @@ pub struct UdpConn {
     pub held: Option<Vec<u8>>,
     /// Datagrams received (the drop fault counts them).
     pub n_rx: u64,
+    /// A DTLS session: never migrates as the app sees it, records of at most 16 KB.
+    pub dtls: bool,
 }
 
 /// A UDP listener's kernel socket and what hangs off it.
@@ -66,6 +69,8 @@ pub struct UdpListen {
     /// Datagrams received (the drop fault counts them).
     pub n_rx: u64,
     pub held: Option<(SocketAddr, Vec<u8>)>,
+    /// A DTLS listener: a sender is accepted by its handshake datagram only.
+    pub dtls: bool,
 }
 
 /// `transport_cl_thread`: the first worker when there are workers.
@@ -110,13 +115,15 @@ impl State {
         }
     }
 
-    /// CONNECT for UDP: a connected kernel socket, the session on the cl thread, CONNECTED.
+    /// CONNECT for UDP (and DTLS): a connected kernel socket, the session on the cl thread,
+    /// CONNECTED. A DTLS client first sends the peer's handshake datagram.
     pub fn udp_connect(
         &mut self,
         wrk: u32,
         ctx: u32,
         dst: SocketAddr,
         lcl: Option<SocketAddr>,
+        dtls: bool,
     ) -> Result<(), i32> {
         let any: SocketAddr = match dst.ip() {
             IpAddr::V4(_) => ([127, 0, 0, 1], 0).into(),
@@ -126,6 +133,10 @@ impl State {
         sock.connect(dst).map_err(|_| SESSION_E_NOROUTE)?;
         sock.set_nonblocking(true).map_err(|_| SESSION_E_SYSCALL)?;
         let local = sock.local_addr().map_err(|_| SESSION_E_SYSCALL)?;
+        if dtls {
+            sock.send(crate::session::secure::DTLS_HELLO)
+                .map_err(|_| SESSION_E_TLS_HANDSHAKE)?;
+        }
         let thread = cl_thread(self);
         let sm = self.wrks.get(wrk).map_or(INVALID, |w| w.sm_index);
         let (rx, tx) = self.alloc_session_fifos(sm, thread)?;
@@ -133,10 +144,12 @@ impl State {
             sock: Some(sock),
             ls: u64::MAX,
             peer: dst,
-            migrated: false,
+            // DTLS: VPP migrates the UDP session under its TLS context; the app never sees it
+            migrated: dtls,
             tx_pending: false,
             held: None,
             n_rx: 0,
+            dtls,
         };
         let h = self.session_alloc(thread, Kind::Udp(Box::new(conn)));
         if let Some(s) = self.sess_mut(h) {
@@ -271,6 +284,7 @@ impl State {
             tx.fifo().unset_event();
             return;
         }
+        let dtls = matches!(&s.kind, Kind::Udp(u) if u.dtls);
         let ls = match &s.kind {
             Kind::UdpCl(ls) => Some(*ls),
             Kind::Udp(u) if u.sock.is_none() => Some(u.ls),
@@ -289,6 +303,8 @@ impl State {
                 u16::from_be(hdr.rmt_port),
             );
             let r = match (ls, self.sess(h).map(|s| &s.kind)) {
+                // tls_openssl.c drops what does not fit a DTLS record
+                _ if dtls && n > crate::session::secure::DTLS_MAX_RECORD => Some(Ok(n)),
                 (None, Some(Kind::Udp(u))) => u.sock.as_ref().map(|s| s.send(&buf[..n])),
                 (Some(ls), Some(kind)) => {
                     let to = match kind {
@@ -345,6 +361,14 @@ impl State {
                 Ok(r) => r,
                 Err(_) => return,
             };
+            if l.dtls && &buf[..n] == crate::session::secure::DTLS_HELLO {
+                // handshakes are reliable (retransmitted): no fault applies
+                let new = !l.flows.contains_key(&from);
+                if new {
+                    self.udp_accept(ls, from);
+                }
+                continue;
+            }
             l.n_rx += 1;
             let count = l.n_rx;
             if self.udp_fault_drop(count) {
@@ -390,6 +414,10 @@ impl State {
         if let Some(&h) = l.flows.get(&from) {
             return self.udp_enqueue(h, from, data);
         }
+        if l.dtls {
+            // no handshake from this sender: DTLS drops the record
+            return;
+        }
         if let Some(h) = self.udp_accept(ls, from) {
             self.udp_enqueue(h, from, data);
         }
@@ -398,6 +426,7 @@ impl State {
     /// `udp_connection_accept` + `session_stream_accept`: a new sender on a connected listener.
     fn udp_accept(&mut self, ls: u64, from: SocketAddr) -> Option<u64> {
         let (al, lcl) = self.sess(ls).map(|l| (l.al, l.lcl))?;
+        let dtls = self.udp_listen_mut(ls)?.dtls;
         let (wrk, sm) = self.listener_select_worker(al)?;
         let thread = self.pick_thread();
         let (rx, tx) = self.alloc_session_fifos(sm, thread).ok()?;
@@ -409,6 +438,7 @@ impl State {
             tx_pending: false,
             held: None,
             n_rx: 0,
+            dtls,
         };
         let h = self.session_alloc(thread, Kind::Udp(Box::new(conn)));
         let s = self.sess_mut(h)?;
