@@ -157,24 +157,24 @@ fn child_has_its_own_worker(eventfd: bool) {
     let ls = listen(port);
 
     // the parent serves its share of the listener's connections on another thread
-    let stop = Arc::new(AtomicBool::new(false));
     let pid = fork_child(move || child_body(ls, parents, k2));
     assert_eq!(p.n_apps(), 1);
-    let stop2 = stop.clone();
-    let server = on_worker(move || {
-        while !stop2.load(Ordering::Acquire) {
-            // SAFETY: a null endpoint is allowed.
-            let a = unsafe { vppcom_session_accept(ls, std::ptr::null_mut(), 0) };
-            if a < 0 {
-                return a;
-            }
-            let mut buf = [0u8; 5];
-            assert_eq!(read(a as u32, &mut buf), 5);
-            assert!(write_all(a as u32, b"paren"));
-            // SAFETY: a plain call.
-            unsafe { vppcom_session_close(a as u32) };
+    // serves until a client says "bye!!" (a stop flag raced with the last client under load:
+    // the thread could see it between two clients and leave the last one unserved)
+    let server = on_worker(move || loop {
+        // SAFETY: a null endpoint is allowed.
+        let a = unsafe { vppcom_session_accept(ls, std::ptr::null_mut(), 0) };
+        if a < 0 {
+            return a;
         }
-        0
+        let mut buf = [0u8; 5];
+        assert_eq!(read(a as u32, &mut buf), 5);
+        assert!(write_all(a as u32, b"paren"));
+        // SAFETY: a plain call.
+        unsafe { vppcom_session_close(a as u32) };
+        if &buf == b"bye!!" {
+            return 0;
+        }
     });
 
     // the child's own connect reaches us
@@ -219,10 +219,9 @@ fn child_has_its_own_worker(eventfd: bool) {
     assert_eq!(read(parents, &mut buf), 5);
     assert_eq!(&buf, b"back!");
     // and its listener serves alone now
-    stop.store(true, Ordering::Release);
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.set_read_timeout(Some(CHILD)).unwrap();
-    c.write_all(b"hello").unwrap();
+    c.write_all(b"bye!!").unwrap();
     c.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"paren");
     assert_eq!(server.recv_timeout(DETECT), Ok(0));
