@@ -406,21 +406,7 @@ mod tests {
         }
         drop(held);
         waiter.join().unwrap();
-        let start = Instant::now();
-        let status = loop {
-            let mut status = 0;
-            // SAFETY: status is a valid int for the call; pid is our child.
-            if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
-                break status;
-            }
-            if start.elapsed() > Duration::from_secs(30) {
-                // SAFETY: pid is our child.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                panic!("child hung on the lock");
-            }
-            std::thread::sleep(Duration::from_millis(5)); // polling a child's exit
-        };
-        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        super::rw_tests::assert_child_ok(pid);
     }
 
     #[test]

@@ -133,6 +133,12 @@ fn child_unlocks_and_relocks_a_contended_rwlock() {
     for t in sleepers {
         t.join().unwrap();
     }
+    assert_child_ok(pid);
+}
+
+/// Reap forked child `pid` and require a 0 exit; a child still running after 30 s hung on
+/// a lock: it is killed and the test fails.
+pub(super) fn assert_child_ok(pid: libc::pid_t) {
     let start = Instant::now();
     let status = loop {
         let mut status = 0;
