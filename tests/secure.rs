@@ -428,11 +428,6 @@ fn dtls_client(port: u16) -> u32 {
 }
 
 #[test]
-// An accept on the 3-thread peer's DTLS listener returned ECONNABORTED ("fifos or mq not
-// usable": the library could not resolve the ACCEPTED's fifos or queue) in 1 of 40 runs alone
-// and 1 of ~16 loaded suite runs; not reproduced with debug logging (0 of 80), cause not found.
-// Kept out of `make test` until it is (issue 9); run it with `--ignored`.
-#[ignore = "rare accept ECONNABORTED on the peer's DTLS listener, being diagnosed (issue 9)"]
 fn dtls_echo_with_checksums_several_clients() {
     const N: u8 = 6;
     const ROUNDS: u32 = 40;

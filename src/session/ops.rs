@@ -227,7 +227,16 @@ pub fn accept(w: &Worker, ls: u32, nonblocking_child: bool) -> Result<(u32, Endp
     ) {
         (Some((rx, tx)), Some(t)) => (Fifos::plain(rx, tx), t),
         _ => {
-            tracing::error!("accepted session {:#x}: fifos or mq not usable", m.handle);
+            let why = w.fifos_refusal(
+                m.segment_handle,
+                m.server_rx_fifo,
+                m.server_tx_fifo,
+                m.mq_index,
+            );
+            tracing::error!(
+                "accepted session {:#x}: fifos or mq not usable: {why}",
+                m.handle
+            );
             w.accepted_reply(&m, vcl_codec::session_error::SESSION_E_INVALID, 0);
             return Err(Error::ConnAborted);
         }

@@ -145,6 +145,24 @@ impl Worker {
         Some((rx, tx))
     }
 
+    /// Why [`Self::fifos_of`] or [`Self::thread_of`] refused what a message named: for the log
+    /// (what was expected, what arrived).
+    pub(crate) fn fifos_refusal(&self, seg: u64, rx: u64, tx: u64, mq_index: u32) -> String {
+        let n_mqs = self.conn().vpp.mqs.len();
+        if mq_index as usize >= n_mqs {
+            return format!("mq index {mq_index}, VPP has {n_mqs} thread queues");
+        }
+        let Some(s) = self.segment(seg) else {
+            return format!("segment {seg:#x} is not mapped by this worker");
+        };
+        for (what, off) in [("rx", rx), ("tx", tx)] {
+            if let Err(e) = FifoRef::new(s.clone(), off) {
+                return format!("{what} fifo at {off:#x} of segment {seg:#x}: {e}");
+            }
+        }
+        "usable on a second look (a segment added meanwhile)".into()
+    }
+
     /// Fifos for a CONNECTED session: cut-through sessions move data through the `ct_*` fifos
     /// and signal through the server's (see docs/wire.md#cut-through).
     pub(crate) fn connected_fifos(&self, m: &vcl_codec::msg::Connected) -> Option<Fifos> {

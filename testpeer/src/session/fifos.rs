@@ -101,6 +101,10 @@ impl State {
                 thread,
                 WrkEvt::AddSegment(segment_handle(sm_index, idx)),
             );
+            // Out now, as VPP sends it (under the segment manager's lock): events queue per
+            // thread, and a session another thread places in this segment next must not
+            // reach the app before the segment does.
+            crate::events::flush_thread(self, thread);
         }
         self.alloc_in(sm_index, idx, slice, rx, tx)
             .ok_or(SESSION_E_SEG_NO_SPACE2)
