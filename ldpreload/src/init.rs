@@ -234,7 +234,10 @@ fn attach() -> u8 {
             } else {
                 "sockets use the kernel stack"
             };
-            eprintln!("vcl_ldpreload: cannot attach to VPP: {why}; {then}");
+            // one write(2): eprintln! writes each formatted piece on its own, and another
+            // process sharing stderr could land between them
+            let line = format!("vcl_ldpreload: cannot attach to VPP: {why}; {then}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
             FAILED
         }
     };
