@@ -171,6 +171,7 @@ impl VSock {
             };
             // SAFETY: one valid pollfd, a valid timespec and the caller's signal mask, all live
             // for the duration of the call.
+            // SAFETY: see above.
             let r = unsafe { real::ppoll(&mut p, 1, &ts, mask.original()) };
             if r < 0 && real::errno() == libc::EINTR && crate::wake::no_restart_handler() {
                 return Err(libc::EINTR);

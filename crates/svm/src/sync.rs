@@ -63,6 +63,7 @@ impl RawFutexMutex {
 
 // SAFETY: the lock is held exactly from a successful lock/try_lock (an Acquire transition out
 // of UNLOCKED) to unlock (a Release swap back to UNLOCKED), so it is mutually exclusive.
+// SAFETY: see above.
 unsafe impl lock_api::RawMutex for RawFutexMutex {
     #[allow(clippy::declare_interior_mutable_const)] // lock_api's required initializer
     const INIT: Self = RawFutexMutex {
@@ -92,6 +93,7 @@ unsafe impl lock_api::RawMutex for RawFutexMutex {
     }
 
     #[inline]
+    // SAFETY: the caller holds what lock_api's contract says it holds; this only releases it.
     unsafe fn unlock(&self) {
         if self.state.swap(UNLOCKED, Ordering::Release) == CONTENDED {
             futex_wake_one(&self.state);
@@ -106,6 +108,7 @@ unsafe impl lock_api::RawMutex for RawFutexMutex {
 
 // SAFETY: unlock_fair and bump only combine the sound unlock and lock above.
 unsafe impl lock_api::RawMutexFair for RawFutexMutex {
+    // SAFETY: the caller holds what lock_api's contract says it holds; this only releases it.
     unsafe fn unlock_fair(&self) {
         // SAFETY: the caller holds the lock (RawMutexFair's contract).
         unsafe { lock_api::RawMutex::unlock(self) }
@@ -113,6 +116,7 @@ unsafe impl lock_api::RawMutexFair for RawFutexMutex {
 
     /// Let a waiter in when there is one. There is no hand-off: after the wake, yield (a
     /// bounded number of times) until the woken thread has taken the lock, then queue again.
+    // SAFETY: the caller holds the lock (RawMutexFair's contract); it is released and retaken.
     unsafe fn bump(&self) {
         if self.state.load(Ordering::Relaxed) == CONTENDED {
             // SAFETY: the caller holds the lock (RawMutexFair's contract).
@@ -177,6 +181,7 @@ impl RawFutexRwLock {
 // value, reached only from a count of 0 (Acquire CAS) and left only by unlock_exclusive
 // (Release swap); a shared lock is taken only while the word holds no writer (Acquire CAS),
 // so readers and a writer never hold it together and two writers never do.
+// SAFETY: see above.
 unsafe impl lock_api::RawRwLock for RawFutexRwLock {
     #[allow(clippy::declare_interior_mutable_const)] // lock_api's required initializer
     const INIT: Self = RawFutexRwLock {
@@ -225,6 +230,7 @@ unsafe impl lock_api::RawRwLock for RawFutexRwLock {
         }
     }
 
+    // SAFETY: the caller holds what lock_api's contract says it holds; this only releases it.
     unsafe fn unlock_shared(&self) {
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
@@ -284,6 +290,7 @@ unsafe impl lock_api::RawRwLock for RawFutexRwLock {
                 .is_ok()
     }
 
+    // SAFETY: the caller holds what lock_api's contract says it holds; this only releases it.
     unsafe fn unlock_exclusive(&self) {
         let old = self.state.swap(0, Ordering::Release);
         self.released(old);

@@ -42,6 +42,7 @@ impl Fifo<'_> {
         }
         // SAFETY: `tc.data .. + tc.len` was bounds-checked by `chunk_quick` and
         // `at + want <= tc.len`; `copy` tolerates a peer touching the same bytes.
+        // SAFETY: see above.
         unsafe { std::ptr::copy(src.as_ptr(), tc.data.add(at as usize), src.len()) };
         // a write that fills the chunk leaves the tail at the start of the next one (maybe 0)
         let new_tc = if tc.len - at == want {
@@ -74,6 +75,7 @@ impl Fifo<'_> {
         }
         // SAFETY: as in `enqueue_quick`, with source and destination swapped; `len <=
         // dst.len()`.
+        // SAFETY: see above.
         unsafe { std::ptr::copy(c.data.add(at as usize), dst.as_mut_ptr(), len as usize) };
         let head = head.wrapping_add(len);
         self.shr.head.store(head, Release);
