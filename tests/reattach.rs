@@ -14,7 +14,6 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use vcl::testing::app;
-use vcl::testing::config::{Config, SapiAddr};
 use vcl_testpeer::{Peer, PeerConfig, SockAddr};
 
 #[path = "common/vcl_peer.rs"]
@@ -30,20 +29,7 @@ fn peer(tag: &str) -> Peer {
 }
 
 fn attach_with(tag: &str, eventfd: bool, reattach: bool) -> Peer {
-    let p = peer(tag);
-    let cfg = Config {
-        app_socket_api: Some(SapiAddr::Abstract(name(tag).into_bytes())),
-        segment_size: 32 << 20,
-        rx_fifo_size: 64 << 10,
-        tx_fifo_size: 64 << 10,
-        app_scope_global: true,
-        app_timeout: 2.0,
-        use_mq_eventfd: eventfd,
-        reattach,
-        ..Config::default()
-    };
-    app::create(cfg, None).expect("attached");
-    p
+    attach_with_reattach(tag, eventfd, reattach)
 }
 
 /// What the server loop reports.

@@ -40,7 +40,7 @@ pub fn attach_for_good(tag: &str, eventfd: bool) -> Peer {
     attach_with_reattach(tag, eventfd, false)
 }
 
-fn attach_with_reattach(tag: &str, eventfd: bool, reattach: bool) -> Peer {
+pub fn attach_with_reattach(tag: &str, eventfd: bool, reattach: bool) -> Peer {
     let p = Peer::start(PeerConfig::new(SockAddr::Abstract(name(tag)))).expect("peer starts");
     let cfg = Config {
         app_socket_api: Some(SapiAddr::Abstract(name(tag).into_bytes())),
