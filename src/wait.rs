@@ -232,6 +232,11 @@ pub(crate) fn until(
         if round == 1 && spin(w, ss, deadline, &mut done) {
             return Wake::Done;
         }
+        // a drained session whose has_event was kept set gets it cleared now, or VPP would
+        // not signal its next bytes (see `Sessions::hold_rx`)
+        if ss.release_held_rx() && done(ss) {
+            return Wake::Done;
+        }
         MutexGuard::unlocked(ss, || w.wait_mq(nap));
     }
 }

@@ -177,6 +177,9 @@ pub fn wait(w: &Worker, vep_sh: u32, out: &mut [(Events, u64)], wait_ms: f64) ->
     let timeout = (wait_ms >= 0.0)
         .then(|| Duration::try_from_secs_f64(wait_ms / 1e3).ok())
         .flatten();
+    // edge-triggered members learn of new bytes only through VPP's events: a held has_event
+    // is cleared now rather than when the spin ends (see `Sessions::hold_rx`)
+    ss.release_held_rx();
     recheck_lt(&mut ss, vep);
     let mut n = 0;
     let naps = Naps::AtMost(EPOLL_NAP);

@@ -83,10 +83,15 @@ fn ensure_readable(
     if ss.get(i).expect("open").shut_rd {
         return Ok(Some(0));
     }
-    f.rx_sig.fifo().unset_event();
+    let nonblocking = ss.get(i).ok_or(Error::BadFd)?.nonblocking;
+    if nonblocking {
+        f.rx_sig.fifo().unset_event();
+    } else {
+        // it waits here: cleared only if it has to sleep (see `Sessions::hold_rx`)
+        ss.hold_rx(i);
+    }
     // See a close or reset VPP already queued, even in a busy non-blocking loop.
     w.drain(ss);
-    let nonblocking = ss.get(i).ok_or(Error::BadFd)?.nonblocking;
     let readable = |ss: &Sessions| {
         ss.get(i)
             .is_none_or(|s| s.rx_ready() > 0 || closing_result(s).is_some() || !is_open(s))
@@ -140,9 +145,8 @@ fn read_ready(
         Ok(n) => n,
         Err(e) => return Some(Err(fifo_err(e))),
     };
-    if after_read(w, ss, i, f, &rx, n as u32, peek) {
-        ss.notify(i, Events::IN);
-    }
+    let next = after_read(w, ss, i, f, &rx, n as u32, peek);
+    next.apply(ss, i);
     Some(Ok(n))
 }
 
@@ -165,9 +169,7 @@ pub fn read(w: &Worker, sh: u32, buf: &mut [u8], peek: bool) -> Result<usize> {
     } else {
         rx.dequeue(buf).map_err(fifo_err)?
     };
-    if after_read(w, &ss, i, &f, &rx, n as u32, peek) {
-        ss.notify(i, Events::IN);
-    }
+    after_read(w, &ss, i, &f, &rx, n as u32, peek).apply(&mut ss, i);
     Ok(n)
 }
 
@@ -206,15 +208,32 @@ pub fn free_segments(w: &Worker, sh: u32, n_bytes: u32) -> Result<()> {
         Err(vcl_svm::SvmError::Empty) => return Ok(()),
         r => r.map_err(fifo_err)?,
     };
-    if after_read(w, &ss, i, &f, &rx, n as u32, false) {
-        ss.notify(i, Events::IN);
-    }
+    after_read(w, &ss, i, &f, &rx, n as u32, false).apply(&mut ss, i);
     Ok(())
 }
 
-/// Clear has_event when drained (re-checking for a race), and send a dequeue notification
-/// if the producer asked for one. True when the caller must mark the session readable again
-/// (bytes arrived between the drain and the clear).
+/// What a read leaves to do on the session table (after its borrow of the fifos ends).
+#[must_use]
+enum AfterRead {
+    Nothing,
+    /// Bytes arrived between the drain and the clear of has_event: mark it readable.
+    Renotify,
+    /// A blocking session was drained: keep has_event set (see `Sessions::hold_rx`).
+    Hold,
+}
+
+impl AfterRead {
+    fn apply(self, ss: &mut Sessions, i: u32) {
+        match self {
+            AfterRead::Nothing => {}
+            AfterRead::Renotify => ss.notify(i, Events::IN),
+            AfterRead::Hold => ss.hold_rx(i),
+        }
+    }
+}
+
+/// Clear has_event when drained (re-checking for a race) — or, for a blocking session, hold
+/// it — and send a dequeue notification if the producer asked for one.
 fn after_read(
     w: &Worker,
     ss: &Sessions,
@@ -223,15 +242,21 @@ fn after_read(
     rx: &Fifo<'_>,
     n: u32,
     peek: bool,
-) -> bool {
+) -> AfterRead {
     let sig = f.rx_sig.fifo();
-    let mut renotify = false;
+    let mut next = AfterRead::Nothing;
     if rx.max_dequeue_cons() == 0 {
-        sig.unset_event();
-        renotify = rx.max_dequeue_cons() > 0 && sig.set_event();
+        if ss.get(i).is_some_and(|s| !s.nonblocking) {
+            next = AfterRead::Hold;
+        } else {
+            sig.unset_event();
+            if rx.max_dequeue_cons() > 0 && sig.set_event() {
+                next = AfterRead::Renotify;
+            }
+        }
     }
     if peek || n == 0 {
-        return renotify;
+        return next;
     }
     if rx.needs_deq_ntf_signalled_by(&sig, n) {
         sig.clear_deq_ntf();
@@ -239,7 +264,7 @@ fn after_read(
             w.send_io(s.vpp_thread, EventType::IoRx, s.vpp_handle);
         }
     }
-    renotify
+    next
 }
 
 /// Enqueue into an open session's tx fifo, then TX (or TX_FLUSH) if has_event was 0.
@@ -251,6 +276,16 @@ fn enqueue_and_signal(
     flush: bool,
 ) -> Result<usize> {
     let r = f.tx.fifo().enqueue(buf);
+    signal_tx(w, s, f, flush);
+    match r {
+        Ok(n) => Ok(n),
+        Err(vcl_svm::SvmError::Full) => Err(Error::Again),
+        Err(e) => Err(fifo_err(e)),
+    }
+}
+
+/// TX (or TX_FLUSH) to VPP if has_event was 0.
+fn signal_tx(w: &Worker, s: &Session, f: &Fifos, flush: bool) {
     if f.tx_sig.fifo().set_event() {
         let et = if flush {
             EventType::IoTxFlush
@@ -263,11 +298,6 @@ fn enqueue_and_signal(
             f.tx_sig.fifo().unset_event();
         }
     }
-    match r {
-        Ok(n) => Ok(n),
-        Err(vcl_svm::SvmError::Full) => Err(Error::Again),
-        Err(e) => Err(fifo_err(e)),
-    }
 }
 
 /// vppcom_session_write / write_msg: enqueue, then TX (or TX_FLUSH) if has_event was 0.
@@ -279,10 +309,19 @@ pub fn write(w: &Worker, sh: u32, buf: &[u8], flush: bool) -> Result<usize> {
     if super::dgram::is_dgram_handle(w, &ss, sh) {
         return super::dgram::write(w, ss, sh, buf, flush);
     }
-    // Fast path: open, writable and room in the fifo (no clone of the fifo handles).
+    // Fast path: open, writable and room in the fifo (no clone of the fifo handles). The
+    // enqueue itself finds out whether there is room (a separate look would read the
+    // consumer's position twice per write); a full fifo takes the general path.
     if let Some((_, s, f)) = open_ref(w, &ss, sh) {
-        if !s.shut_wr && !s.vpp_gone && f.tx.fifo().max_enqueue_prod() > 0 {
-            return enqueue_and_signal(w, s, f, buf, flush);
+        if !s.shut_wr && !s.vpp_gone {
+            match f.tx.fifo().enqueue(buf) {
+                Ok(n) => {
+                    signal_tx(w, s, f, flush);
+                    return Ok(n);
+                }
+                Err(vcl_svm::SvmError::Full) => {}
+                Err(e) => return Err(fifo_err(e)),
+            }
         }
     }
     let (i, f) = open_session(w, &mut ss, sh)?;

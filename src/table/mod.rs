@@ -161,6 +161,9 @@ pub struct Sessions {
     pub(crate) epoll: EpollState,
     /// The worker's detach was applied to these sessions (see `worker::detach`).
     pub(crate) detached: bool,
+    /// A blocking session whose drained rx fifo still has has_event set (see
+    /// [`Sessions::hold_rx`]).
+    pub(crate) held_rx: Option<u32>,
 }
 
 /// Session handles carry the worker index in the top 8 bits.
@@ -217,8 +220,50 @@ impl Sessions {
         self.by_vpp.get(&vpp_handle).copied()
     }
 
+    /// Leave session `i`'s rx has_event set although a read drained the fifo, until a waiter
+    /// of this worker is about to sleep ([`Sessions::release_held_rx`]). While the flag is set
+    /// VPP sends no RX event for new bytes (it checks the flag first), which is what a blocking
+    /// reader that looks at the fifo itself wants: in a stream, clearing it on every drain made
+    /// VPP queue an event (and an eventfd wake-up) per write it relayed, and made the flag's
+    /// cache line, which also holds the fifo's size and chunk list, bounce between the writer
+    /// and the reader (docs/wire.md#fifos). One session at a time: holding another releases it.
+    pub(crate) fn hold_rx(&mut self, i: u32) {
+        if let Some(prev) = self.held_rx.replace(i) {
+            if prev != i {
+                self.release_rx(prev);
+            }
+        }
+    }
+
+    /// Clear the held session's has_event before a wait sleeps, so that VPP signals its next
+    /// bytes again; bytes that arrived meanwhile (unsignalled) mark it readable here. True if
+    /// some had.
+    pub(crate) fn release_held_rx(&mut self) -> bool {
+        match self.held_rx.take() {
+            Some(i) => self.release_rx(i),
+            None => false,
+        }
+    }
+
+    /// Clear has_event on `i`'s rx fifo and re-check it: VPP's reader protocol on a drain.
+    fn release_rx(&mut self, i: u32) -> bool {
+        let Some(f) = self.get(i).and_then(|s| s.fifos.as_ref()) else {
+            return false;
+        };
+        let (rx, sig) = (f.rx.fifo(), f.rx_sig.fifo());
+        sig.unset_event();
+        let data = rx.max_dequeue_cons() > 0;
+        if data && sig.set_event() {
+            self.notify(i, Events::IN);
+        }
+        data
+    }
+
     /// Forget session `index` and its VPP handle.
     pub(crate) fn free(&mut self, index: u32) {
+        if self.held_rx == Some(index) {
+            self.held_rx = None;
+        }
         if let Some(s) = self.slab.try_remove(index as usize) {
             if self.by_vpp.get(&s.vpp_handle) == Some(&index) {
                 self.by_vpp.remove(&s.vpp_handle);

@@ -71,6 +71,13 @@ pub struct PosCache {
     head: View,
     /// Consumer's view of tail (own position: head).
     tail: View,
+    /// The fifo's size as first seen by the fast paths (0: not yet). VPP sets a fifo's size
+    /// when it allocates the fifo and never changes it for a VCL app's fifos (only an app may
+    /// resize its own, see docs/wire.md#fifos), and the size shares its cache line with
+    /// has_event, which the other side keeps writing: re-reading it on every operation was a
+    /// cache miss per write. A wrong size cannot take an operation outside its chunks, whose
+    /// bounds are checked on every operation.
+    size: AtomicU32,
 }
 
 impl Clone for PosCache {
@@ -85,11 +92,32 @@ impl PosCache {
         PosCache {
             head: View::new(),
             tail: View::new(),
+            size: AtomicU32::new(0),
         }
     }
 }
 
 impl Fifo<'_> {
+    /// The size for the fast paths: the cached one, else the shared one when plausible
+    /// (then cached). None: leave the operation to the full path.
+    #[inline(always)]
+    pub(super) fn quick_size(&self) -> Option<u32> {
+        if let Some(c) = self.cache {
+            let size = c.size.load(Relaxed);
+            if size != 0 {
+                return Some(size);
+            }
+        }
+        let size = self.shr.size.load(Relaxed);
+        if size == 0 || u64::from(size) > FIFO_SEGMENT_MAX_FIFO_SIZE {
+            return None;
+        }
+        if let Some(c) = self.cache {
+            c.size.store(size, Relaxed);
+        }
+        Some(size)
+    }
+
     /// Producer view: own tail relaxed, peer's head acquire. Returns (head, tail, size).
     pub(super) fn load_prod(&self) -> Result<(u32, u32, u32)> {
         let tail = self.shr.tail.load(Relaxed);

@@ -25,10 +25,7 @@ impl Fifo<'_> {
     pub(super) fn enqueue_quick(&self, src: &[u8]) -> Option<usize> {
         let want = u32::try_from(src.len()).ok().filter(|&w| w != 0)?;
         let tail = self.shr.tail.load(Relaxed);
-        let size = self.shr.size.load(Relaxed);
-        if u64::from(size) > FIFO_SEGMENT_MAX_FIFO_SIZE {
-            return None;
-        }
+        let size = self.quick_size()?;
         let used = tail.wrapping_sub(self.prod_head(tail, size, want));
         if used > size || size - used < want {
             return None;

@@ -8,7 +8,7 @@
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use super::{Fifo, SvmFifoShared};
+use super::{Fifo, PosCache, SvmFifoShared};
 use crate::fifo_segment::{FifoSegment, FifoSegmentHeader, FifoSegmentInfo};
 use crate::segment::{Result, Segment};
 
@@ -20,6 +20,9 @@ pub struct FifoHandle {
     shr: NonNull<SvmFifoShared>,
     info: FifoSegmentInfo,
     off: u64,
+    /// This end's view of the other end, shared by the handle's clones (every move of this
+    /// end goes through one of them, which keeps the cache usable: see `cache.rs`).
+    cache: Arc<PosCache>,
 }
 
 // The pointers target shared memory made of atomics only, kept mapped by the Arc, so the
@@ -47,6 +50,7 @@ impl FifoHandle {
             shr,
             info,
             off,
+            cache: Arc::new(PosCache::new()),
         })
     }
 
@@ -62,10 +66,7 @@ impl FifoHandle {
             shr,
             self.off,
         )
-        // No position cache (`Fifo::with_cache`): it is correct (see `cache.rs`) but measured no
-        // faster on the library's streams or the fifo micro-benchmark (README). A handle that
-        // takes one must share it with its clones (an `Arc`), so that every move of this end
-        // goes through it and it stays usable.
+        .with_cache(&self.cache)
     }
 
     /// The segment the fifo lives in.

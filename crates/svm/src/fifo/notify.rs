@@ -3,7 +3,8 @@
 //! dequeue must be notified (VPP v26.06 `svm_fifo_needs_deq_ntf`:
 //! docs/wire.md#dequeue-notifications), and subscribers.
 
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::fence;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 
 use super::Fifo;
 
@@ -22,15 +23,30 @@ impl Fifo<'_> {
         self.shr.signals.has_event.load(Relaxed) != 0
     }
 
-    /// Mark a notification outstanding (exchange, release). True if we won, i.e. the flag was
-    /// clear and the caller must send the event.
+    /// Mark a notification outstanding. True if we won, i.e. the flag was clear and the caller
+    /// must send the event.
+    ///
+    /// Looks before it exchanges: a producer that finds the flag already set (the common case
+    /// in a stream: it stays set until VPP or the reader handles the last event) returns as the
+    /// exchange would have (writing 1 over 1 changes nothing), without taking the cache line
+    /// for writing from the side that reads it. The fence keeps the look after the caller's
+    /// enqueue, as the exchange did: a consumer that clears the flag and then finds the fifo
+    /// empty was seen clearing it here (we then exchange and win), or its emptiness check
+    /// comes after our enqueue.
     pub fn set_event(&self) -> bool {
-        self.shr.signals.has_event.swap(1, Release) == 0
+        fence(SeqCst);
+        if self.shr.signals.has_event.load(Relaxed) != 0 {
+            return false;
+        }
+        self.shr.signals.has_event.swap(1, AcqRel) == 0
     }
 
-    /// Clear the outstanding notification (exchange, acquire).
+    /// Clear the outstanding notification. A flag already clear is left alone (no write to
+    /// the line the producer looks at); the caller's re-check of the fifo comes after the look.
     pub fn unset_event(&self) {
-        self.shr.signals.has_event.swap(0, Acquire);
+        if self.shr.signals.has_event.load(Acquire) != 0 {
+            self.shr.signals.has_event.swap(0, AcqRel);
+        }
     }
 
     /// Producer: ask for dequeue notifications of the given kinds (atomic or, release).
