@@ -49,14 +49,23 @@ impl Fifo<'_> {
         }
     }
 
-    /// Producer: ask for dequeue notifications of the given kinds (atomic or, release).
+    /// Producer: ask for dequeue notifications of the given kinds (atomic or, release). Bits
+    /// already set are not written again: a blocked writer re-asks on every look, and each
+    /// write would take the line the consumer reads on every dequeue.
     pub fn add_want_deq_ntf(&self, kinds: u32) {
-        self.shr.signals.want_deq_ntf.fetch_or(kinds, Release);
+        let want = &self.shr.signals.want_deq_ntf;
+        if want.load(Acquire) & kinds != kinds {
+            want.fetch_or(kinds, Release);
+        }
     }
 
-    /// Producer: stop asking for the given kinds (atomic and-not, release).
+    /// Producer: stop asking for the given kinds (atomic and-not, release; nothing written
+    /// when none of them is set).
     pub fn del_want_deq_ntf(&self, kinds: u32) {
-        self.shr.signals.want_deq_ntf.fetch_and(!kinds, Release);
+        let want = &self.shr.signals.want_deq_ntf;
+        if want.load(Acquire) & kinds != 0 {
+            want.fetch_and(!kinds, Release);
+        }
     }
 
     pub fn want_deq_ntf(&self) -> u32 {
@@ -69,11 +78,15 @@ impl Fifo<'_> {
 
     /// Producer: acknowledge a dequeue notification so IF_FULL / IF_EMPTY can fire again.
     pub fn reset_has_deq_ntf(&self) {
-        self.shr.signals.has_deq_ntf.store(0, Relaxed);
+        if self.shr.signals.has_deq_ntf.load(Relaxed) != 0 {
+            self.shr.signals.has_deq_ntf.store(0, Relaxed);
+        }
     }
 
     pub fn set_deq_thresh(&self, thresh: u32) {
-        self.shr.signals.deq_thresh.store(thresh, Relaxed);
+        if self.shr.signals.deq_thresh.load(Relaxed) != thresh {
+            self.shr.signals.deq_thresh.store(thresh, Relaxed);
+        }
     }
 
     pub fn deq_thresh(&self) -> u32 {
