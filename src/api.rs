@@ -361,6 +361,26 @@ pub fn busy_poll_outcome(paid_off: bool, ceiling_us: u32) {
     crate::wait::spin_outcome(paid_off, ceiling_us);
 }
 
+/// Declare that every wait on this process's sessions goes through the caller (the LD_PRELOAD
+/// shim), which calls [`sleep_begin`] before it sleeps. Sessions then hold has_event after a
+/// drain even when non-blocking (see the library's `Sessions::hold_rx`), as blocking sessions
+/// always do. Never call it in a process whose app may sleep on a worker's mq eventfd itself.
+pub fn set_caller_waits() {
+    crate::session::set_caller_waits();
+}
+
+/// A caller's wait on `w`'s sessions is about to sleep: clear the has_event a drained session
+/// kept set, so VPP signals its next bytes, and hold none while it sleeps. True when bytes came
+/// meanwhile (look again first). Pair every call with [`sleep_end`].
+pub fn sleep_begin(w: &Worker) -> bool {
+    w.0.sessions.lock().begin_sleep()
+}
+
+/// The wait [`sleep_begin`] announced is over.
+pub fn sleep_end(w: &Worker) {
+    w.0.sessions.lock().end_sleep();
+}
+
 /// Handle every event queued for `w` now.
 pub fn drain(w: &Worker) {
     let mut ss = w.0.sessions.lock();

@@ -234,10 +234,12 @@ pub(crate) fn until(
         }
         // a drained session whose has_event was kept set gets it cleared now, or VPP would
         // not signal its next bytes (see `Sessions::hold_rx`)
-        if ss.release_held_rx() && done(ss) {
+        if ss.begin_sleep() && done(ss) {
+            ss.end_sleep();
             return Wake::Done;
         }
         MutexGuard::unlocked(ss, || w.wait_mq(nap));
+        ss.end_sleep();
     }
 }
 

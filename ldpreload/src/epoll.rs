@@ -133,7 +133,9 @@ fn wait(
             });
         }
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let kt = if n > 0 {
+        let workers = if n > 0 { Vec::new() } else { set.all_workers() };
+        let sleeping = crate::wake::Sleeping::new(&workers);
+        let kt = if n > 0 || sleeping.data {
             Duration::ZERO
         } else {
             left.unwrap_or(cap).min(cap)
@@ -147,6 +149,7 @@ fn wait(
             // SAFETY: rest is writable for rest.len() events; mask is valid or NULL.
             unsafe { real::epoll_pwait(epfd, rest.as_mut_ptr(), rest.len() as c_int, ms, mask) }
         };
+        drop(sleeping);
         if k < 0 {
             return if n > 0 { n as c_int } else { -1 };
         }

@@ -278,6 +278,23 @@ impl EpSet {
         }
     }
 
+    /// The set's workers and those of sets nested in it (for [`crate::wake::Sleeping`]).
+    pub fn all_workers(&self) -> Vec<Worker> {
+        let (mut workers, nested): (Vec<Worker>, Vec<_>) = {
+            let g = self.inner.lock();
+            let w = g.workers.iter().map(|(w, _)| w.clone()).collect();
+            (w, g.nested.iter().filter_map(|x| x.set.upgrade()).collect())
+        };
+        for i in nested {
+            for w in i.all_workers() {
+                if !workers.iter().any(|x| x.same(&w)) {
+                    workers.push(w);
+                }
+            }
+        }
+        workers
+    }
+
     /// An idle wait looks whether VPP went away for any of the set's workers.
     pub fn check_dead(&self) {
         let workers: Vec<Worker> = self

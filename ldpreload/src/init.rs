@@ -255,6 +255,9 @@ fn try_attach() -> Result<(), String> {
     let mut cfg = parsed.config;
     // Waiting on mixed fd sets needs the app mq's eventfd in the kernel's sets.
     cfg.use_mq_eventfd = true;
+    // Every wait on a VPP socket is ours (sock.rs, poll.rs, epoll.rs), and each clears held
+    // has_event flags before it sleeps (`wake::Sleeping`).
+    vcl::api::set_caller_waits();
     // upstream's LDP_DEBUG: the shim's debug level, through the same tracing as VCL_DEBUG
     if let Some(n) = std::env::var("LDP_DEBUG")
         .ok()

@@ -137,7 +137,8 @@ fn mixed(fds: &mut [pollfd], timeout: Option<Duration>, mask: *const sigset_t) -
             });
         }
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let kt = if nv > 0 {
+        let sleeping = (nv == 0).then(|| crate::wake::Sleeping::new(&workers));
+        let kt = if nv > 0 || sleeping.as_ref().is_some_and(|s| s.data) {
             Duration::ZERO
         } else {
             left.unwrap_or(cap).min(cap)
@@ -148,6 +149,7 @@ fn mixed(fds: &mut [pollfd], timeout: Option<Duration>, mask: *const sigset_t) -
         };
         // SAFETY: kfds is a valid array of kfds.len() pollfds; ts and mask valid or NULL.
         let k = unsafe { real::ppoll(kfds.as_mut_ptr(), kfds.len() as nfds_t, &ts, mask) };
+        drop(sleeping);
         if k < 0 && nv == 0 {
             return -1;
         }

@@ -148,6 +148,10 @@ impl VSock {
             if round % 100 == 0 && crate::wake::check_dead(&self.w) {
                 return Err(libc::ECONNRESET);
             }
+            let sleeping = crate::wake::Sleeping::new([&self.w]);
+            if sleeping.data {
+                continue;
+            }
             let nap = Duration::from_millis(if round < 200 { 1 } else { 10 });
             let nap = match deadline {
                 Some(d) => match d.saturating_duration_since(Instant::now()) {
@@ -179,6 +183,7 @@ impl VSock {
             if r > 0 {
                 crate::wake::drain_evfd(fd);
             }
+            drop(sleeping);
         }
     }
 

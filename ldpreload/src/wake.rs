@@ -51,6 +51,35 @@ pub fn no_restart_handler() -> bool {
     })
 }
 
+/// A wait about to sleep on these workers' events (`vcl::api::sleep_begin`): the library
+/// clears the has_event flags their drained sessions kept set (left set while we look at the
+/// fifos ourselves, so VPP queues no event per write it relays), or VPP would not signal their
+/// next bytes, and holds none until this is dropped.
+pub struct Sleeping<'a> {
+    workers: Vec<&'a Worker>,
+    /// Some session got bytes meanwhile: look again instead of sleeping.
+    pub data: bool,
+}
+
+impl<'a> Sleeping<'a> {
+    pub fn new(workers: impl IntoIterator<Item = &'a Worker>) -> Sleeping<'a> {
+        let workers: Vec<&Worker> = workers.into_iter().collect();
+        let mut data = false;
+        for w in &workers {
+            data |= vcl::api::sleep_begin(w);
+        }
+        Sleeping { workers, data }
+    }
+}
+
+impl Drop for Sleeping<'_> {
+    fn drop(&mut self) {
+        for w in &self.workers {
+            vcl::api::sleep_end(w);
+        }
+    }
+}
+
 /// Consume a worker eventfd's counter (it is non-blocking).
 pub fn drain_evfd(fd: c_int) {
     let mut v = 0u64;

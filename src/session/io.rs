@@ -6,6 +6,8 @@ use vcl_codec::event::EventType;
 use vcl_svm::fifo::notify::SVM_FIFO_WANT_DEQ_NOTIF;
 use vcl_svm::fifo::Fifo;
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
 use super::ops::lookup;
 use crate::error::{Error, Result};
 use crate::table::{Events, Fifos, Session, Sessions, State};
@@ -18,6 +20,20 @@ use crate::worker::Worker;
 fn is_open(s: &Session) -> bool {
     matches!(s.state, State::Ready | State::VppClosing)
         || (s.state == State::Listen && super::dgram::is_cl(s))
+}
+
+/// Set by the LD_PRELOAD shim: it does every wait itself and clears held flags before it
+/// sleeps (`api::set_caller_waits`).
+static CALLER_WAITS: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn set_caller_waits() {
+    CALLER_WAITS.store(true, Relaxed);
+}
+
+/// Whether a drained session keeps has_event set until a waiter sleeps (`Sessions::hold_rx`):
+/// blocking sessions (their waits are ours), and all sessions when the caller does the waiting.
+fn holds(s: &Session) -> bool {
+    !s.nonblocking || CALLER_WAITS.load(Relaxed)
 }
 
 fn closed_error(s: &Session) -> Error {
@@ -83,12 +99,13 @@ fn ensure_readable(
     if ss.get(i).expect("open").shut_rd {
         return Ok(Some(0));
     }
-    let nonblocking = ss.get(i).ok_or(Error::BadFd)?.nonblocking;
-    if nonblocking {
-        f.rx_sig.fifo().unset_event();
-    } else {
-        // it waits here: cleared only if it has to sleep (see `Sessions::hold_rx`)
+    let s = ss.get(i).ok_or(Error::BadFd)?;
+    let nonblocking = s.nonblocking;
+    if holds(s) {
+        // cleared only when a waiter is about to sleep (see `Sessions::hold_rx`)
         ss.hold_rx(i);
+    } else {
+        f.rx_sig.fifo().unset_event();
     }
     // See a close or reset VPP already queued, even in a busy non-blocking loop.
     w.drain(ss);
@@ -246,7 +263,7 @@ fn after_read(
     let sig = f.rx_sig.fifo();
     let mut next = AfterRead::Nothing;
     if rx.max_dequeue_cons() == 0 {
-        if ss.get(i).is_some_and(|s| !s.nonblocking) {
+        if ss.get(i).is_some_and(holds) {
             next = AfterRead::Hold;
         } else {
             sig.unset_event();

@@ -164,6 +164,9 @@ pub struct Sessions {
     /// A blocking session whose drained rx fifo still has has_event set (see
     /// [`Sessions::hold_rx`]).
     pub(crate) held_rx: Option<u32>,
+    /// Threads asleep in a wait on this worker's sessions (they cleared the held flag before
+    /// sleeping; while one sleeps, nothing is held: its wake-up needs VPP's events).
+    pub(crate) sleepers: u32,
 }
 
 /// Session handles carry the worker index in the top 8 bits.
@@ -227,12 +230,30 @@ impl Sessions {
     /// VPP queue an event (and an eventfd wake-up) per write it relayed, and made the flag's
     /// cache line, which also holds the fifo's size and chunk list, bounce between the writer
     /// and the reader (docs/wire.md#fifos). One session at a time: holding another releases it.
+    /// Not while another thread sleeps on this worker: it would learn of the bytes only at its
+    /// next periodic look.
     pub(crate) fn hold_rx(&mut self, i: u32) {
+        if self.sleepers > 0 {
+            self.release_rx(i);
+            return;
+        }
         if let Some(prev) = self.held_rx.replace(i) {
             if prev != i {
                 self.release_rx(prev);
             }
         }
+    }
+
+    /// A thread is about to sleep on this worker's events: release what is held (see
+    /// [`Sessions::release_held_rx`]; true: look again first) and hold nothing until
+    /// [`Sessions::end_sleep`].
+    pub(crate) fn begin_sleep(&mut self) -> bool {
+        self.sleepers += 1;
+        self.release_held_rx()
+    }
+
+    pub(crate) fn end_sleep(&mut self) {
+        self.sleepers = self.sleepers.saturating_sub(1);
     }
 
     /// Clear the held session's has_event before a wait sleeps, so that VPP signals its next
