@@ -104,10 +104,8 @@ fn a_drained_session_holds_has_event_until_the_caller_sleeps() {
         api::sleep_end(&w);
         let mut b = [0u8; 100];
         // SAFETY: the buffer is valid for its length.
-        assert_eq!(
-            unsafe { vppcom_session_read(s, b.as_mut_ptr() as *mut _, 100) },
-            100
-        );
+        let n = unsafe { vppcom_session_read(s, b.as_mut_ptr() as *mut _, 100) };
+        assert_eq!(n, 100);
         assert_eq!(b, [2u8; 100]);
 
         // drained and held again; a sleeper releases it, so the next echo signals the eventfd
