@@ -74,6 +74,9 @@ pub struct Session {
     /// VPP's SESSION_E_* reason when a connect or listen failed.
     pub vpp_error: i32,
     pub shut_rd: bool,
+    /// The last read found bytes already queued (a stream arriving faster than it is read;
+    /// see `session::io` on coalescing).
+    pub rx_streaming: bool,
     pub shut_wr: bool,
     /// VPP's STREAM session flag (a QUIC stream): what vppcom_session_is_stream reports.
     pub stream: bool,
@@ -112,6 +115,7 @@ impl Session {
             listener: u32::MAX,
             vpp_error: 0,
             shut_rd: false,
+            rx_streaming: false,
             shut_wr: false,
             stream: false,
             vpp_gone: false,
