@@ -349,7 +349,7 @@ mod tests {
             1,
             "{windows:?}"
         );
-        assert!(CEIL <= DEFAULT_BUSY_POLL_USEC);
+        const { assert!(CEIL <= DEFAULT_BUSY_POLL_USEC) };
         assert!(windows.iter().all(|&w| w == CEIL || w == MIN_WINDOW_US));
         // an exploring spin that finds its condition restores the window
         while window_upto(CEIL) != CEIL {
