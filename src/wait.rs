@@ -63,9 +63,18 @@ const YIELD_AFTER: u32 = 64;
 /// Smallest window once busy-polling is on: a miss costs at most this much CPU per wait.
 const MIN_WINDOW_US: u32 = 2;
 
+/// Every this many spins a thread spins for the whole ceiling once, whatever its window: the
+/// window only grows when a spin finds its condition, so a pair of apps whose windows had both
+/// shrunk below their peer's turnaround (a ping-pong after a few slow rounds) could stay there,
+/// each side sleeping until VPP's event (~317 µs a round trip instead of ~1.2 µs; seen once in
+/// `make bench`). Idle waiters pay one spin of at most the default ceiling per this many waits.
+const EXPLORE_EVERY: u32 = 64;
+
 thread_local! {
     /// This thread's current window in µs (adapted per thread: a thread is one worker's waiter).
     static WINDOW_US: Cell<u32> = const { Cell::new(0) };
+    /// Spins so far on this thread (for [`EXPLORE_EVERY`]) and whether the current one explores.
+    static SPINS: Cell<(u32, bool)> = const { Cell::new((0, false)) };
     /// Zero-timeout waits in a row on this thread that found nothing.
     static EMPTY_POLLS: Cell<u32> = const { Cell::new(0) };
 }
@@ -98,6 +107,16 @@ fn window_upto(ceil: u32) -> u32 {
     if ceil == 0 {
         return 0;
     }
+    let explore = SPINS.with(|n| {
+        let (k, _) = n.get();
+        let explore = k % EXPLORE_EVERY == EXPLORE_EVERY - 1;
+        n.set((k.wrapping_add(1), explore));
+        explore
+    });
+    if explore {
+        // the shim's 5 ms ceiling would make this costly for a mostly idle program
+        return ceil.min(DEFAULT_BUSY_POLL_USEC);
+    }
     WINDOW_US.with(|w| {
         let cur = w.get();
         if cur == 0 {
@@ -117,6 +136,16 @@ fn adapt(paid_off: bool) {
 
 /// [`adapt`] under another ceiling.
 fn adapt_upto(paid_off: bool, ceil: u32) {
+    let explored = SPINS.with(|n| {
+        let (k, e) = n.get();
+        n.set((k, false));
+        e
+    });
+    if explored && paid_off {
+        // the full window caught it: start again from the top
+        WINDOW_US.with(|w| w.set(ceil));
+        return;
+    }
     WINDOW_US.with(|w| {
         let cur = w.get().max(1);
         let next = if paid_off {
@@ -297,6 +326,37 @@ mod tests {
         set_busy_poll_usec(0);
         assert_eq!(window(), 0, "0 turns it off");
         set_busy_poll_usec(DEFAULT_BUSY_POLL_USEC);
+    }
+
+    #[test]
+    fn a_shrunk_window_spins_the_whole_ceiling_now_and_then_and_recovers_on_a_hit() {
+        const CEIL: u32 = 256;
+        WINDOW_US.with(|w| w.set(0));
+        SPINS.with(|n| n.set((0, false)));
+        assert_eq!(window_upto(CEIL), CEIL);
+        for _ in 0..20 {
+            adapt_upto(false, CEIL);
+        }
+        let windows: Vec<u32> = (0..EXPLORE_EVERY)
+            .map(|_| {
+                let w = window_upto(CEIL);
+                adapt_upto(false, CEIL);
+                w
+            })
+            .collect();
+        assert_eq!(
+            windows.iter().filter(|&&w| w == CEIL).count(),
+            1,
+            "{windows:?}"
+        );
+        const { assert!(CEIL <= DEFAULT_BUSY_POLL_USEC) };
+        assert!(windows.iter().all(|&w| w == CEIL || w == MIN_WINDOW_US));
+        // an exploring spin that finds its condition restores the window
+        while window_upto(CEIL) != CEIL {
+            adapt_upto(false, CEIL);
+        }
+        adapt_upto(true, CEIL);
+        assert_eq!(window_upto(CEIL), CEIL);
     }
 
     #[test]

@@ -213,6 +213,11 @@ impl Peer {
             .add_segment(app_index, wrk_map_index, size)
     }
 
+    /// Connection sessions ever allocated (listeners not counted): (cut-through, transport).
+    pub fn sessions_ever(&self) -> (u32, u32) {
+        self.shared.lock().sessions.ever
+    }
+
     /// Sessions and listeners (all threads), for introspection.
     pub fn sessions(&self) -> Vec<crate::SessionInfo> {
         self.shared.lock().session_infos()

@@ -169,6 +169,9 @@ pub struct Sessions {
     pub local: HashMap<EpKey, u64>,
     /// Round-robin counter for placing new sessions on threads.
     pub n_sessions: u32,
+    /// Connection sessions ever allocated: (cut-through, transport). Tests check which kind a
+    /// run used; a short run can come and go between two looks at the live sessions.
+    pub ever: (u32, u32),
     /// Ephemeral ports handed to local-only listeners bound to port 0.
     pub next_local_port: u16,
     /// CT fifo pairs still referenced: (segment handle, server rx offset) → references.
@@ -204,6 +207,11 @@ impl State {
 
     /// `session_alloc (thread)`.
     pub fn session_alloc(&mut self, thread: u8, kind: Kind) -> u64 {
+        match &kind {
+            Kind::Ct(_) => self.sessions.ever.0 += 1,
+            k if !k.is_listener() => self.sessions.ever.1 += 1,
+            _ => {}
+        }
         let pool = &mut self.sessions.pools[usize::from(thread)];
         let index = pool.put_with(|index| Session {
             thread,
