@@ -64,10 +64,11 @@ const YIELD_AFTER: u32 = 64;
 const MIN_WINDOW_US: u32 = 2;
 
 /// Every this many spins a thread spins for the whole ceiling once, whatever its window: the
-/// window only grows when a spin finds its condition, so a pair of apps whose windows had both
-/// shrunk below their peer's turnaround (a ping-pong after a few slow rounds) could stay there,
-/// each side sleeping until VPP's event (~317 µs a round trip instead of ~1.2 µs; seen once in
-/// `make bench`). Idle waiters pay one spin of at most the default ceiling per this many waits.
+/// window only grows when a spin finds its condition, so two apps in a ping-pong whose windows
+/// had both shrunk (a few slow rounds) could stay asleep in turn, each woken by VPP's event
+/// (~317 µs a round trip instead of ~1.2 µs; seen once in `make bench`). A long spin that
+/// catches the peer's reply while the peer still spins after its write ends that. Idle
+/// waiters pay one spin of at most the default ceiling per this many waits.
 const EXPLORE_EVERY: u32 = 64;
 
 thread_local! {
@@ -136,16 +137,9 @@ fn adapt(paid_off: bool) {
 
 /// [`adapt`] under another ceiling.
 fn adapt_upto(paid_off: bool, ceil: u32) {
-    let explored = SPINS.with(|n| {
-        let (k, e) = n.get();
-        n.set((k, false));
-        e
-    });
-    if explored && paid_off {
-        // the full window caught it: start again from the top
-        WINDOW_US.with(|w| w.set(ceil));
-        return;
-    }
+    // an exploring spin counts as any other: one that catches the peer's reply while the peer
+    // still spins after its write is enough to break the stuck cycle (see EXPLORE_EVERY)
+    SPINS.with(|n| n.set((n.get().0, false)));
     WINDOW_US.with(|w| {
         let cur = w.get().max(1);
         let next = if paid_off {
@@ -329,7 +323,7 @@ mod tests {
     }
 
     #[test]
-    fn a_shrunk_window_spins_the_whole_ceiling_now_and_then_and_recovers_on_a_hit() {
+    fn a_shrunk_window_spins_the_whole_ceiling_now_and_then() {
         const CEIL: u32 = 256;
         WINDOW_US.with(|w| w.set(0));
         SPINS.with(|n| n.set((0, false)));
@@ -351,12 +345,6 @@ mod tests {
         );
         const { assert!(CEIL <= DEFAULT_BUSY_POLL_USEC) };
         assert!(windows.iter().all(|&w| w == CEIL || w == MIN_WINDOW_US));
-        // an exploring spin that finds its condition restores the window
-        while window_upto(CEIL) != CEIL {
-            adapt_upto(false, CEIL);
-        }
-        adapt_upto(true, CEIL);
-        assert_eq!(window_upto(CEIL), CEIL);
     }
 
     #[test]

@@ -169,6 +169,7 @@ pub fn wait(w: &Worker, vep_sh: u32, out: &mut [(Events, u64)], wait_ms: f64) ->
     if !ss.get(vep).is_some_and(|s| s.is_vep) {
         return Err(Error::Inval);
     }
+    ss.multiplexed = true;
     if wait_ms == -2.0 {
         return Ok(collect(&mut ss, vep, out));
     }

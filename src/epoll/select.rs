@@ -16,6 +16,7 @@ fn wait_for(
     mut scan: impl FnMut(&Sessions) -> usize,
 ) -> Result<usize> {
     let mut ss = w.sessions.lock();
+    ss.multiplexed = true;
     let mut n = 0;
     match wait::until_back(w, &mut ss, timeout, Naps::Backoff, |ss| {
         n = scan(ss);

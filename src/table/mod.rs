@@ -171,6 +171,10 @@ pub struct Sessions {
     /// Threads asleep in a wait on this worker's sessions (they cleared the held flag before
     /// sleeping; while one sleeps, nothing is held: its wake-up needs VPP's events).
     pub(crate) sleepers: u32,
+    /// The app waits on several sessions at once here (epoll, select or poll): a blocking read
+    /// must not make it wait for more bytes (`session::io` coalescing), the other sessions
+    /// would wait with it.
+    pub(crate) multiplexed: bool,
 }
 
 /// Session handles carry the worker index in the top 8 bits.
