@@ -1,7 +1,9 @@
 //! The session table: plain data, below every behaviour. A worker's sessions, their state,
 //! endpoints, fifos, attribute state and epoll registrations and ready queues live here, with
-//! the small data operations on them (index by VPP handle, mark an epoll member ready).
-//! Nothing here talks to VPP, waits or knows the C ABI: this module imports no other module
+//! the small data operations on them (index by VPP handle, mark an epoll member ready, keep
+//! or clear a drained session's rx has_event: a flag in the shared fifo, so that the waits
+//! above, in `wait`, can clear it without importing the session layer).
+//! Nothing here sends to VPP, waits or knows the C ABI: this module imports no other module
 //! of the crate but `error`.
 //!
 //! The table lives in its worker; all session state is touched only under the worker's own
