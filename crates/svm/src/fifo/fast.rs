@@ -16,6 +16,7 @@
 use std::sync::atomic::Ordering::{Relaxed, Release};
 
 use super::Fifo;
+use crate::chunk::copy_bytes;
 use crate::fifo_segment::FIFO_SEGMENT_MAX_FIFO_SIZE;
 
 impl Fifo<'_> {
@@ -40,7 +41,7 @@ impl Fifo<'_> {
         // SAFETY: `tc.data .. + tc.len` was bounds-checked by `chunk_quick` and
         // `at + want <= tc.len`; `copy` tolerates a peer touching the same bytes.
         // SAFETY: see above.
-        unsafe { std::ptr::copy(src.as_ptr(), tc.data.add(at as usize), src.len()) };
+        unsafe { copy_bytes(src.as_ptr(), tc.data.add(at as usize), src.len()) };
         // a write that fills the chunk leaves the tail at the start of the next one (maybe 0)
         let new_tc = if tc.len - at == want {
             tc.next()
@@ -73,7 +74,7 @@ impl Fifo<'_> {
         // SAFETY: as in `enqueue_quick`, with source and destination swapped; `len <=
         // dst.len()`.
         // SAFETY: see above.
-        unsafe { std::ptr::copy(c.data.add(at as usize), dst.as_mut_ptr(), len as usize) };
+        unsafe { copy_bytes(c.data.add(at as usize), dst.as_mut_ptr(), len as usize) };
         let head = head.wrapping_add(len);
         self.shr.head.store(head, Release);
         self.cons_moved(head, None);

@@ -19,6 +19,7 @@
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
 
+use crate::chunk::copy_bytes;
 pub use crate::chunk::{pos_geq, pos_gt, pos_lt, ChunkRef, SvmFifoChunk};
 use crate::fifo_segment::{corrupt, corrupt_with, FifoSegment, FIFO_SEGMENT_MAX_FIFO_SIZE};
 use crate::segment::{Result, SvmError};
@@ -304,7 +305,7 @@ impl<'a> Fifo<'a> {
             let n = ((c.len - at) as usize).min(src.len() - done);
             // SAFETY: `c.data .. + c.len` was bounds-checked by `FifoSegment::chunk` and `at + n <=
             // c.len`; `src[done..done + n]` is in bounds. `copy` tolerates overlap.
-            unsafe { std::ptr::copy(src.as_ptr().add(done), c.data.add(at as usize), n) };
+            unsafe { copy_bytes(src.as_ptr().add(done), c.data.add(at as usize), n) };
             done += n;
             if at as usize + n < c.len as usize {
                 return Ok(c.off);
@@ -330,7 +331,7 @@ impl<'a> Fifo<'a> {
         loop {
             let n = ((c.len - at) as usize).min(dst.len() - done);
             // SAFETY: as in `copy_in`, with source and destination swapped.
-            unsafe { std::ptr::copy(c.data.add(at as usize), dst.as_mut_ptr().add(done), n) };
+            unsafe { copy_bytes(c.data.add(at as usize), dst.as_mut_ptr().add(done), n) };
             done += n;
             if at as usize + n < c.len as usize {
                 return Ok(c.off);
