@@ -37,18 +37,25 @@ fn evfd_fires(fd: i32, ms: i32) -> bool {
     true
 }
 
-/// Write `msg` on non-blocking session `s`, then read its echo back with non-blocking reads
-/// (each look drains the worker's events first, as the shim's waits do).
-fn echo(w: &api::Worker, s: u32, msg: &[u8]) {
+/// Write `msg` on non-blocking session `s` and read its echo back, leaving the app mq empty:
+/// the peer, like VPP, signals the eventfd only when its queue goes from empty to non-empty,
+/// so a message left unread would silence every later signal. With has_event clear, the echo
+/// brings exactly one RX event: wait for its signal, handle it, then read (the last read
+/// drains the session and holds has_event).
+fn echo(w: &api::Worker, s: u32, efd: i32, msg: &[u8]) {
+    // start from an empty queue and a clear counter (CONNECTED's signal)
+    evfd_fires(efd, 0);
+    api::drain(w);
     // SAFETY: the buffer is valid for its length.
     let n = unsafe { vppcom_session_write(s, msg.as_ptr() as *mut _, msg.len()) };
     assert_eq!(n, msg.len() as i32);
+    assert!(evfd_fires(efd, 20_000), "no RX event for the echo");
+    api::drain(w);
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while got.len() < msg.len() {
         assert!(Instant::now() < deadline, "echo not back");
         let mut b = [0u8; 256];
-        api::drain(w);
         // SAFETY: the buffer is valid for its length.
         let r = unsafe { vppcom_session_read(s, b.as_mut_ptr() as *mut _, b.len()) };
         if r > 0 {
@@ -86,12 +93,8 @@ fn a_drained_session_holds_has_event_until_the_caller_sleeps() {
             assert_eq!(r, 0);
             s
         };
-        echo(&w, s, &[1u8; 100]); // drained: has_event held
+        echo(&w, s, efd, &[1u8; 100]); // drained: has_event held, the mq empty
 
-        // The peer signals the eventfd just after it queues an event, so the signal of the
-        // echo's own RX event can land after we handled the event: wait for quiet first (a
-        // loaded run saw it arrive during the check below).
-        while evfd_fires(efd, 200) {}
         // held: the echo's bytes come without an event
         // SAFETY: the buffer is valid for its length.
         let n = unsafe { vppcom_session_write(s, [2u8; 100].as_ptr() as *mut _, 100) };
@@ -113,12 +116,6 @@ fn a_drained_session_holds_has_event_until_the_caller_sleeps() {
 
         // drained and held again; a sleeper releases it, so the next echo signals the eventfd
         assert!(!api::sleep_begin(&w));
-        // A loaded peer can handle the echo above late: its RX event (for bytes already read)
-        // then sets has_event again. A real waiter handles that event, which clears the flag
-        // (an RX event on an empty fifo is stale): do the same until all is quiet.
-        while evfd_fires(efd, 200) {
-            api::drain(&w);
-        }
         // SAFETY: the buffer is valid for its length.
         let n = unsafe { vppcom_session_write(s, [3u8; 100].as_ptr() as *mut _, 100) };
         assert_eq!(n, 100);
