@@ -222,11 +222,7 @@ fn finish_read(
     let Some(f) = s.fifos.as_ref() else { return n };
     let rx = f.rx.fifo();
     let sig = f.rx_sig.fifo();
-    let mut renotify = false;
-    if rx.max_dequeue_cons() == 0 {
-        sig.unset_event();
-        renotify = rx.max_dequeue_cons() > 0 && sig.set_event();
-    }
+    let renotify = rx.max_dequeue_cons() == 0 && f.clear_rx_event();
     if !peek && rx.needs_deq_ntf_signalled_by(&sig, hdr.data_length + HDR) {
         sig.clear_deq_ntf();
         w.send_io(s.vpp_thread, EventType::IoRx, io_handle(s));

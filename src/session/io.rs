@@ -315,11 +315,8 @@ fn after_read(
     if rx.max_dequeue_cons() == 0 {
         if ss.get(i).is_some_and(holds) {
             next = AfterRead::Hold;
-        } else {
-            sig.unset_event();
-            if rx.max_dequeue_cons() > 0 && sig.set_event() {
-                next = AfterRead::Renotify;
-            }
+        } else if f.clear_rx_event() {
+            next = AfterRead::Renotify;
         }
     }
     if peek || n == 0 {

@@ -44,4 +44,13 @@ impl Fifos {
             tx,
         }
     }
+
+    /// The reader's side of VPP's has_event protocol on a drained rx fifo: clear the flag,
+    /// then look again. True when bytes raced in and this call set the flag again: VPP will
+    /// not signal them, so the caller marks the session readable itself.
+    pub(crate) fn clear_rx_event(&self) -> bool {
+        let sig = self.rx_sig.fifo();
+        sig.unset_event();
+        self.rx.fifo().max_dequeue_cons() > 0 && sig.set_event()
+    }
 }
