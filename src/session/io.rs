@@ -191,12 +191,15 @@ fn coalesce(ss: &mut MutexGuard<'_, Sessions>, i: u32, want: usize) {
     if ss.multiplexed {
         return;
     }
-    let Some(s) = ss.get_mut(i) else { return };
+    // (datagram sessions took their own path before this)
+    let Some(s) = ss.get_mut(i).filter(|s| !s.nonblocking) else {
+        return;
+    };
     let Some(f) = s.fifos.as_ref() else { return };
     let queued = f.rx.fifo().max_dequeue_cons() as usize;
     let streaming = std::mem::replace(&mut s.rx_streaming, queued > 0);
     let target = want.min(COALESCE_BYTES);
-    if s.nonblocking || !streaming || queued == 0 || queued >= target || s.is_dgram() {
+    if !streaming || queued == 0 || queued >= target {
         return;
     }
     let wait = COALESCE_WAIT.min(Duration::from_micros(u64::from(wait::ceiling_us())));
