@@ -74,8 +74,8 @@ const EXPLORE_EVERY: u32 = 64;
 thread_local! {
     /// This thread's current window in µs (adapted per thread: a thread is one worker's waiter).
     static WINDOW_US: Cell<u32> = const { Cell::new(0) };
-    /// Spins so far on this thread (for [`EXPLORE_EVERY`]) and whether the current one explores.
-    static SPINS: Cell<(u32, bool)> = const { Cell::new((0, false)) };
+    /// Spins so far on this thread (for [`EXPLORE_EVERY`]).
+    static SPINS: Cell<u32> = const { Cell::new(0) };
     /// Zero-timeout waits in a row on this thread that found nothing.
     static EMPTY_POLLS: Cell<u32> = const { Cell::new(0) };
 }
@@ -108,13 +108,12 @@ fn window_upto(ceil: u32) -> u32 {
     if ceil == 0 {
         return 0;
     }
-    let explore = SPINS.with(|n| {
-        let (k, _) = n.get();
-        let explore = k % EXPLORE_EVERY == EXPLORE_EVERY - 1;
-        n.set((k.wrapping_add(1), explore));
-        explore
+    let k = SPINS.with(|n| {
+        let k = n.get();
+        n.set(k.wrapping_add(1));
+        k
     });
-    if explore {
+    if k % EXPLORE_EVERY == EXPLORE_EVERY - 1 {
         // the shim's 5 ms ceiling would make this costly for a mostly idle program
         return ceil.min(DEFAULT_BUSY_POLL_USEC);
     }
@@ -139,7 +138,6 @@ fn adapt(paid_off: bool) {
 fn adapt_upto(paid_off: bool, ceil: u32) {
     // an exploring spin counts as any other: one that catches the peer's reply while the peer
     // still spins after its write is enough to break the stuck cycle (see EXPLORE_EVERY)
-    SPINS.with(|n| n.set((n.get().0, false)));
     WINDOW_US.with(|w| {
         let cur = w.get().max(1);
         let next = if paid_off {
@@ -326,7 +324,7 @@ mod tests {
     fn a_shrunk_window_spins_the_whole_ceiling_now_and_then() {
         const CEIL: u32 = 256;
         WINDOW_US.with(|w| w.set(0));
-        SPINS.with(|n| n.set((0, false)));
+        SPINS.with(|n| n.set(0));
         assert_eq!(window_upto(CEIL), CEIL);
         for _ in 0..20 {
             adapt_upto(false, CEIL);
