@@ -88,21 +88,11 @@ mod tests {
 
     use proptest::prelude::*;
 
+    use super::super::tests::jump;
     use super::super::PosCache;
     use super::*;
     use crate::fifo_segment::FifoSegment;
     use crate::{Segment, SvmError};
-
-    /// Put an empty one-chunk fifo at stream position `pos` (both ends, all chunk pointers).
-    fn jump(f: &Fifo, pos: u32) {
-        let sc = f.shr.start_chunk.load(Relaxed);
-        f.fs.chunk(sc).unwrap().hdr.start_byte.store(pos, Relaxed);
-        for p in [&f.shr.head_chunk, &f.shr.tail_chunk, &f.shr.end_chunk] {
-            p.store(sc, Relaxed);
-        }
-        f.shr.head.store(pos, Relaxed);
-        f.shr.tail.store(pos, Relaxed);
-    }
 
     /// What the other end and VPP can see of a fifo, chunk offsets as positions.
     fn visible(f: &Fifo) -> [u32; 6] {

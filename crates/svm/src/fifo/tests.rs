@@ -416,7 +416,7 @@ fn cached_positions_are_conservative() {
 
 /// Put an empty one-chunk fifo at stream position `pos`, as if another view of it had moved
 /// both ends that far (GiBs of traffic, without copying them here).
-fn jump(f: &Fifo, pos: u32) {
+pub(super) fn jump(f: &Fifo, pos: u32) {
     assert_eq!(f.max_dequeue(), 0);
     assert_eq!(f.chunk_list().unwrap().0, 1, "jump needs a one-chunk fifo");
     let sc = f.shr.start_chunk.load(Relaxed);
