@@ -23,6 +23,7 @@ fn child_echo_server() {
 ///
 /// # Safety
 /// `s` is a connected session of the attached app.
+// SAFETY: callers uphold the contract in the `# Safety` section above.
 unsafe fn echo_blocking(s: u32, msg: &[u8]) {
     // SAFETY: the buffers are valid for the lengths given.
     unsafe {

@@ -24,6 +24,7 @@ const COPY_PIECE: usize = 2048;
 /// # Safety
 /// `src` must be readable and `dst` writable for `len` bytes.
 #[inline]
+// SAFETY: callers uphold the contract in the `# Safety` section above.
 pub(crate) unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
     let mut off = 0;
     while off < len {
@@ -118,8 +119,8 @@ impl ChunkRef<'_> {
         {
             return false;
         }
-        // SAFETY: `data .. data + len` was bounds-checked when the chunk was validated and
-        // `at + src.len() <= len`; `copy` tolerates a peer writing the same bytes.
+        // `data .. data + len` was bounds-checked when the chunk was validated.
+        // SAFETY: `at + src.len() <= len` (above); `copy_bytes` tolerates a peer's writes.
         unsafe { copy_bytes(src.as_ptr(), self.data.add(at), src.len()) };
         true
     }

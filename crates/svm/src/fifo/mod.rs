@@ -303,8 +303,8 @@ impl<'a> Fifo<'a> {
         let mut done = 0usize;
         loop {
             let n = ((c.len - at) as usize).min(src.len() - done);
-            // SAFETY: `c.data .. + c.len` was bounds-checked by `FifoSegment::chunk` and `at + n <=
-            // c.len`; `src[done..done + n]` is in bounds. `copy` tolerates overlap.
+            // `c.data .. + c.len` was bounds-checked by `FifoSegment::chunk`.
+            // SAFETY: `at + n <= c.len` and `src[done..done + n]` is in bounds (above).
             unsafe { copy_bytes(src.as_ptr().add(done), c.data.add(at as usize), n) };
             done += n;
             if at as usize + n < c.len as usize {
