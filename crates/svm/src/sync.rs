@@ -153,6 +153,31 @@ const RW_WRITER_WAITS: u32 = 1 << 31;
 const RW_SPINS: u32 = 100;
 
 impl RawFutexRwLock {
+    /// Take the lock for readers or the writer: `take` gives the word to swap in when the one
+    /// seen allows it (None: wait). A waiter spins briefly, then sleeps marking `extra`.
+    fn acquire(&self, take: impl Fn(u32) -> Option<u32>, extra: u32) {
+        let mut spins = 0;
+        loop {
+            let s = self.state.load(Ordering::Relaxed);
+            if let Some(new) = take(s) {
+                if self
+                    .state
+                    .compare_exchange_weak(s, new, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return;
+                }
+                continue;
+            }
+            if spins < RW_SPINS {
+                spins += 1;
+                std::hint::spin_loop();
+                continue;
+            }
+            self.sleep_on(s, extra);
+        }
+    }
+
     /// Mark `seen` as having a sleeper (plus `extra`) and sleep until the word changes.
     /// Returns at once if the word moved meanwhile.
     fn sleep_on(&self, seen: u32, extra: u32) {
@@ -191,27 +216,8 @@ unsafe impl lock_api::RawRwLock for RawFutexRwLock {
     type GuardMarker = lock_api::GuardSend;
 
     fn lock_shared(&self) {
-        let mut spins = 0;
-        loop {
-            let s = self.state.load(Ordering::Relaxed);
-            let n = s & RW_MASK;
-            if s & RW_WRITER_WAITS == 0 && n < RW_MAX_READERS {
-                if self
-                    .state
-                    .compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    return;
-                }
-                continue;
-            }
-            if spins < RW_SPINS {
-                spins += 1;
-                std::hint::spin_loop();
-                continue;
-            }
-            self.sleep_on(s, 0);
-        }
+        let free = |s: u32| s & RW_WRITER_WAITS == 0 && s & RW_MASK < RW_MAX_READERS;
+        self.acquire(|s| free(s).then_some(s + 1), 0);
     }
 
     fn try_lock_shared(&self) -> bool {
@@ -252,28 +258,9 @@ unsafe impl lock_api::RawRwLock for RawFutexRwLock {
     }
 
     fn lock_exclusive(&self) {
-        let mut spins = 0;
-        loop {
-            let s = self.state.load(Ordering::Relaxed);
-            if s & RW_MASK == 0 {
-                // taking it clears RW_WRITER_WAITS: other waiting writers mark it again
-                let new = RW_WRITER | (s & RW_SLEEPERS);
-                if self
-                    .state
-                    .compare_exchange_weak(s, new, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    return;
-                }
-                continue;
-            }
-            if spins < RW_SPINS {
-                spins += 1;
-                std::hint::spin_loop();
-                continue;
-            }
-            self.sleep_on(s, RW_WRITER_WAITS);
-        }
+        // taking it clears RW_WRITER_WAITS: other waiting writers mark it again
+        let take = |s: u32| (s & RW_MASK == 0).then_some(RW_WRITER | (s & RW_SLEEPERS));
+        self.acquire(take, RW_WRITER_WAITS);
     }
 
     fn try_lock_exclusive(&self) -> bool {
