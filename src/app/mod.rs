@@ -39,21 +39,45 @@ struct App {
     spare: Option<WorkerParts>,
 }
 
-impl Drop for App {
-    /// Every way the app goes (destroy, a fork's re-attach) retires its workers, so threads
-    /// that cache one stop using it.
-    fn drop(&mut self) {
+impl App {
+    fn retire_workers(&self) {
         for (_, w) in &self.workers {
             w.retire();
         }
     }
 }
 
+impl Drop for App {
+    /// Every way the app goes (destroy, a fork's re-attach) retires its workers, so threads
+    /// that cache one stop using it.
+    fn drop(&mut self) {
+        self.retire_workers();
+    }
+}
+
+/// Let a destroyed app go. Its workers retire now; closing its fds and unmapping its segments
+/// (milliseconds once thousands of fifo pages were touched: the page tables go too) happens on
+/// a short-lived thread, so destroy returns at once. Inline if no thread can be started.
+fn release(app: App) {
+    app.retire_workers();
+    let spawned = std::thread::Builder::new()
+        .name("vcl-release".into())
+        .spawn(move || drop(app));
+    // on failure the closure, and the app with it, was dropped here
+    if let Err(e) = spawned {
+        tracing::debug!("app released inline: no thread: {e}");
+    }
+}
+
 static APP: Mutex<Option<App>> = Mutex::new(None);
 static GEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// How long destroy waits for VPP to acknowledge APP_DETACH by closing the socket.
+/// How long the next create waits for VPP to acknowledge an earlier APP_DETACH by closing that
+/// app socket.
 const DETACH_WAIT: Duration = Duration::from_millis(500);
+
+/// The app socket of the last destroy, kept open until VPP hangs up on it (see [`destroy`]).
+static LINGERING: Mutex<Option<SapiSocket>> = Mutex::new(None);
 
 /// Why app create failed, as the C ABI reports it.
 #[derive(Debug, PartialEq, Eq)]
@@ -94,6 +118,7 @@ pub fn create(cfg: Config, name: Option<String>) -> Result<(), CreateError> {
         );
         return Err(CreateError::AttachFailed);
     };
+    settle_lingering();
     let fd = sapi::connect_app_socket(&addr).map_err(failed)?;
     let (vpp, parts) = attach_exchange(fd, &cfg, &addr, &name)?;
     let (app_index, api_client_handle) = (parts.app_index, parts.api_client_handle);
@@ -413,20 +438,29 @@ pub fn destroy() {
         });
         match app.vpp.send_ctrl(app.vpp.ctrl, &detach) {
             // VPP closes the worker's socket once it has detached it (docs/wire.md#attach).
-            // Closing ours first lets the close race the detach: a new attach could then reuse
-            // the socket index (= api client handle) before the old detach is handled, and
-            // lose its worker to it. So wait (briefly) for VPP to hang up.
-            Ok(()) => {
-                if !w.with_sock(|s| s.wait_peer_close(DETACH_WAIT)) {
-                    tracing::debug!("VPP did not close the app socket after detach");
-                }
-            }
+            // Were ours closed first, the close would race the detach: a new attach could reuse
+            // the socket index (= api client handle) before the old detach is handled, and lose
+            // its worker to it. So a copy of the socket stays open until then; only a later
+            // create waits for that (upstream's destroy does not wait either).
+            Ok(()) => match w.with_sock(|s| s.try_clone()) {
+                Ok(s) => *LINGERING.lock() = Some(s),
+                Err(e) => tracing::debug!("app socket not kept for the detach: {e}"),
+            },
             Err(e) => tracing::warn!("app detach not delivered: {e}"),
         }
     }
     worker::set_current(worker::INVALID, None);
-    drop(app); // closes every socket and eventfd, unmaps every segment
+    release(app); // closes every socket and eventfd, unmaps every segment
     tracing::info!("detached from VPP");
+}
+
+/// Before a new attach: wait (briefly) for VPP to hang up on the last destroy's socket.
+fn settle_lingering() {
+    if let Some(s) = LINGERING.lock().take() {
+        if !s.wait_peer_close(DETACH_WAIT) {
+            tracing::debug!("VPP did not close the app socket after detach");
+        }
+    }
 }
 
 /// Whether vppcom_app_create has succeeded and destroy has not run since.

@@ -43,6 +43,19 @@ impl SapiSocket {
         })
     }
 
+    /// A second handle on the same socket (no pending fds): the socket stays open while either
+    /// is.
+    pub fn try_clone(&self) -> Result<SapiSocket, Error> {
+        let fd = self
+            .fd
+            .try_clone()
+            .map_err(|e| Error::from_errno(e.raw_os_error().unwrap_or(libc::EBADF)))?;
+        Ok(SapiSocket {
+            fd,
+            pending_fds: VecDeque::new(),
+        })
+    }
+
     pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.fd.as_fd()
     }
