@@ -305,3 +305,56 @@ fn locks_held_by_other_threads_at_fork_do_not_hang_the_child() {
     app::destroy();
     p.stop();
 }
+
+/// An app that destroys and exits leaves nothing behind that could detach the next app to
+/// attach, even when VPP handles its mq late (the app socket's close overtaking it): VPP frees
+/// a socket index, the api client handle, when the close deletes the worker, and the next
+/// attach may get the same index. A destroy that sent APP_DETACH and exited lost the next
+/// app's worker to that late detach.
+#[test]
+fn the_next_app_keeps_its_worker_after_another_destroys_and_exits() {
+    let _s = serial();
+    let tag = "fork-next";
+    let lag = Duration::from_millis(300);
+    let mut cfg = vcl_testpeer::PeerConfig::new(vcl_testpeer::SockAddr::Abstract(name(tag)));
+    cfg.faults.mq_lag = Some(lag);
+    let p = vcl_testpeer::Peer::start(cfg).expect("peer starts");
+    let app_cfg = vcl::testing::config::Config {
+        app_socket_api: Some(vcl::testing::config::SapiAddr::Abstract(
+            name(tag).into_bytes(),
+        )),
+        segment_size: 32 << 20,
+        app_scope_global: true,
+        app_timeout: 2.0,
+        ..vcl::testing::config::Config::default()
+    };
+    for round in 0..3 {
+        let c = app_cfg.clone();
+        let pid = fork_child(move || {
+            if app::create(c, None).is_err() {
+                return 1;
+            }
+            // SAFETY: no arguments.
+            unsafe { vppcom_app_destroy() };
+            0 // _exit closes what is left
+        });
+        assert_eq!(wait_child(pid, CHILD), 0, "child {round}");
+        assert!(
+            p.wait_until(DETECT, |p| p.n_apps() == 0),
+            "the child's app is gone"
+        );
+        app::create(app_cfg.clone(), None).expect("attached");
+        // past the lag: a detach the child left queued has been handled by now
+        std::thread::sleep(lag * 3);
+        assert_eq!(
+            p.n_apps(),
+            1,
+            "round {round}: the new app is still attached"
+        );
+        // SAFETY: no arguments.
+        assert_eq!(unsafe { vppcom_worker_is_detached() }, 0, "round {round}");
+        app::destroy();
+        assert!(p.wait_until(DETECT, |p| p.n_apps() == 0));
+    }
+    p.stop();
+}

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use slab::Slab;
-use vcl_codec::msg::{AppDetach, CtrlMsg};
 use vcl_codec::sapi::{fd_flags, msg_type, opt, Attach, SapiMsg, WorkerAddDel};
 use vcl_codec::session_error::session_error_str;
 use vcl_svm::mq::{discover_vpp_mqs, MsgQueue};
@@ -72,13 +71,6 @@ fn release(app: App) {
 static APP: Mutex<Option<App>> = Mutex::new(None);
 static GEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// How long the next create waits for VPP to acknowledge an earlier APP_DETACH by closing that
-/// app socket.
-const DETACH_WAIT: Duration = Duration::from_millis(500);
-
-/// The app socket of the last destroy, kept open until VPP hangs up on it (see [`destroy`]).
-static LINGERING: Mutex<Option<SapiSocket>> = Mutex::new(None);
-
 /// Why app create failed, as the C ABI reports it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CreateError {
@@ -118,7 +110,6 @@ pub fn create(cfg: Config, name: Option<String>) -> Result<(), CreateError> {
         );
         return Err(CreateError::AttachFailed);
     };
-    settle_lingering();
     let fd = sapi::connect_app_socket(&addr).map_err(failed)?;
     let (vpp, parts) = attach_exchange(fd, &cfg, &addr, &name)?;
     let (app_index, api_client_handle) = (parts.app_index, parts.api_client_handle);
@@ -426,41 +417,27 @@ pub fn set_current_worker(index: u32) {
 }
 
 /// Detach from VPP and forget the app; a later create starts afresh.
+///
+/// Each worker's app socket is shut down: for VPP that is the worker's whole detach, as when
+/// an app exits (`sapi_socket_detach`: the worker is deleted, the app with its last worker;
+/// docs/wire.md#attach). No APP_DETACH is sent: VPP frees the socket index (the api client
+/// handle the message names) when the close deletes the worker, so a detach still queued then
+/// could detach whichever app attaches next under that index, and waiting for VPP to handle it
+/// first cost every destroy VPP's turnaround.
 pub fn destroy() {
     let Some(app) = APP.lock().take() else {
         return;
     };
-    // once VPP is gone there is nobody to tell (and its queue may be locked for good)
-    if let Some(w) = worker::current().filter(|w| !w.is_detached()) {
-        let detach = CtrlMsg::AppDetach(AppDetach {
-            client_index: w.conn().api_client_handle,
-            context: 0,
-        });
-        match app.vpp.send_ctrl(app.vpp.ctrl, &detach) {
-            // VPP closes the worker's socket once it has detached it (docs/wire.md#attach).
-            // Were ours closed first, the close would race the detach: a new attach could reuse
-            // the socket index (= api client handle) before the old detach is handled, and lose
-            // its worker to it. So a copy of the socket stays open until then; only a later
-            // create waits for that (upstream's destroy does not wait either).
-            Ok(()) => match w.with_sock(|s| s.try_clone()) {
-                Ok(s) => *LINGERING.lock() = Some(s),
-                Err(e) => tracing::debug!("app socket not kept for the detach: {e}"),
-            },
-            Err(e) => tracing::warn!("app detach not delivered: {e}"),
-        }
+    // not a parent's worker in a forked child: that socket is the parent's (our copy is gone)
+    for (_, w) in app.workers.iter().filter(|(_, w)| !w.is_foreign()) {
+        w.with_sock(|s| s.shutdown());
+    }
+    if let Some(spare) = &app.spare {
+        spare.sock.shutdown();
     }
     worker::set_current(worker::INVALID, None);
     release(app); // closes every socket and eventfd, unmaps every segment
     tracing::info!("detached from VPP");
-}
-
-/// Before a new attach: wait (briefly) for VPP to hang up on the last destroy's socket.
-fn settle_lingering() {
-    if let Some(s) = LINGERING.lock().take() {
-        if !s.wait_peer_close(DETACH_WAIT) {
-            tracing::debug!("VPP did not close the app socket after detach");
-        }
-    }
 }
 
 /// Whether vppcom_app_create has succeeded and destroy has not run since.
