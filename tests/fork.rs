@@ -306,11 +306,12 @@ fn locks_held_by_other_threads_at_fork_do_not_hang_the_child() {
     p.stop();
 }
 
-/// An app that destroys and exits leaves nothing behind that could detach the next app to
-/// attach, even when VPP handles its mq late (the app socket's close overtaking it): VPP frees
-/// a socket index, the api client handle, when the close deletes the worker, and the next
-/// attach may get the same index. A destroy that sent APP_DETACH and exited lost the next
-/// app's worker to that late detach.
+/// An app that closes a session, destroys and exits leaves nothing behind that could hit the
+/// next app to attach, even when VPP handles its mq late (the app socket's close overtaking
+/// the queue): VPP frees a socket index, the api client handle, when the close deletes the
+/// worker, and the next attach may get the same index (and its session the same session
+/// index). A destroy that closed its socket without waiting for VPP lost the next app's
+/// worker to a late APP_DETACH, or its session to a late close.
 #[test]
 fn the_next_app_keeps_its_worker_after_another_destroys_and_exits() {
     let _s = serial();
@@ -328,14 +329,19 @@ fn the_next_app_keeps_its_worker_after_another_destroys_and_exits() {
         app_timeout: 2.0,
         ..vcl::testing::config::Config::default()
     };
+    let kl = TcpListener::bind("127.0.0.1:0").unwrap();
+    let kport = kl.local_addr().unwrap().port();
     for round in 0..3 {
         let c = app_cfg.clone();
         let pid = fork_child(move || {
             if app::create(c, None).is_err() {
                 return 1;
             }
-            // SAFETY: no arguments.
-            unsafe { vppcom_app_destroy() };
+            // SAFETY: plain calls.
+            unsafe {
+                vppcom_session_close(connect(kport));
+                vppcom_app_destroy();
+            }
             0 // _exit closes what is left
         });
         assert_eq!(wait_child(pid, CHILD), 0, "child {round}");
@@ -344,7 +350,8 @@ fn the_next_app_keeps_its_worker_after_another_destroys_and_exits() {
             "the child's app is gone"
         );
         app::create(app_cfg.clone(), None).expect("attached");
-        // past the lag: a detach the child left queued has been handled by now
+        let sh = connect(kport);
+        // past the lag: whatever the child left queued has been handled by now
         std::thread::sleep(lag * 3);
         assert_eq!(
             p.n_apps(),
@@ -353,6 +360,19 @@ fn the_next_app_keeps_its_worker_after_another_destroys_and_exits() {
         );
         // SAFETY: no arguments.
         assert_eq!(unsafe { vppcom_worker_is_detached() }, 0, "round {round}");
+        assert!(
+            write_all(sh, b"alive"),
+            "round {round}: the new session works"
+        );
+        let mut got = false;
+        while let Some(mut k) = accept_kernel(&kl, DETECT) {
+            let mut b = [0u8; 5];
+            if k.read_exact(&mut b).is_ok() && &b == b"alive" {
+                got = true;
+                break;
+            }
+        }
+        assert!(got, "round {round}: the new session's bytes arrived");
         app::destroy();
         assert!(p.wait_until(DETECT, |p| p.n_apps() == 0));
     }

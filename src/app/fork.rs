@@ -14,9 +14,10 @@
 //!   connection (ADD_DEL_WORKER, as `vppcom_worker_register` does): its handles stay valid,
 //!   its listeners listen again from the child's VPP worker (VPP adds it to the app's
 //!   listener and spreads new connections over the listening workers), its connected
-//!   sessions stay the parent's. The child's destroy shuts down only its own worker's socket,
-//!   which detaches only that worker (docs/wire.md#attach); its exit closes only its own
-//!   socket. A re-attach's spare attach socket is the parent's too: the child's copy goes.
+//!   sessions stay the parent's. The child's destroy sends APP_DETACH with its own api client
+//!   handle, which detaches only the child's workers (`application_detach_process` in
+//!   src/vnet/session/application.c); its exit closes only its own socket. A re-attach's
+//!   spare attach socket is the parent's too: the child's copy goes.
 //!
 //! A child that cannot register (VPP gone, socket not reachable) keeps no worker: its calls
 //! fail as after a detach.

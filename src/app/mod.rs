@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use slab::Slab;
+use vcl_codec::msg::{AppDetach, CtrlMsg};
 use vcl_codec::sapi::{fd_flags, msg_type, opt, Attach, SapiMsg, WorkerAddDel};
 use vcl_codec::session_error::session_error_str;
 use vcl_svm::mq::{discover_vpp_mqs, MsgQueue};
@@ -70,6 +71,9 @@ fn release(app: App) {
 
 static APP: Mutex<Option<App>> = Mutex::new(None);
 static GEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How long destroy waits for VPP to acknowledge APP_DETACH by closing the socket.
+const DETACH_WAIT: Duration = Duration::from_millis(500);
 
 /// Why app create failed, as the C ABI reports it.
 #[derive(Debug, PartialEq, Eq)]
@@ -417,23 +421,29 @@ pub fn set_current_worker(index: u32) {
 }
 
 /// Detach from VPP and forget the app; a later create starts afresh.
-///
-/// Each worker's app socket is shut down: for VPP that is the worker's whole detach, as when
-/// an app exits (`sapi_socket_detach`: the worker is deleted, the app with its last worker;
-/// docs/wire.md#attach). No APP_DETACH is sent: VPP frees the socket index (the api client
-/// handle the message names) when the close deletes the worker, so a detach still queued then
-/// could detach whichever app attaches next under that index, and waiting for VPP to handle it
-/// first cost every destroy VPP's turnaround.
 pub fn destroy() {
     let Some(app) = APP.lock().take() else {
         return;
     };
-    // not a parent's worker in a forked child: that socket is the parent's (our copy is gone)
-    for (_, w) in app.workers.iter().filter(|(_, w)| !w.is_foreign()) {
-        w.with_sock(|s| s.shutdown());
-    }
-    if let Some(spare) = &app.spare {
-        spare.sock.shutdown();
+    // once VPP is gone there is nobody to tell (and its queue may be locked for good)
+    if let Some(w) = worker::current().filter(|w| !w.is_detached()) {
+        let detach = CtrlMsg::AppDetach(AppDetach {
+            client_index: w.conn().api_client_handle,
+            context: 0,
+        });
+        match app.vpp.send_ctrl(app.vpp.ctrl, &detach) {
+            // VPP closes the worker's socket once it has detached it (docs/wire.md#attach),
+            // after everything queued ahead of the detach. Closing ours first would let the
+            // close overtake them: VPP frees the socket index (= api client handle) when the
+            // close deletes the worker, and the queued detach and session closes could then
+            // hit the next app to attach under that index. So wait (briefly) for the hang-up.
+            Ok(()) => {
+                if !w.with_sock(|s| s.wait_peer_close(DETACH_WAIT)) {
+                    tracing::debug!("VPP did not close the app socket after detach");
+                }
+            }
+            Err(e) => tracing::warn!("app detach not delivered: {e}"),
+        }
     }
     worker::set_current(worker::INVALID, None);
     release(app); // closes every socket and eventfd, unmaps every segment

@@ -2,7 +2,7 @@
 //! type because VPP can slip a SEND_FDS (a new segment's memfd) between a request and its reply.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -169,10 +169,30 @@ impl SapiSocket {
         self.pending_fds.len()
     }
 
-    /// Shut the connection down both ways (VPP sees it close even while copies of the fd
-    /// are still open).
-    pub fn shutdown(&self) {
-        let _ = nix::sys::socket::shutdown(self.fd.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+    /// Wait up to `timeout` for VPP to close its end (it does after APP_DETACH and worker
+    /// delete). Returns whether it did; anything VPP sends meanwhile is discarded.
+    pub fn wait_peer_close(&self, timeout: Duration) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let ms = PollTimeout::try_from(left.as_millis().clamp(1, 1000) as i32)
+                .unwrap_or(PollTimeout::ZERO);
+            let mut p = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut p, ms) {
+                Ok(0) | Err(Errno::EINTR) => continue,
+                Err(_) => return true,
+                Ok(_) => {}
+            }
+            let mut buf = [0u8; SAPI_MSG_LEN];
+            match fdpass::recv_with_fds(self.fd.as_fd(), &mut buf) {
+                Ok((0, _)) | Err(_) => return true,
+                Ok(_) => continue, // e.g. a late SEND_FDS: its fds close when dropped
+            }
+        }
     }
 
     /// In a forked child, for a socket that is the parent's: close our copy (VPP must see the
