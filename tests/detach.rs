@@ -344,3 +344,46 @@ fn closes_after_vpp_died_cost_nothing_even_with_its_mq_mutex_held() {
         h.join().unwrap();
     }
 }
+
+/// VPP detaching the app while it stays up (as a late APP_DETACH naming a reused api client
+/// handle does) ends calls blocked on the app's sessions, TCP and UDP, within DETECT: the
+/// sessions fail and the app attaches again.
+#[test]
+fn a_detach_while_vpp_stays_up_ends_blocked_reads() {
+    let _s = serial();
+    let p = attach("alive", true);
+    let kport = free_port();
+    let kl = TcpListener::bind(("127.0.0.1", kport)).unwrap();
+    let tcp = connect(kport);
+    let _k = kl.accept().unwrap();
+    let ku = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut ip = [127, 0, 0, 1];
+    let mut ep = endpt(&mut ip, ku.local_addr().unwrap().port());
+    // SAFETY: plain calls into our C ABI; ep and ip outlive them.
+    let udp = unsafe {
+        let sh = vppcom_session_create(1, 0);
+        assert!(sh >= 0);
+        assert_eq!(vppcom_session_connect(sh as u32, &mut ep), 0);
+        sh as u32
+    };
+    let blocked_tcp = on_worker(move || read(tcp, &mut [0u8; 16]));
+    let blocked_udp = on_worker(move || read(udp, &mut [0u8; 16]));
+    std::thread::sleep(Duration::from_millis(100)); // both are blocked now
+    let client = vcl::testing::worker::current()
+        .unwrap()
+        .conn()
+        .api_client_handle;
+    assert!(p.app_detach(client));
+    let t = blocked_tcp
+        .recv_timeout(DETECT)
+        .expect("the TCP read returned");
+    let u = blocked_udp
+        .recv_timeout(DETECT)
+        .expect("the UDP read returned");
+    assert!(
+        t <= 0 && u <= 0,
+        "reads of detached sessions: tcp {t}, udp {u}"
+    );
+    app::destroy();
+    p.stop();
+}

@@ -293,6 +293,19 @@ impl Peer {
         any
     }
 
+    /// Fault: handle an APP_DETACH for api client handle `client` now, as a late one naming a
+    /// reused handle does to whichever app holds it (`application_detach_process`: that
+    /// app's workers registered with the handle are deleted and lose their sockets). False if
+    /// no app has that handle.
+    pub fn app_detach(&self, client: u32) -> bool {
+        let mut st = self.shared.lock();
+        let Some(app) = st.app_lookup(client) else {
+            return false;
+        };
+        st.detach_process(app, client);
+        true
+    }
+
     /// Delete a segment: it is unmapped and closed now and APP_DEL_SEGMENT is sent to its
     /// worker.
     pub fn del_segment(&self, handle: u64) -> io::Result<()> {
