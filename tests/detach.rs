@@ -387,3 +387,44 @@ fn a_detach_while_vpp_stays_up_ends_blocked_reads() {
     app::destroy();
     p.stop();
 }
+
+/// An app detached by VPP right after attaching (a late APP_DETACH for its reused handle),
+/// before it made any session: its next calls finish, each with a result or an error,
+/// within DETECT, as the UDP echo client's do (none hangs).
+#[test]
+fn calls_right_after_an_early_detach_do_not_hang() {
+    let _s = serial();
+    let p = attach("early", true);
+    let ku = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let kport = ku.local_addr().unwrap().port();
+    let client = vcl::testing::worker::current()
+        .unwrap()
+        .conn()
+        .api_client_handle;
+    assert!(p.app_detach(client));
+    let done = on_worker(move || {
+        let mut ip = [127, 0, 0, 1];
+        let mut ep = endpt(&mut ip, kport);
+        // SAFETY: plain calls into our C ABI; ep, ip and the buffers outlive them.
+        unsafe {
+            let sh = vppcom_session_create(1, 0);
+            if sh < 0 {
+                return (sh, 0, 0);
+            }
+            let c = vppcom_session_connect(sh as u32, &mut ep);
+            let w = vppcom_session_write(sh as u32, b"ping".as_ptr(), 4);
+            let mut buf = [0u8; 16];
+            let r = if w == 4 {
+                vppcom_session_read(sh as u32, buf.as_mut_ptr(), buf.len())
+            } else {
+                w
+            };
+            (c, w, r)
+        }
+    });
+    let r = done.recv_timeout(DETECT * 3);
+    eprintln!("after an early detach: {r:?}");
+    assert!(r.is_ok(), "a call hung after the detach");
+    app::destroy();
+    p.stop();
+}
