@@ -378,3 +378,68 @@ fn the_next_app_keeps_its_worker_after_another_destroys_and_exits() {
     }
     p.stop();
 }
+
+/// As above with a UDP session, whose index the peer reuses at once: the child's late session
+/// close must not close the next app's session that took the same index (it would close it
+/// silently, and that app's reads would wait forever, as an echo client of the examples did).
+#[test]
+fn the_next_app_keeps_its_udp_session_after_another_closes_one_and_exits() {
+    let _s = serial();
+    let tag = "fork-next-udp";
+    let lag = Duration::from_millis(300);
+    let mut cfg = vcl_testpeer::PeerConfig::new(vcl_testpeer::SockAddr::Abstract(name(tag)));
+    cfg.faults.mq_lag = Some(lag);
+    let p = vcl_testpeer::Peer::start(cfg).expect("peer starts");
+    let app_cfg = vcl::testing::config::Config {
+        app_socket_api: Some(vcl::testing::config::SapiAddr::Abstract(
+            name(tag).into_bytes(),
+        )),
+        segment_size: 32 << 20,
+        app_scope_global: true,
+        app_timeout: 2.0,
+        ..vcl::testing::config::Config::default()
+    };
+    let ku = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    ku.set_read_timeout(Some(DETECT)).unwrap();
+    let kport = ku.local_addr().unwrap().port();
+    let udp = move || {
+        let mut ip = [127, 0, 0, 1];
+        let mut ep = endpt(&mut ip, kport);
+        // SAFETY: plain calls into our C ABI; ep and ip outlive them.
+        unsafe {
+            let sh = vppcom_session_create(1, 0);
+            assert!(sh >= 0);
+            assert_eq!(vppcom_session_connect(sh as u32, &mut ep), 0);
+            sh as u32
+        }
+    };
+    for round in 0..3 {
+        let c = app_cfg.clone();
+        let pid = fork_child(move || {
+            if app::create(c, None).is_err() {
+                return 1;
+            }
+            // SAFETY: plain calls.
+            unsafe {
+                vppcom_session_close(udp());
+                vppcom_app_destroy();
+            }
+            0
+        });
+        assert_eq!(wait_child(pid, CHILD), 0, "child {round}");
+        assert!(p.wait_until(DETECT, |p| p.n_apps() == 0));
+        app::create(app_cfg.clone(), None).expect("attached");
+        let sh = udp();
+        std::thread::sleep(lag * 3);
+        assert!(
+            write_all(sh, b"alive"),
+            "round {round}: the new session works"
+        );
+        let mut b = [0u8; 16];
+        let n = ku.recv(&mut b).unwrap_or(0);
+        assert_eq!(&b[..n], b"alive", "round {round}: the datagram arrived");
+        app::destroy();
+        assert!(p.wait_until(DETECT, |p| p.n_apps() == 0));
+    }
+    p.stop();
+}
