@@ -316,7 +316,8 @@ fn locks_held_by_other_threads_at_fork_do_not_hang_the_child() {
 fn the_next_app_keeps_its_worker_after_another_destroys_and_exits() {
     let _s = serial();
     let tag = "fork-next";
-    let lag = Duration::from_millis(300);
+    // well under destroy's 500 ms wait for the hang-up, even on a loaded machine
+    let lag = Duration::from_millis(100);
     let mut cfg = vcl_testpeer::PeerConfig::new(vcl_testpeer::SockAddr::Abstract(name(tag)));
     cfg.faults.mq_lag = Some(lag);
     let p = vcl_testpeer::Peer::start(cfg).expect("peer starts");
@@ -386,7 +387,8 @@ fn the_next_app_keeps_its_worker_after_another_destroys_and_exits() {
 fn the_next_app_keeps_its_udp_session_after_another_closes_one_and_exits() {
     let _s = serial();
     let tag = "fork-next-udp";
-    let lag = Duration::from_millis(300);
+    // well under destroy's 500 ms wait for the hang-up, even on a loaded machine
+    let lag = Duration::from_millis(100);
     let mut cfg = vcl_testpeer::PeerConfig::new(vcl_testpeer::SockAddr::Abstract(name(tag)));
     cfg.faults.mq_lag = Some(lag);
     let p = vcl_testpeer::Peer::start(cfg).expect("peer starts");

@@ -217,7 +217,9 @@ unsafe impl lock_api::RawRwLock for RawFutexRwLock {
 
     fn lock_shared(&self) {
         let free = |s: u32| s & RW_WRITER_WAITS == 0 && s & RW_MASK < RW_MAX_READERS;
-        self.acquire(|s| free(s).then_some(s + 1), 0);
+        // `then`, not `then_some`: the count must not be computed from a word that is not free
+        // (all ones while a writer holds it with both flags set)
+        self.acquire(|s| free(s).then(|| s + 1), 0);
     }
 
     fn try_lock_shared(&self) -> bool {

@@ -155,3 +155,31 @@ pub(super) fn assert_child_ok(pid: libc::pid_t) {
     };
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
 }
+
+/// A reader arriving while a writer holds the lock, a second writer sleeps and both flags are
+/// set (the word is all ones) waits; it must not compute a reader count past the word (that
+/// overflowed, a panic in debug builds: `readers_share_writers_exclude` failed 2 runs of 5).
+#[test]
+fn a_reader_waits_on_an_all_ones_word() {
+    let l = Arc::new(RwLock::new(0u32));
+    let w = l.write();
+    let l2 = l.clone();
+    let writer = std::thread::spawn(move || *l2.write() += 1);
+    let t = Instant::now();
+    // the second writer marks itself waiting and asleep: all 32 bits set
+    // SAFETY: only reads the lock word; nothing is locked or unlocked through it.
+    let word = unsafe { l.raw() };
+    while word.state.load(Ordering::Relaxed) != u32::MAX {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the writer never slept"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let l3 = l.clone();
+    let reader = std::thread::spawn(move || *l3.read());
+    std::thread::sleep(Duration::from_millis(50)); // the reader looks at the word and waits
+    drop(w);
+    writer.join().expect("the writer got in");
+    assert_eq!(reader.join().expect("the reader got in"), 1);
+}
