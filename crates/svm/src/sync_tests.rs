@@ -181,5 +181,8 @@ fn a_reader_waits_on_an_all_ones_word() {
     std::thread::sleep(Duration::from_millis(50)); // the reader looks at the word and waits
     drop(w);
     writer.join().expect("the writer got in");
-    assert_eq!(reader.join().expect("the reader got in"), 1);
+    // woken together, either may get in first
+    let seen = reader.join().expect("the reader got in");
+    assert!(seen <= 1, "the reader saw {seen}");
+    assert_eq!(*l.read(), 1);
 }
