@@ -306,17 +306,9 @@ fn locks_held_by_other_threads_at_fork_do_not_hang_the_child() {
     p.stop();
 }
 
-/// An app that closes a session, destroys and exits leaves nothing behind that could hit the
-/// next app to attach, even when VPP handles its mq late (the app socket's close overtaking
-/// the queue): VPP frees a socket index, the api client handle, when the close deletes the
-/// worker, and the next attach may get the same index (and its session the same session
-/// index). A destroy that closed its socket without waiting for VPP lost the next app's
-/// worker to a late APP_DETACH, or its session to a late close.
-#[test]
-fn the_next_app_keeps_its_worker_after_another_destroys_and_exits() {
-    let _s = serial();
-    let tag = "fork-next";
-    // well under destroy's 500 ms wait for the hang-up, even on a loaded machine
+/// A test peer whose VPP threads handle their mq late (well under destroy's 500 ms wait for
+/// the hang-up, even on a loaded machine), the config of an app for it, and the lag.
+fn lagging_peer(tag: &str) -> (vcl_testpeer::Peer, vcl::testing::config::Config, Duration) {
     let lag = Duration::from_millis(100);
     let mut cfg = vcl_testpeer::PeerConfig::new(vcl_testpeer::SockAddr::Abstract(name(tag)));
     cfg.faults.mq_lag = Some(lag);
@@ -330,21 +322,42 @@ fn the_next_app_keeps_its_worker_after_another_destroys_and_exits() {
         app_timeout: 2.0,
         ..vcl::testing::config::Config::default()
     };
+    (p, app_cfg, lag)
+}
+
+/// Fork a child that attaches with `cfg`, opens a session with `open`, closes it, destroys
+/// its app and exits (exit code 0; 1 if it could not attach).
+fn child_app_closes_one_and_exits(
+    cfg: vcl::testing::config::Config,
+    open: impl FnOnce() -> u32,
+) -> libc::pid_t {
+    fork_child(move || {
+        if app::create(cfg, None).is_err() {
+            return 1;
+        }
+        // SAFETY: plain calls.
+        unsafe {
+            vppcom_session_close(open());
+            vppcom_app_destroy();
+        }
+        0 // _exit closes what is left
+    })
+}
+
+/// An app that closes a session, destroys and exits leaves nothing behind that could hit the
+/// next app to attach, even when VPP handles its mq late (the app socket's close overtaking
+/// the queue): VPP frees a socket index, the api client handle, when the close deletes the
+/// worker, and the next attach may get the same index (and its session the same session
+/// index). A destroy that closed its socket without waiting for VPP lost the next app's
+/// worker to a late APP_DETACH, or its session to a late close.
+#[test]
+fn the_next_app_keeps_its_worker_after_another_destroys_and_exits() {
+    let _s = serial();
+    let (p, app_cfg, lag) = lagging_peer("fork-next");
     let kl = TcpListener::bind("127.0.0.1:0").unwrap();
     let kport = kl.local_addr().unwrap().port();
     for round in 0..3 {
-        let c = app_cfg.clone();
-        let pid = fork_child(move || {
-            if app::create(c, None).is_err() {
-                return 1;
-            }
-            // SAFETY: plain calls.
-            unsafe {
-                vppcom_session_close(connect(kport));
-                vppcom_app_destroy();
-            }
-            0 // _exit closes what is left
-        });
+        let pid = child_app_closes_one_and_exits(app_cfg.clone(), move || connect(kport));
         assert_eq!(wait_child(pid, CHILD), 0, "child {round}");
         assert!(
             p.wait_until(DETECT, |p| p.n_apps() == 0),
@@ -386,21 +399,7 @@ fn the_next_app_keeps_its_worker_after_another_destroys_and_exits() {
 #[test]
 fn the_next_app_keeps_its_udp_session_after_another_closes_one_and_exits() {
     let _s = serial();
-    let tag = "fork-next-udp";
-    // well under destroy's 500 ms wait for the hang-up, even on a loaded machine
-    let lag = Duration::from_millis(100);
-    let mut cfg = vcl_testpeer::PeerConfig::new(vcl_testpeer::SockAddr::Abstract(name(tag)));
-    cfg.faults.mq_lag = Some(lag);
-    let p = vcl_testpeer::Peer::start(cfg).expect("peer starts");
-    let app_cfg = vcl::testing::config::Config {
-        app_socket_api: Some(vcl::testing::config::SapiAddr::Abstract(
-            name(tag).into_bytes(),
-        )),
-        segment_size: 32 << 20,
-        app_scope_global: true,
-        app_timeout: 2.0,
-        ..vcl::testing::config::Config::default()
-    };
+    let (p, app_cfg, lag) = lagging_peer("fork-next-udp");
     let ku = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ku.set_read_timeout(Some(DETECT)).unwrap();
     let kport = ku.local_addr().unwrap().port();
@@ -416,18 +415,7 @@ fn the_next_app_keeps_its_udp_session_after_another_closes_one_and_exits() {
         }
     };
     for round in 0..3 {
-        let c = app_cfg.clone();
-        let pid = fork_child(move || {
-            if app::create(c, None).is_err() {
-                return 1;
-            }
-            // SAFETY: plain calls.
-            unsafe {
-                vppcom_session_close(udp());
-                vppcom_app_destroy();
-            }
-            0
-        });
+        let pid = child_app_closes_one_and_exits(app_cfg.clone(), udp);
         assert_eq!(wait_child(pid, CHILD), 0, "child {round}");
         assert!(p.wait_until(DETECT, |p| p.n_apps() == 0));
         app::create(app_cfg.clone(), None).expect("attached");
