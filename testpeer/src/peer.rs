@@ -298,12 +298,7 @@ impl Peer {
     /// app's workers registered with the handle are deleted and lose their sockets). False if
     /// no app has that handle.
     pub fn app_detach(&self, client: u32) -> bool {
-        let mut st = self.shared.lock();
-        let Some(app) = st.app_lookup(client) else {
-            return false;
-        };
-        st.detach_process(app, client);
-        true
+        self.shared.lock().app_detach(client)
     }
 
     /// Delete a segment: it is unmapped and closed now and APP_DEL_SEGMENT is sent to its

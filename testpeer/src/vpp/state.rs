@@ -327,6 +327,19 @@ impl State {
         Ok(())
     }
 
+    /// session_node.c `app_mq_detach_handler`: look the app up by client index and detach the
+    /// workers registered with that client index (docs/wire.md#app_detach-scope), each losing
+    /// its socket. False if no app has that client index.
+    pub fn app_detach(&mut self, api_client_index: u32) -> bool {
+        let Some(app) = self.app_lookup(api_client_index) else {
+            tracing::debug!(client = api_client_index, "APP_DETACH for unknown client");
+            return false;
+        };
+        tracing::debug!(app, client = api_client_index, "APP_DETACH");
+        self.detach_process(app, api_client_index);
+        true
+    }
+
     /// application.c `application_detach_process`: delete the app's workers registered with
     /// `api_client_index` (closing their sockets); if none matches, free the whole app.
     pub fn detach_process(&mut self, app: u32, api_client_index: u32) {

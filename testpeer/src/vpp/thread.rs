@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vcl_codec::event::EventType;
-use vcl_codec::msg::{decode_ctrl_element, AppDetach, CtrlMsg};
+use vcl_codec::msg::{decode_ctrl_element, CtrlMsg};
 use vcl_svm::mq::{Event, IO_RING};
 
 use crate::events::{evt_name, flush_thread};
@@ -72,7 +72,9 @@ fn dispatch(st: &mut State, t: u8, e: Event<'_>) {
         std::thread::sleep(d);
     }
     match msg {
-        Ok(CtrlMsg::AppDetach(m)) => app_detach(st, m),
+        Ok(CtrlMsg::AppDetach(m)) => {
+            st.app_detach(m.client_index);
+        }
         Ok(CtrlMsg::Listen(m)) => st.mq_listen(m),
         Ok(CtrlMsg::Unlisten(m)) => st.mq_unlisten(m),
         Ok(CtrlMsg::Connect(m)) => st.mq_connect(t, m),
@@ -91,16 +93,4 @@ fn dispatch(st: &mut State, t: u8, e: Event<'_>) {
         ),
         Err(err) => tracing::debug!(thread = t, ty, %err, "undecodable ctrl event ignored"),
     }
-}
-
-/// session_node.c `app_mq_detach_handler`: look the app up by client index and detach the
-/// workers registered with that client index (docs/wire.md#app_detach-scope), each losing its
-/// socket.
-fn app_detach(st: &mut State, m: AppDetach) {
-    let Some(app) = st.app_lookup(m.client_index) else {
-        tracing::debug!(client = m.client_index, "APP_DETACH for unknown client");
-        return;
-    };
-    tracing::debug!(app, client = m.client_index, "APP_DETACH");
-    st.detach_process(app, m.client_index);
 }

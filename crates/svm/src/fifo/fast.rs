@@ -39,7 +39,7 @@ impl Fifo<'_> {
             return None;
         }
         // SAFETY: `tc.data .. + tc.len` was bounds-checked by `chunk_quick` and
-        // `at + want <= tc.len`; `copy` tolerates a peer touching the same bytes.
+        // `at + want <= tc.len`; `copy_bytes` tolerates a peer touching the same bytes.
         // SAFETY: see above.
         unsafe { copy_bytes(src.as_ptr(), tc.data.add(at as usize), src.len()) };
         // a write that fills the chunk leaves the tail at the start of the next one (maybe 0)
