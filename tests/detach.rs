@@ -345,6 +345,16 @@ fn closes_after_vpp_died_cost_nothing_even_with_its_mq_mutex_held() {
     }
 }
 
+/// The peer handles an APP_DETACH for this app's api client handle now, as a late one naming
+/// a reused handle would.
+fn vpp_detaches_this_app(p: &vcl_testpeer::Peer) {
+    let client = vcl::testing::worker::current()
+        .unwrap()
+        .conn()
+        .api_client_handle;
+    assert!(p.app_detach(client));
+}
+
 /// VPP detaching the app while it stays up (as a late APP_DETACH naming a reused api client
 /// handle does) ends calls blocked on the app's sessions, TCP and UDP, within DETECT: the
 /// sessions fail and the app attaches again.
@@ -357,23 +367,11 @@ fn a_detach_while_vpp_stays_up_ends_blocked_reads() {
     let tcp = connect(kport);
     let _k = kl.accept().unwrap();
     let ku = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut ip = [127, 0, 0, 1];
-    let mut ep = endpt(&mut ip, ku.local_addr().unwrap().port());
-    // SAFETY: plain calls into our C ABI; ep and ip outlive them.
-    let udp = unsafe {
-        let sh = vppcom_session_create(1, 0);
-        assert!(sh >= 0);
-        assert_eq!(vppcom_session_connect(sh as u32, &mut ep), 0);
-        sh as u32
-    };
+    let udp = connect_udp(ku.local_addr().unwrap().port());
     let blocked_tcp = on_worker(move || read(tcp, &mut [0u8; 16]));
     let blocked_udp = on_worker(move || read(udp, &mut [0u8; 16]));
     std::thread::sleep(Duration::from_millis(100)); // both are blocked now
-    let client = vcl::testing::worker::current()
-        .unwrap()
-        .conn()
-        .api_client_handle;
-    assert!(p.app_detach(client));
+    vpp_detaches_this_app(&p);
     let t = blocked_tcp
         .recv_timeout(DETECT)
         .expect("the TCP read returned");
@@ -397,11 +395,7 @@ fn calls_right_after_an_early_detach_do_not_hang() {
     let p = attach("early", true);
     let ku = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let kport = ku.local_addr().unwrap().port();
-    let client = vcl::testing::worker::current()
-        .unwrap()
-        .conn()
-        .api_client_handle;
-    assert!(p.app_detach(client));
+    vpp_detaches_this_app(&p);
     let done = on_worker(move || {
         let mut ip = [127, 0, 0, 1];
         let mut ep = endpt(&mut ip, kport);

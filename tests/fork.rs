@@ -403,17 +403,7 @@ fn the_next_app_keeps_its_udp_session_after_another_closes_one_and_exits() {
     let ku = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ku.set_read_timeout(Some(DETECT)).unwrap();
     let kport = ku.local_addr().unwrap().port();
-    let udp = move || {
-        let mut ip = [127, 0, 0, 1];
-        let mut ep = endpt(&mut ip, kport);
-        // SAFETY: plain calls into our C ABI; ep and ip outlive them.
-        unsafe {
-            let sh = vppcom_session_create(1, 0);
-            assert!(sh >= 0);
-            assert_eq!(vppcom_session_connect(sh as u32, &mut ep), 0);
-            sh as u32
-        }
-    };
+    let udp = move || connect_udp(kport);
     for round in 0..3 {
         let pid = child_app_closes_one_and_exits(app_cfg.clone(), udp);
         assert_eq!(wait_child(pid, CHILD), 0, "child {round}");

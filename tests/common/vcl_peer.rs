@@ -79,11 +79,20 @@ pub fn free_port() -> u16 {
 
 /// A blocking session connected (through the peer) to a kernel listener on `port`.
 pub fn connect(port: u16) -> u32 {
+    connect_proto(0, port)
+}
+
+/// A blocking UDP session connected (through the peer) to a kernel socket on `port`.
+pub fn connect_udp(port: u16) -> u32 {
+    connect_proto(1, port)
+}
+
+fn connect_proto(proto: u8, port: u16) -> u32 {
     let mut ip = [127, 0, 0, 1];
     let mut ep = endpt(&mut ip, port);
     // SAFETY: plain calls into our C ABI; ep and ip outlive them.
     unsafe {
-        let sh = vppcom_session_create(0, 0);
+        let sh = vppcom_session_create(proto, 0);
         assert!(sh >= 0);
         assert_eq!(vppcom_session_connect(sh as u32, &mut ep), 0);
         sh as u32
