@@ -26,15 +26,17 @@ use crate::vpp::state::{SapiReply, Sock, State, INVALID};
 
 /// Poll timeout: the loop also re-checks the stop flag this often.
 const POLL_MS: u16 = 100;
-/// `sapi_socket_receive_wait`: retries and pause while waiting for the cert/key payload.
-/// VPP pauses 1 µs; ours is longer, on purpose. VPP's main loop polls the app socket, so its
+/// `sapi_socket_receive_wait`: reads of the cert/key payload, and how long they may wait for it.
+/// VPP makes 6 non-blocking reads 1 µs apart. VPP's main loop polls the app socket, so its
 /// tries start whenever the loop comes by. This thread sleeps on the socket instead: the
 /// header's arrival wakes it, and on a loaded machine it then preempts the sender between
 /// its two datagrams (the kernel reschedules inside sendmmsg), a window VPP hardly ever
-/// sees. The rule stays VPP's: no payload within the tries is SESSION_E_INVALID, and a late
-/// payload is a malformed message that detaches the worker.
-const PAYLOAD_TRIES: u32 = 5;
-const PAYLOAD_PAUSE: Duration = Duration::from_millis(1);
+/// sees; 5 pauses of 1 ms once missed a payload under two test suites at once. So the reads
+/// wait on the socket, up to [`PAYLOAD_WAIT`] in all. The rule stays VPP's: no payload within
+/// the reads is SESSION_E_INVALID, and a late payload is a malformed message that detaches
+/// the worker.
+const PAYLOAD_TRIES: u32 = 6;
+const PAYLOAD_WAIT: Duration = Duration::from_millis(100);
 
 /// Body of the sapi thread; returns when the peer stops or dies.
 pub fn run(shared: Arc<Shared>, listener: OwnedFd) {
@@ -250,27 +252,43 @@ fn unknown(st: &State, sock: u32, ty: u8) {
     tracing::warn!(sock, wrk, ty, "app wrk unknown message type");
 }
 
-/// The second datagram of a cert/key add (session_api.c `sapi_socket_receive_wait`): up to 6
-/// non-blocking reads [`PAYLOAD_PAUSE`] apart, each consuming a datagram; only one of exactly `certkey_len`
-/// bytes counts (a longer one is truncated to that size and accepted). Not read at all when
-/// the length is over VPP's limit. A zero length would make VPP allocate 2^64 bytes; we refuse.
+/// The second datagram of a cert/key add (session_api.c `sapi_socket_receive_wait`): up to
+/// [`PAYLOAD_TRIES`] reads within [`PAYLOAD_WAIT`], each consuming a datagram; only one of exactly
+/// `certkey_len` bytes counts (a longer one is truncated to that size and accepted). Not read
+/// at all when the length is over VPP's limit. A zero length would make VPP allocate 2^64
+/// bytes; we refuse.
 fn read_cert_payload(st: &mut State, sock: u32, fd: RawFd, m: &CertKeyAddDel) -> Option<Vec<u8>> {
     if !m.is_add || m.certkey_len > MAX_CERTKEY_LEN || m.certkey_len == 0 {
         return None;
     }
     let mut buf = vec![0u8; usize::from(m.certkey_len)];
-    for attempt in 0..=PAYLOAD_TRIES {
+    let deadline = std::time::Instant::now() + PAYLOAD_WAIT;
+    let mut tries = 0;
+    while tries < PAYLOAD_TRIES {
         match socket::recv(fd, &mut buf) {
             Recv::Data(n) if n == buf.len() => {
                 st.note(Dir::Rx, MsgKind::CertKeyPayload, sock);
                 return Some(buf);
             }
             Recv::Data(n) => st.note(Dir::Rx, MsgKind::Malformed(n), sock),
-            _ => {}
+            Recv::WouldBlock => {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return None;
+                }
+                // Polling an fd the state owns by number: BorrowedFd needs unsafe to name it.
+                #[allow(unsafe_code)]
+                // SAFETY: the connection's socket; only this thread closes it, and not during
+                // this call.
+                let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+                let mut p = [PollFd::new(bfd, PollFlags::POLLIN)];
+                let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+                let _ = poll(&mut p, PollTimeout::from(ms));
+                continue;
+            }
+            _ => return None,
         }
-        if attempt < PAYLOAD_TRIES {
-            std::thread::sleep(PAYLOAD_PAUSE);
-        }
+        tries += 1;
     }
     None
 }
