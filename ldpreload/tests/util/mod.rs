@@ -305,6 +305,15 @@ impl Drop for Bg {
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    // Free for UDP as well as TCP: the test peer's transport binds kernel sockets, and a port
+    // free only for TCP was once a concurrent test's ephemeral UDP port (a UDP server's bind
+    // was then refused).
+    for _ in 0..100 {
+        let u = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both TCP and UDP in 100 tries");
 }
