@@ -1,6 +1,8 @@
 /* vcl_perf: throughput and latency over one VCL TCP session. Uses only vppcom.h.
  *   vcl_perf server PORT [N_TESTS=0 (forever)]
  *   vcl_perf stream IP PORT [SECONDS=5] [WRITE_SIZE=65536]   one connection streaming
+ *     (with VCL_PERF_INTERVAL_MS=N also the rate of every N ms on stderr, in Gbit/s: on a
+ *     shared machine a run can change speed midway, and the total hides it)
  *   vcl_perf pingpong IP PORT [ROUNDS=10000] [SIZE=64]        round trips, latency percentiles
  *     (with VCL_PERF_RTT_FILE=PATH also every round trip's time in us, sorted, one a line)
  *   vcl_perf wcost IP PORT [SIZE=1024] [BURSTS=200]   cost of one write call: bursts of 256
@@ -143,8 +145,8 @@ static int
 stream (const char *ip, int port, double secs, int size)
 {
   int sh = connect_to (ip, port), rv;
-  unsigned long long sent = 0, n;
-  double t0, t1;
+  unsigned long long sent = 0, n, sl = 0;
+  double t0, t1, tl, iv;
 
   if (sh < 0)
     return die ("connect", sh);
@@ -155,13 +157,23 @@ stream (const char *ip, int port, double secs, int size)
   /* the clock is read every 16 writes: read per write it cost as much as a 1 KiB write
      itself and hid the library's own cost from the figure */
   t0 = t1 = now ();
+  iv = getenv ("VCL_PERF_INTERVAL_MS") ? atof (getenv ("VCL_PERF_INTERVAL_MS")) / 1e3 : 0;
+  tl = t0;
   for (n = 0; (n & 15) || (t1 = now ()) - t0 < secs; n++)
     {
+      if (iv > 0 && !(n & 15) && t1 - tl >= iv)
+	{
+	  fprintf (stderr, "%.1f ", (sent - sl) * 8 / (t1 - tl) / 1e9);
+	  tl = t1;
+	  sl = sent;
+	}
       rv = vppcom_session_write (sh, buf, size);
       if (rv < 0)
 	return die ("write", rv);
       sent += rv;
     }
+  if (iv > 0)
+    fprintf (stderr, "\n");
   printf ("vcl_perf stream: %d-byte writes for %.2f s: sent %llu bytes, %.3f Gbit/s\n", size,
 	  t1 - t0, sent, sent * 8 / (t1 - t0) / 1e9);
   vppcom_session_close (sh);

@@ -44,10 +44,12 @@ impl Setup {
         self.p.compile_c(&src, example, extra)
     }
 
-    fn env(&self) -> [(&'static str, &str); 2] {
+    fn env(&self) -> [(&'static str, &str); 3] {
         [
             ("VCL_CONFIG", self.conf.to_str().unwrap()),
             ("VCL_DEBUG", "0"),
+            // read by vcl_perf's stream only: its rate every 250 ms on stderr
+            ("VCL_PERF_INTERVAL_MS", "250"),
         ]
     }
 
@@ -245,6 +247,12 @@ fn perf(tag: &str, ct: bool) {
     let stream = s.run_watched(&perf, &["stream", "127.0.0.1", &port, "1"], &mut seen);
     let sent = number_after(stream.line("vcl_perf stream:"), "sent ");
     assert!(sent > 0, "{}", stream.stdout);
+    let rates = stream
+        .stderr
+        .split_whitespace()
+        .filter(|w| w.parse::<f64>().is_ok_and(|r| r >= 0.0))
+        .count();
+    assert!(rates >= 2, "no per-interval rates: {}", stream.stderr);
     let pp = s.run_watched(&perf, &["pingpong", "127.0.0.1", &port, "1000"], &mut seen);
     pp.line("1000 round trips of 64 bytes");
     seen.look(&s.peer);
