@@ -60,12 +60,18 @@ pub use crate::config::DEFAULT_BUSY_POLL_USEC;
 static BUSY_POLL_CEIL_US: AtomicU32 = AtomicU32::new(DEFAULT_BUSY_POLL_USEC);
 /// Zero-timeout polls in a row that find nothing before each further one yields the CPU.
 const YIELD_AFTER: u32 = 64;
-/// How long a spin looks without yielding the CPU between looks (a cut-through reply comes in
-/// ~2 µs). Past it every look yields. It was 64 looks, which took ~35 µs on the 2-core VM (a
-/// look includes an mq drain and 16 pause instructions of ~25 ns each): two apps sharing a CPU
-/// beside a polling VPP held it from each other for that long, and a TCP ping-pong took
-/// 80 µs a round trip against 35 µs without busy-polling.
-const PURE_SPIN: Duration = Duration::from_micros(4);
+/// How long a spin looks without yielding the CPU between looks, adapted per thread between
+/// these bounds ([`adapt_pure`]). Past it every look yields. A fixed 64 looks (~35 µs on the
+/// 2-core VM: a look drains the mq and pauses 16 times, ~25 ns each) held the CPU from a peer
+/// app sharing it (beside a polling VPP, a TCP ping-pong took 80 µs a round trip against 35 µs
+/// without busy-polling); a fixed 4 µs gave the CPU away too soon where the peer runs on
+/// another CPU (a cut-through ping-pong at times 16 µs instead of 2 µs: a yield let some other
+/// thread run first).
+const PURE_MIN_US: u32 = 4;
+const PURE_MAX_US: u32 = 64;
+/// Two looks this far apart had something else run on this CPU in between (a yield another
+/// thread took, or a preemption): alone, a look and a yield take ~1 µs.
+const LONG_GAP: Duration = Duration::from_micros(4);
 /// Smallest window once busy-polling is on: a miss costs at most this much CPU per wait.
 const MIN_WINDOW_US: u32 = 2;
 
@@ -84,6 +90,23 @@ thread_local! {
     static SPINS: Cell<u32> = const { Cell::new(0) };
     /// Zero-timeout waits in a row on this thread that found nothing.
     static EMPTY_POLLS: Cell<u32> = const { Cell::new(0) };
+    /// This thread's pure-spin time in µs ([`PURE_MIN_US`]..=[`PURE_MAX_US`]).
+    static PURE_US: Cell<u32> = const { Cell::new(PURE_MAX_US) };
+}
+
+/// Adapt the pure-spin time after a spin found its condition: right after something else ran
+/// on this CPU (`after_gap`), the data most likely came from a peer that needed this CPU, so
+/// yield early from now on; otherwise the peer runs elsewhere and looking without yielding is
+/// what catches its data soonest (grow back, doubling).
+fn adapt_pure(after_gap: bool) {
+    PURE_US.with(|p| {
+        let next = if after_gap {
+            PURE_MIN_US
+        } else {
+            p.get().saturating_mul(2)
+        };
+        p.set(next.clamp(PURE_MIN_US, PURE_MAX_US));
+    });
 }
 
 /// A zero-timeout wait (epoll_wait, select or poll with timeout 0) found nothing: whether to
@@ -171,12 +194,6 @@ pub(crate) fn spin_outcome(paid_off: bool, ceil_us: u32) {
     adapt_upto(paid_off, ceil_us);
 }
 
-/// Whether a spin that started at `start` offers its CPU between looks at `now`: after
-/// [`PURE_SPIN`], however few looks it has made (a look's cost varies with the CPU).
-fn yields_between_looks(start: Instant, now: Instant) -> bool {
-    now.saturating_duration_since(start) >= PURE_SPIN
-}
-
 /// Busy-poll `done` for up to the adaptive window (never past `deadline`), releasing the session
 /// lock briefly between looks so other threads of the worker can get in.
 fn spin(
@@ -194,26 +211,29 @@ fn spin(
     if let Some(d) = deadline {
         end = end.min(d);
     }
+    let pure_until = start + Duration::from_micros(u64::from(PURE_US.with(Cell::get)));
     let mut now = start;
     loop {
-        if !yields_between_looks(start, now) {
+        if now < pure_until {
             for _ in 0..16 {
                 std::hint::spin_loop();
             }
         } else {
-            // Past a short pure spin, offer the CPU between looks: with fewer free cores than
+            // Past the pure spin, offer the CPU between looks: with fewer free cores than
             // busy threads (the peer writing, VPP), a pure spin takes the core the data has to
             // come from (stream throughput halved on 2 cores); an idle core returns at once.
             std::thread::yield_now();
         }
         MutexGuard::bump(ss);
         w.drain(ss);
+        let seen = Instant::now();
         if done(ss) {
             adapt(true);
+            adapt_pure(seen.saturating_duration_since(now) >= LONG_GAP);
             return true;
         }
         // the rate-limited probe: a socket poll per look would make every look a syscall
-        now = Instant::now();
+        now = seen;
         if w.probe_detached() || now >= end {
             adapt(false);
             return false;
@@ -358,13 +378,20 @@ mod tests {
     }
 
     #[test]
-    fn a_spin_yields_its_cpu_after_a_few_microseconds_however_few_its_looks() {
-        let t0 = Instant::now();
-        assert!(!yields_between_looks(t0, t0));
-        assert!(!yields_between_looks(t0, t0 + Duration::from_micros(3)));
-        // two slow looks (a 64-look rule yielded only after ~35 µs on a 2-core AMD VM)
-        assert!(yields_between_looks(t0, t0 + PURE_SPIN));
-        assert!(yields_between_looks(t0, t0 + Duration::from_micros(35)));
+    fn the_pure_spin_shortens_when_data_follows_a_gap_and_grows_back() {
+        PURE_US.with(|p| p.set(PURE_MAX_US));
+        adapt_pure(true);
+        assert_eq!(
+            PURE_US.with(Cell::get),
+            PURE_MIN_US,
+            "the peer needed this CPU"
+        );
+        adapt_pure(false);
+        assert_eq!(PURE_US.with(Cell::get), 2 * PURE_MIN_US, "doubles back");
+        for _ in 0..10 {
+            adapt_pure(false);
+        }
+        assert_eq!(PURE_US.with(Cell::get), PURE_MAX_US, "never past the bound");
     }
 
     #[test]
