@@ -45,7 +45,7 @@ pub extern "C" fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int {
         return unsafe { real::socket(domain, ty, proto) };
     };
     guard(-1, || {
-        let w = match init::verdict() {
+        let w = match init::verdict(&crate::fork_hooks::ATTACH) {
             Verdict::Vpp(w) => {
                 crate::fork_hooks::install();
                 w

@@ -12,7 +12,7 @@
 //!
 //! Right after fork the fd table is rewritten:
 //! - a listener on the worker the library took over stays what it is (same descriptor, same
-//!   session), dormant until [`take_over`];
+//!   session), dormant until its first use (`VSock::take_over`);
 //! - a listener on another (inert) worker is remembered and listened again from this
 //!   process's worker on first use ([`adopt`]), with the same unlisten on the parent's behalf;
 //! - every other VPP descriptor becomes the plain kernel socket it reserves.
@@ -22,20 +22,12 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use vcl::api::{self, Worker};
 
 use crate::fdtab::{self, Entry};
 use crate::init;
-use crate::sock::VSock;
-
-/// [`VSock::dormant`]: inherited, the parent used it (it keeps listening there).
-pub const DORMANT_PARENT_ACTIVE: u8 = 1;
-/// Inherited, the parent never used it (taking it over stops the parent's listening).
-pub const DORMANT_PARENT_IDLE: u8 = 2;
-/// Being taken over by another thread.
-const TAKING: u8 = 3;
+use crate::sock::{VSock, DORMANT_PARENT_ACTIVE, DORMANT_PARENT_IDLE};
 
 /// A listener the child inherited from its parent.
 pub struct Inherited {
@@ -92,46 +84,6 @@ pub fn convert(e: Entry) -> Option<Entry> {
         }
         Entry::Inherited(i) => Some(Entry::Inherited(i)),
     }
-}
-
-/// A forked child's first use of a dormant listener (see the module doc): listen from this
-/// process's VPP worker, wait for VPP's answer, then stop the parent's listening there if the
-/// parent never used it. In that order, VPP always has a worker listening. Other threads using
-/// it meanwhile wait for the outcome.
-pub fn take_over(s: &VSock) {
-    let d = loop {
-        match s.dormant.load(Ordering::Acquire) {
-            0 => return,
-            TAKING => std::thread::sleep(Duration::from_millis(1)), // one VPP round trip
-            d => {
-                let taking =
-                    s.dormant
-                        .compare_exchange(d, TAKING, Ordering::AcqRel, Ordering::Acquire);
-                if taking.is_ok() {
-                    break d;
-                }
-            }
-        }
-    };
-    let mut listens = true;
-    for sh in std::iter::once(s.sh).chain(s.twin.get().copied()) {
-        match api::relisten(&s.w, sh) {
-            Ok(true) => {}
-            r => {
-                listens = false;
-                tracing::warn!("session {sh:#x}: inherited listener not listened here: {r:?}");
-            }
-        }
-    }
-    if listens && d == DORMANT_PARENT_IDLE {
-        for sh in std::iter::once(s.sh).chain(s.twin.get().copied()) {
-            if let Err(e) = api::unlisten_parent(&s.w, sh) {
-                tracing::debug!("the parent's listen not stopped: {e}");
-            }
-        }
-    }
-    tracing::debug!("listener {:#x} now listens from this process", s.sh);
-    s.dormant.store(0, Ordering::Release);
 }
 
 /// Listen on the inherited listener from this process's own worker; `fd` then names that.

@@ -102,6 +102,13 @@ extern "C" fn outer_child() {
     fdtab::fork_child(fork::convert);
 }
 
+/// The attach's hooks (`init::verdict`): the inner fork handlers before the library
+/// registers its own, the outer ones after.
+pub static ATTACH: crate::init::AttachHooks = crate::init::AttachHooks {
+    before: install_inner,
+    after: install,
+};
+
 /// Register the inner handlers: before the library's (attach); once per process (a forked
 /// child inherits them).
 pub fn install_inner() {

@@ -194,13 +194,21 @@ pub enum Verdict {
     Fail(i32),
 }
 
-/// Attach on first use; then pick the calling thread's worker.
-pub fn verdict() -> Verdict {
+/// What the attach runs around the library's `app_create`: the shim's fork handlers must
+/// be registered around the library's (which `app_create` registers), `before` it and `after`
+/// it, also when it fails. Given by the caller, which sits above the fork handlers' module.
+pub struct AttachHooks {
+    pub before: fn(),
+    pub after: fn(),
+}
+
+/// Attach on first use (running `hooks` around it); then pick the calling thread's worker.
+pub fn verdict(hooks: &AttachHooks) -> Verdict {
     if IN_INIT.try_with(|c| c.get()).unwrap_or(true) {
         return Verdict::Kernel;
     }
     let state = match STATE.load(Ordering::Acquire) {
-        NOT_YET => attach(),
+        NOT_YET => attach(hooks),
         s => s,
     };
     match state {
@@ -217,14 +225,14 @@ pub fn verdict() -> Verdict {
     }
 }
 
-fn attach() -> u8 {
+fn attach(hooks: &AttachHooks) -> u8 {
     let _g = INIT_LOCK.lock();
     let s = STATE.load(Ordering::Acquire);
     if s != NOT_YET {
         return s;
     }
     IN_INIT.with(|c| c.set(true));
-    let r = std::panic::catch_unwind(try_attach).unwrap_or_else(|_| Err("panic".into()));
+    let r = std::panic::catch_unwind(|| try_attach(hooks)).unwrap_or_else(|_| Err("panic".into()));
     IN_INIT.with(|c| c.set(false));
     let s = match r {
         Ok(()) => READY,
@@ -245,7 +253,7 @@ fn attach() -> u8 {
     s
 }
 
-fn try_attach() -> Result<(), String> {
+fn try_attach(hooks: &AttachHooks) -> Result<(), String> {
     vcl::api::init_logging();
     settings();
     let parsed = vcl::api::load_config().map_err(|e| e.to_string())?;
@@ -282,14 +290,12 @@ fn try_attach() -> Result<(), String> {
         .app_name
         .clone()
         .unwrap_or_else(|| format!("ldp-{}-{exe}", std::process::id()));
-    // a forked child listens on an inherited listener only once it uses it (crate::fork)
+    // a forked child listens on an inherited listener only once it uses it (the fork module)
     api::set_fork_relisten(false);
-    // fork handlers around the library's (see crate::fork_hooks)
-    crate::fork_hooks::install_inner();
+    (hooks.before)();
     let created = api::app_create(cfg, Some(name));
-    // after the library's handlers (registered by app_create), also when it failed (the
-    // outer handlers end what the inner ones start): see crate::fork_hooks
-    crate::fork_hooks::install();
+    // also when it failed: the outer fork handlers end what the inner ones start
+    (hooks.after)();
     created.map_err(|e| format!("attach at {sock} failed ({e}; VCL_DEBUG=1 says more)"))?;
     let w = api::worker_current().ok_or("no worker after attach")?;
     // SAFETY: getpid has no preconditions.
@@ -316,7 +322,7 @@ pub fn after_fork_child() {
     if STATE.load(Ordering::Acquire) != READY {
         return;
     }
-    // the library gave this thread's worker a VPP worker of the child's own (crate::fork)
+    // the library gave this thread's worker a VPP worker of the child's own (the fork module)
     if let Some(w) = api::worker_current().filter(|w| w.adopted()) {
         // SAFETY: getpid has no preconditions.
         OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);

@@ -15,6 +15,13 @@ use vcl_svm::sync::Mutex;
 use crate::addr::errno_of;
 use crate::real;
 
+/// [`VSock::dormant`]: inherited, the parent used it (it keeps listening there).
+pub const DORMANT_PARENT_ACTIVE: u8 = 1;
+/// Inherited, the parent never used it (taking it over stops the parent's listening).
+pub const DORMANT_PARENT_IDLE: u8 = 2;
+/// Being taken over by another thread.
+const TAKING: u8 = 3;
+
 pub type Res<T> = Result<T, i32>;
 
 /// Options kept per socket (what was set is what getsockopt reports).
@@ -51,7 +58,7 @@ pub struct VSock {
     /// listening in the parent only then).
     pub active: AtomicBool,
     /// A forked child's inherited listener not yet listened from this process (see
-    /// [`crate::fork::take_over`]): 0, or one of `crate::fork::DORMANT_*`.
+    /// [`VSock::take_over`]): 0, or one of the `DORMANT_*` states.
     pub dormant: AtomicU8,
     /// Bumped by every read, write and accept: an edge-triggered epoll registration re-arms
     /// when the app did I/O since it last looked (it may have drained what was reported).
@@ -109,8 +116,49 @@ impl VSock {
     pub fn used(&self) {
         self.active.store(true, Ordering::Relaxed);
         if self.dormant.load(Ordering::Acquire) != 0 {
-            crate::fork::take_over(self);
+            self.take_over();
         }
+    }
+
+    /// A forked child's first use of a dormant listener (see the fork module): listen from this
+    /// process's VPP worker, wait for VPP's answer, then stop the parent's listening there if the
+    /// parent never used it. In that order, VPP always has a worker listening. Other threads using
+    /// it meanwhile wait for the outcome.
+    fn take_over(&self) {
+        let s = self;
+        let d = loop {
+            match s.dormant.load(Ordering::Acquire) {
+                0 => return,
+                TAKING => std::thread::sleep(Duration::from_millis(1)), // one VPP round trip
+                d => {
+                    let taking =
+                        s.dormant
+                            .compare_exchange(d, TAKING, Ordering::AcqRel, Ordering::Acquire);
+                    if taking.is_ok() {
+                        break d;
+                    }
+                }
+            }
+        };
+        let mut listens = true;
+        for sh in std::iter::once(s.sh).chain(s.twin.get().copied()) {
+            match api::relisten(&s.w, sh) {
+                Ok(true) => {}
+                r => {
+                    listens = false;
+                    tracing::warn!("session {sh:#x}: inherited listener not listened here: {r:?}");
+                }
+            }
+        }
+        if listens && d == DORMANT_PARENT_IDLE {
+            for sh in std::iter::once(s.sh).chain(s.twin.get().copied()) {
+                if let Err(e) = api::unlisten_parent(&s.w, sh) {
+                    tracing::debug!("the parent's listen not stopped: {e}");
+                }
+            }
+        }
+        tracing::debug!("listener {:#x} now listens from this process", s.sh);
+        s.dormant.store(0, Ordering::Release);
     }
 
     /// Wait for `want` (epoll bits) up to `timeout`; see [`VSock::block`].
