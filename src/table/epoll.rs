@@ -109,7 +109,13 @@ struct Vep {
     lt: Vec<u32>,
     /// The other half of `lt`'s double buffer, so re-checking allocates nothing.
     lt_spare: Vec<u32>,
+    /// Level-triggered members recently delivered EPOLLIN, newest last (at most [`HOT_MAX`]):
+    /// a waiting epoll_wait looks at their rx fifos itself (see `epoll::probe_hot`).
+    hot: Vec<u32>,
 }
+
+/// How many recently active members a waiting epoll_wait looks at directly.
+pub(crate) const HOT_MAX: usize = 16;
 
 /// Hashes a session index (the only key here) with one multiply: SipHash cost more than the
 /// rest of an epoll_wait that delivers a few events (several lookups per event).
@@ -166,6 +172,39 @@ impl EpollState {
     pub fn push_lt(&mut self, vep: u32, i: u32) {
         if let Some(v) = self.veps.get_mut(&vep) {
             v.lt.push(i);
+        }
+    }
+
+    /// Level-triggered session `i` was delivered EPOLLIN: remember it as active (the oldest
+    /// falls off past [`HOT_MAX`]).
+    pub fn mark_hot(&mut self, vep: u32, i: u32) {
+        let Some(v) = self.veps.get_mut(&vep) else {
+            return;
+        };
+        if let Some(at) = v.hot.iter().position(|&h| h == i) {
+            v.hot.remove(at);
+        } else if v.hot.len() == HOT_MAX {
+            v.hot.remove(0);
+        } else if v.hot.capacity() == 0 {
+            v.hot.reserve_exact(HOT_MAX);
+        }
+        v.hot.push(i);
+    }
+
+    /// `vep`'s recently active members, copied out (no allocation).
+    pub fn hot(&self, vep: u32) -> ([u32; HOT_MAX], usize) {
+        let mut out = [0u32; HOT_MAX];
+        let n = self.veps.get(&vep).map_or(0, |v| {
+            out[..v.hot.len()].copy_from_slice(&v.hot);
+            v.hot.len()
+        });
+        (out, n)
+    }
+
+    /// Session `i` is no longer a member worth looking at.
+    pub fn unmark_hot(&mut self, vep: u32, i: u32) {
+        if let Some(v) = self.veps.get_mut(&vep) {
+            v.hot.retain(|&h| h != i);
         }
     }
 
@@ -261,5 +300,26 @@ mod tests {
             Events::IN | Events::RDHUP
         );
         assert_eq!(reg(Events::IN).mask(close), Events::IN | Events::HUP);
+    }
+
+    #[test]
+    fn the_hot_list_keeps_the_newest_members_once_each() {
+        let mut e = EpollState::default();
+        e.add_vep(7);
+        for i in 0..(HOT_MAX as u32 + 3) {
+            e.mark_hot(7, i);
+        }
+        e.mark_hot(7, 5);
+        let (hot, n) = e.hot(7);
+        assert_eq!(n, HOT_MAX);
+        assert_eq!(hot[n - 1], 5, "marked again: newest");
+        assert!(
+            !hot[..n].contains(&0) && !hot[..n].contains(&2),
+            "oldest fell off"
+        );
+        assert_eq!(hot[..n].iter().filter(|&&h| h == 5).count(), 1);
+        e.unmark_hot(7, 5);
+        assert_eq!(e.hot(7).1, HOT_MAX - 1);
+        assert_eq!(e.hot(8).1, 0, "no such epoll session");
     }
 }
