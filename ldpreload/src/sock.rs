@@ -125,15 +125,17 @@ impl VSock {
     /// parent never used it. In that order, VPP always has a worker listening. Other threads using
     /// it meanwhile wait for the outcome.
     fn take_over(&self) {
-        let s = self;
         let d = loop {
-            match s.dormant.load(Ordering::Acquire) {
+            match self.dormant.load(Ordering::Acquire) {
                 0 => return,
                 TAKING => std::thread::sleep(Duration::from_millis(1)), // one VPP round trip
                 d => {
-                    let taking =
-                        s.dormant
-                            .compare_exchange(d, TAKING, Ordering::AcqRel, Ordering::Acquire);
+                    let taking = self.dormant.compare_exchange(
+                        d,
+                        TAKING,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    );
                     if taking.is_ok() {
                         break d;
                     }
@@ -141,8 +143,8 @@ impl VSock {
             }
         };
         let mut listens = true;
-        for sh in std::iter::once(s.sh).chain(s.twin.get().copied()) {
-            match api::relisten(&s.w, sh) {
+        for sh in std::iter::once(self.sh).chain(self.twin.get().copied()) {
+            match api::relisten(&self.w, sh) {
                 Ok(true) => {}
                 r => {
                     listens = false;
@@ -151,14 +153,14 @@ impl VSock {
             }
         }
         if listens && d == DORMANT_PARENT_IDLE {
-            for sh in std::iter::once(s.sh).chain(s.twin.get().copied()) {
-                if let Err(e) = api::unlisten_parent(&s.w, sh) {
+            for sh in std::iter::once(self.sh).chain(self.twin.get().copied()) {
+                if let Err(e) = api::unlisten_parent(&self.w, sh) {
                     tracing::debug!("the parent's listen not stopped: {e}");
                 }
             }
         }
-        tracing::debug!("listener {:#x} now listens from this process", s.sh);
-        s.dormant.store(0, Ordering::Release);
+        tracing::debug!("listener {:#x} now listens from this process", self.sh);
+        self.dormant.store(0, Ordering::Release);
     }
 
     /// Wait for `want` (epoll bits) up to `timeout`; see [`VSock::block`].

@@ -120,18 +120,15 @@ fn recheck_lt(ss: &mut Sessions, vep: u32) {
 fn probe_hot(ss: &mut Sessions, vep: u32) {
     let (hot, n) = ss.epoll.hot(vep);
     for &i in &hot[..n] {
-        let watched = ss.get(i).and_then(|s| s.ep.as_ref()).is_some_and(|r| {
-            r.vep == vep && r.events.intersects(Events::IN) && !r.events.intersects(Events::ET)
+        let look = ss.get(i).and_then(|s| {
+            let r = s.ep.as_ref()?;
+            let lt_in = r.events.intersects(Events::IN) && !r.events.intersects(Events::ET);
+            (r.vep == vep && lt_in).then(|| readiness(s).intersects(Events::IN))
         });
-        if !watched {
-            ss.epoll.unmark_hot(vep, i);
-            continue;
-        }
-        if ss
-            .get(i)
-            .is_some_and(|s| readiness(s).intersects(Events::IN))
-        {
-            ss.notify(i, Events::IN);
+        match look {
+            None => ss.epoll.unmark_hot(vep, i),
+            Some(true) => ss.notify(i, Events::IN),
+            Some(false) => {}
         }
     }
 }

@@ -79,6 +79,15 @@ struct Ready {
     socks: Vec<(u32, RawFd)>,
 }
 
+/// Name a connection fd the state owns by number, for one poll of this thread (BorrowedFd
+/// needs unsafe for that). The state's connection fds are closed only by this thread, through
+/// the graveyard drained in `live_sockets`, so one stays open while this thread polls it.
+#[allow(unsafe_code)]
+fn state_fd<'a>(fd: RawFd) -> BorrowedFd<'a> {
+    // SAFETY: open for the poll (above: only this thread closes it, not while it polls).
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
 fn wait(shared: &Shared, listener: &OwnedFd, socks: &[(u32, RawFd)]) -> nix::Result<Ready> {
     let ev = PollFlags::POLLIN;
     let mut pfds = vec![
@@ -86,11 +95,7 @@ fn wait(shared: &Shared, listener: &OwnedFd, socks: &[(u32, RawFd)]) -> nix::Res
         PollFd::new(listener.as_fd(), ev),
     ];
     for &(_, fd) in socks {
-        // Polling fds the state owns by number: BorrowedFd needs unsafe to name them.
-        #[allow(unsafe_code)]
-        // SAFETY: these fds are owned by the state; only this thread closes them (through the
-        // graveyard, drained in `live_sockets`), so they stay open for the whole poll.
-        pfds.push(PollFd::new(unsafe { BorrowedFd::borrow_raw(fd) }, ev));
+        pfds.push(PollFd::new(state_fd(fd), ev));
     }
     poll(&mut pfds, PollTimeout::from(POLL_MS))?;
     let fired = |p: &PollFd| p.revents().is_some_and(|r| !r.is_empty());
@@ -276,12 +281,7 @@ fn read_cert_payload(st: &mut State, sock: u32, fd: RawFd, m: &CertKeyAddDel) ->
                 if left.is_zero() {
                     return None;
                 }
-                // Polling an fd the state owns by number: BorrowedFd needs unsafe to name it.
-                #[allow(unsafe_code)]
-                // SAFETY: the connection's socket; only this thread closes it, and not during
-                // this call.
-                let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
-                let mut p = [PollFd::new(bfd, PollFlags::POLLIN)];
+                let mut p = [PollFd::new(state_fd(fd), PollFlags::POLLIN)];
                 let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
                 let _ = poll(&mut p, PollTimeout::from(ms));
                 continue;
