@@ -29,6 +29,7 @@ pub extern "C" fn vppcom_session_read(session_handle: u32, buf: *mut c_void, n: 
 /// Upstream's order: an unknown session is EBADFD, a zero-length write is 0, then a NULL
 /// buffer is EFAULT.
 /// `buf` is only promised readable (vppcom.h types it `void *` all the same).
+#[inline]
 fn write_common(session_handle: u32, buf: *const c_void, n: usize, flush: bool) -> c_int {
     with_worker(|w| {
         // the common case (bytes from a real buffer) leaves the lookup to the write itself

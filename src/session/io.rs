@@ -352,8 +352,9 @@ fn enqueue_and_signal(
 }
 
 /// TX (or TX_FLUSH) to VPP if has_event was 0.
+#[inline]
 fn signal_tx(w: &Worker, s: &Session, f: &Fifos, flush: bool) {
-    if f.tx_sig.fifo().set_event() {
+    if f.tx_sig.set_event() {
         let et = if flush {
             EventType::IoTxFlush
         } else {
@@ -373,22 +374,26 @@ pub fn write(w: &Worker, sh: u32, buf: &[u8], flush: bool) -> Result<usize> {
         return Ok(0);
     }
     let mut ss = w.sessions.lock();
-    if super::dgram::is_dgram_handle(w, &ss, sh) {
-        return super::dgram::write(w, ss, sh, buf, flush);
-    }
-    // Fast path: open, writable and room in the fifo (no clone of the fifo handles). The
-    // enqueue itself finds out whether there is room (a separate look would read the
-    // consumer's position twice per write); a full fifo takes the general path.
-    if let Some((_, s, f)) = open_ref(w, &ss, sh) {
-        if !s.shut_wr && !s.vpp_gone {
-            match f.tx.fifo().enqueue(buf) {
-                Ok(n) => {
-                    signal_tx(w, s, f, flush);
-                    return Ok(n);
+    // Fast path: one lookup; an open stream session, writable, with room in the fifo (no
+    // clone of the fifo handles). The enqueue itself finds out whether there is room (a
+    // separate look would read the consumer's position twice per write); a full fifo takes
+    // the general path.
+    if let Some(s) = lookup(w, &ss, sh).ok().and_then(|i| ss.get(i)) {
+        if s.is_dgram() && !s.is_vep {
+            return super::dgram::write(w, ss, sh, buf, flush);
+        }
+        match &s.fifos {
+            Some(f) if !s.is_vep && is_open(s) && !s.shut_wr && !s.vpp_gone => {
+                match f.tx.fifo().enqueue(buf) {
+                    Ok(n) => {
+                        signal_tx(w, s, f, flush);
+                        return Ok(n);
+                    }
+                    Err(vcl_svm::SvmError::Full) => {}
+                    Err(e) => return Err(fifo_err(e)),
                 }
-                Err(vcl_svm::SvmError::Full) => {}
-                Err(e) => return Err(fifo_err(e)),
             }
+            _ => {}
         }
     }
     let (i, f) = open_session(w, &mut ss, sh)?;

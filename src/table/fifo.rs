@@ -22,6 +22,13 @@ impl FifoRef {
     pub(crate) fn fifo(&self) -> Fifo<'_> {
         self.0.fifo()
     }
+
+    /// Producer: mark an event outstanding; true if the caller must send it
+    /// ([`Fifo::set_event`], without building a view: a writer signals on every call).
+    #[inline]
+    pub(crate) fn set_event(&self) -> bool {
+        self.0.set_event()
+    }
 }
 
 /// The rx and tx fifos of a session: `data` moves bytes, `sig` carries has_event and the

@@ -23,3 +23,11 @@ pub(crate) fn shared_ref<T: Shared>(seg: &Segment, off: u64) -> Result<&T> {
     // writes by the peer go through atomic cells. The mapping lives as long as `seg`.
     Ok(unsafe { &*(p as *const T) })
 }
+
+/// [`shared_ref`] without an error (`None` if a check fails), for the fifo fast paths.
+#[inline(always)]
+pub(crate) fn shared_ref_quick<T: Shared>(seg: &Segment, off: u64) -> Option<&T> {
+    let p = seg.at_quick(off, std::mem::size_of::<T>(), std::mem::align_of::<T>())?;
+    // SAFETY: as in `shared_ref`: `at_quick` made the same bounds and alignment checks.
+    Some(unsafe { &*(p as *const T) })
+}

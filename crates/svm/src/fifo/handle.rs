@@ -55,6 +55,7 @@ impl FifoHandle {
     }
 
     /// The fifo, to operate on.
+    #[inline]
     pub fn fifo(&self) -> Fifo<'_> {
         // Both pointers were derived through `Segment::at` (bounds and alignment checked) from
         // the mapping `self.seg` keeps alive for at least `&self`'s lifetime, and their targets
@@ -67,6 +68,15 @@ impl FifoHandle {
             self.off,
         )
         .with_cache(&self.cache)
+    }
+
+    /// [`Fifo::set_event`] without building a view.
+    #[inline]
+    pub fn set_event(&self) -> bool {
+        // SAFETY: as in `fifo`: a checked pointer into the mapping `self.seg` keeps alive,
+        // to a struct of atomics.
+        let shr = unsafe { self.shr.as_ref() };
+        shr.signals.set_event()
     }
 
     /// The segment the fifo lives in.

@@ -151,6 +151,7 @@ impl<'a> Fifo<'a> {
         })
     }
 
+    #[inline]
     pub(crate) fn from_parts(fs: FifoSegment<'a>, shr: &'a SvmFifoShared, off: u64) -> Self {
         Fifo {
             fs,
@@ -162,6 +163,7 @@ impl<'a> Fifo<'a> {
 
     /// The same fifo, with enqueue and dequeue reading the other end's position through
     /// `cache` (kept by whoever holds this end across operations; see [`PosCache`]).
+    #[inline]
     pub fn with_cache(self, cache: &'a PosCache) -> Fifo<'a> {
         Fifo {
             cache: Some(cache),
@@ -214,6 +216,7 @@ impl<'a> Fifo<'a> {
     }
 
     /// Bytes queued, consumer view.
+    #[inline]
     pub fn max_dequeue_cons(&self) -> u32 {
         self.shr
             .tail

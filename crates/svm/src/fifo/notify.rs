@@ -6,7 +6,7 @@
 use std::sync::atomic::fence;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 
-use super::Fifo;
+use super::{Fifo, SvmFifoSignals};
 
 /// Notify on every dequeue that leaves at least `deq_thresh` bytes free.
 pub const SVM_FIFO_WANT_DEQ_NOTIF: u32 = 1;
@@ -16,6 +16,19 @@ pub const SVM_FIFO_WANT_DEQ_NOTIF_IF_FULL: u32 = 2;
 pub const SVM_FIFO_WANT_DEQ_NOTIF_IF_EMPTY: u32 = 4;
 /// Most extra app workers that can subscribe to a fifo's events.
 pub const SVM_FIFO_MAX_EVT_SUBSCRIBERS: u8 = 7;
+
+impl SvmFifoSignals {
+    /// [`Fifo::set_event`], for holders of a fifo that need no view of it
+    /// ([`super::FifoHandle::set_event`]: a writer signals on every call).
+    #[inline]
+    pub(super) fn set_event(&self) -> bool {
+        fence(SeqCst);
+        if self.has_event.load(Relaxed) != 0 {
+            return false;
+        }
+        self.has_event.swap(1, AcqRel) == 0
+    }
+}
 
 impl Fifo<'_> {
     /// Whether a notification is outstanding.
@@ -33,12 +46,9 @@ impl Fifo<'_> {
     /// enqueue, as the exchange did: a consumer that clears the flag and then finds the fifo
     /// empty was seen clearing it here (we then exchange and win), or its emptiness check
     /// comes after our enqueue.
+    #[inline]
     pub fn set_event(&self) -> bool {
-        fence(SeqCst);
-        if self.shr.signals.has_event.load(Relaxed) != 0 {
-            return false;
-        }
-        self.shr.signals.has_event.swap(1, AcqRel) == 0
+        self.shr.signals.set_event()
     }
 
     /// Clear the outstanding notification. A flag already clear is left alone (no write to

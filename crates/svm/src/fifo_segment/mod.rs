@@ -244,6 +244,7 @@ impl<'a> FifoSegment<'a> {
     /// bounds-checked again, its values are taken from `info` (validated then) rather than
     /// re-read, which is what keeps this cheap on the data path.
     /// [`FifoSegment::from_info`] with the header reference already checked.
+    #[inline]
     pub(crate) fn from_checked(
         seg: &'a Segment,
         fsh: &'a FifoSegmentHeader,
@@ -317,12 +318,12 @@ impl<'a> FifoSegment<'a> {
         if off < self.start_byte_index || off >= self.max_byte_index {
             return None;
         }
-        let hdr: &SvmFifoChunk = crate::chunk::chunk_hdr(self.seg, off).ok()?;
+        let hdr: &SvmFifoChunk = crate::shared::shared_ref_quick(self.seg, off)?;
         let len = hdr.length.load(Relaxed);
         if !len.is_power_of_two() || !(FS_MIN_CHUNK_SZ..=FS_MAX_CHUNK_SZ).contains(&len) {
             return None;
         }
-        let data = self.seg.at(off + CHUNK_HDR_SIZE, len as usize, 1).ok()?;
+        let data = self.seg.at_quick(off + CHUNK_HDR_SIZE, len as usize, 1)?;
         Some(ChunkRef {
             off,
             hdr,
