@@ -13,31 +13,13 @@ use vcl_codec::session_error::{SESSION_E_ALLOC, SESSION_E_REFUSED};
 use vcl_svm::fifo::notify::SVM_FIFO_WANT_DEQ_NOTIF;
 
 use crate::session::fifos::{free_pair, try_alloc_pair};
-use crate::session::{FifoLoc, Kind, SessState};
-use crate::vpp::segment_manager::{segment_handle, SegOwner};
+use crate::vpp::kinds::{CtConn, Kind, Quic};
+use crate::vpp::segment_manager::{segment_handle, FifoLoc, SegOwner};
+use crate::vpp::sessions::{thread_of, SessState};
 use crate::vpp::state::{State, WrkEvt, INVALID};
 
 /// Smallest CT segment VPP creates (`clib_max (props->segment_size, 128 << 20)`).
 pub const CT_MIN_SEGMENT: u64 = 128 << 20;
-
-/// `ct_connection_t` as far as the peer needs it.
-pub struct CtConn {
-    pub is_client: bool,
-    /// The other side's session; None once it went (`peer_index = ~0`).
-    pub peer: Option<u64>,
-    /// The server's (rx, tx) fifos in the CT segment, referenced by both sides.
-    pub fifos: Option<(FifoLoc, FifoLoc)>,
-    /// CT segment handle as the client knows it (`client_wrk << 56 | handle`).
-    pub client_seg_handle: u64,
-    /// `CT_CONN_F_RESET`.
-    pub reset: bool,
-    /// Server side: the client worker and connect context until the client session exists.
-    pub client_wrk: u32,
-    pub client_opaque: u32,
-    pub pending_client: bool,
-    /// What the pair stands for when it models QUIC (`crate::quic`).
-    pub quic: crate::quic::Quic,
-}
 
 /// `ct_client_seg_handle`.
 pub fn ct_client_seg_handle(h: u64, client_wrk: u32) -> u64 {
@@ -75,7 +57,7 @@ impl State {
         ctx: u32,
         is_ip4: bool,
         target: Option<(u32, u32, u8)>,
-        quic: crate::quic::Quic,
+        quic: Quic,
     ) -> Option<u64> {
         let thread = match target {
             Some((_, _, t)) => t,
@@ -334,7 +316,7 @@ impl State {
             if let Some(c) = self.ct_mut(h) {
                 c.pending_client = false;
             }
-            let thread = crate::session::thread_of(h);
+            let thread = thread_of(h);
             self.connect_error(client_wrk, thread, opaque, SESSION_E_REFUSED);
             self.ct_release_side(h);
         }
@@ -374,7 +356,7 @@ impl State {
         let Some(c) = self.ct_mut(h) else { return };
         let Some(f) = c.fifos.take() else { return };
         let wrks = (c.client_wrk, self.sess(h).map_or(INVALID, |s| s.app_wrk));
-        let thread = crate::session::thread_of(h);
+        let thread = thread_of(h);
         self.ct_release(f, wrks, thread);
     }
 

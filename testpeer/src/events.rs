@@ -23,8 +23,9 @@ use vcl_svm::mq::SendMode;
 use vcl_svm::SvmError;
 
 use crate::log::{Dir, MsgKind};
-use crate::session::{Kind, SessState, Session};
+use crate::vpp::kinds::{Kind, Quic};
 use crate::vpp::segments::Mq;
+use crate::vpp::sessions::{SessState, Session};
 use crate::vpp::state::{State, WrkEvt, INVALID};
 
 /// Events handled per worker per round (`n_evts = 128`).
@@ -300,7 +301,7 @@ fn accepted_msg(st: &State, s: &Session) -> CtrlMsg {
         ..Default::default()
     };
     if let Kind::Ct(c) = &s.kind {
-        if let crate::quic::Quic::Stream { unidir, .. } = c.quic {
+        if let Quic::Stream { unidir, .. } = c.quic {
             m.flags = vcl_codec::msg::session_flags::STREAM;
             if unidir {
                 m.flags |= vcl_codec::msg::session_flags::UNIDIRECTIONAL;

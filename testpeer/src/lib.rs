@@ -10,20 +10,23 @@
 //! Modules. [`peer`] starts the threads and nothing imports it; the threads share only
 //! [`shared`]. VPP's state (`State`, one struct under one lock, as VPP's
 //! barrier) is defined in `vpp::state` and extended by `impl State` blocks in the handler
-//! modules (`vpp::app`, `session`, `transport`, `ct`), each next to the VPP code it mirrors.
+//! modules (`vpp::app`, `session`, `transport`, `ct`, `quic`), each next to the VPP code it
+//! mirrors. The data they act on (`vpp::sessions`, `vpp::kinds`) sits with the state, below
+//! them: the handlers import it, never the other way round.
 //! * [`peer`]: [`Peer`] — start/stop, introspection, segment add/delete; [`shared`]: what the
 //!   threads share.
 //! * `sapi`: the sapi thread (`sapi::socket`: its socket plumbing).
 //! * `vpp`: the emulated VPP threads (`vpp::thread`, dispatch of mq messages), VPP's object
-//!   model (`vpp::state`), the sapi request handlers (`vpp::app`), segment managers
+//!   model (`vpp::state`; sessions and listeners in `vpp::sessions`, what carries each session
+//!   in `vpp::kinds`), the sapi request handlers (`vpp::app`), segment managers
 //!   (`vpp::segment_manager`) and the shared-memory layout (`vpp::segments`).
 //! * `events`: queued worker events, built into session and segment messages and delivered
 //!   to app mqs.
-//! * `session`: sessions, listeners and the session state machine; `session::fifos` (fifo
-//!   allocation), `session::listen` (LISTEN/UNLISTEN), `session::api` (the other session
-//!   messages from apps).
+//! * `session`: the session state machine; `session::fifos` (fifo allocation),
+//!   `session::listen` (LISTEN/UNLISTEN), `session::api` (the other session messages from
+//!   apps), `session::secure` (TLS, DTLS and QUIC checks).
 //! * `transport`: TCP sessions on kernel loopback sockets; `transport::io`, the I/O thread.
-//! * `ct`: cut-through sessions between apps.
+//! * `ct`: cut-through sessions between apps; `quic`: QUIC modelled on cut-through pairs.
 //! * `faults`: segment corruption for tests.
 //! * [`config`]: [`PeerConfig`], [`Faults`], socket addresses; [`log`]: the message log;
 //!   [`pool`]: vppinfra-style pools.

@@ -17,39 +17,9 @@
 use vcl_codec::msg::{Connect, Ip46, TransportProto};
 use vcl_codec::session_error::*;
 
-use crate::session::{thread_of, Kind};
+use crate::vpp::kinds::{Kind, Quic};
+use crate::vpp::sessions::thread_of;
 use crate::vpp::state::{State, INVALID};
-
-/// The QUIC role of a cut-through pair's side.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Quic {
-    /// Plain cut-through.
-    #[default]
-    No,
-    /// A QUIC connection.
-    Conn,
-    /// A stream of connection `conn` (this side's); `other` is the other end's connection;
-    /// `unidir`: opened one-way (TRANSPORT_CFG_F_UNIDIRECTIONAL).
-    Stream { conn: u64, other: u64, unidir: bool },
-}
-
-impl Quic {
-    /// The role of the client side of a pair whose server side has this one.
-    pub fn client_side(self) -> Quic {
-        match self {
-            Quic::Stream {
-                conn,
-                other,
-                unidir,
-            } => Quic::Stream {
-                conn: other,
-                other: conn,
-                unidir,
-            },
-            q => q,
-        }
-    }
-}
 
 impl State {
     fn quic_of(&self, h: u64) -> Quic {

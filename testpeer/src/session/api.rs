@@ -23,7 +23,8 @@ use vcl_codec::ext_cfg::ExtCfg;
 
 use crate::session::listen::ip_is_local;
 use crate::session::secure::has_crypto;
-use crate::session::{Kind, SessState};
+use crate::vpp::kinds::Kind;
+use crate::vpp::sessions::SessState;
 use crate::vpp::state::{State, WrkEvt, INVALID};
 
 /// One session as tests see it.

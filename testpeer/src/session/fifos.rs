@@ -14,8 +14,9 @@ use vcl_codec::session_error::{
 use vcl_svm::fifo_segment::FifoSegment;
 use vcl_svm::Segment;
 
-use crate::session::{FifoLoc, Session};
-use crate::vpp::segment_manager::{segment_handle, SegOwner, DEFAULT_FIFO_SIZE};
+use crate::vpp::kinds::Kind;
+use crate::vpp::segment_manager::{segment_handle, FifoLoc, SegOwner, DEFAULT_FIFO_SIZE};
+use crate::vpp::sessions::Session;
 use crate::vpp::state::{State, WrkEvt};
 
 /// Allocate an rx and a tx fifo in `seg`'s slice `slice`; both or neither.
@@ -130,7 +131,7 @@ impl State {
     /// `segment_manager_dealloc_fifos` for a session's own fifos (CT server fifos are shared
     /// and released by the CT code).
     pub fn dealloc_session_fifos(&mut self, s: &Session) {
-        if let crate::session::Kind::Ct(ct) = &s.kind {
+        if let Kind::Ct(ct) = &s.kind {
             if !ct.is_client {
                 return;
             }

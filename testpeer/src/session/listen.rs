@@ -26,9 +26,9 @@ use vcl_codec::session_error::*;
 
 use vcl_codec::ext_cfg::ExtCfg;
 
-use crate::session::secure::ListenCrypto;
-use crate::session::{AppListener, EpKey, Kind, SessState};
+use crate::vpp::kinds::{Kind, UdpListen};
 use crate::vpp::segment_manager::SegManager;
+use crate::vpp::sessions::{AppListener, EpKey, ListenCrypto, SessState};
 use crate::vpp::state::{State, WrkEvt, INVALID};
 
 /// `session_endpoint_is_local`: zero or loopback.
@@ -247,7 +247,7 @@ impl State {
         }
         if global {
             let kind = match udp {
-                Some(sock) => Kind::UdpListener(Box::new(crate::transport::udp::UdpListen {
+                Some(sock) => Kind::UdpListener(Box::new(UdpListen {
                     sock,
                     // tls.c listens for DTLS on UDP with TRANSPORT_CFG_F_CONNECTED
                     connected: m.flags & 1 != 0 || dtls,

@@ -1,10 +1,9 @@
-//! The session layer's objects (session.c / session_types.h): sessions in per-thread pools
-//! (handle = `thread << 32 | index`, listeners on thread 0 like `listen_session_alloc (0, ..)`),
-//! app listeners (application.c `app_listener_t`), the lookup tables, and the generic state
-//! machine the transports drive: `session_transport_closing_notify`,
-//! `session_transport_reset_notify`, `session_transport_closed_notify`,
-//! `session_transport_delete_notify`, `session_close`, `session_reset`,
-//! `session_transport_close`, `session_transport_reset` and the cleanup notifications.
+//! The session layer (session.c) over the objects of `vpp::sessions`: lookups in the session
+//! pools, allocation and thread placement, and the generic state machine the transports drive:
+//! `session_transport_closing_notify`, `session_transport_reset_notify`,
+//! `session_transport_closed_notify`, `session_transport_delete_notify`, `session_close`,
+//! `session_reset`, `session_transport_close`, `session_transport_reset` and the cleanup
+//! notifications.
 //! Everything runs under the state lock (VPP's barrier); the notifications are queued per
 //! worker per thread and built when the thread flushes them (`crate::events`).
 
@@ -13,182 +12,11 @@ pub mod fifos;
 pub mod listen;
 pub mod secure;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use vcl_codec::msg::{CleanupType, TransportEndpoint};
-use vcl_svm::fifo::{Fifo, FifoHandle};
-use vcl_svm::Segment;
 
-use crate::ct::CtConn;
-use crate::pool::Pool;
-use crate::transport::TcpConn;
+use crate::vpp::kinds::Kind;
+use crate::vpp::sessions::{index_of, thread_of, SessState, Session};
 use crate::vpp::state::{State, WrkEvt, INVALID};
-
-/// `session_state_t`, in VPP's order (comparisons matter).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SessState {
-    Created,
-    Listening,
-    Connecting,
-    Accepting,
-    Ready,
-    Opened,
-    TransportClosing,
-    Closing,
-    AppClosed,
-    TransportClosed,
-    Closed,
-    TransportDeleted,
-}
-
-/// Where a fifo lives: its segment (kept mapped while the session holds it), the segment's
-/// handle and the fsh offset VPP announces.
-#[derive(Clone)]
-pub struct FifoLoc {
-    handle: FifoHandle,
-    pub seg_handle: u64,
-    pub off: u64,
-}
-
-impl FifoLoc {
-    /// The fifo at `off` in `seg`, validated once here (None if it does not validate).
-    pub fn new(seg: Arc<Segment>, seg_handle: u64, off: u64) -> Option<FifoLoc> {
-        let handle = FifoHandle::new(seg, off).ok()?;
-        Some(FifoLoc {
-            handle,
-            seg_handle,
-            off,
-        })
-    }
-
-    /// The fifo, to operate on.
-    pub fn fifo(&self) -> Fifo<'_> {
-        self.handle.fifo()
-    }
-
-    /// The segment the fifo lives in.
-    pub fn seg(&self) -> &Arc<Segment> {
-        self.handle.segment()
-    }
-}
-
-/// What carries the session.
-pub enum Kind {
-    /// A listen session (global scope: may own a kernel listening socket).
-    Listener(Option<std::net::TcpListener>),
-    /// A TCP session backed by a kernel socket on loopback.
-    Tcp(Box<TcpConn>),
-    /// A cut-through session.
-    Ct(Box<CtConn>),
-    /// A UDP listener (global scope) with its kernel socket.
-    UdpListener(Box<crate::transport::udp::UdpListen>),
-    /// A connected or accepted UDP session.
-    Udp(Box<crate::transport::udp::UdpConn>),
-    /// A worker's connectionless session of the UDP listener (its handle).
-    UdpCl(u64),
-}
-
-impl Kind {
-    /// Listen sessions (TCP or UDP), not the per-worker connectionless ones.
-    pub fn is_listener(&self) -> bool {
-        matches!(self, Kind::Listener(_) | Kind::UdpListener(_))
-    }
-
-    /// Sessions whose fifos carry datagrams through a kernel UDP socket.
-    pub fn is_udp(&self) -> bool {
-        matches!(self, Kind::Udp(_) | Kind::UdpCl(_))
-    }
-}
-
-/// `session_t`.
-pub struct Session {
-    pub thread: u8,
-    pub index: u32,
-    pub state: SessState,
-    /// Global app worker index, `INVALID` once detached
-    /// (docs/wire.md#accepted_reply-with-an-error).
-    pub app_wrk: u32,
-    pub listener_handle: u64,
-    /// `SESSION_F_RX_READY`.
-    pub rx_ready: bool,
-    /// `SESSION_F_APP_CLOSED`.
-    pub app_closed: bool,
-    /// `SESSION_F_RX_EVT`: an RX notification is queued.
-    pub rx_evt: bool,
-    /// The fifos' `app_session_index` (what IO events to the app carry).
-    pub app_session_index: u32,
-    pub rx: Option<FifoLoc>,
-    pub tx: Option<FifoLoc>,
-    /// Segment manager the fifos came from.
-    pub sm: u32,
-    pub lcl: TransportEndpoint,
-    pub rmt: TransportEndpoint,
-    /// App listener index (listeners only).
-    pub al: u32,
-    pub kind: Kind,
-}
-
-impl Session {
-    pub fn handle(&self) -> u64 {
-        (u64::from(self.thread) << 32) | u64::from(self.index)
-    }
-
-    pub fn is_ct(&self) -> bool {
-        matches!(self.kind, Kind::Ct(_))
-    }
-}
-
-/// Key of the lookup tables: (is_ip4, ip, port).
-pub type EpKey = (bool, [u8; 16], u16);
-
-/// `app_listener_t`.
-pub struct AppListener {
-    pub app_index: u32,
-    /// wrk_map_index → listener segment manager of that worker.
-    pub workers: std::collections::BTreeMap<u32, u32>,
-    pub accept_rotor: u32,
-    /// Global-scope listen session handle.
-    pub session: Option<u64>,
-    /// Local-scope (CT) listen session handle.
-    pub local: Option<u64>,
-    pub ls_handle: u64,
-    /// The transport it listens with, and (TLS/QUIC) its crypto.
-    pub proto: vcl_codec::msg::TransportProto,
-    pub crypto: secure::ListenCrypto,
-}
-
-/// Session layer tables.
-#[derive(Default)]
-pub struct Sessions {
-    /// One pool per VPP thread.
-    pub pools: Vec<Pool<Session>>,
-    pub listeners: Pool<AppListener>,
-    /// Namespace global table (fib 0) and local table: endpoint → listen session handle.
-    pub global: HashMap<EpKey, u64>,
-    pub local: HashMap<EpKey, u64>,
-    /// Round-robin counter for placing new sessions on threads.
-    pub n_sessions: u32,
-    /// Connection sessions ever allocated: (cut-through, transport). Tests check which kind a
-    /// run used; a short run can come and go between two looks at the live sessions.
-    pub ever: (u32, u32),
-    /// Ephemeral ports handed to local-only listeners bound to port 0.
-    pub next_local_port: u16,
-    /// CT fifo pairs still referenced: (segment handle, server rx offset) → references.
-    pub ct_refs: HashMap<(u64, u64), u8>,
-    /// CT segments per (server listener sm, client wrk, server wrk) → segment index.
-    pub ct_segs: HashMap<(u32, u32, u32), u32>,
-    /// Kernel connects in progress (half-open sessions).
-    pub half_opens: Pool<crate::transport::HalfOpen>,
-}
-
-pub fn thread_of(h: u64) -> u8 {
-    (h >> 32) as u8
-}
-
-pub fn index_of(h: u64) -> u32 {
-    h as u32
-}
 
 impl State {
     pub fn sess(&self, h: u64) -> Option<&Session> {

@@ -16,6 +16,7 @@ use vcl_codec::sapi::crypto_engine;
 use vcl_codec::session_error::*;
 use vcl_svm::fifo_segment::FifoSegment;
 
+use crate::vpp::sessions::ListenCrypto;
 use crate::vpp::state::State;
 
 /// The datagram a DTLS client's socket sends first, standing in for the handshake: the
@@ -24,12 +25,6 @@ pub const DTLS_HELLO: &[u8] = b"vcl-testpeer DTLS handshake (plaintext stand-in)
 
 /// tls_openssl.h `DTLSO_MAX_BUFSIZE`: a larger datagram from the app is dropped.
 pub const DTLS_MAX_RECORD: usize = 16 << 10;
-
-/// The crypto a listener was started with (what its handshakes use).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ListenCrypto {
-    pub ckpair: u32,
-}
 
 /// Protocols that need a crypto ext config.
 pub fn has_crypto(p: TransportProto) -> bool {

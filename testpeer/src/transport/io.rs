@@ -18,9 +18,8 @@ use nix::sys::socket::{
 };
 use vcl_codec::session_error::{SESSION_E_REFUSED, SESSION_E_SYSCALL, SESSION_E_TIMEDOUT};
 
-use crate::session::Kind;
 use crate::shared::Shared;
-use crate::transport::HalfOpen;
+use crate::vpp::kinds::{HalfOpen, Kind};
 use crate::vpp::state::State;
 
 /// Longest poll per round (bounds timer and wake-up latency).

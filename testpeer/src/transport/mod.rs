@@ -18,14 +18,15 @@ pub mod udp;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use vcl_codec::msg::{Ip46, TransportEndpoint};
 use vcl_codec::session_error::SESSION_E_REFUSED;
 use vcl_svm::fifo::notify::SVM_FIFO_WANT_DEQ_NOTIF;
 
-use crate::session::{Kind, SessState};
+use crate::vpp::kinds::{HalfOpen, Kind, TcpConn, TcpSt};
+use crate::vpp::sessions::SessState;
 use crate::vpp::state::{State, WrkEvt, INVALID};
 
 /// `tcp_cfg.cleanup_time`.
@@ -38,69 +39,6 @@ pub const FIN_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const IO_BUDGET: usize = 1 << 20;
 /// Copy buffer for one read/write.
 const CHUNK: usize = 16 << 10;
-
-/// TCP states the emulation distinguishes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TcpSt {
-    Established,
-    CloseWait,
-    FinWait1,
-    FinWait2,
-    LastAck,
-    TimeWait,
-    Closed,
-}
-
-/// A kernel-backed TCP connection (`tcp_connection_t`).
-pub struct TcpConn {
-    pub sock: Option<TcpStream>,
-    pub st: TcpSt,
-    /// `TCP_CONN_FINPNDG`: FIN goes out once tx drained.
-    pub fin_pending: bool,
-    /// `TCP_CONN_FINRCVD`.
-    pub fin_rcvd: bool,
-    pub fin_sent: bool,
-    /// Peer FIN read (stop polling for input).
-    pub rd_eof: bool,
-    /// Rx fifo full: not reading until space appears.
-    pub rx_paused: bool,
-    /// Tx scheduled (has_event held by the peer) and, when `tx_blocked`, waiting for POLLOUT.
-    pub tx_pending: bool,
-    pub tx_blocked: bool,
-    /// Bytes read from the kernel that did not fit in the rx fifo (at most one chunk).
-    pub pending_rx: Vec<u8>,
-    /// When the transport gets deleted (`tcp_program_cleanup` / TIME_WAIT expiry).
-    pub cleanup_at: Option<Instant>,
-    /// FIN_WAIT give-up time (the WAITCLOSE timer).
-    pub fin_wait_until: Option<Instant>,
-}
-
-impl TcpConn {
-    pub fn new(sock: TcpStream) -> TcpConn {
-        TcpConn {
-            sock: Some(sock),
-            st: TcpSt::Established,
-            fin_pending: false,
-            fin_rcvd: false,
-            fin_sent: false,
-            rd_eof: false,
-            rx_paused: false,
-            tx_pending: false,
-            tx_blocked: false,
-            pending_rx: Vec::new(),
-            cleanup_at: None,
-            fin_wait_until: None,
-        }
-    }
-}
-
-/// A kernel connect in progress (a half-open session).
-pub struct HalfOpen {
-    pub sock: OwnedFd,
-    pub app_wrk: u32,
-    pub ctx: u32,
-    pub started: Instant,
-}
 
 /// `transport_endpoint_t` of a socket address.
 pub fn endpoint(a: SocketAddr) -> TransportEndpoint {

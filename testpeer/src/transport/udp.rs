@@ -23,7 +23,6 @@
 //!   the network, swap each received pair.
 //! - DTLS rides on the same sockets as plaintext (`crate::session::secure`, docs/wire.md#dtls).
 
-use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 
@@ -31,47 +30,15 @@ use vcl_codec::msg::{CtrlMsg, Ip46, Migrated, TransportEndpoint};
 use vcl_codec::session_error::*;
 use vcl_svm::fifo::segs::{SessionDgramHdr, SESSION_CONN_HDR_LEN};
 
-use crate::session::{Kind, SessState};
 use crate::transport::endpoint;
+use crate::vpp::kinds::{Kind, UdpConn, UdpListen};
+use crate::vpp::sessions::SessState;
 use crate::vpp::state::{State, WrkEvt, INVALID};
 
 /// Datagrams moved per service call and direction.
 const DGRAM_BUDGET: usize = 256;
 /// Largest datagram read from or written to a kernel socket.
 pub const MAX_DGRAM: usize = 65_535;
-
-/// A connected UDP session (client) or one accepted by a connected listener (`sock` None:
-/// it sends through the listener `ls`'s socket to `peer`).
-pub struct UdpConn {
-    pub sock: Option<UdpSocket>,
-    pub ls: u64,
-    pub peer: SocketAddr,
-    pub migrated: bool,
-    /// Tx data left behind (kernel buffer full): retried by the timers.
-    pub tx_pending: bool,
-    /// Reorder fault: the datagram held back until the next one.
-    pub held: Option<Vec<u8>>,
-    /// Datagrams received (the drop fault counts them).
-    pub n_rx: u64,
-    /// A DTLS session: never migrates as the app sees it, records of at most 16 KB.
-    pub dtls: bool,
-}
-
-/// A UDP listener's kernel socket and what hangs off it.
-pub struct UdpListen {
-    pub sock: UdpSocket,
-    /// TRANSPORT_CFG_F_CONNECTED: one accepted session per sender.
-    pub connected: bool,
-    /// Connectionless: wrk_map_index → that worker's cl session (thread 0).
-    pub cl: BTreeMap<u32, u64>,
-    /// Connected: sender → its accepted session.
-    pub flows: HashMap<SocketAddr, u64>,
-    /// Datagrams received (the drop fault counts them).
-    pub n_rx: u64,
-    pub held: Option<(SocketAddr, Vec<u8>)>,
-    /// A DTLS listener: a sender is accepted by its handshake datagram only.
-    pub dtls: bool,
-}
 
 /// `transport_cl_thread`: the first worker when there are workers.
 pub fn cl_thread(st: &State) -> u8 {

@@ -7,6 +7,7 @@ use std::io;
 use std::sync::Arc;
 
 use vcl_codec::sapi::{app_flags, opt};
+use vcl_svm::fifo::{Fifo, FifoHandle};
 use vcl_svm::fifo_segment::FifoSegment;
 use vcl_svm::Segment;
 
@@ -106,6 +107,37 @@ pub struct SegManager {
 /// `segment_manager_segment_handle`).
 pub fn segment_handle(sm_index: u32, seg_index: u32) -> u64 {
     (u64::from(sm_index) << 32) | u64::from(seg_index)
+}
+
+/// Where a fifo lives: its segment (kept mapped while the session holds it), the segment's
+/// handle and the fsh offset VPP announces.
+#[derive(Clone)]
+pub struct FifoLoc {
+    handle: FifoHandle,
+    pub seg_handle: u64,
+    pub off: u64,
+}
+
+impl FifoLoc {
+    /// The fifo at `off` in `seg`, validated once here (None if it does not validate).
+    pub fn new(seg: Arc<Segment>, seg_handle: u64, off: u64) -> Option<FifoLoc> {
+        let handle = FifoHandle::new(seg, off).ok()?;
+        Some(FifoLoc {
+            handle,
+            seg_handle,
+            off,
+        })
+    }
+
+    /// The fifo, to operate on.
+    pub fn fifo(&self) -> Fifo<'_> {
+        self.handle.fifo()
+    }
+
+    /// The segment the fifo lives in.
+    pub fn seg(&self) -> &Arc<Segment> {
+        self.handle.segment()
+    }
 }
 
 /// Who a new segment is for (its name is `seg-<app>-<wrk>-<counter>`).

@@ -16,6 +16,7 @@ use crate::pool::Pool;
 use crate::sapi::socket;
 use crate::vpp::segment_manager::{SegManager, SmProps};
 use crate::vpp::segments::AppMq;
+use crate::vpp::sessions::Sessions;
 
 /// The only app namespace the peer has: `default`, index 0.
 pub const NS_INDEX: u32 = 0;
@@ -136,7 +137,7 @@ pub struct State {
     /// Set when a fault asks the whole peer to die.
     pub dead: bool,
     /// Sessions, listeners and lookup tables.
-    pub sessions: crate::session::Sessions,
+    pub sessions: Sessions,
 }
 
 /// Duplicate an fd we own so a reply can carry it after the lock is released.
@@ -173,7 +174,7 @@ impl State {
             io_gate: Default::default(),
             log: MsgLog::new(log_cap),
             dead: false,
-            sessions: crate::session::Sessions::default(),
+            sessions: Sessions::default(),
         };
         st.sessions.pools = (0..threads).map(|_| Pool::default()).collect();
         st.sessions.next_local_port = 49152;
