@@ -84,6 +84,13 @@ pub(crate) struct Registration {
     /// Edge-triggered: more ACCEPTEDs arrived while one was pending. Upstream reports one
     /// EPOLLIN per ACCEPTED, and vppcom apps (VPP's vcl_test_server) accept once per event.
     pub more_accepts: u32,
+    /// Edge-triggered stream session: its rx fifo's tail when it was last reported readable.
+    /// An EPOLLIN edge means bytes arrived since; VPP's event for bytes already reported (the
+    /// wait looked at the fifo first, `epoll::probe_hot`) makes no second edge.
+    pub edge_tail: Option<u32>,
+    /// Edge-triggered: the rx tail a waiting epoll_wait last saw there, and since when
+    /// (`epoll::probe_hot` reports bytes once they stop arriving, or in bulk).
+    pub probe_seen: Option<(u32, std::time::Instant)>,
 }
 
 impl Registration {
@@ -279,6 +286,8 @@ mod tests {
             data: 0,
             pending: Events::NONE,
             more_accepts: 0,
+            edge_tail: None,
+            probe_seen: None,
         }
     }
 

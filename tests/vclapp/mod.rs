@@ -157,6 +157,12 @@ pub fn with_peer_cfg(
 
 /// Child mode: an epoll echo server serving `n` sessions, then exiting.
 pub fn echo_server(port: u16, n: usize) {
+    echo_server_with(port, n, 0);
+}
+
+/// [`echo_server`] registering its sessions with `extra` epoll flags too (EPOLLET). It reads
+/// until EAGAIN on every event, so it works either way.
+pub fn echo_server_with(port: u16, n: usize, extra: u32) {
     // SAFETY: (every call in this block) plain calls into our own C ABI with valid pointers.
     unsafe {
         assert_eq!(vppcom_app_create(c"echo-server".as_ptr()), 0);
@@ -190,7 +196,7 @@ pub fn echo_server(port: u16, n: usize) {
                         vppcom_session_accept(ls as u32, &mut pe, libc::O_NONBLOCK as u32)
                     {
                         let mut ev = libc::epoll_event {
-                            events: (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
+                            events: (libc::EPOLLIN | libc::EPOLLRDHUP) as u32 | extra,
                             u64: cs as u64,
                         };
                         vppcom_epoll_ctl(vep, libc::EPOLL_CTL_ADD, cs as u32, &mut ev);
