@@ -117,14 +117,6 @@ pub(crate) fn readiness(s: &Session) -> Events {
     ev
 }
 
-/// Whether `sh` names a datagram session (the io.rs dispatch).
-pub(crate) fn is_dgram_handle(w: &Worker, ss: &Sessions, sh: u32) -> bool {
-    ss.lookup(w.index, sh)
-        .ok()
-        .and_then(|i| ss.get(i))
-        .is_some_and(|s| s.is_dgram() && !s.is_vep)
-}
-
 fn ep_of(ip: [u8; 16], port_net: u16, is_ip4: bool) -> Endpoint {
     Endpoint {
         is_ip4,

@@ -131,12 +131,11 @@ fn ensure_readable(
     }
 }
 
-/// The open session `sh` names and its fifos, borrowed (the fast paths: no clone).
-fn open_ref<'s>(w: &Worker, ss: &'s Sessions, sh: u32) -> Option<(u32, &'s Session, &'s Fifos)> {
-    let i = lookup(w, ss, sh).ok()?;
+/// Open session `i`'s fifos, borrowed (the fast paths: no clone).
+fn open_ref(ss: &Sessions, i: u32) -> Option<&Fifos> {
     let s = ss.get(i)?;
     match &s.fifos {
-        Some(f) if !s.is_vep && is_open(s) => Some((i, s, f)),
+        Some(f) if !s.is_vep && is_open(s) => Some(f),
         _ => None,
     }
 }
@@ -146,11 +145,11 @@ fn open_ref<'s>(w: &Worker, ss: &'s Sessions, sh: u32) -> Option<(u32, &'s Sessi
 fn read_ready(
     w: &Worker,
     ss: &mut Sessions,
-    sh: u32,
+    i: u32,
     buf: &mut [u8],
     peek: bool,
 ) -> Option<Result<usize>> {
-    let (i, _, f) = open_ref(w, ss, sh)?;
+    let f = open_ref(ss, i)?;
     let rx = f.rx.fifo();
     if rx.max_dequeue_cons() == 0 {
         return None;
@@ -220,14 +219,16 @@ fn coalesce(ss: &mut MutexGuard<'_, Sessions>, i: u32, want: usize) {
 /// vppcom_session_read (and peek).
 pub fn read(w: &Worker, sh: u32, buf: &mut [u8], peek: bool) -> Result<usize> {
     let mut ss = w.sessions.lock();
-    if super::dgram::is_dgram_handle(w, &ss, sh) {
-        return super::dgram::read(w, ss, sh, buf, peek);
-    }
+    // one lookup for the fast path; a handle that names nothing open takes the general path,
+    // which reports why
     if let Ok(i) = lookup(w, &ss, sh) {
+        if ss.get(i).is_some_and(|s| s.is_dgram() && !s.is_vep) {
+            return super::dgram::read(w, ss, sh, buf, peek);
+        }
         coalesce(&mut ss, i, buf.len());
-    }
-    if let Some(r) = read_ready(w, &mut ss, sh, buf, peek) {
-        return r;
+        if let Some(r) = read_ready(w, &mut ss, i, buf, peek) {
+            return r;
+        }
     }
     let (i, f) = open_session(w, &mut ss, sh)?;
     if let Some(n) = ensure_readable(w, &mut ss, i, &f)? {

@@ -6,12 +6,13 @@
 #![allow(unsafe_code)]
 
 use std::sync::atomic::Ordering;
+use std::sync::{MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use super::layout::{atomic_add, rd_u32, wr_u32, MsgSlot, Q_CURSIZE, Q_HEAD, R_CURSIZE, R_HEAD};
 use super::queue::RingGeom;
 use super::sync::{evt_wait, monotonic_deadline};
-use super::{MsgQueue, SegmentRef, EVENT_PAYLOAD_OFFSET, MAX_ELT_SIZE};
+use super::{MsgQueue, SegmentRef, EVENT_PAYLOAD_OFFSET};
 use crate::segment::{Result, SvmError};
 
 /// Slots taken from the queue per round.
@@ -50,26 +51,23 @@ impl<'a> Event<'a> {
 /// Exclusive consumer of a queue (one per handle; the protocol allows one per queue).
 pub struct Consumer<'q, S: SegmentRef> {
     q: &'q MsgQueue<S>,
-    /// Where elements are copied to before being handed out (kept here, not re-zeroed per call).
-    buf: [u8; MAX_ELT_SIZE as usize],
+    /// Where elements are copied to before being handed out: the queue's own buffer, whose
+    /// lock this consumer holds (`MsgQueue::consumer_buf`).
+    buf: MutexGuard<'q, Box<[u8]>>,
 }
 
 impl<S: SegmentRef> MsgQueue<S> {
     /// Become the queue's consumer. Fails if this handle already has one.
     pub fn consumer(&self) -> Result<Consumer<'_, S>> {
-        if self.consumer_taken.swap(true, Ordering::Acquire) {
-            return Err(SvmError::Os("mq consumer already taken", libc::EBUSY));
-        }
-        Ok(Consumer {
-            q: self,
-            buf: [0; MAX_ELT_SIZE as usize],
-        })
-    }
-}
-
-impl<S: SegmentRef> Drop for Consumer<'_, S> {
-    fn drop(&mut self) {
-        self.q.consumer_taken.store(false, Ordering::Release);
+        let buf = match self.consumer_buf.try_lock() {
+            Ok(b) => b,
+            // a consumer that panicked left nothing half-done in the buffer: it is scratch space
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                return Err(SvmError::Os("mq consumer already taken", libc::EBUSY))
+            }
+        };
+        Ok(Consumer { q: self, buf })
     }
 }
 
@@ -111,7 +109,7 @@ impl<'q, S: SegmentRef> Consumer<'q, S> {
     fn dequeue_inner<F: FnMut(Event<'_>)>(&mut self, max: usize, mut f: F) -> Result<usize> {
         let mut slots = [0u64; BATCH];
         let q = self.q;
-        let buf = &mut self.buf;
+        let buf = &mut self.buf[..];
         let mut done = 0;
         while done < max {
             let want = (max - done).min(BATCH);
@@ -253,8 +251,16 @@ fn copy_and_free<S: SegmentRef>(q: &MsgQueue<S>, slot: MsgSlot, buf: &mut [u8]) 
         )));
     }
     let len = g.elsize as usize;
-    // SAFETY: head < nitems, so the element is inside the ring; len <= MAX_ELT_SIZE == buf.len()
-    // (attach caps elsize). The producer finished writing it before publishing the slot (release on
+    if len > buf.len() {
+        return Err(SvmError::Corrupt(format!(
+            "mq at {}: ring {} elements of {len} bytes, more than the {}-byte copy buffer",
+            q.offset(),
+            slot.ring_index,
+            buf.len()
+        )));
+    }
+    // SAFETY: head < nitems, so the element is inside the ring; len <= buf.len(), checked
+    // above (attach caps elsize at MAX_ELT_SIZE, the consumer buffer's size). The producer finished writing it before publishing the slot (release on
     // cursize, acquired in take_slots).
     unsafe {
         std::ptr::copy_nonoverlapping(q.elt_ptr(&g, head), buf.as_mut_ptr(), len);
