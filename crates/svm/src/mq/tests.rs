@@ -554,3 +554,24 @@ fn a_corrupt_queue_stays_corrupt_and_waits_fail_fast() {
     s.store::<u32>(qh + 96, 1).unwrap(); // "repaired" by the peer: still not trusted
     assert!(corrupt_err(c.dequeue(64, |_| ())).contains("corrupt earlier"));
 }
+
+#[test]
+fn a_consumer_that_panicked_leaves_the_queue_consumable() {
+    let s = seg(1 << 20);
+    let q = MsgQueue::init(&s, OFF, &small(4, 4, 2)).unwrap();
+    q.send_io(0, 1, SendMode::Block).unwrap();
+    let r = std::panic::catch_unwind(|| {
+        let _c = q.consumer().unwrap();
+        panic!("app code panicked while holding the consumer");
+    });
+    assert!(r.is_err());
+    // the copy buffer's lock is poisoned, not lost: the next consumer gets it, and the element
+    // the first one never took is still there
+    let mut c = q.consumer().unwrap();
+    let mut got = Vec::new();
+    c.dequeue(8, |e| got.push(e.data.len())).unwrap();
+    assert_eq!(got, [18]);
+    assert!(q.consumer().is_err());
+    drop(c);
+    assert!(q.consumer().is_ok());
+}
