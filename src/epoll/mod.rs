@@ -183,7 +183,11 @@ fn collect(ss: &mut Sessions, vep: u32, out: &mut [(Events, u64)]) -> usize {
             continue;
         };
         let now = readiness(s);
-        let tail = rx_tail(s);
+        // edge-triggered members only: level-triggered ones re-read readiness instead
+        let tail =
+            s.ep.as_ref()
+                .filter(|r| r.events.intersects(Events::ET))
+                .and_then(|_| rx_tail(s));
         let Some(reg) =
             s.ep.as_mut()
                 .filter(|r| r.vep == vep && !r.pending.is_empty())
