@@ -131,9 +131,8 @@ fn ensure_readable(
     }
 }
 
-/// Open session `i`'s fifos, borrowed (the fast paths: no clone).
-fn open_ref(ss: &Sessions, i: u32) -> Option<&Fifos> {
-    let s = ss.get(i)?;
+/// An open session's fifos, borrowed (the fast paths: no clone).
+fn open_ref(s: &Session) -> Option<&Fifos> {
     match &s.fifos {
         Some(f) if !s.is_vep && is_open(s) => Some(f),
         _ => None,
@@ -149,7 +148,7 @@ fn read_ready(
     buf: &mut [u8],
     peek: bool,
 ) -> Option<Result<usize>> {
-    let f = open_ref(ss, i)?;
+    let f = open_ref(ss.get(i)?)?;
     let rx = f.rx.fifo();
     if rx.max_dequeue_cons() == 0 {
         return None;
@@ -383,18 +382,15 @@ pub fn write(w: &Worker, sh: u32, buf: &[u8], flush: bool) -> Result<usize> {
         if s.is_dgram() && !s.is_vep {
             return super::dgram::write(w, ss, sh, buf, flush);
         }
-        match &s.fifos {
-            Some(f) if !s.is_vep && is_open(s) && !s.shut_wr && !s.vpp_gone => {
-                match f.tx.fifo().enqueue(buf) {
-                    Ok(n) => {
-                        signal_tx(w, s, f, flush);
-                        return Ok(n);
-                    }
-                    Err(vcl_svm::SvmError::Full) => {}
-                    Err(e) => return Err(fifo_err(e)),
+        if let Some(f) = open_ref(s).filter(|_| !s.shut_wr && !s.vpp_gone) {
+            match f.tx.fifo().enqueue(buf) {
+                Ok(n) => {
+                    signal_tx(w, s, f, flush);
+                    return Ok(n);
                 }
+                Err(vcl_svm::SvmError::Full) => {}
+                Err(e) => return Err(fifo_err(e)),
             }
-            _ => {}
         }
     }
     let (i, f) = open_session(w, &mut ss, sh)?;

@@ -265,21 +265,12 @@ impl Segment {
     /// inside the mapping and `off` (as an address) must be a multiple of `align`.
     #[inline]
     pub fn at(&self, off: u64, len: usize, align: usize) -> Result<*mut u8> {
-        let end = off.checked_add(len as u64);
-        match end {
-            Some(end) if end <= self.fsh_span() => {}
-            _ => return Err(self.outside(off, len)),
-        }
-        // SAFETY: fsh + off + len <= mapping length, checked above, so the pointer is in bounds.
-        let p = unsafe { self.map.as_mut_ptr().add((self.fsh + off) as usize) };
-        if align > 1 && (p as usize) % align != 0 {
-            return Err(misaligned(off, align));
-        }
-        Ok(p)
+        self.at_quick(off, len, align)
+            .ok_or_else(|| self.refusal(off, len, align))
     }
 
-    /// [`Segment::at`]'s checks without building an error (`None` if one fails), for the fifo
-    /// fast paths: a `Result` carrying an error string made each translation there cost ~30
+    /// [`Segment::at`] without building an error (`None` if a check fails), for the fifo fast
+    /// paths: a `Result` carrying an error string made each translation there cost ~30
     /// instructions, two per write.
     #[inline(always)]
     pub fn at_quick(&self, off: u64, len: usize, align: usize) -> Option<*mut u8> {
@@ -289,17 +280,21 @@ impl Segment {
         }
         // SAFETY: fsh + off + len <= mapping length, checked above, so the pointer is in bounds.
         let p = unsafe { self.map.as_mut_ptr().add((self.fsh + off) as usize) };
-        ((p as usize) % align == 0).then_some(p)
+        (align <= 1 || (p as usize) % align == 0).then_some(p)
     }
 
-    // The error paths of `at`, out of line so that its checks inline cheaply.
+    /// Why [`Segment::at_quick`] refused `off .. off + len` at `align`: out of line, so that the
+    /// checks inline cheaply.
     #[cold]
     #[inline(never)]
-    fn outside(&self, off: u64, len: usize) -> SvmError {
-        SvmError::Corrupt(format!(
-            "offset {off} + {len} bytes is outside the segment ({} bytes after fsh)",
-            self.fsh_span()
-        ))
+    pub(crate) fn refusal(&self, off: u64, len: usize, align: usize) -> SvmError {
+        match off.checked_add(len as u64) {
+            Some(end) if end <= self.fsh_span() => misaligned(off, align),
+            _ => SvmError::Corrupt(format!(
+                "offset {off} + {len} bytes is outside the segment ({} bytes after fsh)",
+                self.fsh_span()
+            )),
+        }
     }
 
     /// The inverse of [`Segment::at`]: fsh-relative offset of a pointer inside this segment.

@@ -17,17 +17,16 @@ pub(crate) unsafe trait Shared: Sized {}
 /// checked by [`Segment::at`]).
 #[inline]
 pub(crate) fn shared_ref<T: Shared>(seg: &Segment, off: u64) -> Result<&T> {
-    let p = seg.at(off, std::mem::size_of::<T>(), std::mem::align_of::<T>())?;
-    // SAFETY: `at` checked that `off .. off + size_of::<T>()` lies in the mapping and is aligned
-    // for T; T is made of atomics only (trait contract), so any bytes are a valid T and concurrent
-    // writes by the peer go through atomic cells. The mapping lives as long as `seg`.
-    Ok(unsafe { &*(p as *const T) })
+    let (size, align) = (std::mem::size_of::<T>(), std::mem::align_of::<T>());
+    shared_ref_quick(seg, off).ok_or_else(|| seg.refusal(off, size, align))
 }
 
 /// [`shared_ref`] without an error (`None` if a check fails), for the fifo fast paths.
 #[inline(always)]
 pub(crate) fn shared_ref_quick<T: Shared>(seg: &Segment, off: u64) -> Option<&T> {
     let p = seg.at_quick(off, std::mem::size_of::<T>(), std::mem::align_of::<T>())?;
-    // SAFETY: as in `shared_ref`: `at_quick` made the same bounds and alignment checks.
+    // SAFETY: `at_quick` checked that `off .. off + size_of::<T>()` lies in the mapping and is
+    // aligned for T; T is made of atomics only (trait contract), so any bytes are a valid T and
+    // concurrent writes by the peer go through atomic cells. The mapping lives as long as `seg`.
     Some(unsafe { &*(p as *const T) })
 }

@@ -57,26 +57,30 @@ impl FifoHandle {
     /// The fifo, to operate on.
     #[inline]
     pub fn fifo(&self) -> Fifo<'_> {
-        // Both pointers were derived through `Segment::at` (bounds and alignment checked) from
-        // the mapping `self.seg` keeps alive for at least `&self`'s lifetime, and their targets
-        // consist of atomics, valid for any bytes the peer writes.
-        // SAFETY: see above.
-        let (fsh, shr) = unsafe { (self.fsh.as_ref(), self.shr.as_ref()) };
+        // SAFETY: as for `shr` in `shared`: derived through `Segment::at` from the mapping
+        // `self.seg` keeps alive, and made of atomics.
+        let fsh = unsafe { self.fsh.as_ref() };
         Fifo::from_parts(
             FifoSegment::from_checked(&self.seg, fsh, self.info),
-            shr,
+            self.shared(),
             self.off,
         )
         .with_cache(&self.cache)
     }
 
+    /// The fifo's shared header.
+    #[inline]
+    fn shared(&self) -> &SvmFifoShared {
+        // SAFETY: the pointer was derived through `Segment::at` (bounds and alignment checked)
+        // from the mapping `self.seg` keeps alive for at least `&self`'s lifetime, and its
+        // target consists of atomics, valid for any bytes the peer writes.
+        unsafe { self.shr.as_ref() }
+    }
+
     /// [`Fifo::set_event`] without building a view.
     #[inline]
     pub fn set_event(&self) -> bool {
-        // SAFETY: as in `fifo`: a checked pointer into the mapping `self.seg` keeps alive,
-        // to a struct of atomics.
-        let shr = unsafe { self.shr.as_ref() };
-        shr.signals.set_event()
+        self.shared().signals.set_event()
     }
 
     /// The segment the fifo lives in.
