@@ -139,20 +139,38 @@ fn open_ref(s: &Session) -> Option<&Fifos> {
     }
 }
 
-/// Read's fast path: an open session with bytes queued (what the general path does in that
-/// case, without cloning the fifo handles). None: take the general path.
+/// Read's fast path: an open stream session with bytes queued (what the general path does in
+/// that case, without cloning the fifo handles). None: take the general path.
+#[inline(always)]
 fn read_ready(
     w: &Worker,
-    ss: &mut Sessions,
+    ss: &mut MutexGuard<'_, Sessions>,
     i: u32,
     buf: &mut [u8],
     peek: bool,
 ) -> Option<Result<usize>> {
-    let f = open_ref(ss.get(i)?)?;
-    let rx = f.rx.fifo();
-    if rx.max_dequeue_cons() == 0 {
+    let multiplexed = ss.multiplexed;
+    let s = ss.get_mut(i)?;
+    if s.is_dgram() {
         return None;
     }
+    // (the cached tail answers when it covers the whole buffer)
+    let target = buf.len().min(COALESCE_BYTES);
+    let queued = open_ref(s)?.rx.fifo().max_dequeue_cons_for(target as u32);
+    // a blocking read in a stream lets the bytes gather first (see COALESCE_WAIT); an empty
+    // fifo ends the stream
+    if !multiplexed && !s.nonblocking {
+        let streaming = std::mem::replace(&mut s.rx_streaming, queued > 0);
+        if streaming && queued > 0 && (queued as usize) < target {
+            coalesce(ss, i, target);
+        }
+    }
+    if queued == 0 {
+        return None;
+    }
+    // (looked up again: the table was unlocked while bytes gathered)
+    let f = open_ref(ss.get(i)?)?;
+    let rx = f.rx.fifo();
     let r = if peek {
         rx.peek(0, buf)
     } else {
@@ -184,27 +202,17 @@ const COALESCE_BYTES: usize = 256 << 10;
 /// line the writer stores its tail to.
 const COALESCE_PAUSES: u32 = 512;
 
-/// [`COALESCE_WAIT`]: let a stream's bytes gather before a blocking read takes them.
-fn coalesce(ss: &mut MutexGuard<'_, Sessions>, i: u32, want: usize) {
-    if ss.multiplexed {
-        return;
-    }
-    // (datagram sessions took their own path before this)
-    let Some(s) = ss.get_mut(i).filter(|s| !s.nonblocking) else {
-        return;
-    };
-    let Some(f) = s.fifos.as_ref() else { return };
-    let queued = f.rx.fifo().max_dequeue_cons() as usize;
-    let streaming = std::mem::replace(&mut s.rx_streaming, queued > 0);
-    let target = want.min(COALESCE_BYTES);
-    if !streaming || queued == 0 || queued >= target {
-        return;
-    }
+/// [`COALESCE_WAIT`]: let session `i`'s bytes gather until `target` are queued, with the table
+/// unlocked.
+#[inline(never)]
+fn coalesce(ss: &mut MutexGuard<'_, Sessions>, i: u32, target: usize) {
     let wait = COALESCE_WAIT.min(Duration::from_micros(u64::from(wait::ceiling_us())));
     if wait.is_zero() {
         return;
     }
-    let f = f.clone();
+    let Some(f) = ss.get(i).and_then(|s| s.fifos.clone()) else {
+        return;
+    };
     MutexGuard::unlocked(ss, || {
         let end = Instant::now() + wait;
         while (f.rx.fifo().max_dequeue_cons() as usize) < target && Instant::now() < end {
@@ -215,18 +223,34 @@ fn coalesce(ss: &mut MutexGuard<'_, Sessions>, i: u32, want: usize) {
     });
 }
 
-/// vppcom_session_read (and peek).
+/// vppcom_session_read (and peek). Inlined into the C entry point: the fast path (one lookup;
+/// a stream session with bytes queued) runs in the caller's frame, the rest in
+/// [`read_general`].
+#[inline(always)]
 pub fn read(w: &Worker, sh: u32, buf: &mut [u8], peek: bool) -> Result<usize> {
     let mut ss = w.sessions.lock();
-    // one lookup for the fast path; a handle that names nothing open takes the general path,
-    // which reports why
+    // a handle that names nothing open takes the general path, which reports why
+    if let Ok(i) = lookup(w, &ss, sh) {
+        if let Some(r) = read_ready(w, &mut ss, i, buf, peek) {
+            return r;
+        }
+    }
+    read_general(w, ss, sh, buf, peek)
+}
+
+/// [`read`] when the fast path does not apply: datagrams, an empty fifo (wait, EOF or
+/// EAGAIN), and every error.
+#[inline(never)]
+fn read_general(
+    w: &Worker,
+    mut ss: MutexGuard<'_, Sessions>,
+    sh: u32,
+    buf: &mut [u8],
+    peek: bool,
+) -> Result<usize> {
     if let Ok(i) = lookup(w, &ss, sh) {
         if ss.get(i).is_some_and(|s| s.is_dgram() && !s.is_vep) {
             return super::dgram::read(w, ss, sh, buf, peek);
-        }
-        coalesce(&mut ss, i, buf.len());
-        if let Some(r) = read_ready(w, &mut ss, i, buf, peek) {
-            return r;
         }
     }
     let (i, f) = open_session(w, &mut ss, sh)?;
@@ -293,6 +317,7 @@ enum AfterRead {
 }
 
 impl AfterRead {
+    #[inline]
     fn apply(self, ss: &mut Sessions, i: u32) {
         match self {
             AfterRead::Nothing => {}
@@ -304,6 +329,7 @@ impl AfterRead {
 
 /// Clear has_event when drained (re-checking for a race) — or, for a blocking session, hold
 /// it — and send a dequeue notification if the producer asked for one.
+#[inline(always)]
 fn after_read(
     w: &Worker,
     ss: &Sessions,
@@ -313,18 +339,18 @@ fn after_read(
     n: u32,
     peek: bool,
 ) -> AfterRead {
-    let sig = f.rx_sig.fifo();
     let mut next = AfterRead::Nothing;
-    if rx.max_dequeue_cons() == 0 {
+    if rx.is_empty_cons() {
         if ss.get(i).is_some_and(holds) {
             next = AfterRead::Hold;
         } else if f.clear_rx_event() {
             next = AfterRead::Renotify;
         }
     }
-    if peek || n == 0 {
+    if peek || n == 0 || !f.rx_sig.wants_deq_ntf() {
         return next;
     }
+    let sig = f.rx_sig.fifo();
     if rx.needs_deq_ntf_signalled_by(&sig, n) {
         sig.clear_deq_ntf();
         if let Some(s) = ss.get(i) {
@@ -369,20 +395,20 @@ fn signal_tx(w: &Worker, s: &Session, f: &Fifos, flush: bool) {
 }
 
 /// vppcom_session_write / write_msg: enqueue, then TX (or TX_FLUSH) if has_event was 0.
+///
+/// Inlined into the C entry point: the fast path (one lookup; an open stream session,
+/// writable, with room in the fifo; no clone of the fifo handles) runs in the caller's frame,
+/// everything else in [`write_general`]. The enqueue itself finds out whether there is room (a
+/// separate look would read the consumer's position twice per write); a full fifo takes the
+/// general path.
+#[inline(always)]
 pub fn write(w: &Worker, sh: u32, buf: &[u8], flush: bool) -> Result<usize> {
     if buf.is_empty() {
         return Ok(0);
     }
-    let mut ss = w.sessions.lock();
-    // Fast path: one lookup; an open stream session, writable, with room in the fifo (no
-    // clone of the fifo handles). The enqueue itself finds out whether there is room (a
-    // separate look would read the consumer's position twice per write); a full fifo takes
-    // the general path.
+    let ss = w.sessions.lock();
     if let Some(s) = lookup(w, &ss, sh).ok().and_then(|i| ss.get(i)) {
-        if s.is_dgram() && !s.is_vep {
-            return super::dgram::write(w, ss, sh, buf, flush);
-        }
-        if let Some(f) = open_ref(s).filter(|_| !s.shut_wr && !s.vpp_gone) {
+        if let Some(f) = open_ref(s).filter(|_| !s.shut_wr && !s.vpp_gone && !s.is_dgram()) {
             match f.tx.fifo().enqueue(buf) {
                 Ok(n) => {
                     signal_tx(w, s, f, flush);
@@ -391,6 +417,24 @@ pub fn write(w: &Worker, sh: u32, buf: &[u8], flush: bool) -> Result<usize> {
                 Err(vcl_svm::SvmError::Full) => {}
                 Err(e) => return Err(fifo_err(e)),
             }
+        }
+    }
+    write_general(w, ss, sh, buf, flush)
+}
+
+/// [`write`] when the fast path does not apply: datagrams, a full fifo (wait or EAGAIN), and
+/// every error.
+#[inline(never)]
+fn write_general(
+    w: &Worker,
+    mut ss: MutexGuard<'_, Sessions>,
+    sh: u32,
+    buf: &[u8],
+    flush: bool,
+) -> Result<usize> {
+    if let Some(s) = lookup(w, &ss, sh).ok().and_then(|i| ss.get(i)) {
+        if s.is_dgram() && !s.is_vep {
+            return super::dgram::write(w, ss, sh, buf, flush);
         }
     }
     let (i, f) = open_session(w, &mut ss, sh)?;

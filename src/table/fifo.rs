@@ -29,6 +29,12 @@ impl FifoRef {
     pub(crate) fn set_event(&self) -> bool {
         self.0.set_event()
     }
+
+    /// Whether the producer asked for dequeue notifications ([`FifoHandle::wants_deq_ntf`]).
+    #[inline]
+    pub(crate) fn wants_deq_ntf(&self) -> bool {
+        self.0.wants_deq_ntf()
+    }
 }
 
 /// The rx and tx fifos of a session: `data` moves bytes, `sig` carries has_event and the
@@ -58,6 +64,6 @@ impl Fifos {
     pub(crate) fn clear_rx_event(&self) -> bool {
         let sig = self.rx_sig.fifo();
         sig.unset_event();
-        self.rx.fifo().max_dequeue_cons() > 0 && sig.set_event()
+        !self.rx.fifo().is_empty_cons() && sig.set_event()
     }
 }

@@ -185,6 +185,29 @@ impl Fifo<'_> {
         tail
     }
 
+    /// Consumer: bytes queued, at least `want` of them answered from the cached tail when it
+    /// covers them (no read of the line the producer keeps writing), else from the shared tail.
+    /// An under-estimate at most; an implausible distance is for the operation that follows
+    /// to report.
+    #[inline]
+    pub fn max_dequeue_cons_for(&self, want: u32) -> u32 {
+        let head = self.shr.head.load(Relaxed);
+        self.cons_tail(head, want).wrapping_sub(head)
+    }
+
+    /// Consumer: nothing queued ([`Fifo::max_dequeue_cons`] is 0). A cached tail ahead of head
+    /// answers "no" without reading the shared tail; "yes" always comes from the shared one.
+    #[inline]
+    pub fn is_empty_cons(&self) -> bool {
+        let head = self.shr.head.load(Relaxed);
+        if let Some(tail) = self.cache.and_then(|c| c.tail.get(head)) {
+            if tail != head {
+                return false;
+            }
+        }
+        self.shr.tail.load(Acquire) == head
+    }
+
     /// The producer moved its tail to `tail` after [`Self::load_prod_for`] (or after reading
     /// the real `head` itself): the cached head stays usable (the write stayed within the room
     /// it left).

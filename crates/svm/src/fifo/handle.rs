@@ -83,6 +83,17 @@ impl FifoHandle {
         self.shared().signals.set_event()
     }
 
+    /// Whether the producer asked for any dequeue notification ([`Fifo::want_deq_ntf`] is not
+    /// 0), without building a view: a reader looks on every read.
+    #[inline]
+    pub fn wants_deq_ntf(&self) -> bool {
+        self.shared()
+            .signals
+            .want_deq_ntf
+            .load(std::sync::atomic::Ordering::Acquire)
+            != 0
+    }
+
     /// The segment the fifo lives in.
     pub fn segment(&self) -> &Arc<Segment> {
         &self.seg

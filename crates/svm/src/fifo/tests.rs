@@ -479,3 +479,38 @@ fn a_cached_head_left_behind_by_other_views_is_not_used() {
     }
     assert_eq!(got, pattern(0, 8192));
 }
+
+proptest::proptest! {
+    /// The consumer's cached answers never claim more than is queued: `is_empty_cons` says
+    /// "empty" exactly when nothing is queued, and `max_dequeue_cons_for(want)` is the real
+    /// count, or an under-estimate that still covers `want`; while other views consume and
+    /// produce behind the cache's back, near the u32 wrap.
+    #[test]
+    fn cached_consumer_answers_agree_with_shared_positions(
+        start in proptest::prelude::prop_oneof![
+            proptest::prelude::Just(0u32),
+            proptest::prelude::Just(u32::MAX - 3000),
+        ],
+        ops in proptest::collection::vec((0u8..4, 1u32..3000), 1..200),
+    ) {
+        let seg = new_seg(4 << 20);
+        let fs = FifoSegment::init(&seg, 1).unwrap();
+        let raw = fs.alloc_fifo(0, 8192).unwrap();
+        jump(&raw, start);
+        let cc = PosCache::new();
+        let cons = raw.with_cache(&cc);
+        let mut out = vec![0u8; 3000];
+        for (op, n) in ops {
+            match op {
+                0 => drop(raw.enqueue(&vec![1u8; n as usize])),
+                1 => drop(cons.dequeue(&mut out[..n as usize])),
+                2 => drop(raw.dequeue(&mut out[..n as usize])),
+                _ => {}
+            }
+            let real = raw.max_dequeue_cons();
+            proptest::prop_assert_eq!(cons.is_empty_cons(), real == 0);
+            let got = cons.max_dequeue_cons_for(n);
+            proptest::prop_assert!(got == real || (got >= n && got <= real), "got {} real {} want {}", got, real, n);
+        }
+    }
+}
