@@ -202,7 +202,7 @@ pub extern "C" fn vppcom_session_attr(
             };
             let reply = {
                 let mut ss = w.sessions.lock();
-                attr::session_attr(w, &mut ss, session_handle, op, ok, &input, cfg_fifo_sizes())?
+                attr::session_attr(w, &mut ss, session_handle, op, ok, &input, cfg_fifo_sizes)?
             };
             if ok {
                 write_output(reply.out, buffer, l);

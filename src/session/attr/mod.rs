@@ -169,8 +169,9 @@ const BOOL_OPS: [(i32, i32, u16, u16); 9] = [
 ];
 
 /// vppcom_session_attr on session `sh`: op `op`; `ok` says whether the caller's buffer passed
-/// the op's check, `input` is what it held. `cfg_fifo` is vcl.conf's (rx, tx) fifo size,
-/// reported before VPP gave the session fifos.
+/// the op's check, `input` is what it held. `cfg_fifo` gives vcl.conf's (rx, tx) fifo size,
+/// reported before VPP gave the session fifos (asked only by the ops that report it: it takes
+/// the app's lock).
 pub fn session_attr(
     w: &Worker,
     ss: &mut MutexGuard<'_, Sessions>,
@@ -178,7 +179,7 @@ pub fn session_attr(
     op: u32,
     ok: bool,
     input: &Input,
-    cfg_fifo: (u32, u32),
+    cfg_fifo: impl FnOnce() -> (u32, u32),
 ) -> Result<Reply> {
     let i = lookup(w, ss, sh)?;
     let (is_get, req) = match op as i32 {
@@ -220,7 +221,7 @@ pub(crate) fn local_attr(
     op: u32,
     ok: bool,
     input: &Input,
-    cfg_fifo: (u32, u32),
+    cfg_fifo: impl FnOnce() -> (u32, u32),
 ) -> Result<Reply> {
     let op = op as i32;
     if let Some(&(get, _, bit, blocked)) = BOOL_OPS.iter().find(|e| op == e.0 || op == e.1) {
@@ -304,9 +305,9 @@ pub(crate) fn local_attr(
             need(ok)?;
             let tx = op == VPPCOM_ATTR_GET_TX_FIFO_LEN;
             let (set, cfg) = if tx {
-                (a.sndbuf, cfg_fifo.1)
+                (a.sndbuf, cfg_fifo().1)
             } else {
-                (a.rcvbuf, cfg_fifo.0)
+                (a.rcvbuf, cfg_fifo().0)
             };
             let fifo = s
                 .fifos
@@ -396,7 +397,7 @@ mod tests {
     use super::*;
 
     fn op(s: &mut Session, op: i32, ok: bool, input: Input) -> Result<Reply> {
-        local_attr(s, op as u32, ok, &input, (1 << 20, 1 << 19))
+        local_attr(s, op as u32, ok, &input, || (1 << 20, 1 << 19))
     }
 
     #[test]
