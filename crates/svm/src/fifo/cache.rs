@@ -196,16 +196,11 @@ impl Fifo<'_> {
     }
 
     /// Consumer: nothing queued ([`Fifo::max_dequeue_cons`] is 0). A cached tail ahead of head
-    /// answers "no" without reading the shared tail; "yes" always comes from the shared one.
+    /// answers "no" without reading the shared tail; "yes" always comes from the shared one
+    /// (a cached view covering one byte is a byte really queued).
     #[inline]
     pub fn is_empty_cons(&self) -> bool {
-        let head = self.shr.head.load(Relaxed);
-        if let Some(tail) = self.cache.and_then(|c| c.tail.get(head)) {
-            if tail != head {
-                return false;
-            }
-        }
-        self.shr.tail.load(Acquire) == head
+        self.max_dequeue_cons_for(1) == 0
     }
 
     /// The producer moved its tail to `tail` after [`Self::load_prod_for`] (or after reading
