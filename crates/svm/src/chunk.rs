@@ -7,33 +7,9 @@
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
+use crate::copy::copy_bytes;
 use crate::segment::{Result, Segment};
 use crate::shared::{shared_ref, Shared};
-
-/// Most bytes one call to the C library's memmove moves for a fifo copy. Above ~2 KiB glibc
-/// switches to `rep movsb` (its x86_rep_movsb_threshold, 0x840 on the 2-core AMD machine this
-/// was measured on), which moved fifo data slower than its vector loop does: a 64 KiB
-/// cut-through stream ran ~20% faster with the threshold raised through GLIBC_TUNABLES.
-/// Pieces of this size keep every call on the vector loop, whatever the threshold.
-const COPY_PIECE: usize = 2048;
-
-/// Copy `len` bytes from `src` to `dst` in pieces of at most [`COPY_PIECE`]. Either side may
-/// be shared memory a peer writes at the same time (a bad peer's bytes are just bytes), so the
-/// copy is `ptr::copy`, which assumes nothing about what else touches them.
-///
-/// # Safety
-/// `src` must be readable and `dst` writable for `len` bytes.
-#[inline]
-// SAFETY: callers uphold the contract in the `# Safety` section above.
-pub(crate) unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
-    let mut off = 0;
-    while off < len {
-        let n = (len - off).min(COPY_PIECE);
-        // SAFETY: `off + n <= len`, so both ranges stay inside what the caller vouched for.
-        unsafe { std::ptr::copy(src.add(off), dst.add(off), n) };
-        off += n;
-    }
-}
 
 /// `svm_fifo_chunk_t` header (24 bytes); `length` data bytes follow.
 #[repr(C)]

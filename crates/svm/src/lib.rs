@@ -5,6 +5,7 @@
 //! translation: offsets and lengths read from shared memory are untrusted.
 
 mod chunk;
+mod copy;
 pub mod fdpass;
 pub mod fifo;
 pub mod fifo_segment;

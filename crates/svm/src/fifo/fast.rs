@@ -16,7 +16,7 @@
 use std::sync::atomic::Ordering::{Relaxed, Release};
 
 use super::Fifo;
-use crate::chunk::copy_bytes;
+use crate::copy::copy_bytes;
 use crate::fifo_segment::FIFO_SEGMENT_MAX_FIFO_SIZE;
 
 impl Fifo<'_> {

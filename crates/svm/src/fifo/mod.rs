@@ -19,8 +19,8 @@
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
 
-use crate::chunk::copy_bytes;
 pub use crate::chunk::{pos_geq, pos_gt, pos_lt, ChunkRef, SvmFifoChunk};
+use crate::copy::copy_bytes;
 use crate::fifo_segment::{corrupt, corrupt_with, FifoSegment, FIFO_SEGMENT_MAX_FIFO_SIZE};
 use crate::segment::{Result, SvmError};
 use crate::shared::shared_ref;
