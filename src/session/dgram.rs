@@ -214,7 +214,12 @@ fn finish_read(
     let Some(f) = s.fifos.as_ref() else { return n };
     let rx = f.rx.fifo();
     let sig = f.rx_sig.fifo();
-    let renotify = rx.max_dequeue_cons() == 0 && f.clear_rx_event();
+    let drained = rx.max_dequeue_cons() == 0;
+    if drained {
+        // datagram readers do not hold has_event: release the kept chunks at each drain
+        f.release_kept();
+    }
+    let renotify = drained && f.clear_rx_event();
     if !peek && rx.needs_deq_ntf_signalled_by(&sig, hdr.data_length + HDR) {
         sig.clear_deq_ntf();
         w.send_io(s.vpp_thread, EventType::IoRx, io_handle(s));

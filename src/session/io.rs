@@ -343,8 +343,12 @@ fn after_read(
     if rx.is_empty_cons() {
         if ss.get(i).is_some_and(holds) {
             next = AfterRead::Hold;
-        } else if f.clear_rx_event() {
-            next = AfterRead::Renotify;
+        } else {
+            // no wait of ours follows this drain: release the kept chunks now
+            f.release_kept();
+            if f.clear_rx_event() {
+                next = AfterRead::Renotify;
+            }
         }
     }
     if peek || n == 0 || !f.rx_sig.wants_deq_ntf() {

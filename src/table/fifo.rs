@@ -17,6 +17,13 @@ impl FifoRef {
         FifoHandle::new(seg, off).map(FifoRef)
     }
 
+    /// The same fifo, for the app's reading end of a session: its reads keep recently
+    /// consumed chunks linked a while ([`vcl_svm::fifo::Fifo::keeping`]) until
+    /// [`Fifos::release_kept`].
+    pub fn keeping_consumed(self) -> FifoRef {
+        FifoRef(self.0.keeping_consumed())
+    }
+
     /// A view to operate on the fifo. Cheap: the header checks were done in `new`, and each
     /// fifo operation validates what it reads from shared memory.
     pub(crate) fn fifo(&self) -> Fifo<'_> {
@@ -56,6 +63,13 @@ impl Fifos {
             rx,
             tx,
         }
+    }
+
+    /// The reader went idle: release the consumed chunks its reads kept, so an idle session
+    /// holds no more chunk memory than with a reader that keeps none. A corrupt chunk list is
+    /// not reported here: the next read meets it and resets the session.
+    pub(crate) fn release_kept(&self) {
+        let _ = self.rx.fifo().release_kept();
     }
 
     /// The reader's side of VPP's has_event protocol on a drained rx fifo: clear the flag,

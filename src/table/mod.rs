@@ -281,6 +281,7 @@ impl Sessions {
         let Some(f) = self.get(i).and_then(|s| s.fifos.as_ref()) else {
             return false;
         };
+        f.release_kept();
         let (rx, sig) = (f.rx.fifo(), f.rx_sig.fifo());
         sig.unset_event();
         let data = rx.max_dequeue_cons() > 0;

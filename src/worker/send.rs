@@ -137,10 +137,11 @@ impl Worker {
         (t < self.conn().vpp.mqs.len()).then_some(t)
     }
 
-    /// Fifos named by an ACCEPTED or CONNECTED message, in segments we map.
+    /// Fifos named by an ACCEPTED or CONNECTED message, in segments we map; the app reads the
+    /// first, keeping consumed chunks a while (see [`FifoRef::keeping_consumed`]).
     pub(crate) fn fifos_of(&self, seg: u64, rx: u64, tx: u64) -> Option<(FifoRef, FifoRef)> {
         let s = self.segment(seg)?;
-        let rx = FifoRef::new(s.clone(), rx).ok()?;
+        let rx = FifoRef::new(s.clone(), rx).ok()?.keeping_consumed();
         let tx = FifoRef::new(s, tx).ok()?;
         Some((rx, tx))
     }

@@ -10,7 +10,8 @@
 //! cost alone.
 //!
 //! Run: `cargo bench -p vcl-svm --bench fifo` (`FIFO_BENCH_ROUNDS=N`: best of N runs each;
-//! `FIFO_BENCH_SIZES=64,1024`: only these op sizes)
+//! `FIFO_BENCH_SIZES=64,1024`: only these op sizes; `FIFO_BENCH_KEEP=0`: the cached consumer
+//! releases consumed chunks at once)
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -73,8 +74,15 @@ fn consume(f: Fifo, size: usize, total: u64) -> u64 {
     sum
 }
 
+/// Whether the cached consumer keeps consumed chunks a while, as the library's reader does
+/// (`Fifo::keeping`); `FIFO_BENCH_KEEP=0` turns it off to compare.
+fn keep() -> bool {
+    std::env::var("FIFO_BENCH_KEEP").map_or(true, |v| v != "0")
+}
+
 /// GB/s through the fifo with one producer and one consumer thread; `cached`: each end keeps
-/// its view of the other's position (as a session's `FifoHandle` does).
+/// its view of the other's position and the consumer keeps consumed chunks (as a session's
+/// `FifoHandle` does).
 fn fifo_rate(size: usize, cached: bool) -> f64 {
     let seg = Segment::create("fifo-bench", 64 << 20, 8192).unwrap();
     let fs = FifoSegment::init(&seg, 1).unwrap();
@@ -88,7 +96,11 @@ fn fifo_rate(size: usize, cached: bool) -> f64 {
         });
         let c = PosCache::new();
         black_box(consume(
-            if cached { f.with_cache(&c) } else { f },
+            if cached {
+                f.with_cache(&c).keeping(keep())
+            } else {
+                f
+            },
             size,
             total,
         ));

@@ -162,10 +162,25 @@ impl<'a> FifoSegment<'a> {
 }
 
 impl<'a> Fifo<'a> {
-    /// Consumer: when `head` has moved past the first chunk, unlink the chunks before the one
-    /// holding `head` (never the last one) and push them onto the slice's free lists. Returns
-    /// whether the start chunk was inspected past its end.
+    /// Consumer: when `head` (less what a [`Fifo::keeping`] consumer keeps) has moved past the
+    /// first chunk, unlink the chunks before the one holding it (never the last one) and push
+    /// them onto the slice's free lists. Returns whether the start chunk was inspected past its
+    /// end.
     pub(super) fn release_consumed(&self, head: u32) -> Result<bool> {
+        self.release_before(head.wrapping_sub(self.kept_bytes()))
+    }
+
+    /// Consumer: release every consumed chunk a [`Fifo::keeping`] consumer kept, as a consumer
+    /// that keeps none would have (call it when the reader goes idle).
+    pub fn release_kept(&self) -> Result<()> {
+        if self.keep {
+            self.release_before(self.shr.head.load(Relaxed))?;
+        }
+        Ok(())
+    }
+
+    /// [`Fifo::release_consumed`] up to the chunk holding `head`.
+    fn release_before(&self, head: u32) -> Result<bool> {
         let start = self.fs.chunk(self.shr.start_chunk.load(Relaxed))?;
         if !pos_geq(head, start.end()) {
             return Ok(false);

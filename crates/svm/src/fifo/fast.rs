@@ -56,7 +56,8 @@ impl Fifo<'_> {
     }
 
     /// Read up to `dst.len()` bytes if some are queued and the head stays inside the head
-    /// chunk, which is the start chunk (nothing to release); `None` (nothing read) otherwise.
+    /// chunk, which is the start chunk or the consumer keeps consumed chunks (nothing to
+    /// release either way); `None` (nothing read) otherwise.
     #[inline(always)]
     pub(super) fn dequeue_quick(&self, dst: &mut [u8]) -> Option<usize> {
         let want = u32::try_from(dst.len()).ok().filter(|&w| w != 0)?;
@@ -68,7 +69,11 @@ impl Fifo<'_> {
         let len = used.min(want);
         let c = self.fs.chunk_quick(self.shr.head_chunk.load(Relaxed))?;
         let at = head.wrapping_sub(c.start());
-        if at >= c.len || c.len - at <= len || c.off != self.shr.start_chunk.load(Relaxed) {
+        // (a keeping consumer releases when the head leaves a chunk: not while it stays in one)
+        if at >= c.len
+            || c.len - at <= len
+            || (!self.keep && c.off != self.shr.start_chunk.load(Relaxed))
+        {
             return None;
         }
         // SAFETY: as in `enqueue_quick`, with source and destination swapped; `len <=

@@ -23,6 +23,8 @@ pub struct FifoHandle {
     /// This end's view of the other end, shared by the handle's clones (every move of this
     /// end goes through one of them, which keeps the cache usable: see `cache.rs`).
     cache: Arc<PosCache>,
+    /// Views consume as [`Fifo::keeping`] does.
+    keep: bool,
 }
 
 // The pointers target shared memory made of atomics only, kept mapped by the Arc, so the
@@ -51,6 +53,7 @@ impl FifoHandle {
             info,
             off,
             cache: Arc::new(PosCache::new()),
+            keep: false,
         })
     }
 
@@ -66,6 +69,13 @@ impl FifoHandle {
             self.off,
         )
         .with_cache(&self.cache)
+        .keeping(self.keep)
+    }
+
+    /// The same handle, whose views consume as [`Fifo::keeping`] does: for the app's reading
+    /// end of a stream.
+    pub fn keeping_consumed(self) -> FifoHandle {
+        FifoHandle { keep: true, ..self }
     }
 
     /// The fifo's shared header.

@@ -292,8 +292,11 @@ impl<'a> Fifo<'a> {
         // only once head leaves the start chunk
         let new_head = head.wrapping_add(whole as u32);
         self.shr.head_chunk.store(end, Relaxed);
-        let in_start = c.off == self.shr.start_chunk.load(Relaxed) && pos_lt(new_head, c.end());
-        if !in_start {
+        // nothing to release while the head stays in its chunk: the start chunk, or any chunk
+        // of a consumer that keeps consumed ones (it releases when the head leaves one)
+        let stays =
+            pos_lt(new_head, c.end()) && (self.keep || c.off == self.shr.start_chunk.load(Relaxed));
+        if !stays {
             self.release_consumed(new_head)?;
         }
         self.shr.head.store(new_head, Release);

@@ -7,18 +7,18 @@ use super::*;
 use crate::fifo_segment::{fl_size, FS_CHUNK_VEC_LEN};
 use crate::Segment;
 
-fn new_seg(size: u64) -> Segment {
+pub(super) fn new_seg(size: u64) -> Segment {
     Segment::create("fifo-test", size, 8192).unwrap()
 }
 
-fn pattern(start: usize, n: usize) -> Vec<u8> {
+pub(super) fn pattern(start: usize, n: usize) -> Vec<u8> {
     (start..start + n)
         .map(|i| (i * 7 + i / 251) as u8)
         .collect()
 }
 
 /// Carved chunk bytes == cached bytes + bytes linked in `fifos`, and the counters agree.
-fn check_accounting(fs: &FifoSegment, fifos: &[Fifo]) {
+pub(super) fn check_accounting(fs: &FifoSegment, fifos: &[Fifo]) {
     let fss = fs.slice(0).unwrap();
     let carved: u64 = (0..FS_CHUNK_VEC_LEN)
         .map(|i| u64::from(fss.num_chunks[i].load(Relaxed)) * u64::from(fl_size(i)))
