@@ -310,10 +310,13 @@ pub fn free_segments(w: &Worker, sh: u32, n_bytes: u32) -> Result<()> {
 #[must_use]
 enum AfterRead {
     Nothing,
-    /// Bytes arrived between the drain and the clear of has_event: mark it readable.
-    Renotify,
     /// A blocking session was drained: keep has_event set (see `Sessions::hold_rx`).
     Hold,
+    /// A non-blocking session was drained and has_event cleared (`renotify`: bytes raced in):
+    /// its kept chunks go back later (see `Sessions::keep_rx`).
+    Drained {
+        renotify: bool,
+    },
 }
 
 impl AfterRead {
@@ -321,8 +324,13 @@ impl AfterRead {
     fn apply(self, ss: &mut Sessions, i: u32) {
         match self {
             AfterRead::Nothing => {}
-            AfterRead::Renotify => ss.notify(i, Events::IN),
             AfterRead::Hold => ss.hold_rx(i),
+            AfterRead::Drained { renotify } => {
+                ss.keep_rx(i);
+                if renotify {
+                    ss.notify(i, Events::IN);
+                }
+            }
         }
     }
 }
@@ -344,11 +352,9 @@ fn after_read(
         if ss.get(i).is_some_and(holds) {
             next = AfterRead::Hold;
         } else {
-            // no wait of ours follows this drain: release the kept chunks now
-            f.release_kept();
-            if f.clear_rx_event() {
-                next = AfterRead::Renotify;
-            }
+            next = AfterRead::Drained {
+                renotify: f.clear_rx_event(),
+            };
         }
     }
     if peek || n == 0 || !f.rx_sig.wants_deq_ntf() {

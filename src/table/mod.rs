@@ -12,6 +12,7 @@
 pub(crate) mod attr;
 pub(crate) mod epoll;
 mod fifo;
+mod kept;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -177,6 +178,8 @@ pub struct Sessions {
     /// must not make it wait for more bytes (`session::io` coalescing), the other sessions
     /// would wait with it.
     pub(crate) multiplexed: bool,
+    /// Drained non-blocking sessions whose rx chunks are still kept (see [`Sessions::keep_rx`]).
+    pub(crate) kept_rx: kept::KeptRx,
 }
 
 /// Session handles carry the worker index in the top 8 bits.
@@ -259,7 +262,23 @@ impl Sessions {
     /// [`Sessions::end_sleep`].
     pub(crate) fn begin_sleep(&mut self) -> bool {
         self.sleepers += 1;
+        for i in self.kept_rx.take_all().into_iter().flatten() {
+            if let Some(f) = self.get(i).and_then(|s| s.fifos.as_ref()) {
+                f.release_kept();
+            }
+        }
         self.release_held_rx()
+    }
+
+    /// A non-blocking read drained session `i`: its reads' kept rx chunks stay kept while the
+    /// app goes on reading (see the `kept` module), until a thread of this worker is about to
+    /// sleep or the session is one of more than [`kept::KEPT_SLOTS`] so drained.
+    pub(crate) fn keep_rx(&mut self, i: u32) {
+        if let Some(old) = self.kept_rx.add(i) {
+            if let Some(f) = self.get(old).and_then(|s| s.fifos.as_ref()) {
+                f.release_kept();
+            }
+        }
     }
 
     pub(crate) fn end_sleep(&mut self) {
@@ -296,6 +315,7 @@ impl Sessions {
         if self.held_rx == Some(index) {
             self.held_rx = None;
         }
+        self.kept_rx.forget(index);
         if let Some(s) = self.slab.try_remove(index as usize) {
             if self.by_vpp.get(&s.vpp_handle) == Some(&index) {
                 self.by_vpp.remove(&s.vpp_handle);
@@ -325,6 +345,54 @@ mod tests {
         ss.free(i);
         assert_eq!(ss.index_of_vpp(0xabc), None);
         assert!(ss.get(i).is_none());
+    }
+
+    /// Kept rx chunks go back when one drained session too many displaces the oldest, when a
+    /// thread is about to sleep, and never from a freed session's fifos.
+    #[test]
+    fn kept_rx_chunks_go_back_when_displaced_or_asleep() {
+        use std::sync::Arc;
+        use vcl_svm::fifo_segment::FifoSegment;
+        use vcl_svm::Segment;
+
+        let seg = Arc::new(Segment::create("kept-rx", 64 << 20, 8192).unwrap());
+        let fs = FifoSegment::init(&seg, 1).unwrap();
+        let mut ss = Sessions::default();
+        let n = kept::KEPT_SLOTS as u32 + 2;
+        let mut fifos = Vec::new();
+        for _ in 0..n {
+            let rx = fs.alloc_fifo(0, 4 << 20).unwrap().offset();
+            let tx = fs.alloc_fifo(0, 4096).unwrap().offset();
+            let rx = fifo::FifoRef::new(seg.clone(), rx)
+                .unwrap()
+                .keeping_consumed();
+            let tx = fifo::FifoRef::new(seg.clone(), tx).unwrap();
+            let i = ss.alloc(Session::new(0, false)).unwrap();
+            ss.get_mut(i).unwrap().fifos = Some(fifo::Fifos::plain(rx.clone(), tx));
+            // a drained stream: 1 MiB through, 512 KiB of it still kept
+            let (f, mut buf) = (rx.fifo(), vec![0u8; 64 << 10]);
+            for _ in 0..16 {
+                assert_eq!(f.enqueue(&buf).unwrap(), buf.len());
+                assert_eq!(f.dequeue(&mut buf).unwrap(), buf.len());
+            }
+            assert!(f.chunk_list().unwrap().0 > 1, "chunks kept");
+            fifos.push((i, rx));
+        }
+        let kept = |rx: &fifo::FifoRef| rx.fifo().chunk_list().unwrap().0 > 1;
+        for &(i, _) in &fifos[..kept::KEPT_SLOTS] {
+            ss.keep_rx(i);
+        }
+        ss.free(fifos[1].0);
+        ss.keep_rx(fifos[kept::KEPT_SLOTS].0);
+        assert!(!kept(&fifos[0].1), "the oldest was displaced and released");
+        assert!(kept(&fifos[1].1), "a freed session's fifos are not touched");
+        assert!(kept(&fifos[2].1));
+        let _ = ss.begin_sleep();
+        ss.end_sleep();
+        for (k, (_, rx)) in fifos.iter().enumerate() {
+            let want = k == 1 || k == kept::KEPT_SLOTS + 1;
+            assert_eq!(kept(rx), want, "session {k} after a sleep");
+        }
     }
 
     #[test]
