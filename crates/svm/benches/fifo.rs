@@ -135,10 +135,18 @@ fn fifo_rate_1t(size: usize) -> (f64, f64) {
     (total as f64 / start.elapsed().as_secs_f64() / 1e9, best)
 }
 
-/// GB/s of a plain memcpy of `size` bytes into rotating places of a fifo-sized buffer.
+/// GB/s of a plain memcpy of `size` bytes into rotating places of a fifo-sized buffer. The
+/// source sits half a page from the buffer modulo 4 KiB: glibc's `rep movsb` runs ~15x slower
+/// when the destination is 1-31 bytes past the source modulo 4 KiB (docs/benchmarking.md,
+/// "Copies"), and an allocation that happened to land there made the baseline 2 GB/s.
 fn memcpy_rate(size: usize) -> f64 {
-    let src = vec![0x5au8; size];
     let mut ring = vec![0u8; FIFO_SIZE as usize];
+    let room = vec![0x5au8; size + 4096];
+    let skew = (ring.as_ptr() as usize)
+        .wrapping_sub(2048)
+        .wrapping_sub(room.as_ptr() as usize)
+        & 4095;
+    let src = &room[skew..skew + size];
     let total = volume(size);
     let slots = FIFO_SIZE as usize / size;
     let start = Instant::now();
@@ -146,7 +154,7 @@ fn memcpy_rate(size: usize) -> f64 {
     let mut i = 0usize;
     while done < total {
         let at = (i % slots) * size;
-        ring[at..at + size].copy_from_slice(black_box(&src));
+        ring[at..at + size].copy_from_slice(black_box(src));
         black_box(&mut ring);
         done += size as u64;
         i += 1;
