@@ -61,10 +61,11 @@ fn aliases(src: *const u8, dst: *mut u8) -> bool {
 /// As [`copy_bytes`]; `len >= 128`.
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
+// SAFETY: callers uphold the contract in the `# Safety` section above.
 unsafe fn pipelined(src: *const u8, dst: *mut u8, len: usize) {
     use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_storeu_si128};
     // SSE2 is part of the x86_64 baseline, so these need no feature check.
-    // SAFETY (all loads/stores below): every access is 16 bytes at an offset + 16 <= len.
+    // SAFETY: callers keep the 64 bytes from `at` inside a readable range.
     unsafe fn load(p: *const u8, at: usize) -> [__m128i; 4] {
         // SAFETY: the caller keeps `at + 64 <= len` of a readable range.
         unsafe {
@@ -77,6 +78,7 @@ unsafe fn pipelined(src: *const u8, dst: *mut u8, len: usize) {
             ]
         }
     }
+    // SAFETY: callers keep the 64 bytes from `at` inside a writable range.
     unsafe fn store(p: *mut u8, at: usize, b: [__m128i; 4]) {
         // SAFETY: the caller keeps `at + 64 <= len` of a writable range.
         unsafe {
