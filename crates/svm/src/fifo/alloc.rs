@@ -1,6 +1,7 @@
 //! Fifo headers, VPP's side: allocation from a slice's `free_fifos` list (carved 32 at a time),
 //! fifo initialisation (`svm_fifo_init`) and release; and, either side's, the consumer's
-//! release of consumed chunks to the slice's free lists. The app never allocates fifos; the test
+//! release of consumed chunks to the slice's free lists, and how long a keeping consumer holds them
+//! first ([`Fifo::keeping`]). The app never allocates fifos; the test
 //! peer does, with exactly VPP's policy, so the app sees VPP-shaped segments.
 //!
 //! `free_fifos` is not atomic in VPP (each slice is only touched by its own VPP thread); we use
@@ -10,7 +11,7 @@
 
 use std::sync::atomic::Ordering::{Relaxed, Release};
 
-use super::{pos_geq, walk_cap, ChunkRef, Fifo, SvmFifoShared};
+use super::{pos_geq, pos_lt, walk_cap, ChunkRef, Fifo, SvmFifoShared};
 use crate::fifo_segment::{
     corrupt_with, FifoSegment, FifoSegmentSlice, FIFO_SEGMENT_ALLOC_BATCH_SIZE,
 };
@@ -161,7 +162,48 @@ impl<'a> FifoSegment<'a> {
     }
 }
 
+/// Most consumed bytes a [`Fifo::keeping`] consumer keeps linked behind the head: one core's
+/// L2 on the machines measured (in the fifo benchmark, 128 KiB gained 15%, 256 KiB 40%, 512
+/// KiB 90%).
+pub const KEEP_MAX: u32 = 512 << 10;
+
 impl<'a> Fifo<'a> {
+    /// The same fifo, whose consumer releases a consumed chunk only once it lies
+    /// [`Fifo::kept_bytes`] behind the head, instead of as soon as the head leaves it.
+    ///
+    /// The slice's chunk free lists are stacks: a chunk the consumer releases is the next one
+    /// the producer grows the fifo with. Released at once, that chunk's lines are still in the
+    /// consumer's cache, so every line the producer writes must first be taken from the other
+    /// core, and a stream cycles through two or three chunks. Kept until it is ~512 KiB behind,
+    /// a released chunk has left the consumer's L2 and comes from the shared cache: a 64 KiB
+    /// stream through the fifo benchmark ran at ~12.5 GB/s released at once and ~24 GB/s kept
+    /// (docs/benchmarking.md, "Chunk reuse"). The consumer releases what it keeps when it goes
+    /// idle ([`Fifo::release_kept`]); nothing of VPP's reads the chunks before the head.
+    #[inline]
+    pub fn keeping(self, keep: bool) -> Fifo<'a> {
+        Fifo { keep, ..self }
+    }
+
+    /// How far behind the head a [`Fifo::keeping`] consumer keeps consumed chunks: a quarter of
+    /// the fifo, at most [`KEEP_MAX`], so a full fifo holds at most 25% more chunk memory.
+    #[inline]
+    pub fn kept_bytes(&self) -> u32 {
+        if self.keep {
+            (self.size() / 4).min(KEEP_MAX)
+        } else {
+            0
+        }
+    }
+
+    /// Consumer: whether a dequeue that began in chunk `c` and moved the head to `head` may
+    /// have something to release. Nothing while the head stays in its chunk when that is the
+    /// start chunk, or any chunk of a consumer that keeps consumed ones (it releases when the
+    /// head leaves one).
+    #[inline]
+    pub(super) fn leaves(&self, c: &ChunkRef<'_>, head: u32) -> bool {
+        !(pos_lt(head, c.end()) && (self.keep || c.off == self.shr.start_chunk.load(Relaxed)))
+    }
+
     /// Consumer: when `head` (less what a [`Fifo::keeping`] consumer keeps) has moved past the
     /// first chunk, unlink the chunks before the one holding it (never the last one) and push
     /// them onto the slice's free lists. Returns whether the start chunk was inspected past its

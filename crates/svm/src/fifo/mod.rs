@@ -33,6 +33,7 @@ mod handle;
 pub mod notify;
 pub mod segs;
 
+pub use alloc::KEEP_MAX;
 pub use cache::PosCache;
 pub use handle::FifoHandle;
 pub use segs::{FifoSeg, SessionDgramHdr, SESSION_CONN_HDR_LEN};
@@ -96,11 +97,6 @@ unsafe impl Shared for SvmFifoShared {}
 pub const SVM_FIFO_EFULL: i32 = -2;
 pub const SVM_FIFO_EEMPTY: i32 = -3;
 pub const SVM_FIFO_EGROW: i32 = -4;
-
-/// Most consumed bytes a [`Fifo::keeping`] consumer keeps linked behind the head: one core's
-/// L2 on the machines measured (in the fifo benchmark, 128 KiB gained 15%, 256 KiB 40%, 512
-/// KiB 90%).
-pub const KEEP_MAX: u32 = 512 << 10;
 
 /// Cap on chunk-list walks: a legit list holds at most ~2× the fifo size in ≥ 4 KiB chunks.
 fn walk_cap(size: u32) -> u32 {
@@ -168,33 +164,6 @@ impl<'a> Fifo<'a> {
             off,
             cache: None,
             keep: false,
-        }
-    }
-
-    /// The same fifo, whose consumer releases a consumed chunk only once it lies
-    /// [`Fifo::kept_bytes`] behind the head, instead of as soon as the head leaves it.
-    ///
-    /// The slice's chunk free lists are stacks: a chunk the consumer releases is the next one
-    /// the producer grows the fifo with. Released at once, that chunk's lines are still in the
-    /// consumer's cache, so every line the producer writes must first be taken from the other
-    /// core, and a stream cycles through two or three chunks. Kept until it is ~512 KiB behind,
-    /// a released chunk has left the consumer's L2 and comes from the shared cache: a 64 KiB
-    /// stream through the fifo benchmark ran at ~12.5 GB/s released at once and ~24 GB/s kept
-    /// (docs/benchmarking.md, "Chunk reuse"). The consumer releases what it keeps when it goes
-    /// idle ([`Fifo::release_kept`]); nothing of VPP's reads the chunks before the head.
-    #[inline]
-    pub fn keeping(self, keep: bool) -> Fifo<'a> {
-        Fifo { keep, ..self }
-    }
-
-    /// How far behind the head a [`Fifo::keeping`] consumer keeps consumed chunks: a quarter of
-    /// the fifo, at most [`KEEP_MAX`], so a full fifo holds at most 25% more chunk memory.
-    #[inline]
-    pub fn kept_bytes(&self) -> u32 {
-        if self.keep {
-            (self.size() / 4).min(KEEP_MAX)
-        } else {
-            0
         }
     }
 
@@ -540,11 +509,7 @@ impl<'a> Fifo<'a> {
         let new_hc = self.copy_out(c, head, &mut dst[..len as usize])?;
         self.shr.head_chunk.store(new_hc, Relaxed);
         let head = head.wrapping_add(len);
-        // nothing to release while the head stays in its chunk: the start chunk, or any chunk
-        // of a consumer that keeps consumed ones (it releases when the head leaves one)
-        let stays =
-            pos_lt(head, c.end()) && (self.keep || c.off == self.shr.start_chunk.load(Relaxed));
-        if !stays {
+        if self.leaves(&c, head) {
             self.release_consumed(head)?;
         }
         self.shr.head.store(head, Release);

@@ -7,7 +7,7 @@
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering::{Relaxed, Release};
 
-use super::{pos_gt, pos_lt, Fifo};
+use super::{pos_gt, Fifo};
 use crate::segment::{Result, Segment, SvmError};
 
 /// One contiguous run of fifo data inside a chunk (`svm_fifo_seg_t`).
@@ -292,11 +292,7 @@ impl<'a> Fifo<'a> {
         // only once head leaves the start chunk
         let new_head = head.wrapping_add(whole as u32);
         self.shr.head_chunk.store(end, Relaxed);
-        // nothing to release while the head stays in its chunk: the start chunk, or any chunk
-        // of a consumer that keeps consumed ones (it releases when the head leaves one)
-        let stays =
-            pos_lt(new_head, c.end()) && (self.keep || c.off == self.shr.start_chunk.load(Relaxed));
-        if !stays {
+        if self.leaves(&c, new_head) {
             self.release_consumed(new_head)?;
         }
         self.shr.head.store(new_head, Release);
