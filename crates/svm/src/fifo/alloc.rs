@@ -1,8 +1,8 @@
 //! Fifo headers, VPP's side: allocation from a slice's `free_fifos` list (carved 32 at a time),
 //! fifo initialisation (`svm_fifo_init`) and release; and, either side's, the consumer's
-//! release of consumed chunks to the slice's free lists, and how long a keeping consumer holds them
-//! first ([`Fifo::keeping`]). The app never allocates fifos; the test
-//! peer does, with exactly VPP's policy, so the app sees VPP-shaped segments.
+//! release of consumed chunks to the slice's free lists, and how long a keeping consumer holds
+//! them first ([`Fifo::keeping`]). The app never allocates fifos; the test peer does, with
+//! exactly VPP's policy, so the app sees VPP-shaped segments.
 //!
 //! `free_fifos` is not atomic in VPP (each slice is only touched by its own VPP thread); we use
 //! relaxed atomics with the same single-writer assumption.
