@@ -263,9 +263,7 @@ impl Sessions {
     pub(crate) fn begin_sleep(&mut self) -> bool {
         self.sleepers += 1;
         for i in self.kept_rx.take_all().into_iter().flatten() {
-            if let Some(f) = self.get(i).and_then(|s| s.fifos.as_ref()) {
-                f.release_kept();
-            }
+            self.release_kept(i);
         }
         self.release_held_rx()
     }
@@ -275,9 +273,14 @@ impl Sessions {
     /// sleep or the session is one of more than [`kept::KEPT_SLOTS`] so drained.
     pub(crate) fn keep_rx(&mut self, i: u32) {
         if let Some(old) = self.kept_rx.add(i) {
-            if let Some(f) = self.get(old).and_then(|s| s.fifos.as_ref()) {
-                f.release_kept();
-            }
+            self.release_kept(old);
+        }
+    }
+
+    /// Give back the rx chunks session `i`'s reads kept ([`fifo::Fifos::release_kept`]).
+    fn release_kept(&self, i: u32) {
+        if let Some(f) = self.get(i).and_then(|s| s.fifos.as_ref()) {
+            f.release_kept();
         }
     }
 
