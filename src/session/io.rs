@@ -155,7 +155,7 @@ fn read_ready(
         return None;
     }
     // (the cached tail answers when it covers the whole buffer)
-    let target = buf.len().min(COALESCE_BYTES);
+    let target = buf.len();
     let queued = open_ref(s)?.rx.fifo().max_dequeue_cons_for(target as u32);
     // a blocking read in a stream lets the bytes gather first (see COALESCE_WAIT); an empty
     // fifo ends the stream
@@ -187,23 +187,28 @@ fn read_ready(
 
 /// A blocking read that finds fewer bytes than it could take, in a stream (the previous read
 /// found bytes already queued too), first lets them gather for up to [`COALESCE_WAIT`] (never
-/// more than the busy-poll ceiling; not at all with busy-poll off) or until [`COALESCE_BYTES`]
-/// (or the caller's whole buffer) are queued. A reader that takes every write as it lands keeps
-/// the fifo's tail and freshly written data lines moving between its core and the writer's:
-/// a stream of 1 KiB writes ran at 0.4x upstream's, whose reader sleeps until VPP's event and
-/// then reads in bulk (upstream's wait is VPP's loop, hundreds of µs). A read that finds the
-/// fifo empty (a request/response exchange) never waits longer than it must, nor does any read
-/// of a worker whose app waits on several sessions at once (epoll, select, poll): those
-/// sessions would wait with it (VPP's `vcl_test_server`, blocking sessions in one epoll loop,
-/// fell from ~92 to ~57 Gbit/s with 10 sessions over cut-through).
-const COALESCE_WAIT: Duration = Duration::from_micros(50);
-const COALESCE_BYTES: usize = 256 << 10;
-/// Spin-loop hints between looks at the fifo while bytes gather (~1 µs): each look reads the
-/// line the writer stores its tail to.
-const COALESCE_PAUSES: u32 = 512;
+/// more than the busy-poll ceiling; not at all with busy-poll off) or until the caller's whole
+/// buffer, or half the fifo, is queued. A reader that takes every write as it lands keeps the
+/// fifo's tail and freshly written data lines moving between its core and the writer's: a
+/// stream of 1 KiB writes ran at 0.4x upstream's, whose reader sleeps until VPP's event and
+/// then reads in bulk (upstream's wait is VPP's loop, hundreds of µs). How rarely it reads
+/// matters as much as that it waits: on a Zen 4 host (1 MiB L2), reading at 256 KiB or every
+/// 13 µs ran 1 KiB writes at ~83 Gbit/s, waiting 100 µs (up to a 1 MiB buffer) at ~127-138
+/// (docs/benchmarking.md, "Reader batches"). Half the fifo at most, so the writer never finds
+/// it full while the reader waits. A read that finds the fifo empty (a request/response
+/// exchange) never waits longer than it must, nor does any read of a worker whose app waits
+/// on several sessions at once (epoll, select, poll): those sessions would wait with it (VPP's
+/// `vcl_test_server`, blocking sessions in one epoll loop, fell from ~92 to ~57 Gbit/s with 10
+/// sessions over cut-through).
+const COALESCE_WAIT: Duration = Duration::from_micros(100);
+/// How often the waiting reader looks at the fifo: each look reads the line the writer stores
+/// its tail to, so rarely (looks every 13 µs cost ~7% against one look at the end). A look
+/// that finds no new bytes ends the wait: the writer has paused, and a stream that stalls
+/// costs its reader one look, not the whole wait.
+const COALESCE_LOOK: Duration = Duration::from_micros(25);
 
-/// [`COALESCE_WAIT`]: let session `i`'s bytes gather until `target` are queued, with the table
-/// unlocked.
+/// [`COALESCE_WAIT`]: let session `i`'s bytes gather until `target` are queued (at most half
+/// the fifo), with the table unlocked.
 #[inline(never)]
 fn coalesce(ss: &mut MutexGuard<'_, Sessions>, i: u32, target: usize) {
     let wait = COALESCE_WAIT.min(Duration::from_micros(u64::from(wait::ceiling_us())));
@@ -214,11 +219,26 @@ fn coalesce(ss: &mut MutexGuard<'_, Sessions>, i: u32, target: usize) {
         return;
     };
     MutexGuard::unlocked(ss, || {
+        let rx = f.rx.fifo();
+        let target = target.min(rx.size() as usize / 2);
         let end = Instant::now() + wait;
-        while (f.rx.fifo().max_dequeue_cons() as usize) < target && Instant::now() < end {
-            for _ in 0..COALESCE_PAUSES {
-                std::hint::spin_loop();
+        let mut seen = rx.max_dequeue_cons() as usize;
+        while seen < target {
+            // spin (no shared line touched) until the next look
+            let mut now = Instant::now();
+            let look = (now + COALESCE_LOOK).min(end);
+            while now < look {
+                for _ in 0..16 {
+                    std::hint::spin_loop();
+                }
+                now = Instant::now();
             }
+            let queued = rx.max_dequeue_cons() as usize;
+            // time is up, or the writer paused: read what is there
+            if now >= end || queued == seen {
+                break;
+            }
+            seen = queued;
         }
     });
 }
