@@ -6,7 +6,7 @@
 
 mod select;
 
-use std::sync::atomic::Ordering::Acquire;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::time::{Duration, Instant};
 
 use vcl_svm::fifo::notify::{SVM_FIFO_WANT_DEQ_NOTIF, SVM_FIFO_WANT_DEQ_NOTIF_IF_FULL};
@@ -81,6 +81,8 @@ pub fn ctl(w: &Worker, vep_sh: u32, op: i32, sh: u32, ev: Option<(Events, u64)>)
                 more_accepts: 0,
                 edge_tail: None,
                 probe_seen: None,
+                probe_next: None,
+                edge_tx: None,
             });
             arm_tx(s, events.intersects(Events::OUT));
             let now = readiness(s);
@@ -124,9 +126,11 @@ fn recheck_lt(ss: &mut Sessions, vep: u32) {
 /// arriving for [`PROBE_SETTLE`] or [`PROBE_BULK`] of them are queued: edge-triggered servers
 /// often read once per edge (VPP's `vcl_test_server`), and an edge per write made one read
 /// each write as it landed, which slows the writer (a stream of 1 KiB writes fell from ~16 to
-/// ~11 Gbit/s over cut-through).
-fn probe_hot(ss: &mut Sessions, vep: u32) {
+/// ~11 Gbit/s over cut-through). A member found streaming is looked at only every
+/// [`PROBE_STREAM_LOOK`] (`edge_due`).
+fn probe_hot(ss: &mut Sessions, vep: u32, first: bool) {
     let (hot, n) = ss.epoll.hot(vep);
+    let mut clock = None;
     for &i in &hot[..n] {
         let look = ss.get_mut(i).and_then(|s| {
             let r = s.ep.as_ref()?;
@@ -136,21 +140,17 @@ fn probe_hot(ss: &mut Sessions, vep: u32) {
             if !r.events.intersects(Events::ET) {
                 return Some(readiness(s).intersects(Events::IN));
             }
-            let tail = rx_tail(s)?;
-            let queued = s.rx_ready() as usize;
-            let r = s.ep.as_mut()?;
-            if r.edge_tail == Some(tail) || queued == 0 {
+            let now = *clock.get_or_insert_with(Instant::now);
+            if r.probe_next.is_some_and(|next| now < next) {
                 return Some(false);
             }
-            let now = Instant::now();
-            let settled = match r.probe_seen {
-                Some((t, since)) if t == tail => now.duration_since(since) >= PROBE_SETTLE,
-                _ => {
-                    r.probe_seen = Some((tail, now));
-                    false
-                }
+            let look = EdgeLook {
+                tail: rx_tail(s)?,
+                tx: tx_tail(s),
+                queued: s.rx_ready() as usize,
+                first,
             };
-            Some(settled || queued >= PROBE_BULK)
+            Some(edge_due(s.ep.as_mut()?, now, look))
         });
         match look {
             None => ss.epoll.unmark_hot(vep, i),
@@ -160,11 +160,60 @@ fn probe_hot(ss: &mut Sessions, vep: u32) {
     }
 }
 
+/// What one look at an edge-triggered member's fifos found.
+#[derive(Clone, Copy)]
+struct EdgeLook {
+    /// The rx tail.
+    tail: u32,
+    /// The tx tail (the app's own writes).
+    tx: Option<u32>,
+    /// Bytes queued.
+    queued: usize,
+    /// The first look of this wait (the app just came back from handling the last events).
+    first: bool,
+}
+
+/// Whether a look at an edge-triggered member reports EPOLLIN now (see [`probe_hot`]); keeps
+/// what the look saw in `r`.
+fn edge_due(r: &mut Registration, now: Instant, l: EdgeLook) -> bool {
+    if r.edge_tail == Some(l.tail) || l.queued == 0 {
+        return false;
+    }
+    let settled = match r.probe_seen {
+        Some((t, since)) if t == l.tail => now.duration_since(since) >= PROBE_SETTLE,
+        _ => {
+            // a stream: new bytes already there when the app came back to wait and it wrote
+            // nothing since its last EPOLLIN (not a request that landed while it answered the
+            // last one), or more coming in a stream found that way: look again only after a
+            // while
+            if l.first && r.edge_tx == l.tx || r.probe_next.is_some() {
+                r.probe_next = Some(now + PROBE_STREAM_LOOK);
+            }
+            r.probe_seen = Some((l.tail, now));
+            false
+        }
+    };
+    settled || l.queued >= PROBE_BULK
+}
+
 /// How long an edge-triggered member's bytes must have stopped arriving before a waiting
 /// epoll_wait reports them itself (see [`probe_hot`]).
 const PROBE_SETTLE: Duration = Duration::from_micros(2);
 /// Bytes queued that an edge-triggered member is reported for at once.
 const PROBE_BULK: usize = 64 << 10;
+/// How often a waiting epoll_wait looks at a member whose bytes are streaming in. Each look
+/// reads the line the writer stores its tail to, and looks every few hundred ns kept that line
+/// and the fresh data lines moving between the two cores: VPP's `vcl_test_client -U -s 10`
+/// over cut-through ran at 77-88 Gbit/s against upstream's 120-130; rate-limited to one look
+/// per 25 µs, 116-136 (docs/benchmarking.md, "Reader batches"). A member's first new bytes are
+/// still seen at once (a request after a quiet spell: ping-pong latency is unchanged).
+const PROBE_STREAM_LOOK: Duration = Duration::from_micros(25);
+
+/// An open stream session's tx tail (its own writes: this process's line).
+fn tx_tail(s: &Session) -> Option<u32> {
+    let f = s.fifos.as_ref()?;
+    (s.state == State::Ready && !s.is_dgram()).then(|| f.tx.fifo().shared().tail.load(Relaxed))
+}
 
 /// An open stream session's rx tail (the producer's position: it moves with every arrival).
 fn rx_tail(s: &Session) -> Option<u32> {
@@ -188,6 +237,7 @@ fn collect(ss: &mut Sessions, vep: u32, out: &mut [(Events, u64)]) -> usize {
             s.ep.as_ref()
                 .filter(|r| r.events.intersects(Events::ET))
                 .and_then(|_| rx_tail(s));
+        let tx = tail.and_then(|_| tx_tail(s));
         let Some(reg) =
             s.ep.as_mut()
                 .filter(|r| r.vep == vep && !r.pending.is_empty())
@@ -207,6 +257,11 @@ fn collect(ss: &mut Sessions, vep: u32, out: &mut [(Events, u64)]) -> usize {
                 bits = bits.without(Events::IN);
             }
             reg.edge_tail = tail;
+            reg.edge_tx = tx;
+        }
+        if bits.intersects(Events::IN) {
+            // the app reads now: the next wait finds out afresh whether bytes stream in
+            reg.probe_next = None;
         }
         if bits.is_empty() {
             continue;
@@ -265,8 +320,9 @@ pub fn wait(w: &Worker, vep_sh: u32, out: &mut [(Events, u64)], wait_ms: f64) ->
     recheck_lt(&mut ss, vep);
     let mut n = 0;
     let naps = Naps::AtMost(EPOLL_NAP);
+    let mut first = true;
     match wait::until_back(w, &mut ss, timeout, naps, |ss| {
-        probe_hot(ss, vep);
+        probe_hot(ss, vep, std::mem::take(&mut first));
         n = collect(ss, vep, out);
         n > 0
     }) {
@@ -288,6 +344,8 @@ mod tests {
             more_accepts: 0,
             edge_tail: None,
             probe_seen: None,
+            probe_next: None,
+            edge_tx: None,
         }
     }
 
@@ -307,6 +365,73 @@ mod tests {
             0,
             "edge-triggered: delivered once"
         );
+    }
+
+    fn look(tail: u32, tx: u32, queued: usize, first: bool) -> EdgeLook {
+        EdgeLook {
+            tail,
+            tx: Some(tx),
+            queued,
+            first,
+        }
+    }
+
+    #[test]
+    fn a_request_is_reported_once_it_settles_and_looked_at_closely() {
+        let mut r = reg(1, Events::IN | Events::ET);
+        (r.edge_tail, r.edge_tx) = (Some(100), Some(50));
+        let t0 = Instant::now();
+        // the first look finds nothing new; the request lands while the wait spins
+        assert!(!edge_due(&mut r, t0, look(100, 50, 0, true)));
+        assert!(!edge_due(&mut r, t0, look(164, 50, 64, false)));
+        assert_eq!(r.probe_next, None, "no stream: every look counts");
+        assert!(edge_due(
+            &mut r,
+            t0 + PROBE_SETTLE,
+            look(164, 50, 64, false)
+        ));
+        // it landed while the app answered the last one (tx moved): still no stream
+        let mut r = reg(1, Events::IN | Events::ET);
+        (r.edge_tail, r.edge_tx) = (Some(100), Some(50));
+        assert!(!edge_due(&mut r, t0, look(164, 114, 64, true)));
+        assert_eq!(r.probe_next, None);
+    }
+
+    #[test]
+    fn a_stream_is_looked_at_every_stream_look_and_reported_in_bulk_or_when_it_pauses() {
+        let mut r = reg(1, Events::IN | Events::ET);
+        (r.edge_tail, r.edge_tx) = (Some(0), Some(50));
+        let t0 = Instant::now();
+        // bytes came in while the app handled the last batch, and it wrote nothing
+        assert!(!edge_due(&mut r, t0, look(8192, 50, 8192, true)));
+        assert_eq!(r.probe_next, Some(t0 + PROBE_STREAM_LOOK));
+        // more came by the next look: still a stream, the next look later again
+        let t1 = t0 + PROBE_STREAM_LOOK;
+        assert!(!edge_due(&mut r, t1, look(20_000, 50, 20_000, false)));
+        assert_eq!(r.probe_next, Some(t1 + PROBE_STREAM_LOOK));
+        // bulk: reported at once
+        let t2 = t1 + PROBE_STREAM_LOOK;
+        assert!(edge_due(&mut r, t2, look(90_000, 50, PROBE_BULK, false)));
+        // or: nothing more came since the last look (the writer paused)
+        let mut r2 = r;
+        assert!(!edge_due(&mut r2, t2, look(30_000, 50, 30_000, false)));
+        let t3 = t2 + PROBE_STREAM_LOOK;
+        assert!(edge_due(&mut r2, t3, look(30_000, 50, 30_000, false)));
+    }
+
+    #[test]
+    fn delivering_in_ends_the_stream_pace() {
+        let mut ss = Sessions::default();
+        let vep = ss.alloc(Session::new_vep()).unwrap();
+        let i = ss.alloc(Session::new(0, true)).unwrap();
+        let mut r = reg(vep, Events::IN | Events::ET);
+        r.probe_next = Some(Instant::now() + Duration::from_secs(1));
+        ss.get_mut(i).unwrap().ep = Some(r);
+        ss.notify(i, Events::IN);
+        let mut out = [(Events::NONE, 0); 4];
+        assert_eq!(collect(&mut ss, vep, &mut out), 1);
+        let r = ss.get(i).unwrap().ep.unwrap();
+        assert_eq!(r.probe_next, None);
     }
 
     #[test]

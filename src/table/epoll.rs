@@ -91,6 +91,12 @@ pub(crate) struct Registration {
     /// Edge-triggered: the rx tail a waiting epoll_wait last saw there, and since when
     /// (`epoll::probe_hot` reports bytes once they stop arriving, or in bulk).
     pub probe_seen: Option<(u32, std::time::Instant)>,
+    /// Edge-triggered member whose bytes kept arriving between two looks (a stream): the
+    /// next look is not before this (`epoll::PROBE_STREAM_LOOK`).
+    pub probe_next: Option<std::time::Instant>,
+    /// Edge-triggered stream session: its tx fifo's tail at its last EPOLLIN (whether the app
+    /// wrote since, i.e. answered what it read).
+    pub edge_tx: Option<u32>,
 }
 
 impl Registration {
@@ -288,6 +294,8 @@ mod tests {
             more_accepts: 0,
             edge_tail: None,
             probe_seen: None,
+            probe_next: None,
+            edge_tx: None,
         }
     }
 
