@@ -193,7 +193,7 @@ fn read_ready(
 /// stream of 1 KiB writes ran at 0.4x upstream's, whose reader sleeps until VPP's event and
 /// then reads in bulk (upstream's wait is VPP's loop, hundreds of µs). How rarely it reads
 /// matters as much as that it waits: on a Zen 4 host (1 MiB L2), reading at 256 KiB or every
-/// 13 µs ran 1 KiB writes at ~83 Gbit/s, waiting 100 µs (up to a 1 MiB buffer) at ~127-138
+/// 13 µs ran 1 KiB writes at ~83 Gbit/s, waiting 100 µs (up to a 1 MiB buffer) at ~127-143
 /// (docs/benchmarking.md, "Reader batches"). Half the fifo at most, so the writer never finds
 /// it full while the reader waits. A read that finds the fifo empty (a request/response
 /// exchange) never waits longer than it must, nor does any read of a worker whose app waits
@@ -202,10 +202,11 @@ fn read_ready(
 /// sessions over cut-through).
 const COALESCE_WAIT: Duration = Duration::from_micros(100);
 /// How often the waiting reader looks at the fifo: each look reads the line the writer stores
-/// its tail to, so rarely (looks every 13 µs cost ~7% against one look at the end). A look
-/// that finds no new bytes ends the wait: the writer has paused, and a stream that stalls
-/// costs its reader one look, not the whole wait.
-const COALESCE_LOOK: Duration = Duration::from_micros(25);
+/// its tail to, so rarely (1 KiB writes, same runs: a look every 25 µs 127-132 Gbit/s, every
+/// 50 µs 136-137, one look at the end of the wait 140-143). A look that finds no new bytes
+/// ends the wait: the writer has paused, and a stream that stalls costs its reader one look,
+/// not the whole wait.
+const COALESCE_LOOK: Duration = Duration::from_micros(50);
 
 /// [`COALESCE_WAIT`]: let session `i`'s bytes gather until `target` are queued (at most half
 /// the fifo), with the table unlocked.
