@@ -148,6 +148,7 @@ fn probe_hot(ss: &mut Sessions, vep: u32, first: bool) {
                 tail: rx_tail(s)?,
                 tx: tx_tail(s),
                 queued: s.rx_ready() as usize,
+                size: s.fifos.as_ref().map_or(0, |f| f.rx.fifo().size() as usize),
                 first,
             };
             Some(edge_due(s.ep.as_mut()?, now, look))
@@ -169,6 +170,8 @@ struct EdgeLook {
     tx: Option<u32>,
     /// Bytes queued.
     queued: usize,
+    /// The rx fifo's size.
+    size: usize,
     /// The first look of this wait (the app just came back from handling the last events).
     first: bool,
 }
@@ -193,8 +196,9 @@ fn edge_due(r: &mut Registration, now: Instant, l: EdgeLook) -> bool {
             false
         }
     };
+    // (a stream's bulk at most half the fifo: the writer must not find it full meanwhile)
     let bulk = if r.probe_next.is_some() {
-        PROBE_STREAM_BULK
+        PROBE_STREAM_BULK.min(l.size / 2).max(PROBE_BULK)
     } else {
         PROBE_BULK
     };
@@ -214,9 +218,10 @@ const PROBE_BULK: usize = 64 << 10;
 /// still seen at once (a request after a quiet spell: ping-pong latency is unchanged).
 const PROBE_STREAM_LOOK: Duration = Duration::from_micros(25);
 /// Bytes queued that a member found streaming is reported for at once (else when its bytes
-/// stop): bigger reads, fewer turns (`vcl_test_client -U -s 10`, same runs: 123-134 Gbit/s
-/// with [`PROBE_BULK`], 136-144 with 256 KiB; upstream 127-130).
-const PROBE_STREAM_BULK: usize = 256 << 10;
+/// stop), at most half its fifo: bigger reads, fewer turns (`vcl_test_client -U -s 10`, 4 MB
+/// fifos, same runs: 123-134 Gbit/s with [`PROBE_BULK`], 136-144 with 256 KiB; another set:
+/// 256 KiB 143-147, 1 MiB 152-156, 2 MB 146-155, upstream 128-129).
+const PROBE_STREAM_BULK: usize = 1 << 20;
 
 /// An open stream session's tx tail (its own writes: this process's line).
 fn tx_tail(s: &Session) -> Option<u32> {
@@ -381,6 +386,7 @@ mod tests {
             tail,
             tx: Some(tx),
             queued,
+            size: 4 << 20,
             first,
         }
     }
@@ -421,18 +427,33 @@ mod tests {
         // a stream's bulk is bigger than a member's first bytes
         let t2 = t1 + PROBE_STREAM_LOOK;
         assert!(!edge_due(&mut r, t2, look(90_000, 50, PROBE_BULK, false)));
+        // or: nothing more came since the last look (the writer paused)
+        let mut paused = r;
+        let t3 = t2 + PROBE_STREAM_LOOK;
+        assert!(edge_due(
+            &mut paused,
+            t3,
+            look(90_000, 50, PROBE_BULK, false)
+        ));
+        // a small fifo's stream is reported at half the fifo
+        let mut small = r;
+        let half = EdgeLook {
+            size: 256 << 10,
+            ..look(200_000, 50, 128 << 10, false)
+        };
+        assert!(edge_due(&mut small, t3, half));
         // bulk: reported at once
-        let t2 = t2 + PROBE_STREAM_LOOK;
+        assert!(!edge_due(
+            &mut r,
+            t3,
+            look(600_000, 50, PROBE_STREAM_BULK / 2, false)
+        ));
+        let t4 = t3 + PROBE_STREAM_LOOK;
         assert!(edge_due(
             &mut r,
-            t2,
-            look(300_000, 50, PROBE_STREAM_BULK, false)
+            t4,
+            look(1_200_000, 50, PROBE_STREAM_BULK, false)
         ));
-        // or: nothing more came since the last look (the writer paused)
-        let mut r2 = r;
-        assert!(!edge_due(&mut r2, t2, look(310_000, 50, 30_000, false)));
-        let t3 = t2 + PROBE_STREAM_LOOK;
-        assert!(edge_due(&mut r2, t3, look(310_000, 50, 30_000, false)));
     }
 
     #[test]
