@@ -144,9 +144,10 @@ fn probe_hot(ss: &mut Sessions, vep: u32, first: bool) {
             if r.probe_next.is_some_and(|next| now < next) {
                 return Some(false);
             }
+            let (tail, tx) = tails(s)?;
             let look = EdgeLook {
-                tail: rx_tail(s)?,
-                tx: tx_tail(s),
+                tail,
+                tx,
                 queued: s.rx_ready() as usize,
                 size: s.fifos.as_ref().map_or(0, |f| f.rx.fifo().size() as usize),
                 first,
@@ -167,7 +168,7 @@ struct EdgeLook {
     /// The rx tail.
     tail: u32,
     /// The tx tail (the app's own writes).
-    tx: Option<u32>,
+    tx: u32,
     /// Bytes queued.
     queued: usize,
     /// The rx fifo's size.
@@ -189,7 +190,7 @@ fn edge_due(r: &mut Registration, now: Instant, l: EdgeLook) -> bool {
             // nothing since its last EPOLLIN (not a request that landed while it answered the
             // last one), or more coming in a stream found that way: look again only after a
             // while
-            if l.first && r.edge_tx == l.tx || r.probe_next.is_some() {
+            if l.first && r.edge_tx == Some(l.tx) || r.probe_next.is_some() {
                 r.probe_next = Some(now + PROBE_STREAM_LOOK);
             }
             r.probe_seen = Some((l.tail, now));
@@ -223,16 +224,16 @@ const PROBE_STREAM_LOOK: Duration = Duration::from_micros(25);
 /// 256 KiB 143-147, 1 MiB 152-156, 2 MB 146-155, upstream 128-129).
 const PROBE_STREAM_BULK: usize = 1 << 20;
 
-/// An open stream session's tx tail (its own writes: this process's line).
-fn tx_tail(s: &Session) -> Option<u32> {
+/// An open stream session's rx tail (the producer's position: it moves with every arrival)
+/// and tx tail (the app's own writes: this process's line).
+fn tails(s: &Session) -> Option<(u32, u32)> {
     let f = s.fifos.as_ref()?;
-    (s.state == State::Ready && !s.is_dgram()).then(|| f.tx.fifo().shared().tail.load(Relaxed))
-}
-
-/// An open stream session's rx tail (the producer's position: it moves with every arrival).
-fn rx_tail(s: &Session) -> Option<u32> {
-    let f = s.fifos.as_ref()?;
-    (s.state == State::Ready && !s.is_dgram()).then(|| f.rx.fifo().shared().tail.load(Acquire))
+    (s.state == State::Ready && !s.is_dgram()).then(|| {
+        (
+            f.rx.fifo().shared().tail.load(Acquire),
+            f.tx.fifo().shared().tail.load(Relaxed),
+        )
+    })
 }
 
 /// Deliver up to `out.len()` events of epoll session `vep`.
@@ -247,11 +248,11 @@ fn collect(ss: &mut Sessions, vep: u32, out: &mut [(Events, u64)]) -> usize {
         };
         let now = readiness(s);
         // edge-triggered members only: level-triggered ones re-read readiness instead
-        let tail =
+        let tails =
             s.ep.as_ref()
                 .filter(|r| r.events.intersects(Events::ET))
-                .and_then(|_| rx_tail(s));
-        let tx = tail.and_then(|_| tx_tail(s));
+                .and_then(|_| tails(s));
+        let tail = tails.map(|(rx, _)| rx);
         let Some(reg) =
             s.ep.as_mut()
                 .filter(|r| r.vep == vep && !r.pending.is_empty())
@@ -271,7 +272,7 @@ fn collect(ss: &mut Sessions, vep: u32, out: &mut [(Events, u64)]) -> usize {
                 bits = bits.without(Events::IN);
             }
             reg.edge_tail = tail;
-            reg.edge_tx = tx;
+            reg.edge_tx = tails.map(|(_, tx)| tx);
         }
         if bits.intersects(Events::IN) {
             // the app reads now: the next wait finds out afresh whether bytes stream in
@@ -384,7 +385,7 @@ mod tests {
     fn look(tail: u32, tx: u32, queued: usize, first: bool) -> EdgeLook {
         EdgeLook {
             tail,
-            tx: Some(tx),
+            tx,
             queued,
             size: 4 << 20,
             first,
