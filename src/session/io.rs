@@ -156,7 +156,10 @@ fn read_ready(
     }
     // (the cached tail answers when it covers the whole buffer)
     let target = buf.len();
-    let queued = open_ref(s)?.rx.fifo().max_dequeue_cons_for(target as u32);
+    let queued = open_ref(s)?
+        .rx
+        .fifo()
+        .max_dequeue_cons_for(u32::try_from(target).unwrap_or(u32::MAX));
     // a blocking read in a stream lets the bytes gather first (see COALESCE_WAIT); an empty
     // fifo ends the stream
     if !multiplexed && !s.nonblocking {
