@@ -364,12 +364,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn notify_queues_a_session_once_and_merges_bits() {
+    /// A table with an epoll session and one member registered for `events`: (table, vep,
+    /// member).
+    fn member(events: Events) -> (Sessions, u32, u32) {
         let mut ss = Sessions::default();
         let vep = ss.alloc(Session::new_vep()).unwrap();
         let i = ss.alloc(Session::new(0, true)).unwrap();
-        ss.get_mut(i).unwrap().ep = Some(reg(vep, Events::IN | Events::OUT | Events::ET));
+        ss.get_mut(i).unwrap().ep = Some(reg(vep, events));
+        (ss, vep, i)
+    }
+
+    #[test]
+    fn notify_queues_a_session_once_and_merges_bits() {
+        let (mut ss, vep, i) = member(Events::IN | Events::OUT | Events::ET);
         ss.notify(i, Events::IN);
         ss.notify(i, Events::OUT);
         let mut out = [(Events::NONE, 0); 4];
@@ -392,10 +399,16 @@ mod tests {
         }
     }
 
+    /// An edge-triggered member last reported readable at rx tail `tail` and tx tail `tx`.
+    fn reported_at(tail: u32, tx: u32) -> Registration {
+        let mut r = reg(1, Events::IN | Events::ET);
+        (r.edge_tail, r.edge_tx) = (Some(tail), Some(tx));
+        r
+    }
+
     #[test]
     fn a_request_is_reported_once_it_settles_and_looked_at_closely() {
-        let mut r = reg(1, Events::IN | Events::ET);
-        (r.edge_tail, r.edge_tx) = (Some(100), Some(50));
+        let mut r = reported_at(100, 50);
         let t0 = Instant::now();
         // the first look finds nothing new; the request lands while the wait spins
         assert!(!edge_due(&mut r, t0, look(100, 50, 0, true)));
@@ -407,16 +420,14 @@ mod tests {
             look(164, 50, 64, false)
         ));
         // it landed while the app answered the last one (tx moved): still no stream
-        let mut r = reg(1, Events::IN | Events::ET);
-        (r.edge_tail, r.edge_tx) = (Some(100), Some(50));
+        let mut r = reported_at(100, 50);
         assert!(!edge_due(&mut r, t0, look(164, 114, 64, true)));
         assert_eq!(r.probe_next, None);
     }
 
     #[test]
     fn a_stream_is_looked_at_every_stream_look_and_reported_in_bulk_or_when_it_pauses() {
-        let mut r = reg(1, Events::IN | Events::ET);
-        (r.edge_tail, r.edge_tx) = (Some(0), Some(50));
+        let mut r = reported_at(0, 50);
         let t0 = Instant::now();
         // bytes came in while the app handled the last batch, and it wrote nothing
         assert!(!edge_due(&mut r, t0, look(8192, 50, 8192, true)));
@@ -459,12 +470,9 @@ mod tests {
 
     #[test]
     fn delivering_in_ends_the_stream_pace() {
-        let mut ss = Sessions::default();
-        let vep = ss.alloc(Session::new_vep()).unwrap();
-        let i = ss.alloc(Session::new(0, true)).unwrap();
-        let mut r = reg(vep, Events::IN | Events::ET);
-        r.probe_next = Some(Instant::now() + Duration::from_secs(1));
-        ss.get_mut(i).unwrap().ep = Some(r);
+        let (mut ss, vep, i) = member(Events::IN | Events::ET);
+        ss.get_mut(i).unwrap().ep.as_mut().unwrap().probe_next =
+            Some(Instant::now() + Duration::from_secs(1));
         ss.notify(i, Events::IN);
         let mut out = [(Events::NONE, 0); 4];
         assert_eq!(collect(&mut ss, vep, &mut out), 1);
@@ -474,10 +482,7 @@ mod tests {
 
     #[test]
     fn oneshot_disables_after_one_delivery() {
-        let mut ss = Sessions::default();
-        let vep = ss.alloc(Session::new_vep()).unwrap();
-        let i = ss.alloc(Session::new(0, true)).unwrap();
-        ss.get_mut(i).unwrap().ep = Some(reg(vep, Events::IN | Events::ONESHOT | Events::ET));
+        let (mut ss, vep, i) = member(Events::IN | Events::ONESHOT | Events::ET);
         ss.notify(i, Events::IN);
         let mut out = [(Events::NONE, 0); 4];
         assert_eq!(collect(&mut ss, vep, &mut out), 1);
