@@ -7,7 +7,8 @@
 //! adaptive window: in cut-through the peer's bytes are in the shared fifo the moment they are
 //! written, so a spinning reader sees them in microseconds instead of after an mq wake-up. The
 //! window doubles (up to the `busy-poll-usec` ceiling) when spinning paid off and halves when it
-//! did not; only the first round of a wait spins, so an idle waiter then sleeps as before.
+//! did not; a wait that slept and still ended within the ceiling sets it to what would have
+//! caught it ([`learn`]). Only the first round of a wait spins, so an idle waiter then sleeps.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
@@ -74,6 +75,10 @@ const PURE_MAX_US: u32 = 64;
 const LONG_GAP: Duration = Duration::from_micros(4);
 /// Smallest window once busy-polling is on: a miss costs at most this much CPU per wait.
 const MIN_WINDOW_US: u32 = 2;
+
+/// How long an exploring spin ([`EXPLORE_EVERY`]) looks at most, whatever the ceiling: what an
+/// idle waiter pays once per that many waits.
+const EXPLORE_MAX_US: u32 = 300;
 
 /// Every this many spins a thread spins for the whole ceiling once, whatever its window: the
 /// window only grows when a spin finds its condition, so two apps in a ping-pong whose windows
@@ -144,7 +149,7 @@ fn window_upto(ceil: u32) -> u32 {
     });
     if k % EXPLORE_EVERY == EXPLORE_EVERY - 1 {
         // the shim's 5 ms ceiling would make this costly for a mostly idle program
-        return ceil.min(DEFAULT_BUSY_POLL_USEC);
+        return ceil.min(EXPLORE_MAX_US);
     }
     WINDOW_US.with(|w| {
         let cur = w.get();
@@ -178,6 +183,29 @@ fn adapt_upto(paid_off: bool, ceil: u32) {
     });
 }
 
+/// A wait whose spin missed slept and then ended `waited` after the spin began: a window that
+/// long would have caught it, so, within the ceiling, take it with half again as margin.
+/// Halving alone cannot get back: where each side of an exchange waits longer than the window
+/// it has shrunk to, every spin misses, and both sides keep sleeping through exchanges a spin
+/// would have made faster. Through VPP's TCP on a VPP that sleeps between loops
+/// (`poll-sleep-usec 100`), a side that replies while VPP sleeps has the reply leave on VPP's
+/// next loop, with the ACK it owes; a side that wakes on VPP's event replies a loop later: 4 of
+/// VPP's ~175 µs loops a 64-byte round trip instead of 2 (docs/benchmarking.md, "Waits that
+/// span VPP's loops").
+fn learn(waited: Duration) {
+    learn_upto(waited, BUSY_POLL_CEIL_US.load(Relaxed));
+}
+
+/// [`learn`] under another ceiling.
+fn learn_upto(waited: Duration, ceil: u32) {
+    let us = u32::try_from(waited.as_micros()).unwrap_or(u32::MAX);
+    if ceil == 0 || us >= ceil {
+        return;
+    }
+    let want = us.saturating_add(us / 2).min(ceil);
+    WINDOW_US.with(|w| w.set(w.get().max(want)));
+}
+
 /// The busy-poll ceiling in µs (`busy-poll-usec`; 0: off).
 pub(crate) fn ceiling_us() -> u32 {
     BUSY_POLL_CEIL_US.load(Relaxed)
@@ -194,6 +222,16 @@ pub(crate) fn spin_outcome(paid_off: bool, ceil_us: u32) {
     adapt_upto(paid_off, ceil_us);
 }
 
+/// What [`spin`] did.
+enum Spin {
+    /// `done` held.
+    Hit,
+    /// The window passed first; it began then.
+    Missed(Instant),
+    /// Busy-polling is off.
+    Off,
+}
+
 /// Busy-poll `done` for up to the adaptive window (never past `deadline`), releasing the session
 /// lock briefly between looks so other threads of the worker can get in.
 fn spin(
@@ -201,10 +239,10 @@ fn spin(
     ss: &mut MutexGuard<'_, Sessions>,
     deadline: Option<Instant>,
     done: &mut impl FnMut(&mut Sessions) -> bool,
-) -> bool {
+) -> Spin {
     let us = window();
     if us == 0 {
-        return false;
+        return Spin::Off;
     }
     let start = Instant::now();
     let mut end = start + Duration::from_micros(u64::from(us));
@@ -230,13 +268,13 @@ fn spin(
         if done(ss) {
             adapt(true);
             adapt_pure(seen.saturating_duration_since(now) >= LONG_GAP);
-            return true;
+            return Spin::Hit;
         }
         // the rate-limited probe: a socket poll per look would make every look a syscall
         now = seen;
         if w.probe_detached() || now >= end {
             adapt(false);
-            return false;
+            return Spin::Missed(start);
         }
     }
 }
@@ -254,11 +292,16 @@ pub(crate) fn until(
     // finds something, or polls with timeout 0, reads no clock)
     let mut deadline = None;
     let mut round = 0;
+    // when the spin that missed began
+    let mut missed: Option<Instant> = None;
     loop {
         round += 1;
         w.drain(ss);
         if done(ss) {
             EMPTY_POLLS.with(|n| n.set(0));
+            if let Some(t0) = missed {
+                learn(t0.elapsed());
+            }
             return Wake::Done;
         }
         if round == 1 {
@@ -282,8 +325,12 @@ pub(crate) fn until(
             w.apply_detach(ss);
             return if done(ss) { Wake::Done } else { Wake::Detached };
         }
-        if round == 1 && spin(w, ss, deadline, &mut done) {
-            return Wake::Done;
+        if round == 1 {
+            match spin(w, ss, deadline, &mut done) {
+                Spin::Hit => return Wake::Done,
+                Spin::Missed(t0) => missed = Some(t0),
+                Spin::Off => {}
+            }
         }
         // a drained session whose has_event was kept set gets it cleared now, or VPP would
         // not signal its next bytes (see `Sessions::hold_rx`)
@@ -358,6 +405,31 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_that_ended_within_the_ceiling_sets_the_window() {
+        const CEIL: u32 = 1000;
+        WINDOW_US.with(|w| w.set(0));
+        assert_eq!(window_upto(CEIL), CEIL);
+        for _ in 0..20 {
+            adapt_upto(false, CEIL);
+        }
+        assert_eq!(WINDOW_US.with(Cell::get), MIN_WINDOW_US, "collapsed");
+        learn_upto(Duration::from_micros(1500), CEIL);
+        assert_eq!(
+            WINDOW_US.with(Cell::get),
+            MIN_WINDOW_US,
+            "past the ceiling: nothing"
+        );
+        learn_upto(Duration::from_micros(400), CEIL);
+        assert_eq!(WINDOW_US.with(Cell::get), 600, "the wait and half again");
+        learn_upto(Duration::from_micros(100), CEIL);
+        assert_eq!(WINDOW_US.with(Cell::get), 600, "never shrinks it");
+        learn_upto(Duration::from_micros(700), CEIL);
+        assert_eq!(WINDOW_US.with(Cell::get), CEIL, "at most the ceiling");
+        learn_upto(Duration::from_micros(10), 0);
+        assert_eq!(WINDOW_US.with(Cell::get), CEIL, "busy-poll off: untouched");
+    }
+
+    #[test]
     fn a_shrunk_window_spins_the_whole_ceiling_now_and_then() {
         const CEIL: u32 = 256;
         WINDOW_US.with(|w| w.set(0));
@@ -378,7 +450,7 @@ mod tests {
             1,
             "{windows:?}"
         );
-        const { assert!(CEIL <= DEFAULT_BUSY_POLL_USEC) };
+        const { assert!(CEIL <= EXPLORE_MAX_US) };
         assert!(windows.iter().all(|&w| w == CEIL || w == MIN_WINDOW_US));
     }
 

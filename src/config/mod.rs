@@ -17,7 +17,10 @@ use std::fmt;
 
 /// Default ceiling of the busy-poll window in µs (vcl.conf `busy-poll-usec`, env
 /// VCL_BUSY_POLL_USEC); 0 turns busy-polling off. Used by the wait loop (`crate::wait`).
-pub const DEFAULT_BUSY_POLL_USEC: u32 = 300;
+/// 1 ms: each side of a TCP round trip through a VPP that sleeps 100 µs between loops waits
+/// ~340 µs when both reply at once, so 300 µs never caught one (docs/benchmarking.md, "Waits
+/// that span VPP's loops"); an idle waiter still spins once and then ever less.
+pub const DEFAULT_BUSY_POLL_USEC: u32 = 1000;
 use std::path::PathBuf;
 
 pub use parse::parse_str;
