@@ -237,6 +237,12 @@ impl Peer {
         st.faults.udp_reorder = reorder;
     }
 
+    /// When the tx pass of the ACK owed for received TCP bytes runs, after they come in
+    /// (default `transport::ACK_PASS`; tests widen it to act inside the window).
+    pub fn set_tcp_ack_pass(&self, after: std::time::Duration) {
+        self.shared.lock().tcp_ack_pass = after;
+    }
+
     /// Fault: make session `handle` reset as if its transport peer had sent a RST (the kernel
     /// socket of a TCP session is reset too). False if there is no such session.
     pub fn reset_session(&self, handle: u64) -> bool {

@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::{ppoll, PollFd, PollFlags};
 use nix::sys::socket::{
     bind, connect, getsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
     SockaddrIn6,
 };
+use nix::sys::time::TimeSpec;
 use vcl_codec::session_error::{SESSION_E_REFUSED, SESSION_E_SYSCALL, SESSION_E_TIMEDOUT};
 
 use crate::shared::Shared;
@@ -84,10 +85,13 @@ pub fn run(shared: Arc<Shared>) {
     let mut buf = vec![0u8; 64 << 10];
     let gate = shared.lock().io_gate.clone();
     while !shared.stop.load(Ordering::Acquire) {
-        let t = targets(&shared.lock());
+        let (t, wait) = {
+            let st = shared.lock();
+            (targets(&st), round_wait(&st))
+        };
         let mut ready = Vec::new();
         if t.is_empty() {
-            std::thread::sleep(POLL_WAIT);
+            std::thread::sleep(wait);
         } else {
             // The fds belong to sockets in the state; one closed meanwhile makes poll report
             // POLLNVAL (or a reused number a spurious wake-up), both harmless since every action
@@ -102,9 +106,8 @@ pub fn run(shared: Arc<Shared>) {
                 .map(|(fd, ev, _)| PollFd::new(borrow(*fd), *ev))
                 .collect();
             pfds.push(PollFd::new(gate.wake_fd(), PollFlags::POLLIN));
-            let ms = POLL_WAIT.as_millis() as u16;
             gate.enter_poll();
-            let n = poll(&mut pfds, PollTimeout::from(ms)).unwrap_or(0);
+            let n = ppoll(&mut pfds, Some(TimeSpec::from_duration(wait)), None).unwrap_or(0);
             gate.leave_poll();
             if n > 0 {
                 for (p, (_, _, k)) in pfds.iter().zip(&t) {
@@ -128,6 +131,22 @@ pub fn run(shared: Arc<Shared>) {
             crate::events::flush_thread(&mut st, t);
         }
     }
+}
+
+/// How long this round may wait for the kernel: [`POLL_WAIT`], or less when an owed ACK's tx
+/// pass falls due sooner (`State::tcp_program_ack`).
+fn round_wait(st: &State) -> Duration {
+    let now = Instant::now();
+    st.sessions
+        .pools
+        .iter()
+        .flat_map(|p| p.iter())
+        .filter_map(|(_, s)| match &s.kind {
+            Kind::Tcp(t) => t.ack_due,
+            _ => None,
+        })
+        .map(|at| at.saturating_duration_since(now))
+        .fold(POLL_WAIT, Duration::min)
 }
 
 fn handle(st: &mut State, k: Key, r: PollFlags, buf: &mut [u8]) {

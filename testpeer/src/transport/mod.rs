@@ -5,8 +5,10 @@
 //! SESSION_E_REFUSED), data (session_node.c `session_tx_fifo_read_and_snd_i` with
 //! `session_tx_maybe_reschedule` and the tx dequeue notification; rx enqueue with
 //! `session_enqueue_notify`, a full rx fifo closing the window with
-//! `transport_rx_fifo_req_deq_ntf`), and close: `tcp_connection_close` (FIN once tx drained,
-//! RST when the app closes with unread rx data), `tcp_session_half_close`, `tcp_session_reset`,
+//! `transport_rx_fifo_req_deq_ntf`; the ACK owed for received bytes, `tcp_program_ack`,
+//! marking the tx fifo for a tx pass [`ACK_PASS`] later), and close: `tcp_connection_close`
+//! (FIN once tx drained, RST when the app closes with unread rx data),
+//! `tcp_session_half_close`, `tcp_session_reset`,
 //! peer FIN (`tcp_rcv_fin`: CLOSE_WAIT → closing notify; FIN_WAIT → TIME_WAIT → closed notify),
 //! peer RST (`tcp_rcv_rst` / `tcp_handle_rst`), and the delete notification after
 //! `tcp_cfg.cleanup_time` (100 ms). Deviations: the peer's FIN is acknowledged by the kernel,
@@ -39,6 +41,9 @@ pub const FIN_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const IO_BUDGET: usize = 1 << 20;
 /// Copy buffer for one read/write.
 const CHUNK: usize = 16 << 10;
+/// When the tx pass of an ACK owed for received bytes runs: VPP sends it on its next loop, one
+/// `poll-sleep-usec 100` sleep (~175 µs) later on the given VPP, microseconds on a polling one.
+pub const ACK_PASS: Duration = Duration::from_micros(100);
 
 /// `transport_endpoint_t` of a socket address.
 pub fn endpoint(a: SocketAddr) -> TransportEndpoint {
@@ -244,6 +249,21 @@ impl State {
         }
     }
 
+    /// `tcp_program_ack` → `session_add_self_custom_tx_evt`: bytes came in, so an ACK is owed
+    /// on the next loop, and VPP marks the tx fifo (has_event 0 -> 1) as it schedules that tx
+    /// pass. An app that writes before then finds has_event set and sends no TX event: its
+    /// bytes leave in that pass (docs/wire.md#fifos). Already set: a tx pass is coming anyway.
+    fn tcp_program_ack(&mut self, h: u64) {
+        let Some(tx) = self.sess(h).and_then(|s| s.tx.clone()) else {
+            return;
+        };
+        let after = self.tcp_ack_pass;
+        let Some(t) = self.tcp_mut(h) else { return };
+        if t.ack_due.is_none() && tx.fifo().set_event() {
+            t.ack_due = Some(Instant::now() + after);
+        }
+    }
+
     /// Pending FIN and tx drained: send it (shutdown(WR)) and move on.
     fn tcp_maybe_send_fin(&mut self, h: u64) {
         let Some(t) = self.tcp_mut(h) else { return };
@@ -335,6 +355,7 @@ impl State {
             }
         }
         if got > 0 {
+            self.tcp_program_ack(h);
             self.enqueue_notify(h);
         }
         if failed {
@@ -521,7 +542,14 @@ impl State {
         // Bytes read from the kernel before the fifo filled: the socket may have nothing more
         // to read (no POLLIN, so no tcp_rx), so they move here once there is room.
         let flush = !t.rx_paused && !t.pending_rx.is_empty() && rx_space > 0;
-        if t.tx_pending && !t.tx_blocked && state.is_some_and(|s| s >= SessState::Ready) {
+        // the owed ACK's pass: sends what the app wrote meanwhile, or clears has_event
+        let ack_pass = t.ack_due.is_some_and(|at| now >= at);
+        if ack_pass {
+            t.ack_due = None;
+        }
+        let scheduled =
+            t.tx_pending && !t.tx_blocked && state.is_some_and(|s| s >= SessState::Ready);
+        if ack_pass || scheduled {
             self.tcp_tx(h);
         }
         if flush {

@@ -66,6 +66,9 @@ pub struct TcpConn {
     /// Tx scheduled (has_event held by the peer) and, when `tx_blocked`, waiting for POLLOUT.
     pub tx_pending: bool,
     pub tx_blocked: bool,
+    /// An ACK is owed for bytes that came in and has_event on tx was set for it
+    /// (`tcp_program_ack`): the tx pass that sends it runs at this time, VPP's next loop.
+    pub ack_due: Option<Instant>,
     /// Bytes read from the kernel that did not fit in the rx fifo (at most one chunk).
     pub pending_rx: Vec<u8>,
     /// When the transport gets deleted (`tcp_program_cleanup` / TIME_WAIT expiry).
@@ -86,6 +89,7 @@ impl TcpConn {
             rx_paused: false,
             tx_pending: false,
             tx_blocked: false,
+            ack_due: None,
             pending_rx: Vec::new(),
             cleanup_at: None,
             fin_wait_until: None,

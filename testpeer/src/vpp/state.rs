@@ -138,6 +138,9 @@ pub struct State {
     pub dead: bool,
     /// Sessions, listeners and lookup tables.
     pub sessions: Sessions,
+    /// How long after bytes come in the tx pass of the ACK owed for them runs
+    /// (`crate::transport::ACK_PASS` unless a test widens it).
+    pub tcp_ack_pass: std::time::Duration,
 }
 
 /// Duplicate an fd we own so a reply can carry it after the lock is released.
@@ -173,6 +176,7 @@ impl State {
             graveyard: Vec::new(),
             io_gate: Default::default(),
             log: MsgLog::new(log_cap),
+            tcp_ack_pass: crate::transport::ACK_PASS,
             dead: false,
             sessions: Sessions::default(),
         };
