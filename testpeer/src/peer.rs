@@ -238,7 +238,7 @@ impl Peer {
     }
 
     /// When the tx pass of the ACK owed for received TCP bytes runs, after they come in
-    /// (default `transport::ACK_PASS`; tests widen it to act inside the window).
+    /// (default `vpp::kinds::ACK_PASS`; tests widen it to act inside the window).
     pub fn set_tcp_ack_pass(&self, after: std::time::Duration) {
         self.shared.lock().tcp_ack_pass = after;
     }

@@ -6,10 +6,9 @@
 //! `session_tx_maybe_reschedule` and the tx dequeue notification; rx enqueue with
 //! `session_enqueue_notify`, a full rx fifo closing the window with
 //! `transport_rx_fifo_req_deq_ntf`; the ACK owed for received bytes, `tcp_program_ack`,
-//! marking the tx fifo for a tx pass [`ACK_PASS`] later), and close: `tcp_connection_close`
-//! (FIN once tx drained, RST when the app closes with unread rx data),
-//! `tcp_session_half_close`, `tcp_session_reset`,
-//! peer FIN (`tcp_rcv_fin`: CLOSE_WAIT → closing notify; FIN_WAIT → TIME_WAIT → closed notify),
+//! marking the tx fifo for a tx pass `vpp::kinds::ACK_PASS` later), and close:
+//! `tcp_connection_close` (FIN once tx drained, RST when the app closes with unread rx data),
+//! `tcp_session_half_close`, `tcp_session_reset`, peer FIN (`tcp_rcv_fin`: CLOSE_WAIT → closing notify; FIN_WAIT → TIME_WAIT → closed notify),
 //! peer RST (`tcp_rcv_rst` / `tcp_handle_rst`), and the delete notification after
 //! `tcp_cfg.cleanup_time` (100 ms). Deviations: the peer's FIN is acknowledged by the kernel,
 //! so LAST_ACK completes at once, and TIME_WAIT lasts [`TIME_WAIT`] instead of 10 s.
@@ -41,9 +40,6 @@ pub const FIN_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const IO_BUDGET: usize = 1 << 20;
 /// Copy buffer for one read/write.
 const CHUNK: usize = 16 << 10;
-/// When the tx pass of an ACK owed for received bytes runs: VPP sends it on its next loop, one
-/// `poll-sleep-usec 100` sleep (~175 µs) later on the given VPP, microseconds on a polling one.
-pub const ACK_PASS: Duration = Duration::from_micros(100);
 
 /// `transport_endpoint_t` of a socket address.
 pub fn endpoint(a: SocketAddr) -> TransportEndpoint {

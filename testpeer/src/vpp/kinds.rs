@@ -97,6 +97,11 @@ impl TcpConn {
     }
 }
 
+/// When the tx pass of an ACK owed for received TCP bytes runs ([`TcpConn::ack_due`]): VPP
+/// sends it on its next loop, one `poll-sleep-usec 100` sleep (~175 µs) later on the given VPP,
+/// microseconds on a polling one.
+pub const ACK_PASS: std::time::Duration = std::time::Duration::from_micros(100);
+
 /// A kernel connect in progress (a half-open session).
 pub struct HalfOpen {
     pub sock: OwnedFd,

@@ -139,7 +139,7 @@ pub struct State {
     /// Sessions, listeners and lookup tables.
     pub sessions: Sessions,
     /// How long after bytes come in the tx pass of the ACK owed for them runs
-    /// (`crate::transport::ACK_PASS` unless a test widens it).
+    /// ([`crate::vpp::kinds::ACK_PASS`] unless a test widens it).
     pub tcp_ack_pass: std::time::Duration,
 }
 
@@ -176,7 +176,7 @@ impl State {
             graveyard: Vec::new(),
             io_gate: Default::default(),
             log: MsgLog::new(log_cap),
-            tcp_ack_pass: crate::transport::ACK_PASS,
+            tcp_ack_pass: crate::vpp::kinds::ACK_PASS,
             dead: false,
             sessions: Sessions::default(),
         };
