@@ -80,12 +80,12 @@ const MIN_WINDOW_US: u32 = 2;
 /// idle waiter pays once per that many waits.
 const EXPLORE_MAX_US: u32 = 300;
 
-/// Every this many spins a thread spins for the whole ceiling once, whatever its window: the
-/// window only grows when a spin finds its condition, so two apps in a ping-pong whose windows
-/// had both shrunk (a few slow rounds) could stay asleep in turn, each woken by VPP's event
-/// (~317 µs a round trip instead of ~1.2 µs; seen once in `make bench`). A long spin that
-/// catches the peer's reply while the peer still spins after its write ends that. Idle
-/// waiters pay one spin of at most the default ceiling per this many waits.
+/// Every this many spins a thread spins for the whole ceiling (at most [`EXPLORE_MAX_US`]) once,
+/// whatever its window: two apps in a ping-pong whose windows had both shrunk (a few slow
+/// rounds) could stay asleep in turn, each woken by VPP's event (~317 µs a round trip instead of
+/// ~1.2 µs; seen once in `make bench`, before waits taught the window too, see [`learn`]). A
+/// long spin that catches the peer's reply while the peer still spins after its write ends
+/// that. Idle waiters pay one such spin per this many waits.
 const EXPLORE_EVERY: u32 = 64;
 
 thread_local! {
