@@ -361,6 +361,18 @@ pub fn busy_poll_outcome(paid_off: bool, ceiling_us: u32) {
     crate::wait::spin_outcome(paid_off, ceiling_us);
 }
 
+/// A wait whose spin missed ended, after sleeping, `waited` after the spin began: within
+/// `ceiling_us` (and the library's default ceiling, whichever is lower) the window becomes
+/// that long and half again, as the library's own waits do (a reply that must beat VPP's next
+/// loop is then caught by the next spin instead of slept through: docs/benchmarking.md, "Waits
+/// that span VPP's loops").
+pub fn busy_poll_learn(waited: Duration, ceiling_us: u32) {
+    crate::wait::spin_learn(
+        waited,
+        ceiling_us.min(crate::config::DEFAULT_BUSY_POLL_USEC),
+    );
+}
+
 /// Declare that every wait on this process's sessions goes through the caller (the LD_PRELOAD
 /// shim), which calls [`sleep_begin`] before it sleeps. Sessions then hold has_event after a
 /// drain even when non-blocking (see the library's `Sessions::hold_rx`), as blocking sessions

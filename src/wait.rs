@@ -232,6 +232,11 @@ enum Spin {
     Off,
 }
 
+/// [`learn`] for a waiter outside this module, under its own ceiling ([`spin_window`]).
+pub(crate) fn spin_learn(waited: Duration, ceil_us: u32) {
+    learn_upto(waited, ceil_us);
+}
+
 /// Busy-poll `done` for up to the adaptive window (never past `deadline`), releasing the session
 /// lock briefly between looks so other threads of the worker can get in.
 fn spin(

@@ -12,6 +12,9 @@
 //! after it was shorter than the window (spinning on would have caught it: a stream through
 //! VPP's TCP delivers every few hundred µs); it shrinks when the wait went on longer or timed
 //! out, so an idle program soon spins only a few µs per call and sleeps in the kernel (~0% CPU).
+//! A whole wait that ended within the library's default ceiling (1 ms) sets the window to that
+//! wait and half again, as the library's own waits do: a request/response through a VPP that
+//! sleeps between loops needs the reply caught before VPP's next loop.
 
 use std::cell::Cell;
 use std::time::Instant;
@@ -66,9 +69,62 @@ pub fn spin(deadline: Option<Instant>, mut ready: impl FnMut(u32) -> bool) -> bo
 }
 
 /// A wait whose spin missed found its condition after sleeping: a sleep shorter than the
-/// window counts as a hit (grow), a longer one as a miss (shrink).
+/// window counts as a hit (grow), a longer one as a miss (shrink); and a whole wait that ended
+/// within the library's default ceiling sets the window to what would have caught it
+/// (`api::busy_poll_learn`), which halving and doubling alone never reach once every wait is
+/// longer than the window.
 pub fn woke() {
+    woke_under(crate::init::spin_ceiling_us());
+}
+
+/// [`woke`] under the ceiling `ceil` µs.
+fn woke_under(ceil: u32) {
     if let Some((at, win)) = MISSED.with(|m| m.take()) {
-        api::busy_poll_outcome(at.elapsed() < win, crate::init::spin_ceiling_us());
+        let slept = at.elapsed();
+        api::busy_poll_outcome(slept < win, ceil);
+        api::busy_poll_learn(slept + win, ceil);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A window that misses have shrunk to nothing comes back after one wait that slept a few
+    /// hundred µs (a reply through a VPP that sleeps between loops), to the wait and half again,
+    /// never past the library's default ceiling however high the shim's is.
+    #[test]
+    fn a_wait_that_slept_teaches_the_window() {
+        const CEIL: u32 = 5000;
+        for _ in 0..20 {
+            api::busy_poll_outcome(false, CEIL);
+        }
+        let shrunk = api::busy_poll_window(CEIL);
+        assert!(shrunk < Duration::from_micros(10), "{shrunk:?}");
+        // a loaded machine may oversleep past the ceiling: try until one sleep stays short
+        let learned = (0..50)
+            .find_map(|_| {
+                let t0 = Instant::now();
+                MISSED.with(|m| m.set(Some((t0, shrunk))));
+                std::thread::sleep(Duration::from_micros(300));
+                if t0.elapsed() >= Duration::from_micros(600) {
+                    MISSED.with(|m| m.set(None));
+                    return None;
+                }
+                woke_under(CEIL);
+                Some(api::busy_poll_window(CEIL))
+            })
+            .expect("no 300 µs sleep ended within 600 µs in 50 tries");
+        assert!(
+            learned >= Duration::from_micros(450) && learned <= Duration::from_millis(1),
+            "{learned:?}"
+        );
+        // a wait longer than the library's ceiling teaches nothing: the miss halves it
+        MISSED.with(|m| m.set(Some((Instant::now(), learned))));
+        std::thread::sleep(Duration::from_millis(3));
+        woke_under(CEIL);
+        assert!(api::busy_poll_window(CEIL) <= learned / 2 + Duration::from_micros(1));
     }
 }
