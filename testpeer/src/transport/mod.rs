@@ -8,10 +8,11 @@
 //! `transport_rx_fifo_req_deq_ntf`; the ACK owed for received bytes, `tcp_program_ack`,
 //! marking the tx fifo for a tx pass `vpp::kinds::ACK_PASS` later), and close:
 //! `tcp_connection_close` (FIN once tx drained, RST when the app closes with unread rx data),
-//! `tcp_session_half_close`, `tcp_session_reset`, peer FIN (`tcp_rcv_fin`: CLOSE_WAIT → closing notify; FIN_WAIT → TIME_WAIT → closed notify),
-//! peer RST (`tcp_rcv_rst` / `tcp_handle_rst`), and the delete notification after
-//! `tcp_cfg.cleanup_time` (100 ms). Deviations: the peer's FIN is acknowledged by the kernel,
-//! so LAST_ACK completes at once, and TIME_WAIT lasts [`TIME_WAIT`] instead of 10 s.
+//! `tcp_session_half_close`, `tcp_session_reset`, peer FIN (`tcp_rcv_fin`: CLOSE_WAIT →
+//! closing notify; FIN_WAIT → TIME_WAIT → closed notify), peer RST (`tcp_rcv_rst` /
+//! `tcp_handle_rst`), and the delete notification after `tcp_cfg.cleanup_time` (100 ms).
+//! Deviations: the peer's FIN is acknowledged by the kernel, so LAST_ACK completes at once,
+//! and TIME_WAIT lasts [`TIME_WAIT`] instead of 10 s.
 
 pub mod gate;
 pub mod io;
