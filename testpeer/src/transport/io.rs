@@ -39,8 +39,12 @@ enum Key {
     HalfOpen(u32),
 }
 
-fn targets(st: &State) -> Vec<(RawFd, PollFlags, Key)> {
+/// The fds to poll this round, and how long the round may wait for them: [`POLL_WAIT`], or
+/// less when an owed ACK's tx pass falls due sooner (`State::tcp_program_ack`).
+fn targets(st: &State) -> (Vec<(RawFd, PollFlags, Key)>, Duration) {
     let mut v = Vec::new();
+    let now = Instant::now();
+    let mut wait = POLL_WAIT;
     for pool in &st.sessions.pools {
         for (_, s) in pool.iter() {
             match &s.kind {
@@ -48,6 +52,9 @@ fn targets(st: &State) -> Vec<(RawFd, PollFlags, Key)> {
                     v.push((l.as_raw_fd(), PollFlags::POLLIN, Key::Listener(s.handle())))
                 }
                 Kind::Tcp(t) => {
+                    if let Some(at) = t.ack_due {
+                        wait = wait.min(at.saturating_duration_since(now));
+                    }
                     let Some(sock) = &t.sock else { continue };
                     let mut ev = PollFlags::empty();
                     if !t.rd_eof && !t.rx_paused {
@@ -77,7 +84,7 @@ fn targets(st: &State) -> Vec<(RawFd, PollFlags, Key)> {
     for (i, ho) in st.sessions.half_opens.iter() {
         v.push((ho.sock.as_raw_fd(), PollFlags::POLLOUT, Key::HalfOpen(i)));
     }
-    v
+    (v, wait)
 }
 
 /// Body of the I/O thread.
@@ -85,10 +92,7 @@ pub fn run(shared: Arc<Shared>) {
     let mut buf = vec![0u8; 64 << 10];
     let gate = shared.lock().io_gate.clone();
     while !shared.stop.load(Ordering::Acquire) {
-        let (t, wait) = {
-            let st = shared.lock();
-            (targets(&st), round_wait(&st))
-        };
+        let (t, wait) = targets(&shared.lock());
         let mut ready = Vec::new();
         if t.is_empty() {
             std::thread::sleep(wait);
@@ -131,22 +135,6 @@ pub fn run(shared: Arc<Shared>) {
             crate::events::flush_thread(&mut st, t);
         }
     }
-}
-
-/// How long this round may wait for the kernel: [`POLL_WAIT`], or less when an owed ACK's tx
-/// pass falls due sooner (`State::tcp_program_ack`).
-fn round_wait(st: &State) -> Duration {
-    let now = Instant::now();
-    st.sessions
-        .pools
-        .iter()
-        .flat_map(|p| p.iter())
-        .filter_map(|(_, s)| match &s.kind {
-            Kind::Tcp(t) => t.ack_due,
-            _ => None,
-        })
-        .map(|at| at.saturating_duration_since(now))
-        .fold(POLL_WAIT, Duration::min)
 }
 
 fn handle(st: &mut State, k: Key, r: PollFlags, buf: &mut [u8]) {
