@@ -162,10 +162,13 @@ impl<'a> FifoSegment<'a> {
     }
 }
 
-/// Most consumed bytes a [`Fifo::keeping`] consumer keeps linked behind the head: one core's
-/// L2 on the machines measured (in the fifo benchmark, 128 KiB gained 15%, 256 KiB 40%, 512
-/// KiB 90%).
-pub const KEEP_MAX: u32 = 512 << 10;
+/// Most consumed bytes a [`Fifo::keeping`] consumer keeps linked behind the head. A released
+/// chunk should have left the reader's L2 (1 MiB per core on the Zen 4 host measured), and
+/// every byte the reader takes from the fifo it also writes into its own buffer, so a kept
+/// half-L2 (512 KiB, the former cap) was still partly in it. Over a real VPP, cut-through,
+/// near CPUs, 4 MB fifos: 1 KiB writes ~154 Gbit/s against ~135 with 512 KiB, 64 KiB ~253
+/// against ~209; 2 MiB gave no more than 1 MiB (docs/benchmarking.md, "Chunk reuse").
+pub const KEEP_MAX: u32 = 1 << 20;
 
 impl<'a> Fifo<'a> {
     /// The same fifo, whose consumer releases a consumed chunk only once it lies
@@ -174,11 +177,12 @@ impl<'a> Fifo<'a> {
     /// The slice's chunk free lists are stacks: a chunk the consumer releases is the next one
     /// the producer grows the fifo with. Released at once, that chunk's lines are still in the
     /// consumer's cache, so every line the producer writes must first be taken from the other
-    /// core, and a stream cycles through two or three chunks. Kept until it is ~512 KiB behind,
-    /// a released chunk has left the consumer's L2 and comes from the shared cache: a 64 KiB
-    /// stream through the fifo benchmark ran at ~12.5 GB/s released at once and ~24 GB/s kept
-    /// (docs/benchmarking.md, "Chunk reuse"). The consumer releases what it keeps when it goes
-    /// idle ([`Fifo::release_kept`]); nothing of VPP's reads the chunks before the head.
+    /// core, and a stream cycles through two or three chunks. Kept until it is [`KEEP_MAX`]
+    /// behind, a released chunk has left the consumer's L2 and comes from the shared cache: a
+    /// 64 KiB stream through the fifo benchmark ran at ~12.5 GB/s released at once and ~24
+    /// GB/s kept (docs/benchmarking.md, "Chunk reuse"). The consumer releases what it keeps
+    /// when it goes idle ([`Fifo::release_kept`]); nothing of VPP's reads the chunks before
+    /// the head.
     #[inline]
     pub fn keeping(self, keep: bool) -> Fifo<'a> {
         Fifo { keep, ..self }

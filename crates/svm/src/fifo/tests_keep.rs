@@ -27,9 +27,13 @@ fn keeps_a_quarter_of_the_fifo_behind_the_head_and_releases_it_when_idle() {
     let cons = f.keeping(true);
     assert_eq!(
         cons.kept_bytes(),
-        512 << 10,
-        "a quarter of 4 MiB, capped at 512 KiB"
+        1 << 20,
+        "a quarter of 4 MiB, within the 1 MiB cap"
     );
+    let big_seg = new_seg(32 << 20);
+    let big_fs = FifoSegment::init(&big_seg, 1).unwrap();
+    let big = big_fs.alloc_fifo(0, 8 << 20).unwrap().keeping(true);
+    assert_eq!(big.kept_bytes(), KEEP_MAX, "a quarter of 8 MiB, capped");
     let (mut wr, mut rd) = (0usize, 0usize);
     let mut buf = vec![0u8; 100_000];
     for _ in 0..200 {
