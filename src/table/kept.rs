@@ -1,7 +1,8 @@
-//! Which drained non-blocking sessions still keep consumed rx chunks
-//! (`vcl_svm::fifo::Fifo::keeping`): the last few, so that an app reading a few streams
-//! through epoll keeps the benefit across drains, and no more, so that a server with many
-//! connections does not hold 512 KiB of chunks for each. Data only; `Sessions` releases.
+//! Which drained sessions still keep consumed rx chunks (`vcl_svm::fifo::Fifo::keeping`):
+//! non-blocking ones drained by a read, and blocking ones another session's drain displaced
+//! from hold. The last few, so that an app reading a few streams through epoll keeps the
+//! benefit across drains, and no more, so that a server with many connections does not hold
+//! up to 1 MiB of chunks for each. Data only; `Sessions` releases.
 
 /// How many drained sessions keep their chunks at once (per worker).
 pub(crate) const KEPT_SLOTS: usize = 4;

@@ -244,7 +244,10 @@ impl Sessions {
     /// cache line, which also holds the fifo's size and chunk list, bounce between the writer
     /// and the reader (docs/wire.md#fifos). One session at a time: holding another releases it.
     /// Not while another thread sleeps on this worker: it would learn of the bytes only at its
-    /// next periodic look.
+    /// next periodic look. The session it displaces keeps its rx chunks as a drained
+    /// non-blocking one does ([`Sessions::keep_rx`]): released at once, they are the chunks the
+    /// writer grows its fifos with next while still in this core's cache (an epoll loop over
+    /// blocking sessions, such as VPP's `vcl_test_server`, switches at every drain).
     pub(crate) fn hold_rx(&mut self, i: u32) {
         if self.sleepers > 0 {
             self.release_rx(i);
@@ -252,7 +255,8 @@ impl Sessions {
         }
         if let Some(prev) = self.held_rx.replace(i) {
             if prev != i {
-                self.release_rx(prev);
+                self.unhold_rx(prev);
+                self.keep_rx(prev);
             }
         }
     }
@@ -298,12 +302,17 @@ impl Sessions {
         }
     }
 
-    /// Clear has_event on `i`'s rx fifo and re-check it: VPP's reader protocol on a drain.
+    /// Give back `i`'s kept rx chunks, then [`Sessions::unhold_rx`].
     fn release_rx(&mut self, i: u32) -> bool {
+        self.release_kept(i);
+        self.unhold_rx(i)
+    }
+
+    /// Clear has_event on `i`'s rx fifo and re-check it: VPP's reader protocol on a drain.
+    fn unhold_rx(&mut self, i: u32) -> bool {
         let Some(f) = self.get(i).and_then(|s| s.fifos.as_ref()) else {
             return false;
         };
-        f.release_kept();
         let (rx, sig) = (f.rx.fifo(), f.rx_sig.fifo());
         sig.unset_event();
         let data = rx.max_dequeue_cons() > 0;
@@ -350,10 +359,14 @@ mod tests {
         assert!(ss.get(i).is_none());
     }
 
-    /// Kept rx chunks go back when one drained session too many displaces the oldest, when a
-    /// thread is about to sleep, and never from a freed session's fifos.
-    #[test]
-    fn kept_rx_chunks_go_back_when_displaced_or_asleep() {
+    /// `n` sessions with 4 MiB rx fifos, each a drained stream that keeps consumed chunks.
+    fn drained_streams(
+        n: usize,
+    ) -> (
+        std::sync::Arc<vcl_svm::Segment>,
+        Sessions,
+        Vec<(u32, fifo::FifoRef)>,
+    ) {
         use std::sync::Arc;
         use vcl_svm::fifo_segment::FifoSegment;
         use vcl_svm::Segment;
@@ -361,7 +374,6 @@ mod tests {
         let seg = Arc::new(Segment::create("kept-rx", 64 << 20, 8192).unwrap());
         let fs = FifoSegment::init(&seg, 1).unwrap();
         let mut ss = Sessions::default();
-        let n = kept::KEPT_SLOTS as u32 + 2;
         let mut fifos = Vec::new();
         for _ in 0..n {
             let rx = fs.alloc_fifo(0, 4 << 20).unwrap().offset();
@@ -372,7 +384,7 @@ mod tests {
             let tx = fifo::FifoRef::new(seg.clone(), tx).unwrap();
             let i = ss.alloc(Session::new(0, false)).unwrap();
             ss.get_mut(i).unwrap().fifos = Some(fifo::Fifos::plain(rx.clone(), tx));
-            // a drained stream: 1 MiB through, 512 KiB of it still kept
+            // a drained stream: 1 MiB through, all of it still kept
             let (f, mut buf) = (rx.fifo(), vec![0u8; 64 << 10]);
             for _ in 0..16 {
                 assert_eq!(f.enqueue(&buf).unwrap(), buf.len());
@@ -381,6 +393,14 @@ mod tests {
             assert!(f.chunk_list().unwrap().0 > 1, "chunks kept");
             fifos.push((i, rx));
         }
+        (seg, ss, fifos)
+    }
+
+    /// Kept rx chunks go back when one drained session too many displaces the oldest, when a
+    /// thread is about to sleep, and never from a freed session's fifos.
+    #[test]
+    fn kept_rx_chunks_go_back_when_displaced_or_asleep() {
+        let (_seg, mut ss, fifos) = drained_streams(kept::KEPT_SLOTS + 2);
         let kept = |rx: &fifo::FifoRef| rx.fifo().chunk_list().unwrap().0 > 1;
         for &(i, _) in &fifos[..kept::KEPT_SLOTS] {
             ss.keep_rx(i);
@@ -395,6 +415,40 @@ mod tests {
         for (k, (_, rx)) in fifos.iter().enumerate() {
             let want = k == 1 || k == kept::KEPT_SLOTS + 1;
             assert_eq!(kept(rx), want, "session {k} after a sleep");
+        }
+    }
+
+    /// A blocking session displaced from hold by another's drain gets its has_event cleared
+    /// but keeps its rx chunks, as a drained non-blocking session does, until one drained
+    /// session too many displaces it or a thread is about to sleep.
+    #[test]
+    fn a_displaced_held_session_keeps_its_rx_chunks() {
+        let (_seg, mut ss, fifos) = drained_streams(kept::KEPT_SLOTS + 2);
+        let kept = |rx: &fifo::FifoRef| rx.fifo().chunk_list().unwrap().0 > 1;
+        let has_event = |rx: &fifo::FifoRef| rx.fifo().has_event();
+        for &(i, ref rx) in &fifos {
+            assert!(rx.fifo().set_event());
+            ss.hold_rx(i);
+        }
+        let last = fifos.len() - 1;
+        for (k, (_, rx)) in fifos.iter().enumerate() {
+            assert_eq!(
+                has_event(rx),
+                k == last,
+                "session {k}: only the held one keeps the flag"
+            );
+            // the held one and the last KEPT_SLOTS displaced keep their chunks
+            assert_eq!(
+                kept(rx),
+                k + kept::KEPT_SLOTS >= last,
+                "session {k}'s chunks"
+            );
+        }
+        let _ = ss.begin_sleep();
+        ss.end_sleep();
+        for (k, (_, rx)) in fifos.iter().enumerate() {
+            assert!(!kept(rx), "session {k} after a sleep");
+            assert!(!has_event(rx), "session {k} after a sleep");
         }
     }
 
