@@ -380,6 +380,10 @@ fn after_read(
                 renotify: f.clear_rx_event(),
             };
         }
+    } else {
+        // bytes left queued: this session joins no bounded list of drained ones, so it keeps
+        // no more than a quarter of its fifo (a bad chunk list shows at the next dequeue)
+        let _ = rx.trim_kept();
     }
     if peek || n == 0 || !f.rx_sig.wants_deq_ntf() {
         return next;

@@ -188,15 +188,42 @@ impl<'a> Fifo<'a> {
         Fifo { keep, ..self }
     }
 
-    /// How far behind the head a [`Fifo::keeping`] consumer keeps consumed chunks: a quarter of
-    /// the fifo, at most [`KEEP_MAX`], so a full fifo holds at most 25% more chunk memory.
+    /// How far behind the head a [`Fifo::keeping`] consumer keeps consumed chunks while it
+    /// reads: the fifo's size, at most [`KEEP_MAX`]. A reader that leaves bytes queued trims
+    /// that to [`Fifo::kept_idle_bytes`] ([`Fifo::trim_kept`]); one that drains the fifo keeps
+    /// it until its app's library gives the chunks back (a few sessions per worker at most).
+    /// With a 1 MiB fifo (VCL's default), a whole fifo's worth is what puts a released chunk
+    /// out of the reader's L2: cut-through 64 KiB writes ran at 105-112 Gbit/s keeping 1 MiB,
+    /// 64-65 keeping half and 55-64 keeping a quarter (docs/benchmarking.md, "Chunk reuse").
     #[inline]
     pub fn kept_bytes(&self) -> u32 {
+        if self.keep {
+            self.size().min(KEEP_MAX)
+        } else {
+            0
+        }
+    }
+
+    /// What a [`Fifo::keeping`] consumer that left bytes queued keeps behind the head: a
+    /// quarter of the fifo, at most [`KEEP_MAX`], so such a fifo holds at most 25% more chunk
+    /// memory however many sessions are in that state.
+    #[inline]
+    pub fn kept_idle_bytes(&self) -> u32 {
         if self.keep {
             (self.size() / 4).min(KEEP_MAX)
         } else {
             0
         }
+    }
+
+    /// Consumer: give back the consumed chunks more than [`Fifo::kept_idle_bytes`] behind the
+    /// head (after a read that left bytes queued).
+    pub fn trim_kept(&self) -> Result<()> {
+        if self.keep && self.kept_idle_bytes() < self.kept_bytes() {
+            let head = self.shr.head.load(Relaxed);
+            self.release_before(head.wrapping_sub(self.kept_idle_bytes()))?;
+        }
+        Ok(())
     }
 
     /// Consumer: whether a dequeue that began in chunk `c` and moved the head to `head` may

@@ -20,20 +20,18 @@ fn kept(f: &Fifo) -> u64 {
 }
 
 #[test]
-fn keeps_a_quarter_of_the_fifo_behind_the_head_and_releases_it_when_idle() {
+fn keeps_up_to_1_mib_behind_the_head_and_releases_it_when_idle() {
     let seg = new_seg(16 << 20);
     let fs = FifoSegment::init(&seg, 1).unwrap();
     let f = fs.alloc_fifo(0, 4 << 20).unwrap();
     let cons = f.keeping(true);
-    assert_eq!(
-        cons.kept_bytes(),
-        1 << 20,
-        "a quarter of 4 MiB, within the 1 MiB cap"
-    );
-    let big_seg = new_seg(32 << 20);
-    let big_fs = FifoSegment::init(&big_seg, 1).unwrap();
-    let big = big_fs.alloc_fifo(0, 8 << 20).unwrap().keeping(true);
-    assert_eq!(big.kept_bytes(), KEEP_MAX, "a quarter of 8 MiB, capped");
+    assert_eq!(cons.kept_bytes(), KEEP_MAX, "4 MiB: capped");
+    assert_eq!(cons.kept_idle_bytes(), 1 << 20, "4 MiB: a quarter");
+    let small_seg = new_seg(4 << 20);
+    let small_fs = FifoSegment::init(&small_seg, 1).unwrap();
+    let small = small_fs.alloc_fifo(0, 256 << 10).unwrap().keeping(true);
+    assert_eq!(small.kept_bytes(), 256 << 10, "256 KiB: the whole fifo");
+    assert_eq!(small.kept_idle_bytes(), 64 << 10, "256 KiB: a quarter");
     let (mut wr, mut rd) = (0usize, 0usize);
     let mut buf = vec![0u8; 100_000];
     for _ in 0..200 {
@@ -67,6 +65,55 @@ fn keeps_a_quarter_of_the_fifo_behind_the_head_and_releases_it_when_idle() {
     }
     assert_eq!(kept(&f), 0);
     f.release_kept().unwrap();
+    check_accounting(&fs, &[f]);
+}
+
+/// A reader that left bytes queued trims what it keeps to a quarter of the fifo; one that
+/// drains keeps up to the whole fifo.
+#[test]
+fn trim_leaves_a_quarter_of_the_fifo() {
+    let seg = new_seg(16 << 20);
+    let fs = FifoSegment::init(&seg, 1).unwrap();
+    let f = fs.alloc_fifo(0, 1 << 20).unwrap();
+    let cons = f.keeping(true);
+    let (mut wr, mut rd) = (0usize, 0usize);
+    let mut buf = vec![0u8; 64 << 10];
+    // 3 MiB through, each write read back whole: the fifo drains every time
+    while wr < 3 << 20 {
+        wr += f.enqueue(&pattern(wr, 64 << 10)).unwrap();
+        while rd < wr {
+            let n = cons.dequeue(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &pattern(rd, n)[..]);
+            rd += n;
+        }
+    }
+    assert!(
+        kept(&f) >= 768 << 10,
+        "a draining reader keeps ~1 MiB: {}",
+        kept(&f)
+    );
+    check_accounting(&fs, &[f]);
+    // now a read that leaves bytes queued
+    wr += f.enqueue(&pattern(wr, 128 << 10)).unwrap();
+    let n = cons.dequeue(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &pattern(rd, n)[..]);
+    rd += n;
+    assert!(rd < wr);
+    cons.trim_kept().unwrap();
+    // a quarter, plus the chunk the cut fell in (chunks are <= 256 KiB here)
+    assert!(
+        kept(&f) <= (256 << 10) + (256 << 10),
+        "trimmed to {}",
+        kept(&f)
+    );
+    check_accounting(&fs, &[f]);
+    while rd < wr {
+        let n = cons.dequeue(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &pattern(rd, n)[..]);
+        rd += n;
+    }
+    cons.release_kept().unwrap();
+    assert_eq!(kept(&f), 0);
     check_accounting(&fs, &[f]);
 }
 
