@@ -219,9 +219,10 @@ impl<'a> Fifo<'a> {
     /// Consumer: give back the consumed chunks more than [`Fifo::kept_idle_bytes`] behind the
     /// head (after a read that left bytes queued).
     pub fn trim_kept(&self) -> Result<()> {
-        if self.keep && self.kept_idle_bytes() < self.kept_bytes() {
-            let head = self.shr.head.load(Relaxed);
-            self.release_before(head.wrapping_sub(self.kept_idle_bytes()))?;
+        // (both are 0 for a consumer that keeps nothing)
+        let idle = self.kept_idle_bytes();
+        if idle < self.kept_bytes() {
+            self.release_before(self.shr.head.load(Relaxed).wrapping_sub(idle))?;
         }
         Ok(())
     }
