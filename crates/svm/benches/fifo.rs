@@ -3,17 +3,33 @@
 //! 64 B, 1 KiB and 64 KiB operations. Each figure is compared with a plain single-threaded
 //! memcpy loop of the same size measured in the same run (a fifo transfer costs two copies).
 //!
-//! A side that finds the fifo full (empty) spins briefly, then yields its CPU: on a loaded
-//! machine with fewer free cores than threads, a pure spin burns whole timeslices while the
-//! other side is descheduled and the figure measures the scheduler, not the fifo. The
-//! single-thread column (enqueue then dequeue in one thread, no waiting at all) is the per-op
-//! cost alone.
+//! Two things besides the fifo decide a two-thread figure, so the bench shows both:
 //!
-//! Run: `cargo bench -p vcl-svm --bench fifo` (`FIFO_BENCH_ROUNDS=N`: best of N runs each;
+//! - **Where the consumer puts what it reads.** Into consecutive places of a fifo-sized buffer
+//!   (as the memcpy baseline writes, and as an app that keeps what it reads), or into one
+//!   op-size buffer. With the fixed buffer the consumer's cache holds nothing but the ring, so
+//!   every line the producer writes is one the consumer's core still holds and must give up:
+//!   on some machines that hand-over, not the fifo, sets the rate (docs/benchmarking.md,
+//!   "Fifo micro-benchmark").
+//! - **The machine's core-to-core cost.** The `ring` column runs the plainest ring two threads
+//!   can share (head and tail on their own cache lines, no chunks, no checks) with the same
+//!   size, ops, memory kind, buffers and CPUs: what any ring reaches here. `fifo/ring` is the
+//!   fifo's share of it.
+//!
+//! The threads are pinned to two CPUs (the first two this process may use): unpinned, the
+//! scheduler sometimes runs both on one CPU, and the figure measures it, not the fifo. A side
+//! that finds the fifo full (empty) spins briefly, then yields its CPU. The one-thread row
+//! (enqueue then dequeue in one thread, no waiting at all) is the per-op cost alone.
+//!
+//! Run: `cargo bench -p vcl-svm --bench fifo`. `FIFO_BENCH_ROUNDS=N`: best of N runs each;
 //! `FIFO_BENCH_SIZES=64,1024`: only these op sizes; `FIFO_BENCH_KEEP=0`: the cached consumer
-//! releases consumed chunks at once)
+//! releases consumed chunks at once; `FIFO_BENCH_CPUS=2,3` (or `none`): where the two threads
+//! run (the consumer on the first).
+// The reference ring: two threads share a raw byte range, handed over by head and tail stores.
+#![allow(unsafe_code)]
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use vcl_svm::fifo::{Fifo, PosCache};
@@ -40,6 +56,96 @@ fn backoff(spins: &mut u32) {
     }
 }
 
+/// Where the consumer copies each op to.
+#[derive(Clone, Copy, PartialEq)]
+enum Sink {
+    /// Consecutive places of a fifo-sized buffer, wrapping.
+    Rotating,
+    /// One op-size buffer.
+    Fixed,
+}
+
+/// The consumer's destination: an op-size window into a buffer.
+struct Dest {
+    buf: Vec<u8>,
+    at: usize,
+    size: usize,
+    sink: Sink,
+}
+
+impl Dest {
+    fn new(size: usize, sink: Sink) -> Dest {
+        let len = if sink == Sink::Rotating {
+            FIFO_SIZE as usize
+        } else {
+            size
+        };
+        Dest {
+            buf: vec![0; len],
+            at: 0,
+            size,
+            sink,
+        }
+    }
+
+    fn window(&mut self) -> &mut [u8] {
+        &mut self.buf[self.at..self.at + self.size]
+    }
+
+    /// A full op landed: the next one goes after it (the sizes divide the buffer).
+    fn advance(&mut self) {
+        if self.sink == Sink::Rotating {
+            self.at = (self.at + self.size) % self.buf.len();
+        }
+    }
+}
+
+/// The two CPUs for the consumer and the producer: `FIFO_BENCH_CPUS`, else the first two this
+/// process may use; `None` when there are fewer than two or `FIFO_BENCH_CPUS=none`.
+fn cpus() -> Option<[usize; 2]> {
+    use nix::sched::{sched_getaffinity, CpuSet};
+    use nix::unistd::Pid;
+    if let Ok(v) = std::env::var("FIFO_BENCH_CPUS") {
+        let l: Vec<usize> = v.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+        return (l.len() == 2).then(|| [l[0], l[1]]);
+    }
+    let set = sched_getaffinity(Pid::from_raw(0)).ok()?;
+    let mut l = (0..CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false));
+    Some([l.next()?, l.next()?])
+}
+
+/// Pin the calling thread to `cpu` (if any).
+fn pin(cpu: Option<usize>) {
+    use nix::sched::{sched_setaffinity, CpuSet};
+    let Some(cpu) = cpu else { return };
+    let mut set = CpuSet::new();
+    if set.set(cpu).is_ok() {
+        // not fatal: the figure is then as the scheduler places the threads
+        let _ = sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
+    }
+}
+
+/// GB/s of `total` bytes moved by a consumer and a producer thread, each pinned.
+fn two_threads(
+    total: u64,
+    cpus: Option<[usize; 2]>,
+    consume: impl FnOnce() -> u64 + Send,
+    produce: impl FnOnce() + Send,
+) -> f64 {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            pin(cpus.map(|c| c[1]));
+            produce();
+        });
+        s.spawn(move || {
+            pin(cpus.map(|c| c[0]));
+            black_box(consume());
+        });
+    });
+    total as f64 / start.elapsed().as_secs_f64() / 1e9
+}
+
 fn produce(f: Fifo, size: usize, total: u64) {
     let src = vec![0x5au8; size];
     let mut sent = 0u64;
@@ -56,15 +162,17 @@ fn produce(f: Fifo, size: usize, total: u64) {
     }
 }
 
-fn consume(f: Fifo, size: usize, total: u64) -> u64 {
-    let mut dst = vec![0u8; size];
+fn consume(f: Fifo, mut dst: Dest, total: u64) -> u64 {
     let (mut got, mut sum) = (0u64, 0u64);
     let mut spins = 0;
     while got < total {
-        match f.dequeue(&mut dst) {
+        let w = dst.window();
+        match f.dequeue(w) {
             Ok(n) => {
                 got += n as u64;
-                sum = sum.wrapping_add(u64::from(dst[n - 1]));
+                sum = sum.wrapping_add(u64::from(w[n - 1]));
+                // the producer writes whole ops into a fifo they divide, so reads are whole
+                dst.advance();
                 spins = 0;
             }
             Err(SvmError::Empty) => backoff(&mut spins),
@@ -83,29 +191,111 @@ fn keep() -> bool {
 /// GB/s through the fifo with one producer and one consumer thread; `cached`: each end keeps
 /// its view of the other's position and the consumer keeps consumed chunks (as a session's
 /// `FifoHandle` does).
-fn fifo_rate(size: usize, cached: bool) -> f64 {
+fn fifo_rate(size: usize, cached: bool, sink: Sink, cpus: Option<[usize; 2]>) -> f64 {
     let seg = Segment::create("fifo-bench", 64 << 20, 8192).unwrap();
     let fs = FifoSegment::init(&seg, 1).unwrap();
     let f = fs.alloc_fifo(0, FIFO_SIZE).unwrap();
     let total = volume(size);
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let c = PosCache::new();
-            produce(if cached { f.with_cache(&c) } else { f }, size, total)
-        });
-        let c = PosCache::new();
-        black_box(consume(
-            if cached {
-                f.with_cache(&c).keeping(keep())
-            } else {
-                f
-            },
-            size,
-            total,
-        ));
-    });
-    total as f64 / start.elapsed().as_secs_f64() / 1e9
+    let (pc, cc) = (PosCache::new(), PosCache::new());
+    let (pf, cf) = if cached {
+        (f.with_cache(&pc), f.with_cache(&cc).keeping(keep()))
+    } else {
+        (f, f)
+    };
+    two_threads(
+        total,
+        cpus,
+        move || consume(cf, Dest::new(size, sink), total),
+        move || produce(pf, size, total),
+    )
+}
+
+/// A position on a cache line (128 bytes: the adjacent-line prefetcher pairs lines) of its own.
+#[repr(C, align(128))]
+struct Line(AtomicU32);
+
+/// The reference ring's positions; its bytes are `FIFO_SIZE` of a memfd segment (past its
+/// headers), the memory a fifo lives in.
+struct Ring<'a> {
+    seg: &'a Segment,
+    head: Line,
+    tail: Line,
+}
+
+impl Ring<'_> {
+    fn data(&self) -> *mut u8 {
+        self.seg.at(4096, FIFO_SIZE as usize, 64).unwrap()
+    }
+
+    /// Write ops of `size` bytes (which divides `FIFO_SIZE`, so an op never wraps).
+    fn produce(&self, size: usize, total: u64) {
+        let (data, src, n) = (self.data(), vec![0x5au8; size], size as u32);
+        let (mut tail, mut head, mut sent, mut spins) = (0u32, 0u32, 0u64, 0);
+        while sent < total {
+            if FIFO_SIZE - tail.wrapping_sub(head) < n {
+                head = self.head.0.load(Ordering::Acquire);
+                if FIFO_SIZE - tail.wrapping_sub(head) < n {
+                    backoff(&mut spins);
+                    continue;
+                }
+            }
+            let at = (tail % FIFO_SIZE) as usize;
+            // SAFETY: `at + size <= FIFO_SIZE` (size divides it), inside the range `data`
+            // vouched for; those bytes are free space the consumer does not read until the
+            // release store of `tail` below publishes them.
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), data.add(at), size) };
+            tail = tail.wrapping_add(n);
+            self.tail.0.store(tail, Ordering::Release);
+            sent += u64::from(n);
+            spins = 0;
+        }
+    }
+
+    /// Read ops of `size` bytes into `dst`.
+    fn consume(&self, mut dst: Dest, total: u64) -> u64 {
+        let (data, n) = (self.data(), dst.size as u32);
+        let (mut head, mut tail, mut got, mut sum, mut spins) = (0u32, 0u32, 0u64, 0u64, 0);
+        while got < total {
+            if tail.wrapping_sub(head) < n {
+                tail = self.tail.0.load(Ordering::Acquire);
+                if tail.wrapping_sub(head) < n {
+                    backoff(&mut spins);
+                    continue;
+                }
+            }
+            let at = (head % FIFO_SIZE) as usize;
+            let w = dst.window();
+            // SAFETY: `at + size <= FIFO_SIZE` as in `produce`; the acquire load of `tail`
+            // made these bytes visible, and the producer does not write them again until
+            // the release store of `head` below frees them.
+            unsafe { std::ptr::copy_nonoverlapping(data.add(at), w.as_mut_ptr(), w.len()) };
+            sum = sum.wrapping_add(u64::from(w[w.len() - 1]));
+            dst.advance();
+            head = head.wrapping_add(n);
+            self.head.0.store(head, Ordering::Release);
+            got += u64::from(n);
+            spins = 0;
+        }
+        sum
+    }
+}
+
+/// GB/s through the reference ring, as [`fifo_rate`] with the same buffers and CPUs.
+fn ring_rate(size: usize, sink: Sink, cpus: Option<[usize; 2]>) -> f64 {
+    let seg = Segment::create("ring-bench", 4 << 20, 8192).unwrap();
+    let ring = Ring {
+        seg: &seg,
+        head: Line(AtomicU32::new(0)),
+        tail: Line(AtomicU32::new(0)),
+    };
+    let total = volume(size);
+    let r = &ring;
+    two_threads(
+        total,
+        cpus,
+        move || r.consume(Dest::new(size, sink), total),
+        move || r.produce(size, total),
+    )
 }
 
 /// GB/s through the fifo in one thread: enqueue `size` bytes, dequeue them, repeat (the fifo
@@ -162,39 +352,90 @@ fn memcpy_rate(size: usize) -> f64 {
     total as f64 / start.elapsed().as_secs_f64() / 1e9
 }
 
+/// Best of `rounds` of each figure for one op size, the runs interleaved (a loaded machine only
+/// ever slows a run down).
+#[derive(Default)]
+struct Best {
+    memcpy: f64,
+    /// fifo and ring, consumer into a rotating buffer and into a fixed one
+    fifo: [f64; 2],
+    ring: [f64; 2],
+    uncached: f64,
+    one_thread: f64,
+    pair_ns: f64,
+}
+
+fn measure(size: usize, rounds: u32, cpus: Option<[usize; 2]>) -> Best {
+    let mut b = Best {
+        pair_ns: f64::MAX,
+        ..Best::default()
+    };
+    for _ in 0..rounds {
+        b.memcpy = b.memcpy.max(memcpy_rate(size));
+        for (i, sink) in [Sink::Rotating, Sink::Fixed].into_iter().enumerate() {
+            b.fifo[i] = b.fifo[i].max(fifo_rate(size, true, sink, cpus));
+            b.ring[i] = b.ring[i].max(ring_rate(size, sink, cpus));
+        }
+        b.uncached = b.uncached.max(fifo_rate(size, false, Sink::Rotating, cpus));
+        let (r, ns) = fifo_rate_1t(size);
+        b.one_thread = b.one_thread.max(r);
+        b.pair_ns = b.pair_ns.min(ns);
+    }
+    b
+}
+
 fn main() {
-    // FIFO_BENCH_ROUNDS=N: every figure is the best of N runs, the columns interleaved (a loaded
-    // machine only ever slows a run down)
     let rounds: u32 = std::env::var("FIFO_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1)
         .max(1);
-    println!(
-        "{:>8} {:>12} {:>8} {:>12} {:>8} {:>12} {:>8}",
-        "op size", "memcpy GB/s", "", "fifo GB/s", "ratio", "uncached", "ratio"
-    );
-    // FIFO_BENCH_SIZES=64,1024: only these op sizes (to profile one)
     let sizes: Vec<usize> = std::env::var("FIFO_BENCH_SIZES")
         .ok()
         .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![64, 1024, 64 << 10]);
+    let cpus = cpus();
+    match cpus {
+        Some([c, p]) => println!("consumer on CPU {c}, producer on CPU {p}; best of {rounds}"),
+        None => println!("threads not pinned; best of {rounds}"),
+    }
     for size in sizes {
-        let (mut m, mut f, mut u, mut f1, mut ns) = (0f64, 0f64, 0f64, 0f64, f64::MAX);
-        for _ in 0..rounds {
-            m = m.max(memcpy_rate(size));
-            f = f.max(fifo_rate(size, true));
-            u = u.max(fifo_rate(size, false));
-            let (r, b) = fifo_rate_1t(size);
-            f1 = f1.max(r);
-            ns = ns.min(b);
-        }
+        let b = measure(size, rounds, cpus);
+        let m = b.memcpy;
+        println!("\n{size} B ops: memcpy {m:.2} GB/s");
         println!(
-            "{size:>8} {m:>12.2} {:>8} {f:>12.2} {:>8.2} {u:>12.2} {:>8.2}   1-thread {f1:.2} ({:.2}), best {ns:.0} ns/pair",
-            "",
-            f / m,
-            u / m,
-            f1 / m
+            "  {:<36} {:>9} {:>6} {:>9} {:>6} {:>9}",
+            "two threads, consumer copies into",
+            "fifo GB/s",
+            "ratio",
+            "ring GB/s",
+            "ratio",
+            "fifo/ring"
+        );
+        for (i, what) in ["a rotating 1 MiB buffer", "one op-size buffer"]
+            .iter()
+            .enumerate()
+        {
+            let (f, r) = (b.fifo[i], b.ring[i]);
+            println!(
+                "  {what:<36} {f:>9.2} {:>6.2} {r:>9.2} {:>6.2} {:>9.2}",
+                f / m,
+                r / m,
+                f / r
+            );
+        }
+        let u = b.uncached;
+        println!(
+            "  {:<36} {u:>9.2} {:>6.2}",
+            "rotating, positions uncached, no keep",
+            u / m
+        );
+        println!(
+            "  {:<36} {:>9.2} {:>6.2}   best {:.0} ns a pair",
+            "one thread, enqueue then dequeue",
+            b.one_thread,
+            b.one_thread / m,
+            b.pair_ns
         );
     }
 }
