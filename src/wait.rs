@@ -14,9 +14,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use vcl_svm::sync::MutexGuard;
-
-use crate::table::Sessions;
+use crate::table::{Sessions, SessionsGuard};
 use crate::worker::Worker;
 
 /// Why [`until`] returned.
@@ -241,7 +239,7 @@ pub(crate) fn spin_learn(waited: Duration, ceil_us: u32) {
 /// lock briefly between looks so other threads of the worker can get in.
 fn spin(
     w: &Worker,
-    ss: &mut MutexGuard<'_, Sessions>,
+    ss: &mut SessionsGuard<'_>,
     deadline: Option<Instant>,
     done: &mut impl FnMut(&mut Sessions) -> bool,
 ) -> Spin {
@@ -267,7 +265,7 @@ fn spin(
             // come from (stream throughput halved on 2 cores); an idle core returns at once.
             std::thread::yield_now();
         }
-        MutexGuard::bump(ss);
+        SessionsGuard::bump(ss);
         w.drain(ss);
         let seen = Instant::now();
         if done(ss) {
@@ -288,7 +286,7 @@ fn spin(
 /// is detached. The worker's session lock is released while sleeping.
 pub(crate) fn until(
     w: &Worker,
-    ss: &mut MutexGuard<'_, Sessions>,
+    ss: &mut SessionsGuard<'_>,
     timeout: Option<Duration>,
     naps: Naps,
     mut done: impl FnMut(&mut Sessions) -> bool,
@@ -312,7 +310,7 @@ pub(crate) fn until(
         if round == 1 {
             if timeout.is_some_and(|t| t.is_zero()) {
                 if empty_poll_yields() {
-                    MutexGuard::unlocked(ss, std::thread::yield_now);
+                    SessionsGuard::unlocked(ss, std::thread::yield_now);
                 }
                 return Wake::TimedOut;
             }
@@ -343,7 +341,7 @@ pub(crate) fn until(
             ss.end_sleep();
             return Wake::Done;
         }
-        MutexGuard::unlocked(ss, || w.wait_mq(nap));
+        SessionsGuard::unlocked(ss, || w.wait_mq(nap));
         ss.end_sleep();
     }
 }
@@ -358,7 +356,7 @@ const AWAY_NAP: Duration = Duration::from_millis(20);
 /// [`until`].
 pub(crate) fn until_back(
     w: &Worker,
-    ss: &mut MutexGuard<'_, Sessions>,
+    ss: &mut SessionsGuard<'_>,
     timeout: Option<Duration>,
     naps: Naps,
     mut done: impl FnMut(&mut Sessions) -> bool,
@@ -377,7 +375,7 @@ pub(crate) fn until_back(
                 if nap.is_zero() {
                     return Wake::TimedOut;
                 }
-                MutexGuard::unlocked(ss, || std::thread::sleep(nap));
+                SessionsGuard::unlocked(ss, || std::thread::sleep(nap));
             }
             r => return r,
         }
