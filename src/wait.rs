@@ -14,7 +14,9 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use crate::table::{Sessions, SessionsGuard};
+use vcl_svm::sync::MutexGuard;
+
+use crate::table::Sessions;
 use crate::worker::Worker;
 
 /// Why [`until`] returned.
@@ -239,7 +241,7 @@ pub(crate) fn spin_learn(waited: Duration, ceil_us: u32) {
 /// lock briefly between looks so other threads of the worker can get in.
 fn spin(
     w: &Worker,
-    ss: &mut SessionsGuard<'_>,
+    ss: &mut MutexGuard<'_, Sessions>,
     deadline: Option<Instant>,
     done: &mut impl FnMut(&mut Sessions) -> bool,
 ) -> Spin {
@@ -265,7 +267,7 @@ fn spin(
             // come from (stream throughput halved on 2 cores); an idle core returns at once.
             std::thread::yield_now();
         }
-        SessionsGuard::bump(ss);
+        MutexGuard::bump(ss);
         w.drain(ss);
         let seen = Instant::now();
         if done(ss) {
@@ -286,7 +288,7 @@ fn spin(
 /// is detached. The worker's session lock is released while sleeping.
 pub(crate) fn until(
     w: &Worker,
-    ss: &mut SessionsGuard<'_>,
+    ss: &mut MutexGuard<'_, Sessions>,
     timeout: Option<Duration>,
     naps: Naps,
     mut done: impl FnMut(&mut Sessions) -> bool,
@@ -310,7 +312,7 @@ pub(crate) fn until(
         if round == 1 {
             if timeout.is_some_and(|t| t.is_zero()) {
                 if empty_poll_yields() {
-                    SessionsGuard::unlocked(ss, std::thread::yield_now);
+                    MutexGuard::unlocked(ss, std::thread::yield_now);
                 }
                 return Wake::TimedOut;
             }
@@ -341,7 +343,7 @@ pub(crate) fn until(
             ss.end_sleep();
             return Wake::Done;
         }
-        SessionsGuard::unlocked(ss, || w.wait_mq(nap));
+        MutexGuard::unlocked(ss, || w.wait_mq(nap));
         ss.end_sleep();
     }
 }
@@ -356,7 +358,7 @@ const AWAY_NAP: Duration = Duration::from_millis(20);
 /// [`until`].
 pub(crate) fn until_back(
     w: &Worker,
-    ss: &mut SessionsGuard<'_>,
+    ss: &mut MutexGuard<'_, Sessions>,
     timeout: Option<Duration>,
     naps: Naps,
     mut done: impl FnMut(&mut Sessions) -> bool,
@@ -375,7 +377,7 @@ pub(crate) fn until_back(
                 if nap.is_zero() {
                     return Wake::TimedOut;
                 }
-                SessionsGuard::unlocked(ss, || std::thread::sleep(nap));
+                MutexGuard::unlocked(ss, || std::thread::sleep(nap));
             }
             r => return r,
         }

@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use vcl_svm::biased::BiasedArcMutexGuard;
+use vcl_svm::sync::ArcMutexGuard;
 use vcl_svm::sync::MutexGuard;
 
 use super::{add_worker_exchange, sock_timeout, App, APP};
@@ -55,7 +55,7 @@ pub fn set_relisten_at_fork(on: bool) {
 
 /// The locks prepare took, released after fork on the same thread.
 struct Held {
-    _sessions: Vec<BiasedArcMutexGuard<Sessions>>,
+    _sessions: Vec<ArcMutexGuard<Sessions>>,
     _app: MutexGuard<'static, Option<App>>,
 }
 

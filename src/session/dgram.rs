@@ -18,7 +18,7 @@ use crate::table::{Endpoint, Events, Fifos, Session, Sessions, State};
 use crate::wait::{self, Naps};
 use crate::worker::Worker;
 
-type Guard<'a> = crate::table::SessionsGuard<'a>;
+type Guard<'a> = vcl_svm::sync::MutexGuard<'a, Sessions>;
 
 /// VPPCOM_PROTO_UDP.
 const PROTO_UDP: u8 = 1;

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use vcl_codec::event::EventType;
 use vcl_svm::fifo::notify::SVM_FIFO_WANT_DEQ_NOTIF;
 use vcl_svm::fifo::Fifo;
+use vcl_svm::sync::MutexGuard;
 
 use super::ops::lookup;
 use crate::error::{Error, Result};
-use crate::table::{Events, Fifos, Session, Sessions, SessionsGuard, State};
+use crate::table::{Events, Fifos, Session, Sessions, State};
 use crate::wait::{self, Naps};
 use crate::worker::Worker;
 
@@ -62,7 +63,11 @@ fn fifo_err(e: vcl_svm::SvmError) -> Error {
 
 /// The open session `sh` names, with its fifos. A session still connecting gets one look at
 /// the app mq first, so a busy non-blocking loop that never waits still sees CONNECTED.
-fn open_session(w: &Worker, ss: &mut SessionsGuard<'_>, sh: u32) -> Result<(u32, Fifos)> {
+fn open_session(
+    w: &Worker,
+    ss: &mut vcl_svm::sync::MutexGuard<'_, Sessions>,
+    sh: u32,
+) -> Result<(u32, Fifos)> {
     let i = lookup(w, ss, sh)?;
     if ss.get(i).is_some_and(|s| s.state == State::Connecting) {
         w.drain(ss);
@@ -86,7 +91,7 @@ fn open_fifos(w: &Worker, ss: &Sessions, sh: u32) -> Result<(u32, Fifos)> {
 /// stream, Err for would-block, reset or not connected. Blocking sessions wait.
 fn ensure_readable(
     w: &Worker,
-    ss: &mut SessionsGuard<'_>,
+    ss: &mut vcl_svm::sync::MutexGuard<'_, Sessions>,
     i: u32,
     f: &Fifos,
 ) -> Result<Option<usize>> {
@@ -139,7 +144,7 @@ fn open_ref(s: &Session) -> Option<&Fifos> {
 #[inline(always)]
 fn read_ready(
     w: &Worker,
-    ss: &mut SessionsGuard<'_>,
+    ss: &mut MutexGuard<'_, Sessions>,
     i: u32,
     buf: &mut [u8],
     peek: bool,
@@ -209,7 +214,7 @@ const COALESCE_LOOK: Duration = Duration::from_micros(50);
 /// [`COALESCE_WAIT`]: let session `i`'s bytes gather until `target` are queued (at most half
 /// the fifo), with the table unlocked.
 #[inline(never)]
-fn coalesce(ss: &mut SessionsGuard<'_>, i: u32, target: usize) {
+fn coalesce(ss: &mut MutexGuard<'_, Sessions>, i: u32, target: usize) {
     let wait = COALESCE_WAIT.min(Duration::from_micros(u64::from(wait::ceiling_us())));
     if wait.is_zero() {
         return;
@@ -217,7 +222,7 @@ fn coalesce(ss: &mut SessionsGuard<'_>, i: u32, target: usize) {
     let Some(f) = ss.get(i).and_then(|s| s.fifos.clone()) else {
         return;
     };
-    SessionsGuard::unlocked(ss, || {
+    MutexGuard::unlocked(ss, || {
         let rx = f.rx.fifo();
         let target = target.min(rx.size() as usize / 2);
         let end = Instant::now() + wait;
@@ -262,7 +267,7 @@ pub fn read(w: &Worker, sh: u32, buf: &mut [u8], peek: bool) -> Result<usize> {
 #[inline(never)]
 fn read_general(
     w: &Worker,
-    mut ss: SessionsGuard<'_>,
+    mut ss: MutexGuard<'_, Sessions>,
     sh: u32,
     buf: &mut [u8],
     peek: bool,
@@ -460,7 +465,7 @@ pub fn write(w: &Worker, sh: u32, buf: &[u8], flush: bool) -> Result<usize> {
 #[inline(never)]
 fn write_general(
     w: &Worker,
-    mut ss: SessionsGuard<'_>,
+    mut ss: MutexGuard<'_, Sessions>,
     sh: u32,
     buf: &[u8],
     flush: bool,

@@ -6,8 +6,10 @@ use std::time::Duration;
 use vcl_codec::msg::{Connect, CtrlMsg, Listen, TransportProto, Unlisten};
 use vcl_codec::session_error::{SESSION_E_ALREADY_LISTENING, SESSION_E_REFUSED};
 
+use vcl_svm::sync::MutexGuard;
+
 use crate::error::{Error, Result};
-use crate::table::{handle, Endpoint, Fifos, Session, Sessions, SessionsGuard, State};
+use crate::table::{handle, Endpoint, Fifos, Session, Sessions, State};
 use crate::wait::{self, Naps};
 use crate::worker::{HandleMsg, ReplyKind, Worker};
 
@@ -110,7 +112,7 @@ fn listen_msg(w: &Worker, i: u32, s: &Session, ext_config: u64) -> Result<CtrlMs
 /// then wait (up to `timeout`) for VPP's BOUNDs. Returns how many listen again.
 pub(crate) fn relisten(
     w: &Worker,
-    ss: &mut SessionsGuard<'_>,
+    ss: &mut MutexGuard<'_, Sessions>,
     timeout: Duration,
     only: Option<u32>,
 ) -> usize {

@@ -157,11 +157,6 @@ impl Session {
     }
 }
 
-/// A worker's session table, locked: the lock is biased towards the worker's own thread
-/// (`vcl_svm::biased`), so that thread's reads and writes take it without a locked
-/// instruction.
-pub type SessionsGuard<'a> = vcl_svm::biased::BiasedMutexGuard<'a, Sessions>;
-
 /// A worker's sessions and what indexes them.
 #[derive(Default)]
 pub struct Sessions {

@@ -23,7 +23,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
-use vcl_svm::biased::BiasedMutex;
 use vcl_svm::mq::MsgQueue;
 use vcl_svm::sync::Mutex;
 use vcl_svm::Segment;
@@ -67,7 +66,7 @@ pub struct Worker {
     conn: Mutex<Arc<Conn>>,
     /// The worker's sessions (touched by its own thread; the lock is per worker). In an Arc
     /// so that fork's prepare handler can hold every worker's lock across the fork.
-    pub sessions: Arc<BiasedMutex<Sessions>>,
+    pub sessions: Arc<Mutex<Sessions>>,
     /// epoll fd over the app mq eventfd and the socket (use-mq-eventfd only); the same fd
     /// across a re-attach (the app may have it in its own epoll set), a new one in a forked
     /// child (the inherited fd names the parent's epoll instance).

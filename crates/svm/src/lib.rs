@@ -4,7 +4,6 @@
 //! Everything in a segment is reachable only through [`segment::Segment`]'s bounds-checked offset
 //! translation: offsets and lengths read from shared memory are untrusted.
 
-pub mod biased;
 mod chunk;
 mod copy;
 pub mod fdpass;

@@ -15,13 +15,13 @@ mod transport;
 
 use vcl_codec::ext_cfg::ExtCfgBody;
 use vcl_codec::msg::{Ip46, TransportAttr};
+use vcl_svm::sync::MutexGuard;
 
 use super::ready::{read_ready, write_ready};
-use super::{lookup, Endpoint, Session, State};
+use super::{lookup, Endpoint, Session, Sessions, State};
 use crate::abi::*;
 use crate::error::{Error, Result};
 use crate::table::attr::{bit, crypto_ext_cfg, raw_ext_cfg};
-use crate::table::SessionsGuard;
 use crate::worker::Worker;
 
 pub use transport::union_word;
@@ -174,7 +174,7 @@ const BOOL_OPS: [(i32, i32, u16, u16); 9] = [
 /// the app's lock).
 pub fn session_attr(
     w: &Worker,
-    ss: &mut SessionsGuard<'_>,
+    ss: &mut MutexGuard<'_, Sessions>,
     sh: u32,
     op: u32,
     ok: bool,

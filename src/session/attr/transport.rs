@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use vcl_codec::msg::{CtrlMsg, TransportAttr, TransportAttrMsg};
+use vcl_svm::sync::MutexGuard;
 
 use crate::table::attr::Pending;
-use crate::table::SessionsGuard;
+use crate::table::Sessions;
 use crate::wait::{self, Naps};
 use crate::worker::Worker;
 
@@ -39,7 +40,7 @@ pub fn union_word(a: &TransportAttr) -> u64 {
 /// Returns the attribute (VPP's for a successful get); Err means ENOPROTOOPT.
 pub(super) fn round_trip(
     w: &Worker,
-    ss: &mut SessionsGuard<'_>,
+    ss: &mut MutexGuard<'_, Sessions>,
     i: u32,
     is_get: bool,
     attr: TransportAttr,
