@@ -196,17 +196,24 @@ fn fifo_rate(size: usize, cached: bool, sink: Sink, cpus: Option<[usize; 2]>) ->
     let fs = FifoSegment::init(&seg, 1).unwrap();
     let f = fs.alloc_fifo(0, FIFO_SIZE).unwrap();
     let total = volume(size);
-    let (pc, cc) = (PosCache::new(), PosCache::new());
-    let (pf, cf) = if cached {
-        (f.with_cache(&pc), f.with_cache(&cc).keeping(keep()))
-    } else {
-        (f, f)
-    };
+    // each end's cache on its own thread's stack: side by side here they shared a cache line,
+    // which both ends write on every operation (a session's caches are its own thread's)
     two_threads(
         total,
         cpus,
-        move || consume(cf, Dest::new(size, sink), total),
-        move || produce(pf, size, total),
+        move || {
+            let c = PosCache::new();
+            let f = if cached {
+                f.with_cache(&c).keeping(keep())
+            } else {
+                f
+            };
+            consume(f, Dest::new(size, sink), total)
+        },
+        move || {
+            let c = PosCache::new();
+            produce(if cached { f.with_cache(&c) } else { f }, size, total)
+        },
     )
 }
 
