@@ -24,6 +24,12 @@ impl FifoRef {
         FifoRef(self.0.keeping_consumed())
     }
 
+    /// The same fifo, for the app's writing end: it grows by whole steps
+    /// ([`vcl_svm::fifo::Fifo::growing_whole`]).
+    pub fn growing_whole(self) -> FifoRef {
+        FifoRef(self.0.growing_whole())
+    }
+
     /// A view to operate on the fifo. Cheap: the header checks were done in `new`, and each
     /// fifo operation validates what it reads from shared memory.
     pub(crate) fn fifo(&self) -> Fifo<'_> {

@@ -138,11 +138,12 @@ impl Worker {
     }
 
     /// Fifos named by an ACCEPTED or CONNECTED message, in segments we map; the app reads the
-    /// first, keeping consumed chunks a while (see [`FifoRef::keeping_consumed`]).
+    /// first, keeping consumed chunks a while (see [`FifoRef::keeping_consumed`]), and writes
+    /// the second, growing it by whole steps ([`FifoRef::growing_whole`]).
     pub(crate) fn fifos_of(&self, seg: u64, rx: u64, tx: u64) -> Option<(FifoRef, FifoRef)> {
         let s = self.segment(seg)?;
         let rx = FifoRef::new(s.clone(), rx).ok()?.keeping_consumed();
-        let tx = FifoRef::new(s, tx).ok()?;
+        let tx = FifoRef::new(s, tx).ok()?.growing_whole();
         Some((rx, tx))
     }
 

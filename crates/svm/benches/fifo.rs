@@ -23,8 +23,9 @@
 //!
 //! Run: `cargo bench -p vcl-svm --bench fifo`. `FIFO_BENCH_ROUNDS=N`: best of N runs each;
 //! `FIFO_BENCH_SIZES=64,1024`: only these op sizes; `FIFO_BENCH_KEEP=0`: the cached consumer
-//! releases consumed chunks at once; `FIFO_BENCH_CPUS=2,3` (or `none`): where the two threads
-//! run (the consumer on the first).
+//! releases consumed chunks at once; `FIFO_BENCH_WHOLE=0`: the cached producer grows by VPP's
+//! step; `FIFO_BENCH_CPUS=2,3` (or `none`): where the two threads run (the consumer on the
+//! first).
 // The reference ring: two threads share a raw byte range, handed over by head and tail stores.
 #![allow(unsafe_code)]
 
@@ -188,9 +189,15 @@ fn keep() -> bool {
     std::env::var("FIFO_BENCH_KEEP").map_or(true, |v| v != "0")
 }
 
+/// Whether the cached producer grows the fifo by whole steps, as the library's writer does
+/// (`Fifo::growing_whole`); `FIFO_BENCH_WHOLE=0` gives VPP's step to compare.
+fn whole() -> bool {
+    std::env::var("FIFO_BENCH_WHOLE").map_or(true, |v| v != "0")
+}
+
 /// GB/s through the fifo with one producer and one consumer thread; `cached`: each end keeps
-/// its view of the other's position and the consumer keeps consumed chunks (as a session's
-/// `FifoHandle` does).
+/// its view of the other's position, the consumer keeps consumed chunks and the producer grows
+/// by whole steps (as a session's `FifoHandle`s do).
 fn fifo_rate(size: usize, cached: bool, sink: Sink, cpus: Option<[usize; 2]>) -> f64 {
     let seg = Segment::create("fifo-bench", 64 << 20, 8192).unwrap();
     let fs = FifoSegment::init(&seg, 1).unwrap();
@@ -212,6 +219,8 @@ fn fifo_rate(size: usize, cached: bool, sink: Sink, cpus: Option<[usize; 2]>) ->
         },
         move || {
             let c = PosCache::new();
+            // as the library's writing end (`FIFO_BENCH_WHOLE=0`: VPP's growth step)
+            let f = f.growing_whole(cached && whole());
             produce(if cached { f.with_cache(&c) } else { f }, size, total)
         },
     )

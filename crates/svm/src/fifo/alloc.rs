@@ -188,6 +188,20 @@ impl<'a> Fifo<'a> {
         Fifo { keep, ..self }
     }
 
+    /// The same fifo, whose enqueues grow it by a whole `min_alloc` (an eighth of the size, at
+    /// most 64 KiB), or by VPP's step when the segment has no room for that. VPP's producer
+    /// steps by what is left of the size when that is less than `min_alloc`, so that the
+    /// chunks never hold more than the size; a fifo whose reader lags stays nearly full and
+    /// then grows 4 KiB at a time, a chunk change every few writes and a free-list pop and
+    /// push per chunk on either side. Whole steps let the chunks reach at most `min_alloc`
+    /// past the size; nothing of VPP's, as consumer, relies on that bound (docs/wire.md,
+    /// "Chunks past the tail"). For the app's writing ends; the test peer, as VPP, keeps
+    /// VPP's step.
+    #[inline]
+    pub fn growing_whole(self, whole: bool) -> Fifo<'a> {
+        Fifo { whole, ..self }
+    }
+
     /// How far behind the head a [`Fifo::keeping`] consumer keeps consumed chunks while it
     /// reads: the fifo's size, at most [`KEEP_MAX`]. A reader that leaves bytes queued trims
     /// that to [`Fifo::kept_idle_bytes`] ([`Fifo::trim_kept`]); one that drains the fifo keeps

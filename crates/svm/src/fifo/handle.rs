@@ -25,6 +25,8 @@ pub struct FifoHandle {
     cache: Arc<PosCache>,
     /// Views consume as [`Fifo::keeping`] does.
     keep: bool,
+    /// Views grow the fifo as [`Fifo::growing_whole`] does.
+    whole: bool,
 }
 
 // The pointers target shared memory made of atomics only, kept mapped by the Arc, so the
@@ -54,6 +56,7 @@ impl FifoHandle {
             off,
             cache: Arc::new(PosCache::new()),
             keep: false,
+            whole: false,
         })
     }
 
@@ -70,12 +73,22 @@ impl FifoHandle {
         )
         .with_cache(&self.cache)
         .keeping(self.keep)
+        .growing_whole(self.whole)
     }
 
     /// The same handle, whose views consume as [`Fifo::keeping`] does: for the app's reading
     /// end of a stream.
     pub fn keeping_consumed(self) -> FifoHandle {
         FifoHandle { keep: true, ..self }
+    }
+
+    /// The same handle, whose views grow the fifo as [`Fifo::growing_whole`] does: for the
+    /// app's writing end.
+    pub fn growing_whole(self) -> FifoHandle {
+        FifoHandle {
+            whole: true,
+            ..self
+        }
     }
 
     /// The fifo's shared header.

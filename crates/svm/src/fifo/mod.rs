@@ -113,6 +113,8 @@ pub struct Fifo<'a> {
     cache: Option<&'a PosCache>,
     /// As consumer, keep recently consumed chunks linked for a while ([`Fifo::keeping`]).
     keep: bool,
+    /// As producer, grow by a whole `min_alloc` ([`Fifo::growing_whole`]).
+    whole: bool,
 }
 
 impl std::fmt::Debug for Fifo<'_> {
@@ -137,6 +139,7 @@ impl<'a> Fifo<'a> {
             off,
             cache: None,
             keep: false,
+            whole: false,
         };
         f.size_checked()?;
         f.slice_index()?;
@@ -153,6 +156,7 @@ impl<'a> Fifo<'a> {
             off,
             cache: None,
             keep: false,
+            whole: false,
         })
     }
 
@@ -164,6 +168,7 @@ impl<'a> Fifo<'a> {
             off,
             cache: None,
             keep: false,
+            whole: false,
         }
     }
 
@@ -363,14 +368,21 @@ impl<'a> Fifo<'a> {
                 format!("fifo at {}: tail {tail} past end chunk", self.off)
             }));
         }
-        let used = tail.wrapping_sub(head);
-        let want = self
-            .shr
-            .min_alloc
-            .load(Relaxed)
-            .min(size.saturating_sub(used));
-        let want = want.max(len.wrapping_sub(free_alloced));
-        let Some(first) = self.fs.alloc_chunk(self.slice_index()?, want)? else {
+        let need = len.wrapping_sub(free_alloced);
+        // VPP's step: min_alloc, or what is left of the size when that is less; a whole step
+        // (`growing_whole`) is min_alloc, VPP's when the segment has no room for it
+        let step = self.shr.min_alloc.load(Relaxed).min(size);
+        let vpp = step
+            .min(size.saturating_sub(tail.wrapping_sub(head)))
+            .max(need);
+        let slice = self.slice_index()?;
+        let mut want = if self.whole { step.max(need) } else { vpp };
+        let mut got = self.fs.alloc_chunk(slice, want)?;
+        if got.is_none() && vpp < want {
+            want = vpp;
+            got = self.fs.alloc_chunk(slice, want)?;
+        }
+        let Some(first) = got else {
             return Ok(false);
         };
         let mut prev_end = end.end();

@@ -1,7 +1,8 @@
 //! A consumer that keeps consumed chunks ([`Fifo::keeping`]): the bytes it reads are the bytes
 //! written, it keeps no more than [`Fifo::kept_bytes`] (plus the chunk the cut falls in)
 //! behind the head, the segment's accounting holds throughout, and [`Fifo::release_kept`]
-//! leaves the fifo as a consumer that keeps nothing would have.
+//! leaves the fifo as a consumer that keeps nothing would have. And a producer that grows by
+//! whole steps ([`Fifo::growing_whole`]).
 
 use super::tests::{check_accounting, jump, new_seg, pattern};
 use super::*;
@@ -128,10 +129,11 @@ proptest::proptest! {
             proptest::prelude::Just(u32::MAX - 70_000),
         ],
         ops in proptest::collection::vec((0u8..4, 1usize..40_000), 1..150),
+        whole in proptest::prelude::any::<bool>(),
     ) {
         let seg = new_seg(8 << 20);
         let fs = FifoSegment::init(&seg, 1).unwrap();
-        let f = fs.alloc_fifo(0, 256 << 10).unwrap();
+        let f = fs.alloc_fifo(0, 256 << 10).unwrap().growing_whole(whole);
         jump(&f, start);
         let cons = f.keeping(true);
         let (mut wr, mut rd) = (0usize, 0usize);
@@ -155,4 +157,88 @@ proptest::proptest! {
             check_accounting(&fs, &[f]);
         }
     }
+}
+
+/// Bytes linked from the head's chunk to the end (what holds queued bytes and room ahead).
+fn ahead(f: &Fifo) -> u64 {
+    let mut c = f.fs.chunk(f.shr.head_chunk.load(Relaxed)).unwrap();
+    let mut n = u64::from(c.len);
+    while c.next() != 0 {
+        c = f.fs.chunk(c.next()).unwrap();
+        n += u64::from(c.len);
+    }
+    n
+}
+
+/// A fifo kept nearly full (a lagging reader): 1 KiB read, 1 KiB written, many times. With
+/// VPP's step every growth is the smallest chunk; with whole steps it is min_alloc, and the
+/// chunks ahead of the head never exceed the size by more than that.
+#[test]
+fn whole_steps_grow_a_nearly_full_fifo_by_min_alloc() {
+    let end_len = |whole: bool| {
+        let seg = new_seg(8 << 20);
+        let fs = FifoSegment::init(&seg, 1).unwrap();
+        let f = fs.alloc_fifo(0, 256 << 10).unwrap();
+        let prod = f.growing_whole(whole);
+        let step = f.shr.min_alloc.load(Relaxed);
+        assert_eq!(step, 32 << 10);
+        let (mut wr, mut rd) = (0usize, 0usize);
+        while let Ok(n) = prod.enqueue(&pattern(wr, 1024)) {
+            wr += n;
+        }
+        let mut buf = vec![0u8; 1024];
+        let mut ends = Vec::new();
+        for _ in 0..2000 {
+            let n = f.dequeue(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &pattern(rd, n)[..]);
+            rd += n;
+            wr += prod.enqueue(&pattern(wr, 1024)).unwrap();
+            assert!(
+                ahead(&f) <= (256 << 10) + u64::from(step) + 4096,
+                "{}",
+                ahead(&f)
+            );
+            ends.push(f.fs.chunk(f.shr.end_chunk.load(Relaxed)).unwrap().len);
+            check_accounting(&fs, &[f]);
+        }
+        ends.into_iter().min().unwrap()
+    };
+    assert_eq!(end_len(false), 4096, "VPP's step: the smallest chunk");
+    assert_eq!(end_len(true), 32 << 10, "whole steps");
+}
+
+/// When the segment has no room for a whole step, the producer grows by VPP's.
+#[test]
+fn whole_steps_fall_back_to_vpps_step_when_the_segment_is_short() {
+    let seg = new_seg(8 << 20);
+    let fs = FifoSegment::init(&seg, 1).unwrap();
+    let f = fs.alloc_fifo(0, 256 << 10).unwrap();
+    // full by VPP's steps (the chunks hold exactly the size), then 8 KiB read
+    let mut wr = 0usize;
+    while let Ok(n) = f.enqueue(&pattern(wr, 1024)) {
+        wr += n;
+    }
+    assert_eq!(wr, 256 << 10);
+    let mut buf = vec![0u8; 8192];
+    assert_eq!(f.dequeue(&mut buf).unwrap(), 8192);
+    // the segment keeps less than a whole step (32 KiB) for anyone else
+    let left = || fs.free_bytes() + fs.cached_bytes();
+    let mut hog = 0;
+    for size in [64 << 10, 32 << 10, 16 << 10, 8 << 10, 4 << 10] {
+        while left() >= 28 << 10 && fs.alloc_chunk(0, size).unwrap().is_some() {
+            hog += 1;
+        }
+    }
+    assert!(hog > 0 && left() >= 8192, "{} bytes left", left());
+    // refilling those 8 KiB needs a chunk: a whole step does not fit, VPP's step does
+    let whole = f.growing_whole(true);
+    for _ in 0..8 {
+        assert_eq!(whole.enqueue(&pattern(wr, 1024)).unwrap(), 1024);
+        wr += 1024;
+    }
+    let end = f.fs.chunk(f.shr.end_chunk.load(Relaxed)).unwrap();
+    assert!(end.len < 32 << 10, "end chunk {}", end.len);
+    let mut out = vec![0u8; wr - 8192];
+    assert_eq!(f.dequeue(&mut out).unwrap(), wr - 8192);
+    assert_eq!(out, pattern(8192, wr - 8192));
 }
