@@ -1,5 +1,6 @@
 //! Fifo headers, VPP's side: allocation from a slice's `free_fifos` list (carved 32 at a time),
-//! fifo initialisation (`svm_fifo_init`) and release; and, either side's, the consumer's
+//! fifo initialisation (`svm_fifo_init`) and release; and, either side's, the producer's growth
+//! by new chunks (by VPP's step, or whole ones: [`Fifo::growing_whole`]), the consumer's
 //! release of consumed chunks to the slice's free lists, and how long a keeping consumer holds
 //! them first ([`Fifo::keeping`]). The app never allocates fifos; the test peer does, with
 //! exactly VPP's policy, so the app sees VPP-shaped segments.
@@ -11,9 +12,9 @@
 
 use std::sync::atomic::Ordering::{Relaxed, Release};
 
-use super::{pos_geq, pos_lt, walk_cap, ChunkRef, Fifo, SvmFifoShared};
+use super::{pos_geq, pos_gt, pos_lt, walk_cap, ChunkRef, Fifo, SvmFifoShared};
 use crate::fifo_segment::{
-    corrupt_with, FifoSegment, FifoSegmentSlice, FIFO_SEGMENT_ALLOC_BATCH_SIZE,
+    corrupt, corrupt_with, FifoSegment, FifoSegmentSlice, FIFO_SEGMENT_ALLOC_BATCH_SIZE,
 };
 use crate::segment::{Result, SvmError};
 use crate::shared::shared_ref;
@@ -299,5 +300,67 @@ impl<'a> Fifo<'a> {
         let fss = self.fs.slice(self.slice_index()?)?;
         self.fs.collect_n(fss, start.off, n)?;
         Ok(true)
+    }
+
+    /// Producer: make room for `len` bytes past `tail` by linking new chunks after end_chunk.
+    /// `Ok(false)` when the segment has no memory.
+    pub(super) fn grow(
+        &self,
+        head: u32,
+        tail: u32,
+        len: u32,
+        end: ChunkRef<'a>,
+        size: u32,
+    ) -> Result<bool> {
+        let free_alloced = end.end().wrapping_sub(tail);
+        if pos_gt(tail, end.end()) {
+            return Err(corrupt_with(|| {
+                format!("fifo at {}: tail {tail} past end chunk", self.off)
+            }));
+        }
+        let need = len.wrapping_sub(free_alloced);
+        // VPP's step: min_alloc, or what is left of the size when that is less; a whole step
+        // (`growing_whole`) is min_alloc (at most 64 KiB, as VPP sets it, whatever the shared
+        // word says), VPP's when the segment has no room for it
+        let step = self.shr.min_alloc.load(Relaxed).min(size);
+        let vpp = step
+            .min(size.saturating_sub(tail.wrapping_sub(head)))
+            .max(need);
+        let slice = self.slice_index()?;
+        let mut want = if self.whole {
+            step.min(64 << 10).max(need)
+        } else {
+            vpp
+        };
+        let mut got = self.fs.alloc_chunk(slice, want)?;
+        if got.is_none() && vpp < want {
+            want = vpp;
+            got = self.fs.alloc_chunk(slice, want)?;
+        }
+        let Some(first) = got else {
+            return Ok(false);
+        };
+        let mut prev_end = end.end();
+        let mut c = first;
+        // A legit allocation is one chunk or a multi-chunk of about `want` bytes in >= 4 KiB
+        // chunks; a longer list means a corrupt free list made it cyclic.
+        for _ in 0..(want >> 12) + 16 {
+            c.hdr.start_byte.store(prev_end, Relaxed);
+            c.hdr.enq_rb_index.store(0, Relaxed);
+            c.hdr.deq_rb_index.store(0, Relaxed);
+            prev_end = prev_end.wrapping_add(c.len);
+            let next = c.hdr.next.load(Relaxed);
+            if next == 0 {
+                // Release: the consumer that follows end.next must see the start bytes.
+                end.hdr.next.store(first.off, Release);
+                self.shr.end_chunk.store(c.off, Relaxed);
+                if self.shr.tail_chunk.load(Relaxed) == 0 {
+                    self.shr.tail_chunk.store(first.off, Relaxed);
+                }
+                return Ok(true);
+            }
+            c = self.fs.chunk(next)?;
+        }
+        Err(corrupt("allocated chunk list does not end".into()))
     }
 }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
 
 pub use crate::chunk::{pos_geq, pos_gt, pos_lt, ChunkRef, SvmFifoChunk};
 use crate::copy::copy_bytes;
-use crate::fifo_segment::{corrupt, corrupt_with, FifoSegment, FIFO_SEGMENT_MAX_FIFO_SIZE};
+use crate::fifo_segment::{corrupt_with, FifoSegment, FIFO_SEGMENT_MAX_FIFO_SIZE};
 use crate::segment::{Result, SvmError};
 use crate::shared::shared_ref;
 use crate::shared::Shared;
@@ -357,56 +357,6 @@ impl<'a> Fifo<'a> {
             c = self.next_chunk(&c, next)?;
             at = 0;
         }
-    }
-
-    /// Producer: make room for `len` bytes past `tail` by linking new chunks after end_chunk.
-    /// `Ok(false)` when the segment has no memory.
-    fn grow(&self, head: u32, tail: u32, len: u32, end: ChunkRef<'a>, size: u32) -> Result<bool> {
-        let free_alloced = end.end().wrapping_sub(tail);
-        if pos_gt(tail, end.end()) {
-            return Err(corrupt_with(|| {
-                format!("fifo at {}: tail {tail} past end chunk", self.off)
-            }));
-        }
-        let need = len.wrapping_sub(free_alloced);
-        // VPP's step: min_alloc, or what is left of the size when that is less; a whole step
-        // (`growing_whole`) is min_alloc, VPP's when the segment has no room for it
-        let step = self.shr.min_alloc.load(Relaxed).min(size);
-        let vpp = step
-            .min(size.saturating_sub(tail.wrapping_sub(head)))
-            .max(need);
-        let slice = self.slice_index()?;
-        let mut want = if self.whole { step.max(need) } else { vpp };
-        let mut got = self.fs.alloc_chunk(slice, want)?;
-        if got.is_none() && vpp < want {
-            want = vpp;
-            got = self.fs.alloc_chunk(slice, want)?;
-        }
-        let Some(first) = got else {
-            return Ok(false);
-        };
-        let mut prev_end = end.end();
-        let mut c = first;
-        // A legit allocation is one chunk or a multi-chunk of about `want` bytes in >= 4 KiB
-        // chunks; a longer list means a corrupt free list made it cyclic.
-        for _ in 0..(want >> 12) + 16 {
-            c.hdr.start_byte.store(prev_end, Relaxed);
-            c.hdr.enq_rb_index.store(0, Relaxed);
-            c.hdr.deq_rb_index.store(0, Relaxed);
-            prev_end = prev_end.wrapping_add(c.len);
-            let next = c.hdr.next.load(Relaxed);
-            if next == 0 {
-                // Release: the consumer that follows end.next must see the start bytes.
-                end.hdr.next.store(first.off, Release);
-                self.shr.end_chunk.store(c.off, Relaxed);
-                if self.shr.tail_chunk.load(Relaxed) == 0 {
-                    self.shr.tail_chunk.store(first.off, Relaxed);
-                }
-                return Ok(true);
-            }
-            c = self.fs.chunk(next)?;
-        }
-        Err(corrupt("allocated chunk list does not end".into()))
     }
 
     /// Producer: the length that can be written now (after growing if needed).

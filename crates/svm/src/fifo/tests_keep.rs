@@ -242,3 +242,20 @@ fn whole_steps_fall_back_to_vpps_step_when_the_segment_is_short() {
     assert_eq!(f.dequeue(&mut out).unwrap(), wr - 8192);
     assert_eq!(out, pattern(8192, wr - 8192));
 }
+
+/// A whole step is at most 64 KiB (what VPP ever sets), whatever `min_alloc` the shared header
+/// claims: a bogus one cannot make the writer take a chunk the size of the fifo.
+#[test]
+fn whole_steps_are_capped_whatever_min_alloc_says() {
+    let seg = new_seg(32 << 20);
+    let fs = FifoSegment::init(&seg, 1).unwrap();
+    let f = fs.alloc_fifo(0, 4 << 20).unwrap().growing_whole(true);
+    f.shr.min_alloc.store(4 << 20, Relaxed);
+    let mut wr = 0usize;
+    for _ in 0..100 {
+        wr += f.enqueue(&pattern(wr, 1024)).unwrap();
+    }
+    let end = f.fs.chunk(f.shr.end_chunk.load(Relaxed)).unwrap();
+    assert_eq!(end.len, 64 << 10);
+    check_accounting(&fs, &[f]);
+}
