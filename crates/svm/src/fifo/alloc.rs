@@ -21,10 +21,14 @@ use crate::shared::shared_ref;
 
 const FIFO_HDR_SIZE: u64 = std::mem::size_of::<SvmFifoShared>() as u64;
 
-/// Smallest growth step of a fifo of `size` bytes: size/8 above 32 KiB, else 4 KiB; at most 64 KiB.
+/// The largest `min_alloc` VPP sets (and the largest whole step, [`Fifo::growing_whole`]).
+pub const MIN_ALLOC_MAX: u32 = 64 << 10;
+
+/// Smallest growth step of a fifo of `size` bytes: size/8 above 32 KiB, else 4 KiB; at most
+/// [`MIN_ALLOC_MAX`].
 pub fn min_alloc_for(size: u32) -> u32 {
     let m = if size > 32 << 10 { size >> 3 } else { 4096 };
-    m.min(64 << 10)
+    m.min(MIN_ALLOC_MAX)
 }
 
 impl<'a> FifoSegment<'a> {
@@ -121,9 +125,25 @@ impl<'a> FifoSegment<'a> {
         shr.head_chunk.store(start, Relaxed);
         shr.tail_chunk.store(start, Relaxed);
         shr.min_alloc.store(min_alloc_for(size), Relaxed);
-        let mut c = self.chunk(start)?;
-        let mut pos = 0u32;
         let cap = self.max_byte_index / 4096 + 1;
+        let Some(last) = self.number_chunks(self.chunk(start)?, 0, cap)? else {
+            return Err(corrupt_with(|| {
+                format!("fifo at {}: chunk list does not end", f.offset())
+            }));
+        };
+        shr.end_chunk.store(last.off, Release);
+        Ok(())
+    }
+
+    /// Number a chunk list from `c` on: start bytes from `pos`, rb-tree indices reset. The
+    /// last chunk, or `None` when `cap` chunks did not reach the end (a corrupt free list made
+    /// the list cyclic).
+    fn number_chunks(
+        &self,
+        mut c: ChunkRef<'a>,
+        mut pos: u32,
+        cap: u64,
+    ) -> Result<Option<ChunkRef<'a>>> {
         for _ in 0..cap {
             c.hdr.start_byte.store(pos, Relaxed);
             c.hdr.enq_rb_index.store(0, Relaxed);
@@ -131,14 +151,11 @@ impl<'a> FifoSegment<'a> {
             pos = pos.wrapping_add(c.len);
             let next = c.hdr.next.load(Relaxed);
             if next == 0 {
-                shr.end_chunk.store(c.off, Release);
-                return Ok(());
+                return Ok(Some(c));
             }
             c = self.chunk(next)?;
         }
-        Err(corrupt_with(|| {
-            format!("fifo at {}: chunk list does not end", f.offset())
-        }))
+        Ok(None)
     }
 
     /// Release a fifo: its chunks go back to the slice's free lists, its header to `free_fifos`.
@@ -212,11 +229,7 @@ impl<'a> Fifo<'a> {
     /// 64-65 keeping half and 55-64 keeping a quarter (docs/benchmarking.md, "Chunk reuse").
     #[inline]
     pub fn kept_bytes(&self) -> u32 {
-        if self.keep {
-            self.size().min(KEEP_MAX)
-        } else {
-            0
-        }
+        self.keep_limits(self.size()).1
     }
 
     /// What a [`Fifo::keeping`] consumer that left bytes queued keeps behind the head: a
@@ -224,19 +237,26 @@ impl<'a> Fifo<'a> {
     /// memory however many sessions are in that state.
     #[inline]
     pub fn kept_idle_bytes(&self) -> u32 {
+        self.keep_limits(self.size()).0
+    }
+
+    /// ([`Fifo::kept_idle_bytes`], [`Fifo::kept_bytes`]) of a fifo of `size` bytes.
+    #[inline]
+    fn keep_limits(&self, size: u32) -> (u32, u32) {
         if self.keep {
-            (self.size() / 4).min(KEEP_MAX)
+            ((size / 4).min(KEEP_MAX), size.min(KEEP_MAX))
         } else {
-            0
+            (0, 0)
         }
     }
 
     /// Consumer: give back the consumed chunks more than [`Fifo::kept_idle_bytes`] behind the
     /// head (after a read that left bytes queued).
     pub fn trim_kept(&self) -> Result<()> {
-        // (both are 0 for a consumer that keeps nothing)
-        let idle = self.kept_idle_bytes();
-        if idle < self.kept_bytes() {
+        // after every read that leaves bytes queued: one load of the size, whose line the
+        // writer keeps dirtying (both are 0 for a consumer that keeps nothing)
+        let (idle, kept) = self.keep_limits(self.size());
+        if idle < kept {
             self.release_before(self.shr.head.load(Relaxed).wrapping_sub(idle))?;
         }
         Ok(())
@@ -328,7 +348,7 @@ impl<'a> Fifo<'a> {
             .max(need);
         let slice = self.slice_index()?;
         let mut want = if self.whole {
-            step.min(64 << 10).max(need)
+            step.min(MIN_ALLOC_MAX).max(need)
         } else {
             vpp
         };
@@ -340,27 +360,18 @@ impl<'a> Fifo<'a> {
         let Some(first) = got else {
             return Ok(false);
         };
-        let mut prev_end = end.end();
-        let mut c = first;
         // A legit allocation is one chunk or a multi-chunk of about `want` bytes in >= 4 KiB
         // chunks; a longer list means a corrupt free list made it cyclic.
-        for _ in 0..(want >> 12) + 16 {
-            c.hdr.start_byte.store(prev_end, Relaxed);
-            c.hdr.enq_rb_index.store(0, Relaxed);
-            c.hdr.deq_rb_index.store(0, Relaxed);
-            prev_end = prev_end.wrapping_add(c.len);
-            let next = c.hdr.next.load(Relaxed);
-            if next == 0 {
-                // Release: the consumer that follows end.next must see the start bytes.
-                end.hdr.next.store(first.off, Release);
-                self.shr.end_chunk.store(c.off, Relaxed);
-                if self.shr.tail_chunk.load(Relaxed) == 0 {
-                    self.shr.tail_chunk.store(first.off, Relaxed);
-                }
-                return Ok(true);
-            }
-            c = self.fs.chunk(next)?;
+        let cap = u64::from(want >> 12) + 16;
+        let Some(last) = self.fs.number_chunks(first, end.end(), cap)? else {
+            return Err(corrupt("allocated chunk list does not end".into()));
+        };
+        // Release: the consumer that follows end.next must see the start bytes.
+        end.hdr.next.store(first.off, Release);
+        self.shr.end_chunk.store(last.off, Relaxed);
+        if self.shr.tail_chunk.load(Relaxed) == 0 {
+            self.shr.tail_chunk.store(first.off, Relaxed);
         }
-        Err(corrupt("allocated chunk list does not end".into()))
+        Ok(true)
     }
 }
