@@ -256,9 +256,10 @@ impl Ring<'_> {
                 }
             }
             let at = (tail % FIFO_SIZE) as usize;
-            // SAFETY: `at + size <= FIFO_SIZE` (size divides it), inside the range `data`
-            // vouched for; those bytes are free space the consumer does not read until the
-            // release store of `tail` below publishes them.
+            // `at + size <= FIFO_SIZE` (size divides it), inside the range `data` vouched for;
+            // those bytes are free space the consumer does not read until the release store of
+            // `tail` below publishes them.
+            // SAFETY: see above.
             unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), data.add(at), size) };
             tail = tail.wrapping_add(n);
             self.tail.0.store(tail, Ordering::Release);
@@ -281,9 +282,10 @@ impl Ring<'_> {
             }
             let at = (head % FIFO_SIZE) as usize;
             let w = dst.window();
-            // SAFETY: `at + size <= FIFO_SIZE` as in `produce`; the acquire load of `tail`
-            // made these bytes visible, and the producer does not write them again until
-            // the release store of `head` below frees them.
+            // `at + size <= FIFO_SIZE` as in `produce`; the acquire load of `tail` made these
+            // bytes visible, and the producer does not write them again until the release
+            // store of `head` below frees them.
+            // SAFETY: see above.
             unsafe { std::ptr::copy_nonoverlapping(data.add(at), w.as_mut_ptr(), w.len()) };
             sum = sum.wrapping_add(u64::from(w[w.len() - 1]));
             dst.advance();
